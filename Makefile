@@ -1,0 +1,76 @@
+# Continuous training on Kubeflow Pipelines. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENVS := .venvs
+UV_VERSION := 0.13.9
+UV := $(VENVS)/tools/bin/uv
+RUNTIMES := data train serve dev
+WINDOW ?= 2013-01:2013-04
+PARAMS ?=
+export UV_PYTHON_DOWNLOADS := never
+export PYTHONPATH := $(CURDIR)
+
+help: ## List the targets with one line each
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Python 3.11 is required (TFDV 1.16.1 has no wheels for newer Pythons)"; exit 1; }
+	$(PYTHON) -m venv $(VENVS)/tools
+	$(VENVS)/tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# One local environment per runtime, from the same lock as its image (plus the test runner).
+$(VENVS)/%/.synced: images/%/requirements-dev.lock | $(UV)
+	@echo "Building the local '$*' runtime from images/$*/requirements-dev.lock ..."
+	@test -x $(VENVS)/$*/bin/python || $(UV) venv --quiet --python $$(command -v $(PYTHON)) $(VENVS)/$*
+	$(UV) pip sync --quiet --python $(VENVS)/$*/bin/python images/$*/requirements-dev.lock
+	@touch $@
+
+setup: $(foreach r,$(RUNTIMES),$(VENVS)/$(r)/.synced) ## Build one local environment per runtime image (idempotent)
+	@echo "Local runtimes ready: $(RUNTIMES) (in $(VENVS)/)"
+
+lock: | $(UV) ## Re-resolve every runtime's lock from its requirements.in
+	@for r in $(RUNTIMES); do \
+	  $(UV) pip compile --quiet --python-version 3.11 images/$$r/requirements.in -o images/$$r/requirements.lock && \
+	  $(UV) pip compile --quiet --python-version 3.11 images/$$r/requirements.in tests/requirements.in \
+	    -c images/$$r/requirements.lock -o images/$$r/requirements-dev.lock && echo "locked $$r"; \
+	done
+
+run: setup ## Run the CT pipeline locally on WINDOW (default 2013-01:2013-04; last month = test span)
+	$(VENVS)/dev/bin/python -m pipelines.run --window $(WINDOW) $(PARAMS)
+
+compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml
+	$(VENVS)/dev/bin/python -m pipelines.compile
+
+lint: setup ## Ruff (style, imports, docstrings) and the compiled YAML's freshness
+	$(VENVS)/dev/bin/ruff check components pipelines tests
+	$(VENVS)/dev/bin/python -m pipelines.compile --check
+
+test-unit: setup ## Logic tests, each runtime in its own environment
+	$(VENVS)/data/bin/python -m pytest tests/unit/data
+	$(VENVS)/train/bin/python -m pytest tests/unit/train
+	$(VENVS)/serve/bin/python -m pytest tests/unit/serve
+
+test-components: setup ## Component interface tests and the golden compile test
+	$(VENVS)/dev/bin/python -m pytest tests/components tests/pipelines
+
+test-e2e: setup ## End-to-end local runs of the compiled YAML on a slice of the real data
+	$(VENVS)/dev/bin/python -m pytest tests/e2e
+
+test: lint test-unit test-components test-e2e ## Everything CI runs
+
+serve-status: ## Show the local model server's state
+	@cat var/serving/server.json 2>/dev/null || echo "no local model server recorded in var/serving"
+
+serve-stop: setup ## Stop the local model server
+	$(VENVS)/serve/bin/python -c "from components.model_server import control; print(control.stop('var/serving') or 'not running')"
+
+clean: ## Remove runs, registry, serving state and landed data (keeps the runtimes)
+	-$(MAKE) --no-print-directory serve-stop
+	rm -rf var
+
+distclean: clean ## Also remove the local runtimes
+	rm -rf $(VENVS)
+
+.PHONY: help setup lock run compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

@@ -1,0 +1,1 @@
+"""deploy [Pusher]: publish a blessed model and point serving at it."""

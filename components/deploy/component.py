@@ -1,0 +1,41 @@
+"""KFP interface of deploy: blessed model in; registry version and serving switch out."""
+
+from kfp import dsl
+
+from components.images import image
+
+
+@dsl.container_component
+def deploy(
+    model: dsl.Input[dsl.Model],
+    blessing: dsl.Input[dsl.Artifact],
+    infra_blessing: dsl.Input[dsl.Artifact],
+    evaluation: dsl.Input[dsl.Artifact],
+    registry_uri: str,
+    model_name: str,
+    serving_state_dir: str,
+    serving_port: int,
+    run_id: str,
+    deployment: dsl.Output[dsl.Artifact],
+):
+    """Publishes the model as a new registry version and points the model server at it.
+
+    Refuses (and changes nothing) unless both blessings are positive.
+
+    Args:
+        model: The candidate model.
+        blessing: validate_model's decision.
+        infra_blessing: infra_validate's decision.
+        evaluation: Metrics recorded with the release.
+        registry_uri: Root of the model registry.
+        model_name: The model's name in the registry and in serving URLs.
+        serving_state_dir: Folder where the local model server keeps its state and log.
+        serving_port: Port of the local model server.
+        run_id: Identifier of this pipeline run, recorded with the release.
+        deployment: What was done: version, folder and serving URL, or the refusal's reasons.
+    """
+    return dsl.ContainerSpec(
+        image=image("serve"),
+        command=["python", "-m", "components.deploy"],
+        args=["--executor-input", "{{$}}"],
+    )

@@ -1,0 +1,37 @@
+"""Deployment logic: refuse what is not blessed, publish a version, then switch serving."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from components import registry
+from components.model_server import control
+
+
+def refusal_reasons(blessing: Optional[dict[str, Any]], infra_blessing: Optional[dict[str, Any]]) -> list[str]:
+    """Why a model must not be deployed (empty when it may be)."""
+    reasons = []
+    if not blessing or not blessing.get("blessed"):
+        reasons.append("model validation did not bless the model")
+    if not infra_blessing or not infra_blessing.get("blessed"):
+        reasons.append("infra validation did not pass")
+    return reasons
+
+
+def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: Optional[dict[str, Any]],
+           registry_uri: str, model_name: str, release: dict[str, Any], serving_state_dir: str,
+           serving_port: int) -> tuple[bool, dict[str, Any]]:
+    """Publishes a blessed model to the registry, then serves it from the local model server.
+
+    Nothing is touched when either blessing is missing or negative.
+
+    Returns:
+        ``(deployed, details)``: details hold the reasons when refused, else the
+        registry pointer and the server's state.
+    """
+    reasons = refusal_reasons(blessing, infra_blessing)
+    if reasons:
+        return False, {"reasons": reasons}
+    pointer = registry.publish(registry_uri, model_name, model_dir, release)
+    state = control.restart(serving_state_dir, pointer["model_dir"], model_name, serving_port, pointer["version"])
+    return True, {"pointer": pointer, "serving": state}

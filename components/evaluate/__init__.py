@@ -1,0 +1,1 @@
+"""evaluate [Evaluator]: metrics of candidate and baseline on the same test span."""

@@ -1,0 +1,47 @@
+"""Program of the evaluate image: ``python -m components.evaluate --executor-input JSON``."""
+
+import json
+import sys
+
+from components import model_files
+from components.evaluate.evaluate import confusion_matrix, evaluate, roc_curve_points, score, serving_samples
+from components.kfp_io import Executor, run_component
+from components.train.train import load
+
+
+def _run(executor: Executor) -> None:
+    import pandas as pd
+
+    test_frame = pd.read_parquet(executor.input_path("test_data"))
+    candidate = load(executor.input_path("model"))
+    baseline_dir = executor.input_path("baseline")
+    baseline = load(baseline_dir) if model_files.has_model(baseline_dir) else None
+    print(f"[evaluate] {len(test_frame):,} test rows; baseline: "
+          f"{executor.input_metadata('baseline').get('version') if baseline is not None else 'none'}", flush=True)
+
+    result = evaluate(candidate, test_frame, baseline)
+    result["test_spans"] = executor.input_metadata("test_data").get("spans", [])
+    result["baseline_version"] = executor.input_metadata("baseline").get("version") if baseline is not None else None
+    with open(executor.output_path("evaluation"), "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=2)
+    overall = {k: v for k, v in result["candidate"].items() if k != "slices"}
+    executor.set_metadata("metrics", overall)
+    executor.set_metadata("evaluation", {"candidate_auc": overall["auc"],
+                                         "baseline_auc": (result["baseline"] or {}).get("auc")})
+
+    labels = test_frame["delayed"].to_numpy()
+    scores = score(candidate, test_frame)
+    executor.set_metadata("classification_metrics", {
+        "confidenceMetrics": roc_curve_points(labels, scores),
+        "confusionMatrix": confusion_matrix(labels, scores),
+    })
+    with open(executor.output_path("serving_samples"), "w", encoding="utf-8") as handle:
+        json.dump(serving_samples(candidate, test_frame), handle)
+    line = f"[evaluate] candidate AUC {overall['auc']:.4f}"
+    if result["baseline"]:
+        line += f", baseline AUC {result['baseline']['auc']:.4f} on the same test span"
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_component("evaluate", _run))

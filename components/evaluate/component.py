@@ -1,0 +1,33 @@
+"""KFP interface of evaluate: candidate, baseline and test span in; metrics out."""
+
+from kfp import dsl
+
+from components.images import image
+
+
+@dsl.container_component
+def evaluate(
+    model: dsl.Input[dsl.Model],
+    baseline: dsl.Input[dsl.Model],
+    test_data: dsl.Input[dsl.Dataset],
+    metrics: dsl.Output[dsl.Metrics],
+    classification_metrics: dsl.Output[dsl.ClassificationMetrics],
+    evaluation: dsl.Output[dsl.Artifact],
+    serving_samples: dsl.Output[dsl.Artifact],
+):
+    """Scores the candidate (and the baseline, if any) on the test span, overall and per slice.
+
+    Args:
+        model: The candidate model.
+        baseline: The production model from resolve_baseline (an empty folder when none).
+        test_data: The test span's rows.
+        metrics: The candidate's scalar metrics (dashboard scalars).
+        classification_metrics: ROC curve and confusion matrix (dashboard plots).
+        evaluation: JSON with candidate and baseline metrics, overall and per slice.
+        serving_samples: Test rows with the training runtime's predictions, for infra validation.
+    """
+    return dsl.ContainerSpec(
+        image=image("train"),
+        command=["python", "-m", "components.evaluate"],
+        args=["--executor-input", "{{$}}"],
+    )

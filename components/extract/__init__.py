@@ -1,0 +1,1 @@
+"""extract [ExampleGen]: read spans from a source, write one Parquet dataset."""

@@ -1,0 +1,105 @@
+"""Span sources: a local folder or an S3 bucket/prefix, one sub-folder per span.
+
+A span is a month (``YYYY-MM``) stored as ``<source>/<span>/flights.parquet``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from urllib.parse import urlparse
+
+SPAN_FILE = "flights.parquet"
+_SPAN_RE = re.compile(r"^\d{4}-\d{2}$")
+
+
+def is_span_id(name: str) -> bool:
+    """Tells whether ``name`` is a span id (``YYYY-MM``)."""
+    return bool(_SPAN_RE.match(name))
+
+
+class LocalSource:
+    """Spans in a local folder."""
+
+    def __init__(self, root: str):
+        """Args: root: the folder holding one sub-folder per span."""
+        self.root = root
+
+    def spans(self) -> list[str]:
+        """Lists the span ids present, sorted."""
+        if not os.path.isdir(self.root):
+            return []
+        return sorted(
+            name for name in os.listdir(self.root)
+            if is_span_id(name) and os.path.isfile(os.path.join(self.root, name, SPAN_FILE))
+        )
+
+    def read_bytes(self, span: str) -> bytes:
+        """Returns the raw bytes of a span's file."""
+        with open(os.path.join(self.root, span, SPAN_FILE), "rb") as handle:
+            return handle.read()
+
+
+class S3Source:
+    """Spans under an S3 prefix, read with the minio SDK from any S3 endpoint.
+
+    The endpoint and credentials come from the environment: ``S3_ENDPOINT``
+    (``host:port``, or a URL whose scheme sets TLS), ``AWS_ACCESS_KEY_ID`` and
+    ``AWS_SECRET_ACCESS_KEY`` (on a cluster, from a Secret).
+    """
+
+    def __init__(self, uri: str):
+        """Args: uri: ``s3://bucket/prefix``."""
+        from minio import Minio
+
+        parsed = urlparse(uri)
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        endpoint = os.environ.get("S3_ENDPOINT")
+        if not endpoint:
+            raise ValueError(f"source {uri} is on S3 but S3_ENDPOINT is not set (host:port of the S3 service)")
+        secure = endpoint.startswith("https://")
+        endpoint = endpoint.split("://", 1)[-1]
+        self.client = Minio(
+            endpoint,
+            access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+            secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            secure=secure,
+        )
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def spans(self) -> list[str]:
+        """Lists the span ids present, sorted."""
+        found = set()
+        prefix = self._key() + "/" if self.prefix else ""
+        for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+            relative = obj.object_name[len(prefix):].split("/")
+            if len(relative) == 2 and relative[1] == SPAN_FILE and is_span_id(relative[0]):
+                found.add(relative[0])
+        return sorted(found)
+
+    def read_bytes(self, span: str) -> bytes:
+        """Returns the raw bytes of a span's file."""
+        response = self.client.get_object(self.bucket, self._key(span, SPAN_FILE))
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+
+def open_source(uri: str):
+    """Returns the span source for a URI: ``s3://bucket/prefix`` or a local folder."""
+    if uri.startswith("s3://"):
+        return S3Source(uri)
+    return LocalSource(uri[len("file://"):] if uri.startswith("file://") else uri)
+
+
+def read_span_frame(data: bytes):
+    """Parses a span file's bytes into a DataFrame."""
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(data))

@@ -1,0 +1,50 @@
+"""The one place that names the runtime images the components run in.
+
+Component files take their image from here and the local runner maps an image
+back to its runtime, so a runtime is renamed or retagged in one line. The
+registry prefix can be changed at compile time (``make compile
+IMAGE_REGISTRY=...``) without touching code.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: Runtimes, one per folder under ``images/``.
+RUNTIMES = ("data", "train", "serve", "dev")
+
+#: Default registry prefix; images built locally with podman are named so.
+DEFAULT_REGISTRY = "localhost/kfp-ct"
+
+#: Image tag; bumped with the project version.
+VERSION = "0.1.0"
+
+
+def image(runtime: str, registry: str | None = None) -> str:
+    """Returns the image reference of a runtime.
+
+    Args:
+        runtime: One of ``RUNTIMES``.
+        registry: Registry prefix; defaults to ``$IMAGE_REGISTRY`` or ``DEFAULT_REGISTRY``.
+
+    Returns:
+        An image reference such as ``localhost/kfp-ct/data:0.1.0``.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    prefix = registry or os.environ.get("IMAGE_REGISTRY") or DEFAULT_REGISTRY
+    return f"{prefix.rstrip('/')}/{runtime}:{VERSION}"
+
+
+def runtime_of(image_ref: str) -> str:
+    """Returns the runtime that an image reference built by ``image()`` belongs to.
+
+    Raises:
+        ValueError: The reference names no runtime of this project.
+    """
+    name = image_ref.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
+    if name not in RUNTIMES:
+        raise ValueError(
+            f"image {image_ref!r} is not one of this project's runtimes ({', '.join(RUNTIMES)})"
+        )
+    return name

@@ -1,0 +1,1 @@
+"""infra_validate [InfraValidator]: the candidate must really serve, and serve what training predicts."""

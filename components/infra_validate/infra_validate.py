@@ -1,0 +1,99 @@
+"""Infra validation logic: serve the candidate in the serving runtime and check its answers.
+
+The candidate is loaded by the same model server that production runs, in a
+separate process on a free loopback port. Its predictions for sample test rows
+must equal those of the training runtime (the guard against training/serving
+skew), and its p99 latency must stay under a bound.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from typing import Any
+
+from components.model_server import control
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, tolerance: float = 1e-9,
+                  requests: int = 100, ready_timeout: float = 60.0) -> dict[str, Any]:
+    """Serves the model, queries it with sample rows and judges the answers.
+
+    Args:
+        model_dir: The candidate model folder.
+        samples: ``{"instances": [...], "probabilities": [...]}`` from the training runtime.
+        max_p99_ms: Bound on the p99 latency of single-row requests.
+        tolerance: Largest allowed absolute difference between probabilities.
+        requests: Number of single-row requests timed.
+        ready_timeout: Seconds the server may take to become ready.
+
+    Returns:
+        ``blessed``, ``reasons`` and the measurements (latencies, largest difference).
+    """
+    name = "candidate"
+    port = control.free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = os.path.join(tempfile.mkdtemp(prefix="infra-validate-"), "server.log")
+    started = time.monotonic()
+    process = control.start_process(model_dir, name, port, log_path)
+    try:
+        try:
+            control.wait_ready(url, name, ready_timeout, process)
+        except RuntimeError as error:
+            with open(log_path, encoding="utf-8", errors="replace") as handle:
+                tail = handle.read()[-2000:]
+            return {"blessed": False, "reasons": [f"model did not load in the serving runtime: {error}"],
+                    "server_log_tail": tail}
+        load_seconds = time.monotonic() - started
+        predict_url = f"{url}/v1/models/{name}:predict"
+        status, body = control.http_json("POST", predict_url, {"instances": samples["instances"]}, timeout=30)
+        if status != 200:
+            return {"blessed": False, "reasons": [f"batch prediction answered HTTP {status}: {body}"]}
+        served = body["probabilities"]
+        expected = samples["probabilities"]
+        differences = [abs(a - b) for a, b in zip(served, expected)]
+        max_difference = max(differences) if differences else 0.0
+        latencies = []
+        instances = samples["instances"]
+        for i in range(requests):
+            tick = time.perf_counter()
+            status, _ = control.http_json("POST", predict_url, {"instances": [instances[i % len(instances)]]})
+            latencies.append((time.perf_counter() - tick) * 1000)
+            if status != 200:
+                return {"blessed": False, "reasons": [f"single-row prediction answered HTTP {status}"]}
+    finally:
+        control.stop_process(process.pid)
+
+    p50, p99 = statistics.median(latencies), percentile(latencies, 99)
+    reasons, blessed = [], True
+    if len(served) != len(expected):
+        blessed = False
+        reasons.append(f"served {len(served)} predictions for {len(expected)} rows")
+    elif max_difference > tolerance:
+        blessed = False
+        reasons.append(f"serving predictions differ from training predictions by up to {max_difference:.3g} "
+                       f"(tolerance {tolerance:g}): training/serving skew")
+    else:
+        reasons.append(f"{len(served)} served predictions equal the training runtime's "
+                       f"(max difference {max_difference:.3g})")
+    if p99 > max_p99_ms:
+        blessed = False
+        reasons.append(f"p99 latency {p99:.1f} ms > {max_p99_ms:.1f} ms")
+    else:
+        reasons.append(f"p99 latency {p99:.1f} ms <= {max_p99_ms:.1f} ms")
+    return {"blessed": blessed, "reasons": reasons, "max_difference": max_difference,
+            "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "requests": requests,
+            "load_seconds": round(load_seconds, 3)}

@@ -1,0 +1,42 @@
+"""Layout of a model directory, shared by every runtime that reads or writes models.
+
+A model directory holds ``model.joblib`` (the fitted sklearn Pipeline, the file
+name KServe's sklearn runtime looks for) and ``model.json`` (what it expects
+and how it was made). Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+MODEL_FILE = "model.joblib"
+INFO_FILE = "model.json"
+
+
+def model_path(model_dir: str) -> str:
+    """Path of the serialized model in a model directory."""
+    return os.path.join(model_dir, MODEL_FILE)
+
+
+def read_info(model_dir: str) -> dict[str, Any]:
+    """Reads a model directory's ``model.json``.
+
+    Raises:
+        FileNotFoundError: The directory holds no model description.
+    """
+    with open(os.path.join(model_dir, INFO_FILE), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_info(model_dir: str, info: dict[str, Any]) -> None:
+    """Writes a model directory's ``model.json``."""
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, INFO_FILE), "w", encoding="utf-8") as handle:
+        json.dump(info, handle, indent=2, sort_keys=True)
+
+
+def has_model(model_dir: str) -> bool:
+    """Tells whether a directory holds a model."""
+    return os.path.isfile(model_path(model_dir))

@@ -1,0 +1,156 @@
+"""Start, stop and query a local model server process (used by infra_validate, deploy and make).
+
+The server runs detached in its own session with its output in a log file, so
+it outlives the pipeline task that started it. Its state (pid, port, version)
+is kept in ``<state_dir>/server.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Optional
+
+STATE_FILE = "server.json"
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_json(method: str, url: str, body: Optional[dict[str, Any]] = None, timeout: float = 10.0):
+    """Sends a JSON request; returns ``(status, parsed body or text)``."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        raw, status = error.read(), error.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def wait_ready(url: str, model_name: str, timeout: float, process: Optional[subprocess.Popen] = None) -> None:
+    """Waits until ``GET /v1/models/<name>`` says ready.
+
+    Raises:
+        RuntimeError: The process exited, or the model was not ready within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"model server exited with code {process.returncode} before it was ready")
+        try:
+            status, body = http_json("GET", f"{url}/v1/models/{model_name}", timeout=2)
+            if status == 200 and isinstance(body, dict) and body.get("ready"):
+                return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"model server at {url} was not ready within {timeout:.0f} s")
+
+
+def start_process(model_dir: str, model_name: str, port: int, log_path: str) -> subprocess.Popen:
+    """Starts a model server process in its own session, its output going to ``log_path``."""
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": _REPO_ROOT, "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "a", encoding="utf-8") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "components.model_server", "--model-dir", model_dir,
+             "--name", model_name, "--port", str(port)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+            cwd=_REPO_ROOT, start_new_session=True)
+
+
+def stop_process(pid: int, timeout: float = 10.0) -> None:
+    """Stops a server process group: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+            if waited:
+                return
+        except ChildProcessError:
+            pass
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def read_state(state_dir: str) -> Optional[dict[str, Any]]:
+    """The recorded state of the local server, or None."""
+    path = os.path.join(state_dir, STATE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def is_alive(state: Optional[dict[str, Any]]) -> bool:
+    """Tells whether the process of a recorded state still runs."""
+    if not state:
+        return False
+    try:
+        os.kill(state["pid"], 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def stop(state_dir: str) -> Optional[dict[str, Any]]:
+    """Stops the local server recorded in ``state_dir`` (if running); returns its last state."""
+    state = read_state(state_dir)
+    if state and is_alive(state):
+        stop_process(state["pid"])
+    if state:
+        os.remove(os.path.join(state_dir, STATE_FILE))
+    return state
+
+
+def restart(state_dir: str, model_dir: str, model_name: str, port: int, version: str,
+            timeout: float = 60.0) -> dict[str, Any]:
+    """Serves ``model_dir`` on ``port``: stops the running server, starts one on the new model.
+
+    Returns:
+        The new state: pid, port, url, model name, version and log path.
+    """
+    stop(state_dir)
+    os.makedirs(state_dir, exist_ok=True)
+    log_path = os.path.join(state_dir, "server.log")
+    process = start_process(model_dir, model_name, port, log_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, model_name, timeout, process)
+    except RuntimeError:
+        stop_process(process.pid)
+        raise
+    state = {"pid": process.pid, "port": port, "url": url, "model_name": model_name, "version": version,
+             "model_dir": os.path.abspath(model_dir), "log": log_path,
+             "predict_url": f"{url}/v1/models/{model_name}:predict"}
+    with open(os.path.join(state_dir, STATE_FILE), "w", encoding="utf-8") as handle:
+        json.dump(state, handle, indent=2)
+    return state

@@ -1,0 +1,1 @@
+"""prepare [Transform]: label, deterministic split (time-based test span, hashed train/eval)."""

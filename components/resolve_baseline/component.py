@@ -1,0 +1,21 @@
+"""KFP interface of resolve_baseline: registry in; the production model out."""
+
+from kfp import dsl
+
+from components.images import image
+
+
+@dsl.container_component
+def resolve_baseline(registry_uri: str, model_name: str, baseline: dsl.Output[dsl.Model]):
+    """Finds the model in production, to compare the candidate against on the same test span.
+
+    Args:
+        registry_uri: Root of the model registry.
+        model_name: The model's name in the registry.
+        baseline: The production model's folder (empty, with ``found: false``, when there is none).
+    """
+    return dsl.ContainerSpec(
+        image=image("data"),
+        command=["python", "-m", "components.resolve_baseline"],
+        args=["--executor-input", "{{$}}"],
+    )

@@ -1,0 +1,46 @@
+"""Baseline resolution: which model is in production now.
+
+This version reads the registry pointer that ``deploy`` writes; the lookup is
+one function so that an ML Metadata query (latest blessed and deployed model)
+can take its place without touching the component.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Optional
+
+from components import model_files, registry
+
+
+def resolve_from_registry(registry_uri: str, model_name: str) -> Optional[dict[str, Any]]:
+    """Returns the production model's pointer (version, model_dir, metrics), or None.
+
+    A pointer whose model folder has gone is treated as no baseline, with a warning.
+    """
+    pointer = registry.current(registry_uri, model_name)
+    if pointer is None:
+        return None
+    if not model_files.has_model(pointer["model_dir"]):
+        print(f"[resolve_baseline] WARNING: production pointer names {pointer['model_dir']}, "
+              "which holds no model; continuing without a baseline", flush=True)
+        return None
+    return pointer
+
+
+def materialize(pointer: Optional[dict[str, Any]], output_dir: str) -> dict[str, Any]:
+    """Copies the baseline model into ``output_dir`` (left empty when there is none).
+
+    Returns:
+        Artifact metadata: ``found`` and, when found, version and metrics.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    if pointer is None:
+        return {"found": False}
+    for name in os.listdir(pointer["model_dir"]):
+        source = os.path.join(pointer["model_dir"], name)
+        if os.path.isfile(source):
+            shutil.copy2(source, os.path.join(output_dir, name))
+    return {"found": True, "version": pointer["version"], "source_dir": pointer["model_dir"],
+            "metrics": pointer.get("metrics", {}), "run_id": pointer.get("run_id")}

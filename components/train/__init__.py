@@ -1,0 +1,1 @@
+"""train [Trainer]: fit the sklearn pipeline (preprocessing + model) on the training split."""

@@ -1,0 +1,31 @@
+"""Program of the train image: ``python -m components.train --executor-input JSON``."""
+
+import sys
+
+from components.kfp_io import Executor, run_component
+from components.train.train import save, train
+
+
+def _run(executor: Executor) -> None:
+    import pandas as pd
+
+    hyperparameters = {
+        "learning_rate": float(executor.param("learning_rate")),
+        "max_iter": int(executor.param("max_iter")),
+        "max_leaf_nodes": int(executor.param("max_leaf_nodes")),
+        "l2_regularization": float(executor.param("l2_regularization")),
+    }
+    train_frame = pd.read_parquet(executor.input_path("train_data"))
+    eval_frame = pd.read_parquet(executor.input_path("eval_data"))
+    print(f"[train] fitting on {len(train_frame):,} rows with {hyperparameters}", flush=True)
+    pipeline, metrics = train(train_frame, eval_frame, hyperparameters)
+    spans = executor.input_metadata("train_data").get("spans", [])
+    save(pipeline, executor.output_path("model"), {"hyperparameters": hyperparameters, "train_spans": spans})
+    executor.set_metadata("model", {"hyperparameters": hyperparameters, "train_spans": spans,
+                                    "framework": "scikit-learn"})
+    executor.set_metadata("train_metrics", metrics)
+    print(f"[train] train AUC {metrics['train_auc']:.4f}, eval AUC {metrics['eval_auc']:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_component("train", _run))

@@ -1,0 +1,1 @@
+"""validate_data [StatisticsGen, SchemaGen, ExampleValidator, DistributionValidator]."""

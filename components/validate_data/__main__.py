@@ -1,0 +1,53 @@
+"""Program of the validate_data image: ``python -m components.validate_data --executor-input JSON``."""
+
+import json
+import os
+import sys
+
+from components.kfp_io import ComponentError, Executor, run_component
+from components.validate_data import validation
+
+
+def _run(executor: Executor) -> None:
+    import tensorflow_data_validation as tfdv
+
+    spans = executor.input_metadata("dataset")["spans"]
+    statistics = validation.span_statistics(validation.read_spans(executor.input_path("dataset"), spans))
+
+    stats_dir = executor.output_path("statistics")
+    os.makedirs(stats_dir, exist_ok=True)
+    for span, stats in statistics.items():
+        tfdv.write_stats_text(stats, os.path.join(stats_dir, f"{span}.pbtxt"))
+    executor.set_metadata("statistics", {"spans": list(statistics)})
+
+    schema, inferred = validation.load_or_infer_schema(executor.param("schema_uri") or None,
+                                                       next(iter(statistics.values())))
+    tfdv.write_schema_text(schema, executor.output_path("schema"))
+    executor.set_metadata("schema", {"inferred": inferred,
+                                     "source": executor.param("schema_uri") or validation.CURATED_SCHEMA})
+
+    anomalies = validation.schema_anomalies(statistics, schema)
+    drift = validation.drift_between_spans(statistics, validation.with_drift_thresholds(
+        schema, float(executor.param("drift_js_threshold")), float(executor.param("drift_linf_threshold"))))
+    drifted = sorted({f"{row['feature']}@{row['span']}" for row in drift if row["drifted"]})
+    with open(executor.output_path("anomalies"), "w", encoding="utf-8") as handle:
+        json.dump({"schema_anomalies": anomalies, "drift": drift}, handle, indent=2)
+    summary = {"anomaly_count": sum(len(v) for v in anomalies.values()),
+               "anomalous_spans": sorted(anomalies), "drifted": drifted}
+    executor.set_metadata("anomalies", summary)
+
+    with open(executor.output_path("report"), "w", encoding="utf-8") as handle:
+        handle.write(validation.drift_html(drift, anomalies))
+    with open(executor.output_path("statistics_view"), "w", encoding="utf-8") as handle:
+        handle.write(validation.statistics_html(statistics))
+
+    print(f"[validate_data] spans: {', '.join(spans)}; drift over threshold: {', '.join(drifted) or 'none'}",
+          flush=True)
+    if anomalies:
+        raise ComponentError("schema anomalies found; nothing is trained or deployed:\n"
+                             + validation.describe_anomalies(anomalies))
+    print("[validate_data] no schema anomalies", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_component("validate_data", _run))

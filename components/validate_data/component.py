@@ -1,0 +1,37 @@
+"""KFP interface of validate_data: dataset in; statistics, schema, anomalies and reports out."""
+
+from kfp import dsl
+
+from components.images import image
+
+
+@dsl.container_component
+def validate_data(
+    dataset: dsl.Input[dsl.Dataset],
+    schema_uri: str,
+    drift_js_threshold: float,
+    drift_linf_threshold: float,
+    statistics: dsl.Output[dsl.Artifact],
+    schema: dsl.Output[dsl.Artifact],
+    anomalies: dsl.Output[dsl.Artifact],
+    report: dsl.Output[dsl.HTML],
+    statistics_view: dsl.Output[dsl.HTML],
+):
+    """TFDV statistics per span; fails on schema anomalies, reports drift between spans.
+
+    Args:
+        dataset: The extracted dataset.
+        schema_uri: Schema (pbtxt) to validate against; empty for the curated schema in git.
+        drift_js_threshold: Jensen-Shannon divergence above which a numeric feature drifted.
+        drift_linf_threshold: L-infinity distance above which a categorical feature drifted.
+        statistics: One TFDV statistics file per span.
+        schema: The schema used (inferred only when none exists).
+        anomalies: JSON with schema anomalies per span and drift measurements.
+        report: HTML view of anomalies and drift.
+        statistics_view: TFDV's statistics view, last span against the one before.
+    """
+    return dsl.ContainerSpec(
+        image=image("data"),
+        command=["python", "-m", "components.validate_data"],
+        args=["--executor-input", "{{$}}"],
+    )

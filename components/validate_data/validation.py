@@ -1,0 +1,195 @@
+"""Data validation with TFDV: statistics per span, schema anomalies, drift between spans.
+
+Schema anomalies (missing or unexpected columns, wrong types, out-of-domain
+values, too few rows) fail the run; drift between consecutive spans is measured
+and reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from components import dataset
+
+#: The curated schema kept in git, used when the pipeline names none.
+CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "flights.pbtxt")
+
+
+def read_spans(dataset_dir: str, spans: list[str]) -> dict[str, object]:
+    """Reads each span of an extracted dataset folder as its own DataFrame, types as they came."""
+    import pandas as pd
+
+    return {span: pd.read_parquet(os.path.join(dataset_dir, dataset.span_file(span))) for span in sorted(spans)}
+
+
+def span_statistics(frames: dict[str, object], span_column: str = dataset.SPAN_COLUMN) -> dict[str, object]:
+    """Computes TFDV statistics for each span.
+
+    Args:
+        frames: Span id -> the span's rows (a span without rows gets statistics
+            of zero examples, which the schema's minimum row count rejects).
+        span_column: Column naming each row's span; left out of the statistics.
+
+    Returns:
+        Span id -> ``DatasetFeatureStatisticsList``, in span order.
+    """
+    import tensorflow_data_validation as tfdv
+
+    return {
+        span: tfdv.generate_statistics_from_dataframe(
+            frames[span].drop(columns=[span_column], errors="ignore").reset_index(drop=True))
+        for span in sorted(frames)
+    }
+
+
+def load_or_infer_schema(schema_path: Optional[str], statistics) -> tuple:
+    """Loads the curated schema, or infers one from ``statistics`` when the file does not exist.
+
+    Returns:
+        ``(schema, inferred)``: the Schema proto and whether it was inferred.
+    """
+    import tensorflow_data_validation as tfdv
+
+    path = schema_path or CURATED_SCHEMA
+    if os.path.exists(path):
+        return tfdv.load_schema_text(path), False
+    return tfdv.infer_schema(statistics), True
+
+
+def _anomaly_list(anomalies) -> list[dict[str, str]]:
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    def entry(feature, info):
+        kinds = sorted({anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason})
+        return {"feature": feature, "kind": ",".join(kinds),
+                "short_description": info.short_description, "description": info.description}
+
+    found = [entry(feature, info) for feature, info in sorted(anomalies.anomaly_info.items())]
+    if anomalies.HasField("dataset_anomaly_info"):
+        found.append(entry("(dataset)", anomalies.dataset_anomaly_info))
+    return found
+
+
+def schema_anomalies(statistics_by_span: dict[str, object], schema) -> dict[str, list[dict[str, str]]]:
+    """Validates each span's statistics against the schema (no drift comparison).
+
+    Returns:
+        Span id -> list of anomalies (feature, kind, short and long description);
+        spans without anomalies are left out.
+    """
+    import tensorflow_data_validation as tfdv
+
+    result = {}
+    minimum = schema.dataset_constraints.min_examples_count
+    for span, stats in statistics_by_span.items():
+        found = _anomaly_list(tfdv.validate_statistics(stats, schema))
+        rows = stats.datasets[0].num_examples if stats.datasets else 0
+        # TFDV skips dataset constraints for a dataset without examples; an empty span must still fail.
+        if rows < minimum and not any(a["kind"] == "DATASET_LOW_NUM_EXAMPLES" for a in found):
+            found.append({"feature": "(dataset)", "kind": "DATASET_LOW_NUM_EXAMPLES",
+                          "short_description": "Low num examples in dataset",
+                          "description": f"the span has {rows} rows; the schema requires at least {minimum}"})
+        if found:
+            result[span] = found
+    return result
+
+
+def with_drift_thresholds(schema, js_threshold: float, linf_threshold: float):
+    """Returns a copy of the schema whose drift comparators use the given thresholds.
+
+    The curated schema says which features are compared and how (Jensen-Shannon
+    divergence for numeric features, L-infinity distance for categorical ones);
+    the thresholds come from pipeline configuration.
+    """
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    copy = schema_pb2.Schema()
+    copy.CopyFrom(schema)
+    for feature in copy.feature:
+        if feature.drift_comparator.HasField("jensen_shannon_divergence"):
+            feature.drift_comparator.jensen_shannon_divergence.threshold = js_threshold
+        if feature.drift_comparator.HasField("infinity_norm"):
+            feature.drift_comparator.infinity_norm.threshold = linf_threshold
+    return copy
+
+
+def drift_between_spans(statistics_by_span: dict[str, object], schema) -> list[dict[str, object]]:
+    """Measures drift of each span against the span before it.
+
+    Returns:
+        One entry per (span, feature) compared: span, previous span, feature,
+        measure, value, threshold and whether the threshold is exceeded.
+    """
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    spans = list(statistics_by_span)
+    rows = []
+    for previous, span in zip(spans, spans[1:]):
+        anomalies = tfdv.validate_statistics(
+            statistics_by_span[span], schema, previous_statistics=statistics_by_span[previous])
+        for info in anomalies.drift_skew_info:
+            feature = ".".join(info.path.step)
+            for measurement in info.drift_measurements:
+                rows.append({
+                    "span": span,
+                    "previous_span": previous,
+                    "feature": feature,
+                    "measure": anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(measurement.type),
+                    "value": round(float(measurement.value), 6),
+                    "threshold": float(measurement.threshold),
+                    "drifted": bool(measurement.value > measurement.threshold),
+                })
+    return rows
+
+
+def describe_anomalies(anomalies_by_span: dict[str, list[dict[str, str]]]) -> str:
+    """One line per anomaly: ``span 2013-04: carrier: Unexpected string values (...)``."""
+    lines = []
+    for span, found in anomalies_by_span.items():
+        for anomaly in found:
+            lines.append(f"span {span}: {anomaly['feature']}: {anomaly['short_description']} "
+                         f"[{anomaly['kind']}] {anomaly['description']}")
+    return "\n".join(lines)
+
+
+def statistics_html(statistics_by_span: dict[str, object]) -> str:
+    """TFDV's statistics view (Facets) of the last span against the one before it."""
+    from tensorflow_data_validation.utils.display_util import get_statistics_html
+
+    spans = list(statistics_by_span)
+    last = spans[-1]
+    if len(spans) == 1:
+        return get_statistics_html(statistics_by_span[last], lhs_name=f"span {last}")
+    previous = spans[-2]
+    return get_statistics_html(statistics_by_span[last], statistics_by_span[previous],
+                               lhs_name=f"span {last}", rhs_name=f"span {previous}")
+
+
+def drift_html(drift_rows: list[dict[str, object]], anomalies_by_span: dict[str, list]) -> str:
+    """A small HTML report: schema anomalies, then drift per span and feature."""
+    from html import escape
+
+    parts = ["<html><head><meta charset='utf-8'><title>Data validation</title>",
+             "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
+             ".bad{color:#b00;font-weight:bold}</style></head><body>",
+             "<h2>Schema anomalies</h2>"]
+    if anomalies_by_span:
+        parts.append("<ul>")
+        for span, found in anomalies_by_span.items():
+            for a in found:
+                parts.append(f"<li class='bad'>span {escape(span)}: {escape(a['feature'])}: "
+                             f"{escape(a['short_description'])} — {escape(a['description'])}</li>")
+        parts.append("</ul>")
+    else:
+        parts.append("<p>None.</p>")
+    parts.append("<h2>Drift against the previous span</h2><table><tr><th>span</th><th>previous</th>"
+                 "<th>feature</th><th>measure</th><th>value</th><th>threshold</th></tr>")
+    for row in drift_rows:
+        css = " class='bad'" if row["drifted"] else ""
+        parts.append(f"<tr{css}><td>{row['span']}</td><td>{row['previous_span']}</td>"
+                     f"<td>{escape(str(row['feature']))}</td><td>{row['measure']}</td>"
+                     f"<td>{row['value']:.4f}</td><td>{row['threshold']}</td></tr>")
+    parts.append("</table></body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,1 @@
+"""validate_model [Evaluator blessing]: value and change thresholds; writes the blessing."""

@@ -1,0 +1,1 @@
+"""The CT pipeline definition, its compiled YAML, and the local runner."""

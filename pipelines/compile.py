@@ -1,0 +1,55 @@
+"""Compiles the pipelines to their committed YAML: ``python -m pipelines.compile [--check]``."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+import tempfile
+from typing import Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pipelines():
+    """(pipeline function, committed YAML path) for every pipeline of the repo."""
+    from pipelines.ct_pipeline import ct_pipeline
+
+    return [(ct_pipeline, os.path.join(HERE, "ct_pipeline.yaml"))]
+
+
+def compile_to(pipeline_func, path: str) -> None:
+    """Compiles one pipeline function into a YAML file."""
+    from kfp import compiler
+
+    compiler.Compiler().compile(pipeline_func, package_path=path)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Writes every pipeline's YAML, or with ``--check`` reports those that differ from a fresh compile."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if a committed YAML is stale")
+    args = parser.parse_args(argv)
+    stale = 0
+    for func, path in pipelines():
+        if not args.check:
+            compile_to(func, path)
+            print(f"compiled {func.name if hasattr(func, 'name') else func} -> {os.path.relpath(path)}")
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            fresh = os.path.join(tmp, "fresh.yaml")
+            compile_to(func, fresh)
+            with open(fresh, encoding="utf-8") as handle:
+                new = handle.read()
+        old = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+        if new != old:
+            stale += 1
+            sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                                       path, "fresh compile", n=1))
+            print(f"\n{os.path.relpath(path)} is stale: run `make compile`")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

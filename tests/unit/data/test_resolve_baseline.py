@@ -1,0 +1,41 @@
+import json
+import os
+
+from components import model_files, registry
+from components.resolve_baseline.resolve import materialize, resolve_from_registry
+
+
+def _model(tmp_path, name):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / model_files.MODEL_FILE).write_bytes(name.encode())
+    model_files.write_info(str(folder), {"features": []})
+    return str(folder)
+
+
+def test_no_registry_means_no_baseline(tmp_path):
+    assert resolve_from_registry(str(tmp_path / "registry"), "m") is None
+    out = tmp_path / "out"
+    assert materialize(None, str(out)) == {"found": False}
+    assert os.listdir(out) == []
+
+
+def test_latest_published_model_is_the_baseline(tmp_path):
+    reg = str(tmp_path / "registry")
+    registry.publish(reg, "m", _model(tmp_path, "a"), {"metrics": {"auc": 0.7}, "run_id": "r1"})
+    registry.publish(reg, "m", _model(tmp_path, "b"), {"metrics": {"auc": 0.72}, "run_id": "r2"})
+    pointer = resolve_from_registry(reg, "m")
+    assert pointer["version"] == "v0002" and pointer["previous_version"] == "v0001"
+    meta = materialize(pointer, str(tmp_path / "out"))
+    assert meta["found"] and meta["metrics"] == {"auc": 0.72} and meta["run_id"] == "r2"
+    assert (tmp_path / "out" / model_files.MODEL_FILE).read_bytes() == b"b"
+    assert registry.versions(reg, "m") == ["v0001", "v0002"]
+    history = [json.loads(line) for line in open(os.path.join(reg, "m", registry.HISTORY))]
+    assert [h["version"] for h in history] == ["v0001", "v0002"]
+
+
+def test_pointer_to_a_vanished_model_is_no_baseline(tmp_path):
+    reg = str(tmp_path / "registry")
+    pointer = registry.publish(reg, "m", _model(tmp_path, "a"), {})
+    os.remove(os.path.join(pointer["model_dir"], model_files.MODEL_FILE))
+    assert resolve_from_registry(reg, "m") is None

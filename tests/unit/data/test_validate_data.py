@@ -1,0 +1,95 @@
+import pandas as pd
+import pytest
+
+from components import dataset
+from components.validate_data import validation
+
+
+def _schema():
+    import tensorflow_data_validation as tfdv
+
+    return tfdv.load_schema_text(validation.CURATED_SCHEMA)
+
+
+def _with_span(frame, span):
+    frame = frame.copy()
+    frame[dataset.SPAN_COLUMN] = span
+    return frame
+
+
+def _by_span(frame):
+    return {span: part for span, part in frame.groupby(dataset.SPAN_COLUMN)}
+
+
+def _anomalies(frame, spans):
+    frames = _by_span(frame)
+    for span in spans:  # a span without rows
+        frames.setdefault(span, frame.iloc[:0])
+    return validation.schema_anomalies(validation.span_statistics(frames), _schema())
+
+
+def test_real_months_pass_the_curated_schema(flights):
+    frame = pd.concat([_with_span(flights[flights.month == m], f"2013-{m:02d}") for m in (1, 7, 12)])
+    assert _anomalies(frame, ["2013-01", "2013-07", "2013-12"]) == {}
+
+
+def test_curated_schema_is_not_the_raw_inferred_one():
+    schema = _schema()
+    carrier = next(f for f in schema.feature if f.name == "carrier")
+    assert carrier.distribution_constraints.min_domain_mass == 1.0
+    assert carrier.drift_comparator.infinity_norm.threshold > 0
+    dep_delay = next(f for f in schema.feature if f.name == "dep_delay")
+    assert 0 < dep_delay.presence.min_fraction < 1
+    assert dep_delay.drift_comparator.jensen_shannon_divergence.threshold > 0
+    assert schema.dataset_constraints.min_examples_count >= 1
+
+
+def _corrupt(flights, kind):
+    frame = flights[flights.month == 4].copy()
+    if kind == "missing_column":
+        frame = frame.drop(columns=["carrier"])
+    elif kind == "unexpected_column":
+        frame["seat_pitch"] = 31.0
+    elif kind == "changed_type":
+        frame["distance"] = frame["distance"].astype(str)
+    elif kind == "out_of_domain":
+        frame.loc[frame.index[:50], "carrier"] = "ZZ"
+    elif kind == "empty_span":
+        frame = frame.iloc[:0]
+    return _with_span(frame, "2013-04")
+
+
+@pytest.mark.parametrize("kind, feature, anomaly", [
+    ("missing_column", "carrier", "SCHEMA_MISSING_COLUMN"),
+    ("unexpected_column", "seat_pitch", "SCHEMA_NEW_COLUMN"),
+    ("changed_type", "distance", "UNEXPECTED_DATA_TYPE"),
+    ("out_of_domain", "carrier", "ENUM_TYPE_UNEXPECTED_STRING_VALUES"),
+    ("empty_span", "(dataset)", "DATASET_LOW_NUM_EXAMPLES"),
+])
+def test_each_schema_violation_is_named(flights, kind, feature, anomaly):
+    found = _anomalies(_corrupt(flights, kind), ["2013-04"])
+    assert list(found) == ["2013-04"]
+    kinds = {a["feature"]: a["kind"] for a in found["2013-04"]}
+    assert anomaly in kinds.get(feature, ""), kinds
+    assert feature in validation.describe_anomalies(found)
+
+
+def test_drift_is_flagged_above_the_threshold_and_not_below(flights):
+    frame = pd.concat([_with_span(flights[flights.month == 1], "2013-01"),
+                       _with_span(flights[flights.month == 7], "2013-07")])
+    stats = validation.span_statistics(_by_span(frame))
+    strict = validation.drift_between_spans(stats, validation.with_drift_thresholds(_schema(), 0.05, 0.05))
+    loose = validation.drift_between_spans(stats, validation.with_drift_thresholds(_schema(), 1.0, 1.0))
+    temp = next(r for r in strict if r["feature"] == "temp")
+    assert temp["measure"] == "JENSEN_SHANNON_DIVERGENCE" and temp["drifted"] and temp["value"] > 0.05
+    assert not any(r["drifted"] for r in loose)
+    assert {r["feature"] for r in strict} >= {"carrier", "dep_delay", "temp"}
+
+
+def test_reports_render(flights):
+    frame = pd.concat([_with_span(flights[flights.month == m], f"2013-{m:02d}") for m in (1, 2)])
+    stats = validation.span_statistics(_by_span(frame))
+    drift = validation.drift_between_spans(stats, _schema())
+    html = validation.drift_html(drift, {})
+    assert "<table>" in html and "temp" in html
+    assert "facets" in validation.statistics_html(stats).lower()

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from components.model_server import control
+
+
+def _build_model(folder):
+    import numpy as np
+    import pandas as pd
+
+    from components import dataset
+    from components.train.train import save, train
+
+    rng = np.random.default_rng(0)
+    rows = 800
+    frame = pd.DataFrame({name: rng.uniform(0, 10, rows) for name in dataset.NUMERIC_FEATURES})
+    frame["carrier"] = rng.choice(["UA", "EV", "DL"], rows)
+    frame["origin"] = rng.choice(["EWR", "JFK", "LGA"], rows)
+    frame["dest"] = rng.choice(["ORD", "ATL"], rows)
+    frame[dataset.LABEL] = ((frame["precip"] > 5) ^ (frame["carrier"] == "EV")).astype(int)
+    pipeline, _ = train(frame, frame.head(100), {"max_iter": 20})
+    save(pipeline, str(folder), {})
+    return frame
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """(model folder, frame it was trained on)."""
+    folder = tmp_path_factory.mktemp("model")
+    frame = _build_model(folder)
+    return str(folder), frame
+
+
+@pytest.fixture(scope="session")
+def samples(trained):
+    """Serving samples as evaluate writes them: rows and the training runtime's probabilities."""
+    from components import dataset
+    from components.train.train import load
+
+    folder, frame = trained
+    rows = frame.head(40)
+    return {"instances": json.loads(rows[dataset.FEATURES].to_json(orient="records")),
+            "probabilities": [float(p) for p in load(folder).predict_proba(rows[dataset.FEATURES])[:, 1]]}
+
+
+@pytest.fixture(scope="session")
+def server(trained, tmp_path_factory):
+    """A real KServe model server process serving the model on a free loopback port."""
+    folder, _ = trained
+    state_dir = str(tmp_path_factory.mktemp("serving"))
+    state = control.restart(state_dir, folder, "flights-delay", control.free_port(), "v-test")
+    yield state
+    control.stop(state_dir)
