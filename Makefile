@@ -52,8 +52,8 @@ test-unit: setup ## Logic tests, each runtime in its own environment
 	$(VENVS)/train/bin/python -m pytest tests/unit/train
 	$(VENVS)/serve/bin/python -m pytest tests/unit/serve
 
-test-components: setup ## Component interface tests and the golden compile test
-	$(VENVS)/dev/bin/python -m pytest tests/components tests/pipelines
+test-components: setup ## Component interface tests, the golden compile test, manifests build
+	$(VENVS)/dev/bin/python -m pytest tests/components tests/pipelines tests/manifests
 
 test-e2e: setup ## End-to-end local runs of the compiled YAML on a slice of the real data
 	$(VENVS)/dev/bin/python -m pytest tests/e2e

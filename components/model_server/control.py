@@ -29,6 +29,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    """Tells whether a TCP port on loopback can be bound now (as the server binds it)."""
+    with socket.socket() as sock:
+        # Like uvicorn: connections of a stopped server lingering in TIME_WAIT do not block the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def http_json(method: str, url: str, body: Optional[dict[str, Any]] = None, timeout: float = 10.0):
     """Sends a JSON request; returns ``(status, parsed body or text)``."""
     data = json.dumps(body).encode() if body is not None else None
@@ -139,6 +151,9 @@ def restart(state_dir: str, model_dir: str, model_name: str, port: int, version:
         The new state: pid, port, url, model name, version and log path.
     """
     stop(state_dir)
+    if not port_is_free(port):
+        raise RuntimeError(f"port {port} on 127.0.0.1 is taken by another process; "
+                           "choose another with the serving_port parameter")
     os.makedirs(state_dir, exist_ok=True)
     log_path = os.path.join(state_dir, "server.log")
     process = start_process(model_dir, model_name, port, log_path)

@@ -40,7 +40,7 @@ def copy_source(source, destination, span=None, kind=None):
     shutil.copytree(source, destination)
     if kind:
         for one in span.split(","):
-            data_python(os.path.join("tests", "e2e", "span_tools.py"), str(destination), one, kind)
+            data_python(os.path.join("tests", "span_tools.py"), str(destination), one, kind)
     return str(destination)
 
 

@@ -45,18 +45,9 @@ def test_curated_schema_is_not_the_raw_inferred_one():
 
 
 def _corrupt(flights, kind):
-    frame = flights[flights.month == 4].copy()
-    if kind == "missing_column":
-        frame = frame.drop(columns=["carrier"])
-    elif kind == "unexpected_column":
-        frame["seat_pitch"] = 31.0
-    elif kind == "changed_type":
-        frame["distance"] = frame["distance"].astype(str)
-    elif kind == "out_of_domain":
-        frame.loc[frame.index[:50], "carrier"] = "ZZ"
-    elif kind == "empty_span":
-        frame = frame.iloc[:0]
-    return _with_span(frame, "2013-04")
+    from span_tools import corrupt
+
+    return _with_span(corrupt(flights[flights.month == 4], kind), "2013-04")
 
 
 @pytest.mark.parametrize("kind, feature, anomaly", [

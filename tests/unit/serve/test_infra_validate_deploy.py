@@ -63,3 +63,19 @@ def test_deploy_publishes_then_serves_the_new_version(tmp_path, trained, samples
         assert json.load(open(os.path.join(state, control.STATE_FILE)))["version"] == "v0002"
     finally:
         control.stop(state)
+
+
+def test_deploy_names_a_taken_port(tmp_path, trained):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        try:
+            deploy(trained[0], {"blessed": True}, {"blessed": True}, str(tmp_path / "r"), "m", {},
+                   str(tmp_path / "s"), port)
+        except RuntimeError as error:
+            assert f"port {port}" in str(error) and "serving_port" in str(error)
+        else:
+            raise AssertionError("deploy should refuse a taken port")

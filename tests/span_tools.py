@@ -1,6 +1,6 @@
 """Changes span files of a test source the way real feeds go wrong (run with the data runtime).
 
-Usage: ``python tests/e2e/span_tools.py SOURCE SPAN KIND`` where KIND is one of
+Usage: ``python tests/span_tools.py SOURCE SPAN KIND`` where KIND is one of
 missing_column, unexpected_column, changed_type, out_of_domain, empty_span,
 shuffle_labels.
 """
@@ -24,7 +24,7 @@ def corrupt(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     elif kind == "changed_type":
         frame["distance"] = frame["distance"].astype(str)
     elif kind == "out_of_domain":
-        frame.loc[frame.index[:25], "carrier"] = "ZZ"
+        frame.loc[frame.index[:50], "carrier"] = "ZZ"
     elif kind == "empty_span":
         return frame.iloc[:0]
     elif kind == "shuffle_labels":
