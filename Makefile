@@ -9,6 +9,8 @@ UV := $(VENVS)/tools/bin/uv
 RUNTIMES := data train serve dev
 WINDOW ?= 2013-01:2013-04
 PARAMS ?=
+CACHE ?= true
+ARGS ?= serving
 export UV_PYTHON_DOWNLOADS := never
 export PYTHONPATH := $(CURDIR)
 
@@ -37,8 +39,11 @@ lock: | $(UV) ## Re-resolve every runtime's lock from its requirements.in
 	    -c images/$$r/requirements.lock -o images/$$r/requirements-dev.lock && echo "locked $$r"; \
 	done
 
-run: setup ## Run the CT pipeline locally on WINDOW (default 2013-01:2013-04; last month = test span)
-	$(VENVS)/dev/bin/python -m pipelines.run --window $(WINDOW) $(PARAMS)
+run: setup ## Run the CT pipeline on WINDOW (default 2013-01:2013-04, last month = test span); CACHE=false reruns all
+	$(VENVS)/dev/bin/python -m pipelines.run --window $(WINDOW) $(if $(filter false,$(CACHE)),--no-cache) $(PARAMS)
+
+lineage: setup ## Ask ML Metadata: ARGS="serving" (default), "runs", "steps RUN", "diff v0001 v0002", "graph RUN -o f.html"
+	$(VENVS)/data/bin/python -m components.lineage --store var/runs/metadata.sqlite $(ARGS)
 
 compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml
 	$(VENVS)/dev/bin/python -m pipelines.compile
@@ -47,7 +52,14 @@ lint: setup ## Ruff (style, imports, docstrings) and the compiled YAML's freshne
 	$(VENVS)/dev/bin/ruff check components pipelines tests
 	$(VENVS)/dev/bin/python -m pipelines.compile --check
 
-test-unit: setup ## Logic tests, each runtime in its own environment
+system-deps: ## Debian packages the tests use (MariaDB for the MLMD MySQL backend); installs when root
+	@if command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing mariadb-server (Debian) for the ML Metadata MySQL-backend tests ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null; \
+	else echo "note: mariadb-server is not installed and this is not root; the MariaDB lineage tests will be skipped"; fi
+
+test-unit: setup system-deps ## Logic tests, each runtime in its own environment
 	$(VENVS)/data/bin/python -m pytest tests/unit/data
 	$(VENVS)/train/bin/python -m pytest tests/unit/train
 	$(VENVS)/serve/bin/python -m pytest tests/unit/serve
@@ -73,4 +85,4 @@ clean: ## Remove runs, registry, serving state and landed data (keeps the runtim
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: help setup lock run compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: help setup system-deps lock run lineage compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

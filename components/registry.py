@@ -11,6 +11,7 @@ Layout under the registry root::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -57,6 +58,15 @@ def _write_json_atomically(path: str, content: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def model_digest(model_dir: str) -> str:
+    """SHA-256 of a model folder's serialized model."""
+    digest = hashlib.sha256()
+    with open(os.path.join(model_dir, "model.joblib"), "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def publish(registry_uri: str, model_name: str, model_dir: str, release: dict[str, Any]) -> dict[str, Any]:
     """Copies a model into a new version folder, then points ``current.json`` at it.
 
@@ -70,9 +80,14 @@ def publish(registry_uri: str, model_name: str, model_dir: str, release: dict[st
         release: What to record with the version (metrics, blessing, run).
 
     Returns:
-        The new ``current.json`` content.
+        The new ``current.json`` content; the current one with ``unchanged: True``
+        when the model is byte for byte the one in production.
     """
     root = model_root(registry_uri, model_name)
+    digest = model_digest(model_dir)
+    previous = current(registry_uri, model_name)
+    if previous and previous.get("model_sha256") == digest:
+        return {**previous, "unchanged": True}
     existing = versions(registry_uri, model_name)
     version = f"v{len(existing) + 1:04d}"
     target = os.path.join(root, "versions", version)
@@ -81,7 +96,6 @@ def publish(registry_uri: str, model_name: str, model_dir: str, release: dict[st
     with open(os.path.join(staging, RELEASE), "w", encoding="utf-8") as handle:
         json.dump({**release, "version": version}, handle, indent=2, sort_keys=True)
     os.replace(staging, target)
-    previous = current(registry_uri, model_name)
     pointer = {
         "model_name": model_name,
         "version": version,
@@ -90,6 +104,7 @@ def publish(registry_uri: str, model_name: str, model_dir: str, release: dict[st
         "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "metrics": release.get("metrics", {}),
         "run_id": release.get("run_id"),
+        "model_sha256": digest,
     }
     _write_json_atomically(os.path.join(root, CURRENT), pointer)
     with open(os.path.join(root, HISTORY), "a", encoding="utf-8") as handle:

@@ -1,6 +1,6 @@
 """The continuous-training pipeline: wiring only, in the order of Google's MLOps level 1.
 
-extract -> validate_data -> prepare -> train -> evaluate (against resolve_baseline)
+fingerprint -> extract -> validate_data -> prepare -> train -> evaluate (against resolve_baseline)
 -> validate_model -> [if blessed] infra_validate -> deploy
 """
 
@@ -9,6 +9,7 @@ from kfp import dsl
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.extract.component import extract
+from components.fingerprint.component import fingerprint
 from components.infra_validate.component import infra_validate
 from components.prepare.component import prepare
 from components.resolve_baseline.component import resolve_baseline
@@ -67,6 +68,7 @@ def ct_pipeline(
     infra_requests: int = 100,
     model_name: str = "flights-delay",
     registry_uri: str = "var/registry",
+    metadata_uri: str = "var/runs/metadata.sqlite",
     serving_state_dir: str = "var/serving",
     serving_port: int = 8080,
 ):
@@ -90,10 +92,15 @@ def ct_pipeline(
         infra_requests: Single-row requests timed in infra validation.
         model_name: Model name in the registry and serving URLs.
         registry_uri: Root of the model registry.
+        metadata_uri: ML Metadata store where the production model is looked up (SQLite path,
+            ``mysql://...``, or ``grpc://metadata-grpc-service.kubeflow:8080`` on a cluster).
         serving_state_dir: State folder of the local model server.
         serving_port: Port of the local model server.
     """
-    extracted = extract(source_uri=source_uri, train_spans=train_spans, test_span=test_span)
+    version = fingerprint(source_uri=source_uri, train_spans=train_spans, test_span=test_span)
+    version.set_caching_options(False)
+    extracted = extract(source_uri=source_uri, train_spans=train_spans, test_span=test_span,
+                        data_version=version.outputs["data_version"])
     validated = validate_data(dataset=extracted.outputs["dataset"], schema_uri=schema_uri,
                               drift_js_threshold=drift_js_threshold, drift_linf_threshold=drift_linf_threshold)
     prepared = prepare(dataset=extracted.outputs["dataset"], test_span=test_span,
@@ -101,7 +108,7 @@ def ct_pipeline(
     trained = train(train_data=prepared.outputs["train_data"], eval_data=prepared.outputs["eval_data"],
                     learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
                     l2_regularization=l2_regularization)
-    baseline = resolve_baseline(registry_uri=registry_uri, model_name=model_name)
+    baseline = resolve_baseline(metadata_uri=metadata_uri, registry_uri=registry_uri, model_name=model_name)
     evaluated = evaluate(model=trained.outputs["model"], baseline=baseline.outputs["baseline"],
                          test_data=prepared.outputs["test_data"])
     judged = validate_model(evaluation=evaluated.outputs["evaluation"], min_auc=min_auc, max_auc_drop=max_auc_drop)

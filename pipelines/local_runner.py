@@ -10,8 +10,12 @@ Python interpreter of the local environment built from the task image's lock
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
+import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +29,9 @@ DEFAULT_VENVS = os.path.join(REPO_ROOT, ".venvs")
 
 TASK_LOG = "task.log"
 TASK_TIMING = "timing.json"
+TASK_INPUT = "executor_input.json"
+RUN_INFO = "run.json"
+CACHED_DIR = "cached"
 
 
 def runtime_python(runtime: str, venvs_dir: str = DEFAULT_VENVS) -> str:
@@ -41,13 +48,13 @@ def runtime_python(runtime: str, venvs_dir: str = DEFAULT_VENVS) -> str:
     return python
 
 
-def _task_dir(full_command: list[str]) -> Optional[str]:
-    """Finds the task's output folder in the executor input passed on the command line."""
+def _executor_input(full_command: list[str]) -> Optional[dict[str, Any]]:
+    """The executor input passed on the command line, if any."""
     for index, arg in enumerate(full_command[:-1]):
         if arg == "--executor-input":
             try:
-                return os.path.dirname(json.loads(full_command[index + 1])["outputs"]["outputFile"])
-            except (ValueError, KeyError):
+                return json.loads(full_command[index + 1])
+            except ValueError:
                 return None
     return None
 
@@ -91,10 +98,13 @@ class RuntimeTaskHandler:
         """Runs the task, streaming its output and keeping it in the task's ``task.log``."""
         from kfp.local import status
 
-        task_dir = _task_dir(self.full_command)
+        executor_input = _executor_input(self.full_command)
+        task_dir = os.path.dirname(executor_input["outputs"]["outputFile"]) if executor_input else None
         log = None
         if task_dir:
             os.makedirs(task_dir, exist_ok=True)
+            with open(os.path.join(task_dir, TASK_INPUT), "w", encoding="utf-8") as handle:
+                json.dump(executor_input, handle, indent=2)
             log = open(os.path.join(task_dir, TASK_LOG), "w", encoding="utf-8")
         started = time.time()
         try:
@@ -112,8 +122,9 @@ class RuntimeTaskHandler:
         ended = time.time()
         if task_dir:
             with open(os.path.join(task_dir, TASK_TIMING), "w", encoding="utf-8") as handle:
-                json.dump({"runtime": runtime_of(self.image), "started": started, "ended": ended,
-                           "seconds": round(ended - started, 3), "exit_code": return_code}, handle)
+                json.dump({"runtime": runtime_of(self.image), "image": self.image, "started": started,
+                           "ended": ended, "seconds": round(ended - started, 3), "exit_code": return_code,
+                           "cached": False}, handle)
         return status.Status.SUCCESS if return_code == 0 else status.Status.FAILURE
 
 
@@ -139,9 +150,61 @@ def runtime_task_handler(venvs_dir: str = DEFAULT_VENVS, extra_env: Optional[dic
         subprocess_task_handler.SubprocessTaskHandler = original
 
 
+class _CacheHits(logging.Handler):
+    """Collects kfp.local's "Task X cache hit (key=...)" log records."""
+
+    _PATTERN = re.compile(r"Task (\S+) cache hit \(key=([0-9a-f]+)\)")
+
+    def __init__(self):
+        super().__init__(level=logging.INFO)
+        self.hits: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self._PATTERN.search(record.getMessage())
+        if match:
+            self.hits.append((match.group(1), match.group(2)))
+
+
+def _record_cached_task(run_dir: str, cache_root: str, task: str, key_prefix: str) -> None:
+    """Gives a task served from kfp.local's cache a folder like the others, marked cached.
+
+    The folder holds the cached outputs as an executor output and points at the
+    task folder that produced them, so summaries and lineage treat cached and
+    executed tasks alike.
+    """
+    entries = glob.glob(os.path.join(cache_root, f"{key_prefix}*.json"))
+    if len(entries) != 1:
+        return
+    with open(entries[0], encoding="utf-8") as handle:
+        outputs = json.load(handle)
+    artifacts, parameters, origin = {}, {}, None
+    for name, value in outputs.items():
+        if isinstance(value, dict) and value.get("__kfp_artifact__"):
+            artifacts[name] = {"artifacts": [{"name": value["name"], "uri": value["uri"],
+                                              "metadata": value.get("metadata") or {}}]}
+            origin = origin or os.path.dirname(value["uri"])
+        else:
+            parameters[name] = value
+    task_dir = os.path.join(run_dir, CACHED_DIR, task)
+    os.makedirs(task_dir, exist_ok=True)
+    with open(os.path.join(task_dir, "executor_output.json"), "w", encoding="utf-8") as handle:
+        json.dump({"artifacts": artifacts, "parameterValues": parameters}, handle, indent=2)
+    timing = {"cached": True, "cached_from": origin, "seconds": 0.0, "exit_code": 0, "runtime": None,
+              "started": time.time(), "ended": time.time()}
+    if origin and os.path.exists(os.path.join(origin, TASK_TIMING)):
+        with open(os.path.join(origin, TASK_TIMING), encoding="utf-8") as handle:
+            original = json.load(handle)
+        timing.update(runtime=original.get("runtime"), image=original.get("image"))
+        if os.path.exists(os.path.join(origin, TASK_INPUT)):
+            shutil.copy(os.path.join(origin, TASK_INPUT), os.path.join(task_dir, TASK_INPUT))
+    with open(os.path.join(task_dir, TASK_TIMING), "w", encoding="utf-8") as handle:
+        json.dump(timing, handle)
+
+
 def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: str,
                       venvs_dir: str = DEFAULT_VENVS, enable_caching: bool = False,
-                      cache_root: Optional[str] = None, extra_env: Optional[dict[str, str]] = None) -> bool:
+                      cache_root: Optional[str] = None, extra_env: Optional[dict[str, str]] = None,
+                      run_info: Optional[dict[str, Any]] = None) -> bool:
     """Runs a compiled pipeline YAML locally; every task's outputs and logs land under ``run_dir``.
 
     Args:
@@ -152,6 +215,7 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
         enable_caching: Reuse outputs of identical earlier tasks (kfp.local's cache).
         cache_root: Where cache entries live (shared across runs); default inside ``run_dir``.
         extra_env: Environment variables added to every task.
+        run_info: Facts about the run kept in ``run.json`` (trigger, git sha, ...).
 
     Returns:
         True when every task that ran succeeded.
@@ -159,13 +223,37 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     from kfp import components, local
 
     os.makedirs(run_dir, exist_ok=True)
+    cache_root = os.path.abspath(cache_root or os.path.join(run_dir, ".kfp_cache"))
+    info = {**(run_info or {}), "pipeline_yaml": os.path.abspath(pipeline_yaml), "parameters": arguments,
+            "caching": enable_caching, "started": time.time(), "status": "RUNNING"}
+    _write_run_info(run_dir, info)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=run_dir,
                raise_on_error=False, enable_caching=enable_caching, cache_root=cache_root)
     pipeline = components.load_component_from_file(pipeline_yaml)
-    with runtime_task_handler(venvs_dir, extra_env):
-        task = pipeline(**arguments)
-    failed = _failed_tasks(run_dir)
-    return task is not None and not failed
+    hits = _CacheHits()
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.addHandler(hits)
+    root_logger.setLevel(min(level, logging.INFO))  # kfp.local reports cache hits at INFO
+    try:
+        with runtime_task_handler(venvs_dir, extra_env):
+            task = pipeline(**arguments)
+    finally:
+        root_logger.removeHandler(hits)
+        root_logger.setLevel(level)
+        for task_name, key in hits.hits:
+            _record_cached_task(run_dir, cache_root, task_name, key)
+        failed = _failed_tasks(run_dir)
+        info.update(ended=time.time(), cached_tasks=[name for name, _ in hits.hits], failed_tasks=failed)
+    ok = task is not None and not failed
+    info["status"] = "COMPLETE" if ok else "FAILED"
+    _write_run_info(run_dir, info)
+    return ok
+
+
+def _write_run_info(run_dir: str, info: dict[str, Any]) -> None:
+    with open(os.path.join(run_dir, RUN_INFO), "w", encoding="utf-8") as handle:
+        json.dump(info, handle, indent=2, default=str)
 
 
 def _failed_tasks(run_dir: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import time
 from typing import Optional
 
+from pipelines.ct_pipeline import PIPELINE_NAME
 from pipelines.local_runner import DEFAULT_VENVS, REPO_ROOT, run_pipeline_file, runtime_python
 from pipelines.run_summary import collect, format_summary
 
@@ -71,7 +73,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--window", default=DEFAULT_WINDOW, help=f"FIRST:LAST month (default {DEFAULT_WINDOW})")
     parser.add_argument("--var", default=os.path.join(REPO_ROOT, "var"),
                         help="folder for source data, runs, registry and serving state (default ./var)")
-    parser.add_argument("--cache", action="store_true", help="reuse outputs of identical earlier tasks")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="run every task even if an identical one ran before (the cache is keyed on the "
+                             "data version, so new data always reruns)")
+    parser.add_argument("--trigger", default="on_demand", help="why this run was started (recorded in lineage)")
     parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE, e.g. max_iter=300")
     args = parser.parse_args(argv)
     try:
@@ -84,6 +89,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "source_uri": os.path.join(var, "source", "flights"),
         "registry_uri": os.path.join(var, "registry"),
         "serving_state_dir": os.path.join(var, "serving"),
+        "metadata_uri": os.path.join(var, "runs", "metadata.sqlite"),
         "train_spans": train_spans,
         "test_span": test_span,
         **overrides,
@@ -94,11 +100,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"Running {os.path.relpath(PIPELINE_YAML)}: train on {train_spans}, test on {test_span}; "
           f"run folder {run_dir}", flush=True)
     started = time.time()
-    ok = run_pipeline_file(PIPELINE_YAML, params, run_dir, enable_caching=args.cache,
-                           cache_root=os.path.join(var, "cache"))
+    ok = run_pipeline_file(PIPELINE_YAML, params, run_dir, enable_caching=not args.no_cache,
+                           cache_root=os.path.join(var, "cache"), run_info=run_info(args.trigger))
+    pipeline_seconds = time.time() - started
+    recorded = time.time()
+    lineage_ok = record_lineage(str(params["metadata_uri"]), run_dir)
     facts = collect(run_dir)
     print(format_summary(facts))
-    print(f"Pipeline wall time: {time.time() - started:.1f} s")
+    print(f"Pipeline wall time: {pipeline_seconds:.1f} s; lineage recorded in {time.time() - recorded:.1f} s "
+          f"to {params['metadata_uri']}" + ("" if lineage_ok else " (FAILED, see above)"))
     serving = (facts.get("deployment") or {}).get("serving")
     state_file = os.path.join(str(params["serving_state_dir"]), "server.json")
     if serving is None and os.path.exists(state_file):
@@ -110,7 +120,37 @@ def main(argv: Optional[list[str]] = None) -> int:
               f"-d @{os.path.relpath(os.path.join(REPO_ROOT, 'pipelines', 'example_request.json'))}")
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(facts, handle, indent=2, default=str)
-    return 0 if ok else 1
+    return 0 if ok and lineage_ok else 1
+
+
+def git_sha() -> Optional[str]:
+    """The checkout's commit, with ``-dirty`` when it has uncommitted changes; None outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha + ("-dirty" if dirty else "")
+
+
+def run_info(trigger: str) -> dict:
+    """What the lineage records about a run besides its tasks: code and pipeline versions, trigger."""
+    with open(PIPELINE_YAML, "rb") as handle:
+        pipeline_version = hashlib.sha256(handle.read()).hexdigest()[:16]
+    return {"pipeline_name": PIPELINE_NAME, "pipeline_version": pipeline_version, "git_sha": git_sha(),
+            "trigger": trigger}
+
+
+def record_lineage(metadata_uri: str, run_dir: str, venvs_dir: str = DEFAULT_VENVS) -> bool:
+    """Records the run into ML Metadata with the data runtime (where ml-metadata lives)."""
+    result = subprocess.run([runtime_python("data", venvs_dir), "-m", "components.lineage", "--store", metadata_uri,
+                             "record", run_dir], cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT},
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        print(f"Recording lineage failed:\n{result.stdout}{result.stderr}", file=sys.stderr)
+    return result.returncode == 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from pipelines.local_runner import TASK_LOG, TASK_TIMING
 
-STEP_ORDER = ["extract", "validate-data", "prepare", "train", "resolve-baseline", "evaluate",
+STEP_ORDER = ["fingerprint", "extract", "validate-data", "prepare", "train", "resolve-baseline", "evaluate",
               "validate-model", "infra-validate", "deploy"]
 
 
@@ -39,12 +39,15 @@ def output_metadata(task_dir: str, name: str) -> dict[str, Any]:
 
 def collect(run_dir: str) -> dict[str, Any]:
     """Gathers the facts of a run: steps with timings, data, anomalies, metrics, decisions."""
-    tasks = task_dirs(run_dir)
-    steps = []
-    for name in sorted(tasks, key=lambda n: STEP_ORDER.index(n) if n in STEP_ORDER else 99):
-        timing = _json(os.path.join(tasks[name], TASK_TIMING))
+    steps, tasks = [], {}
+    found = task_dirs(run_dir)
+    for name in sorted(found, key=lambda n: STEP_ORDER.index(n) if n in STEP_ORDER else 99):
+        timing = _json(os.path.join(found[name], TASK_TIMING))
+        # A cached task's outputs are in the folder of the run that produced them.
+        tasks[name] = timing.get("cached_from") or found[name] if timing.get("cached") else found[name]
         steps.append({"step": name, "seconds": timing["seconds"], "ok": timing["exit_code"] == 0,
-                      "runtime": timing["runtime"], "log": os.path.join(tasks[name], TASK_LOG)})
+                      "cached": bool(timing.get("cached")), "runtime": timing.get("runtime"),
+                      "log": os.path.join(tasks[name], TASK_LOG)})
     facts: dict[str, Any] = {"run_dir": run_dir, "steps": steps}
     if "extract" in tasks:
         facts["data"] = output_metadata(tasks["extract"], "dataset")
@@ -140,8 +143,8 @@ def format_summary(facts: dict[str, Any]) -> str:
         lines.extend(f"  {line}" for line in facts["failure"].splitlines()[:20])
     lines.append("Steps (wall time):")
     for step in facts["steps"]:
-        lines.append(f"  {step['step']:<17} {step['seconds']:>7.2f} s  [{step['runtime']}]"
-                     f"{'' if step['ok'] else '  FAILED'}")
+        state = "  cached" if step["cached"] else "" if step["ok"] else "  FAILED"
+        lines.append(f"  {step['step']:<17} {step['seconds']:>7.2f} s  [{step['runtime']}]{state}")
     lines.append(f"Run folder: {facts['run_dir']}")
     if facts.get("reports"):
         lines.append(f"Data reports: {facts['reports'][0]}  (HTML)")

@@ -2,7 +2,7 @@
 
 Usage: ``python tests/span_tools.py SOURCE SPAN KIND`` where KIND is one of
 missing_column, unexpected_column, changed_type, out_of_domain, empty_span,
-shuffle_labels.
+drop_last_row, shuffle_labels.
 """
 
 import os
@@ -27,6 +27,8 @@ def corrupt(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
         frame.loc[frame.index[:50], "carrier"] = "ZZ"
     elif kind == "empty_span":
         return frame.iloc[:0]
+    elif kind == "drop_last_row":
+        return frame.iloc[:-1]
     elif kind == "shuffle_labels":
         frame["arr_delay"] = np.random.default_rng(0).permutation(frame["arr_delay"].to_numpy())
     else:

@@ -42,6 +42,7 @@ def _run(executor: Executor) -> None:
         return
     pointer, serving = details["pointer"], details["serving"]
     executor.set_metadata("deployment", {"deployed": True, "version": pointer["version"],
+                                         "model_name": executor.param("model_name"),
                                          "model_dir": pointer["model_dir"], "serving_url": serving["predict_url"]})
     print(f"[deploy] {pointer['version']} published to {pointer['model_dir']}", flush=True)
     print(f"[deploy] serving at {serving['predict_url']}", flush=True)

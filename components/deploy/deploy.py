@@ -33,5 +33,10 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
     if reasons:
         return False, {"reasons": reasons}
     pointer = registry.publish(registry_uri, model_name, model_dir, release)
+    if pointer.get("unchanged"):
+        serving = control.read_state(serving_state_dir)
+        if control.is_alive(serving) and serving.get("version") == pointer["version"]:
+            return False, {"reasons": [f"the model is identical to production {pointer['version']}, "
+                                       "which is serving already"]}
     state = control.restart(serving_state_dir, pointer["model_dir"], model_name, serving_port, pointer["version"])
     return True, {"pointer": pointer, "serving": state}

@@ -2,15 +2,15 @@
 
 import sys
 
-from components.extract.extract import extract_spans, parse_spans
+from components.extract.extract import extract_spans
+from components.fingerprint.fingerprint import window_spans
 from components.kfp_io import Executor, run_component
 
 
 def _run(executor: Executor) -> None:
-    spans = parse_spans(executor.param("train_spans")) + parse_spans(executor.param("test_span"))
     metadata = extract_spans(
         source_uri=executor.param("source_uri"),
-        spans=sorted(set(spans)),
+        spans=window_spans(executor.param("train_spans"), executor.param("test_span")),
         output_path=executor.output_path("dataset"),
     )
     executor.set_metadata("dataset", metadata)

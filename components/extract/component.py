@@ -6,13 +6,16 @@ from components.images import image
 
 
 @dsl.container_component
-def extract(source_uri: str, train_spans: str, test_span: str, dataset: dsl.Output[dsl.Dataset]):
+def extract(source_uri: str, train_spans: str, test_span: str, data_version: str,
+            dataset: dsl.Output[dsl.Dataset]):
     """Reads the window's spans (train and test) into one dataset with a ``span`` column.
 
     Args:
         source_uri: Local folder or ``s3://bucket/prefix`` with one folder per span.
         train_spans: Training spans, ``2013-01:2013-03`` or ``2013-01,2013-02``.
         test_span: The span held out for evaluation, e.g. ``2013-04``.
+        data_version: The window's data version from fingerprint; part of the cache key,
+            so that a changed span is extracted again.
         dataset: Parquet file; metadata holds spans, rows per span and the data hash.
     """
     return dsl.ContainerSpec(

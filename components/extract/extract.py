@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from components import dataset
-from components.extract.source import is_span_id, open_source, read_span_frame
+from components.extract.source import data_version, is_span_id, open_source, read_span_frame
 from components.kfp_io import ComponentError
 
 
@@ -39,10 +37,22 @@ def parse_spans(text: str) -> list[str]:
     return sorted(set(spans))
 
 
-def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
-    """Reads the given spans from the source and writes them as one Parquet file.
+def check_spans_present(source, source_uri: str, spans: list[str]) -> None:
+    """Raises ComponentError naming the spans missing from the source, and those available."""
+    available = source.spans()
+    missing = [s for s in spans if s not in available]
+    if missing:
+        shown = ", ".join(available[-24:]) or "none"
+        raise ComponentError(
+            f"span(s) {', '.join(missing)} not found in source {source_uri}; spans available: {shown}"
+        )
 
-    Each row gets a ``span`` column. An empty span is passed through (the data
+
+def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
+    """Reads the given spans from the source and writes them into one dataset folder.
+
+    Each span becomes ``<output_path>/<span>.parquet`` with a ``span`` column. An
+    empty span or one with changed columns is passed through as it is (the data
     validation step rejects it, with the reason); a missing one is an error.
 
     Args:
@@ -60,19 +70,11 @@ def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
     import os
 
     source = open_source(source_uri)
-    available = source.spans()
-    missing = [s for s in spans if s not in available]
-    if missing:
-        shown = ", ".join(available[-24:]) or "none"
-        raise ComponentError(
-            f"span(s) {', '.join(missing)} not found in source {source_uri}; spans available: {shown}"
-        )
+    check_spans_present(source, source_uri, spans)
     os.makedirs(output_path, exist_ok=True)
-    rows, digest = {}, hashlib.sha256()
+    rows = {}
     for span in spans:
-        data = source.read_bytes(span)
-        digest.update(span.encode() + b"\0" + hashlib.sha256(data).digest())
-        frame = read_span_frame(data)
+        frame = read_span_frame(source.read_bytes(span))
         frame[dataset.SPAN_COLUMN] = span
         frame.to_parquet(os.path.join(output_path, dataset.span_file(span)), index=False)
         rows[span] = int(len(frame))
@@ -81,6 +83,6 @@ def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
         "spans": spans,
         "rows_per_span": rows,
         "rows": sum(rows.values()),
-        "data_hash": digest.hexdigest(),
+        "data_hash": data_version(source, spans),
         "source_uri": source_uri,
     }

@@ -103,3 +103,18 @@ def read_span_frame(data: bytes):
     import pandas as pd
 
     return pd.read_parquet(io.BytesIO(data))
+
+
+def data_version(source, spans: list[str]) -> str:
+    """Content hash of the given spans: changes when any span's file changes.
+
+    Args:
+        source: A source from ``open_source``.
+        spans: Span ids, all present in the source.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for span in sorted(spans):
+        digest.update(span.encode() + b"\0" + hashlib.sha256(source.read_bytes(span)).digest())
+    return digest.hexdigest()

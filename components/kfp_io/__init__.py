@@ -151,6 +151,13 @@ class Executor:
             artifact.pop("type", None)
             artifact["metadata"] = {**artifact.get("metadata", {}), **self._artifact_metadata.get(name, {})}
             artifacts[name] = {"artifacts": [artifact]}
+            path = uri_to_path(artifact["uri"])
+            if not os.path.exists(path):
+                # Artifacts that live in metadata only (Metrics) still get a file: caches and
+                # artifact stores treat an output without one as missing.
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w", encoding="utf-8") as handle:
+                    json.dump(artifact["metadata"], handle, indent=2)
         output = {"artifacts": artifacts, "parameterValues": _json_safe(self._parameters)}
         path = uri_to_path(self._input["outputs"]["outputFile"])
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -1,1 +1,1 @@
-"""resolve_baseline [Resolver]: the model in production and its metrics."""
+"""resolve_baseline [Resolver]: the model in production and its metrics, from ML Metadata."""

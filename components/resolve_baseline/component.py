@@ -6,10 +6,12 @@ from components.images import image
 
 
 @dsl.container_component
-def resolve_baseline(registry_uri: str, model_name: str, baseline: dsl.Output[dsl.Model]):
+def resolve_baseline(metadata_uri: str, registry_uri: str, model_name: str, baseline: dsl.Output[dsl.Model]):
     """Finds the model in production, to compare the candidate against on the same test span.
 
     Args:
+        metadata_uri: ML Metadata store (SQLite path, ``mysql://...`` or ``grpc://host:port``);
+            empty to read the registry pointer instead.
         registry_uri: Root of the model registry.
         model_name: The model's name in the registry.
         baseline: The production model's folder (empty, with ``found: false``, when there is none).

@@ -1,8 +1,8 @@
 """Baseline resolution: which model is in production now.
 
-This version reads the registry pointer that ``deploy`` writes; the lookup is
-one function so that an ML Metadata query (latest blessed and deployed model)
-can take its place without touching the component.
+From ML Metadata (the latest blessed and deployed model, TFX's semantics) when
+a store is configured, which is what a cluster has; otherwise from the
+registry pointer that ``deploy`` writes.
 """
 
 from __future__ import annotations
@@ -27,6 +27,21 @@ def resolve_from_registry(registry_uri: str, model_name: str) -> Optional[dict[s
               "which holds no model; continuing without a baseline", flush=True)
         return None
     return pointer
+
+
+def resolve_from_metadata(metadata_uri: str, model_name: str) -> Optional[dict[str, Any]]:
+    """Returns the latest blessed and deployed model recorded in ML Metadata, or None."""
+    from components.lineage.queries import latest_deployed_model
+    from components.lineage.store import connect
+
+    latest = latest_deployed_model(connect(metadata_uri), model_name)
+    if latest is None:
+        return None
+    if not latest.get("model_dir") or not model_files.has_model(latest["model_dir"]):
+        print(f"[resolve_baseline] WARNING: the deployed model {latest.get('version')} is recorded at "
+              f"{latest.get('model_dir')}, which holds no model; continuing without a baseline", flush=True)
+        return None
+    return latest
 
 
 def materialize(pointer: Optional[dict[str, Any]], output_dir: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ def test_executor_output_is_valid_kfp_executor_output(tmp_path):
     assert artifact.metadata["auc"] == 0.71 and artifact.uri.endswith("metrics")
     assert message.parameter_values["blessed"].bool_value is True
     assert (tmp_path / "t" / "blessed").read_text() == "true"
+    assert json.loads((tmp_path / "t" / "metrics").read_text())["auc"] == 0.71  # metadata-only artifacts get a file
     json_format.ParseDict(json.loads((tmp_path / "t" / "executor_output.json").read_text()),
                           pipeline_spec_pb2.ExecutorOutput())
 

@@ -49,7 +49,7 @@ def run_window(var, window, source, port, **params):
     args = ["--window", window, "--var", str(var), f"source_uri={source}", f"serving_port={port}",
             f"min_auc={MIN_AUC}", *[f"{k}={v}" for k, v in params.items()]]
     code = run_main(args)
-    run_dir = sorted(glob.glob(os.path.join(str(var), "runs", "*")))[-1]
+    run_dir = sorted(d for d in glob.glob(os.path.join(str(var), "runs", "*")) if os.path.isdir(d))[-1]
     with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as handle:
         return code, json.load(handle)
 
@@ -64,3 +64,12 @@ def deployed(tmp_path_factory, sliced_source):
     code, facts = run_window(var, "2013-01:2013-04", sliced_source, port)
     yield {"var": var, "port": port, "code": code, "facts": facts}
     control.stop(os.path.join(str(var), "serving"))
+
+
+def lineage(var, *args):
+    """Asks the lineage CLI (data runtime) a question about a var folder's metadata store, as JSON."""
+    result = subprocess.run([runtime_python("data"), "-m", "components.lineage", "--store",
+                             os.path.join(str(var), "runs", "metadata.sqlite"), "--json", *args],
+                            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT},
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)

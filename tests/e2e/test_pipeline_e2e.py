@@ -8,7 +8,7 @@ import pytest
 from components import registry
 from components.model_server import control
 
-from .conftest import copy_source, run_window
+from .conftest import copy_source, lineage, run_window
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "pipelines", "example_request.json")
@@ -26,7 +26,7 @@ def test_first_window_trains_blesses_deploys_and_serves(deployed):
     facts = deployed["facts"]
     assert deployed["code"] == 0
     assert [s["step"] for s in facts["steps"]] == [
-        "extract", "validate-data", "prepare", "train", "resolve-baseline", "evaluate", "validate-model",
+        "fingerprint", "extract", "validate-data", "prepare", "train", "resolve-baseline", "evaluate", "validate-model",
         "infra-validate", "deploy"]
     assert {s["runtime"] for s in facts["steps"]} == {"data", "train", "serve"}
     assert facts["data"]["spans"] == ["2013-01", "2013-02", "2013-03", "2013-04"]
@@ -86,3 +86,20 @@ def test_shuffled_label_candidate_is_not_blessed_and_not_deployed(deployed, slic
     assert "deploy" not in {s["step"] for s in facts["steps"]}
     assert _current(deployed["var"]) == before_pointer
     assert _serving_state(deployed["var"]) == before_state
+
+
+def test_lineage_answers_what_produced_the_serving_model(deployed, sliced_source):
+    code, facts = run_window(deployed["var"], "2013-02:2013-05", sliced_source, deployed["port"],
+                             max_auc_drop=1.0)
+    assert code == 0
+    answer = lineage(deployed["var"], "serving")
+    serving = _serving_state(deployed["var"])
+    assert answer["version"] == serving["version"] == _current(deployed["var"])["version"]
+    assert answer["spans"] == ["2013-02", "2013-03", "2013-04", "2013-05"]
+    assert answer["data_hash"] == facts["data"]["data_hash"]
+    assert answer["parameters"]["test_span"] == "2013-05" and answer["git_sha"]
+    assert set(answer["images"]) >= {"train", "evaluate", "deploy"}
+    assert answer["test_metrics"]["auc"] == pytest.approx(facts["candidate"]["auc"])
+    assert answer["baseline"]["version"] and answer["baseline"]["auc_on_same_test_span"] is not None
+    runs = lineage(deployed["var"], "runs")
+    assert len(runs) >= 2 and all(r["status"] in ("COMPLETE", "FAILED") for r in runs)

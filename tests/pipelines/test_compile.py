@@ -22,10 +22,10 @@ def test_compiled_pipeline_has_the_parameters_and_steps():
     spec = yaml.safe_load(open(os.path.join(ROOT, "pipelines", "ct_pipeline.yaml")))
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     for name in ["source_uri", "train_spans", "test_span", "learning_rate", "max_iter", "min_auc",
-                 "max_auc_drop", "drift_js_threshold", "drift_linf_threshold"]:
+                 "max_auc_drop", "drift_js_threshold", "drift_linf_threshold", "metadata_uri"]:
         assert name in parameters
     executors = spec["deploymentSpec"]["executors"]
-    assert len(executors) == 9
+    assert len(executors) == 10
     assert all(e["container"]["image"].startswith("localhost/kfp-ct/") for e in executors.values())
 
 

@@ -55,3 +55,16 @@ def test_data_hash_changes_when_a_span_changes(source, tmp_path):
 def test_missing_span_is_named(source, tmp_path):
     with pytest.raises(ComponentError, match="2013-09.*not found.*2013-01"):
         extract_spans(str(source), ["2013-01", "2013-09"], str(tmp_path / "x"))
+
+
+def test_window_data_version_tracks_span_content(source):
+    from components.fingerprint.fingerprint import window_data_version
+
+    first = window_data_version(str(source), "2013-01:2013-02", "2013-03")
+    assert first.startswith("2013-01,2013-02,2013-03@sha256:")
+    assert window_data_version(str(source), "2013-01:2013-02", "2013-03") == first
+    span_file = source / "2013-02" / SPAN_FILE
+    pd.read_parquet(span_file).iloc[1:].to_parquet(span_file, index=False)
+    assert window_data_version(str(source), "2013-01:2013-02", "2013-03") != first
+    with pytest.raises(ComponentError, match="2013-09"):
+        window_data_version(str(source), "2013-01", "2013-09")

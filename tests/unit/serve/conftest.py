@@ -5,7 +5,7 @@ import pytest
 from components.model_server import control
 
 
-def _build_model(folder):
+def _build_model(folder, max_iter=20):
     import numpy as np
     import pandas as pd
 
@@ -19,7 +19,7 @@ def _build_model(folder):
     frame["origin"] = rng.choice(["EWR", "JFK", "LGA"], rows)
     frame["dest"] = rng.choice(["ORD", "ATL"], rows)
     frame[dataset.LABEL] = ((frame["precip"] > 5) ^ (frame["carrier"] == "EV")).astype(int)
-    pipeline, _ = train(frame, frame.head(100), {"max_iter": 20})
+    pipeline, _ = train(frame, frame.head(100), {"max_iter": max_iter})
     save(pipeline, str(folder), {})
     return frame
 
@@ -30,6 +30,14 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
     frame = _build_model(folder)
     return str(folder), frame
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory):
+    """A second, different model folder."""
+    folder = tmp_path_factory.mktemp("other-model")
+    _build_model(folder, max_iter=25)
+    return str(folder)
 
 
 @pytest.fixture(scope="session")

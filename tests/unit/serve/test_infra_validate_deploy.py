@@ -47,7 +47,7 @@ def test_deploy_refuses_unblessed_models_and_touches_nothing(tmp_path, trained):
     assert not os.path.exists(reg) and not os.path.exists(state)
 
 
-def test_deploy_publishes_then_serves_the_new_version(tmp_path, trained, samples):
+def test_deploy_publishes_then_serves_the_new_version(tmp_path, trained, other_model, samples):
     reg, state = str(tmp_path / "registry"), str(tmp_path / "serving")
     port = control.free_port()
     try:
@@ -59,7 +59,11 @@ def test_deploy_publishes_then_serves_the_new_version(tmp_path, trained, samples
                                          {"instances": samples["instances"][:2]})
         assert status == 200 and len(body["probabilities"]) == 2
         deployed, details = deploy(trained[0], {"blessed": True}, {"blessed": True}, reg, "m", {}, state, port)
-        assert details["serving"]["version"] == "v0002"
+        assert not deployed and "identical to production v0001" in details["reasons"][0]
+        assert registry.versions(reg, "m") == ["v0001"]
+        deployed, details = deploy(other_model, {"blessed": True}, {"blessed": True}, reg, "m", {}, state, port)
+        assert deployed and details["serving"]["version"] == "v0002"
+        assert registry.current(reg, "m")["previous_version"] == "v0001"
         assert json.load(open(os.path.join(state, control.STATE_FILE)))["version"] == "v0002"
     finally:
         control.stop(state)

@@ -1,0 +1,1 @@
+"""fingerprint [ExampleGen driver]: the data version of a window, so caching never hides new data."""

@@ -1,0 +1,93 @@
+"""Lineage command line (data runtime): ``python -m components.lineage COMMAND``.
+
+Commands:
+  record RUN_DIR            record a local run folder into the store
+  serving                   what produced the model in production now
+  model URI                 what produced a given model artifact
+  runs                      every run with its outcome
+  steps RUN_ID              a run's steps with state and duration
+  diff VERSION VERSION      metrics and parameters of two deployed versions
+  graph RUN_ID -o FILE      a run's lineage graph as HTML
+  baseline                  the latest blessed and deployed model (what resolve_baseline uses)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Optional
+
+from components.lineage import graph, queries, recorder
+from components.lineage.store import connect
+
+DEFAULT_STORE = "var/runs/metadata.sqlite"
+
+
+def _print(value: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(value, indent=2, default=str))
+        return
+    if isinstance(value, list):
+        for row in value:
+            print("  ".join(f"{k}={v}" for k, v in row.items()))
+        return
+    for key, item in value.items():
+        if isinstance(item, dict):
+            print(f"{key}:")
+            for sub_key, sub_item in item.items():
+                print(f"    {sub_key}: {sub_item}")
+        else:
+            print(f"{key}: {item}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Parses the command line and answers."""
+    parser = argparse.ArgumentParser(prog="python -m components.lineage", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", default=DEFAULT_STORE,
+                        help=f"metadata store: SQLite path, mysql://..., grpc://host:port (default {DEFAULT_STORE})")
+    parser.add_argument("--model-name", default="flights-delay")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("command", choices=["record", "serving", "model", "runs", "steps", "diff", "graph",
+                                            "baseline"])
+    parser.add_argument("args", nargs="*")
+    parser.add_argument("-o", "--output", help="output file (graph)")
+    args = parser.parse_args(argv)
+    store = connect(args.store)
+    try:
+        if args.command == "record":
+            for run_dir in args.args:
+                counts = recorder.record_run(store, run_dir)
+                print(f"recorded {recorder.run_id_of(run_dir)}: {counts['executions']} executions, "
+                      f"{counts['artifacts']} output artifacts")
+        elif args.command in ("serving", "baseline"):
+            latest = queries.latest_deployed_model(store, args.model_name)
+            if latest is None:
+                print("no model has been deployed yet", file=sys.stderr)
+                return 1
+            _print(latest if args.command == "baseline" else
+                   {"version": latest["version"], "model_dir": latest["model_dir"],
+                    **queries.provenance(store, latest["model_uri"])}, args.json)
+        elif args.command == "model":
+            _print(queries.provenance(store, args.args[0]), args.json)
+        elif args.command == "runs":
+            _print(queries.runs(store), args.json)
+        elif args.command == "steps":
+            _print(queries.steps(store, args.args[0]), args.json)
+        elif args.command == "diff":
+            _print(queries.diff(store, args.args[0], args.args[1], args.model_name), args.json)
+        elif args.command == "graph":
+            html = graph.to_html(graph.run_graph(store, args.args[0]))
+            output = args.output or f"lineage-{args.args[0]}.html"
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(html)
+            print(f"wrote {output}")
+    except (LookupError, IndexError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Questions answered from ML Metadata: production model, provenance, runs, steps, differences."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from components.lineage.recorder import CONTEXT_RUN, EXECUTION_TYPE, get_value
+
+
+def _props(node) -> dict[str, Any]:
+    return {key: get_value(node.custom_properties, key) for key in node.custom_properties}
+
+
+def _state(execution) -> str:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    return pb.Execution.State.Name(execution.last_known_state)
+
+
+def _events(store, execution_id: int) -> list:
+    return store.get_events_by_execution_ids([execution_id])
+
+
+def _artifacts_of(store, execution_id: int, kind) -> dict[str, Any]:
+    """Artifacts an execution consumed (kind INPUT) or produced (OUTPUT), by their key."""
+    events = [e for e in _events(store, execution_id) if e.type == kind]
+    by_id = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])} if events else {}
+    return {e.path.steps[0].key: by_id[e.artifact_id] for e in events if e.path.steps}
+
+
+def _producer(store, artifact_id: int):
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    events = [e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type == pb.Event.OUTPUT]
+    executions = store.get_executions_by_id([e.execution_id for e in events]) if events else []
+    real = [x for x in executions if x.last_known_state != pb.Execution.CACHED]
+    return (real or executions or [None])[0]
+
+
+def _run_execution(store, run_id: str, task_name: str):
+    return store.get_execution_by_type_and_name(EXECUTION_TYPE, f"{run_id}/{task_name}")
+
+
+def deployments(store, model_name: Optional[str] = None) -> list[dict[str, Any]]:
+    """Completed deployments, oldest first: version, model folder, model URI, run and metrics."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    found = []
+    for execution in store.get_executions_by_type(EXECUTION_TYPE):
+        props = _props(execution)
+        if props.get("task_name") != "deploy" or execution.last_known_state != pb.Execution.COMPLETE:
+            continue
+        outputs = _artifacts_of(store, execution.id, pb.Event.OUTPUT)
+        inputs = _artifacts_of(store, execution.id, pb.Event.INPUT)
+        deployment = _props(outputs["deployment"]) if "deployment" in outputs else {}
+        if not deployment.get("deployed"):
+            continue
+        if model_name and deployment.get("model_name", model_name) != model_name:
+            continue
+        found.append({
+            "version": deployment.get("version"),
+            "model_dir": deployment.get("model_dir"),
+            "model_uri": inputs["model"].uri if "model" in inputs else None,
+            "model_artifact_id": inputs["model"].id if "model" in inputs else None,
+            "run_id": props.get("run_id"),
+            "deployed_at": props.get("ended_at"),
+            "metrics": _evaluation_metrics(store, props.get("run_id")),
+            "execution_id": execution.id,
+        })
+    return sorted(found, key=lambda d: (d["deployed_at"] or 0, d["execution_id"]))
+
+
+def _evaluation_metrics(store, run_id: Optional[str]) -> dict[str, Any]:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    execution = _run_execution(store, run_id, "evaluate") if run_id else None
+    if execution is None:
+        return {}
+    outputs = _artifacts_of(store, execution.id, pb.Event.OUTPUT)
+    return _props(outputs["metrics"]) if "metrics" in outputs else {}
+
+
+def latest_deployed_model(store, model_name: Optional[str] = None) -> Optional[dict[str, Any]]:
+    """The latest blessed and deployed model (TFX's latest-blessed-model semantics), or None.
+
+    ``deploy`` refuses unblessed models, so every completed deployment is of a blessed one.
+    """
+    found = deployments(store, model_name)
+    return found[-1] if found else None
+
+
+def provenance(store, model_uri: str) -> dict[str, Any]:
+    """What produced a model: run, spans, data hash, parameters, code, images, metrics, baseline beaten."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    models = store.get_artifacts_by_uri(model_uri)
+    if not models:
+        raise LookupError(f"no artifact with URI {model_uri} in the metadata store")
+    train = _producer(store, models[0].id)
+    if train is None:
+        raise LookupError(f"the metadata store knows no execution that produced {model_uri}")
+    train_props = _props(train)
+    run_id = train_props["run_id"]
+    run = store.get_context_by_type_and_name(CONTEXT_RUN, run_id)
+    run_props = _props(run) if run else {}
+    result: dict[str, Any] = {
+        "model_uri": model_uri,
+        "run_id": run_id,
+        "trigger": run_props.get("trigger"),
+        "git_sha": run_props.get("git_sha"),
+        "pipeline_version": run_props.get("pipeline_version"),
+        "parameters": run_props.get("parameters"),
+        "hyperparameters": _props(models[0]).get("hyperparameters"),
+        "images": {},
+    }
+    for execution in store.get_executions_by_context(run.id) if run else []:
+        props = _props(execution)
+        result["images"][props.get("task_name")] = props.get("image")
+    extract = _run_execution(store, run_id, "extract")
+    if extract is not None:
+        dataset = _artifacts_of(store, extract.id, pb.Event.OUTPUT).get("dataset")
+        if dataset is not None:
+            data = _props(dataset)
+            result.update(spans=data.get("spans"), rows_per_span=data.get("rows_per_span"),
+                          data_hash=data.get("data_hash"), dataset_uri=dataset.uri)
+    evaluate = _run_execution(store, run_id, "evaluate")
+    if evaluate is not None:
+        outputs = _artifacts_of(store, evaluate.id, pb.Event.OUTPUT)
+        result["test_metrics"] = _props(outputs["metrics"]) if "metrics" in outputs else {}
+        evaluation = _props(outputs["evaluation"]) if "evaluation" in outputs else {}
+        baseline = _artifacts_of(store, evaluate.id, pb.Event.INPUT).get("baseline")
+        result["baseline"] = {"version": _props(baseline).get("version") if baseline else None,
+                              "auc_on_same_test_span": evaluation.get("baseline_auc")}
+    result["train_metrics"] = {}
+    for key, artifact in _artifacts_of(store, train.id, pb.Event.OUTPUT).items():
+        if key == "train_metrics":
+            result["train_metrics"] = _props(artifact)
+    validate = _run_execution(store, run_id, "validate-model")
+    if validate is not None:
+        blessing = _artifacts_of(store, validate.id, pb.Event.OUTPUT).get("blessing")
+        result["blessing"] = _props(blessing) if blessing else None
+    return result
+
+
+def runs(store) -> list[dict[str, Any]]:
+    """Every recorded run with its outcome: status, trigger, window, candidate AUC, blessing, deployment."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    result = []
+    for context in store.get_contexts_by_type(CONTEXT_RUN):
+        props = _props(context)
+        steps = {(_props(e).get("task_name")): e for e in store.get_executions_by_context(context.id)}
+        entry = {"run_id": context.name, "status": props.get("status"), "trigger": props.get("trigger"),
+                 "started_at": props.get("started_at"), "git_sha": props.get("git_sha"),
+                 "window": f"{(props.get('parameters') or {}).get('train_spans')} -> "
+                           f"{(props.get('parameters') or {}).get('test_span')}",
+                 "candidate_auc": None, "blessed": None, "deployed": None}
+        if "evaluate" in steps:
+            metrics = _artifacts_of(store, steps["evaluate"].id, pb.Event.OUTPUT).get("metrics")
+            entry["candidate_auc"] = _props(metrics).get("auc") if metrics else None
+        if "validate-model" in steps:
+            blessing = _artifacts_of(store, steps["validate-model"].id, pb.Event.OUTPUT).get("blessing")
+            entry["blessed"] = _props(blessing).get("blessed") if blessing else None
+        if "deploy" in steps:
+            deployment = _artifacts_of(store, steps["deploy"].id, pb.Event.OUTPUT).get("deployment")
+            entry["deployed"] = _props(deployment).get("version") if deployment else None
+        result.append(entry)
+    return sorted(result, key=lambda r: r["started_at"] or 0)
+
+
+def steps(store, run_id: str) -> list[dict[str, Any]]:
+    """A run's steps in order, with state and duration."""
+    context = store.get_context_by_type_and_name(CONTEXT_RUN, run_id)
+    if context is None:
+        raise LookupError(f"no run {run_id} in the metadata store")
+    result = []
+    for execution in store.get_executions_by_context(context.id):
+        props = _props(execution)
+        result.append({"step": props.get("task_name"), "state": _state(execution),
+                       "seconds": props.get("duration_seconds"), "image": props.get("image"),
+                       "started_at": props.get("started_at")})
+    return sorted(result, key=lambda s: s["started_at"] or 0)
+
+
+def diff(store, version_a: str, version_b: str, model_name: Optional[str] = None) -> dict[str, Any]:
+    """Metrics and parameters of two deployed versions, side by side, with what differs."""
+    by_version = {d["version"]: d for d in deployments(store, model_name)}
+    for version in (version_a, version_b):
+        if version not in by_version:
+            raise LookupError(f"no deployed version {version}; known: {', '.join(sorted(by_version)) or 'none'}")
+    a = provenance(store, by_version[version_a]["model_uri"])
+    b = provenance(store, by_version[version_b]["model_uri"])
+
+    def changed(left: dict, right: dict) -> dict[str, Any]:
+        keys = sorted(set(left or {}) | set(right or {}))
+        return {k: [(left or {}).get(k), (right or {}).get(k)] for k in keys
+                if (left or {}).get(k) != (right or {}).get(k)}
+
+    return {"versions": [version_a, version_b],
+            "runs": [a["run_id"], b["run_id"]],
+            "test_metrics": changed(a.get("test_metrics"), b.get("test_metrics")),
+            "parameters": changed(a.get("parameters"), b.get("parameters")),
+            "spans": [a.get("spans"), b.get("spans")],
+            "git_sha": [a.get("git_sha"), b.get("git_sha")]}

@@ -1,0 +1,203 @@
+"""Records a local run folder into ML Metadata, with the names the KFP backend uses.
+
+Per run: a ``system.PipelineRun`` context (parameters, pipeline version, git
+sha, trigger, status, times) inside a ``system.Pipeline`` context; per task a
+``system.ContainerExecution`` (image, runtime, start, end, duration, state:
+COMPLETE, FAILED or CACHED, input parameters); per artifact its URI, type and
+metadata as properties, with INPUT and OUTPUT events. Recording is idempotent:
+a run recorded twice is recorded once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+CONTEXT_PIPELINE = "system.Pipeline"
+CONTEXT_RUN = "system.PipelineRun"
+EXECUTION_TYPE = "system.ContainerExecution"
+ARTIFACT_TYPES = ("system.Artifact", "system.Dataset", "system.Model", "system.Metrics",
+                  "system.ClassificationMetrics", "system.HTML", "system.Markdown")
+
+
+def set_value(target, key: str, value: Any) -> None:
+    """Stores a Python value in an MLMD properties map (nested values as JSON text)."""
+    if value is None:
+        return
+    slot = target[key]
+    if isinstance(value, bool):
+        slot.bool_value = value
+    elif isinstance(value, int):
+        slot.int_value = value
+    elif isinstance(value, float):
+        slot.double_value = value
+    elif isinstance(value, str):
+        slot.string_value = value
+    else:
+        slot.string_value = json.dumps(value, sort_keys=True, default=str)
+
+
+def get_value(properties, key: str, default: Any = None) -> Any:
+    """Reads a value stored by ``set_value`` (JSON text decoded back)."""
+    if key not in properties:
+        return default
+    value = properties[key]
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        text = value.string_value
+        if text[:1] in "[{":
+            try:
+                return json.loads(text)
+            except ValueError:
+                return text
+        return text
+    return getattr(value, kind) if kind else default
+
+
+def _type_id(store, kind: str, name: str) -> int:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    message = {"context": pb.ContextType, "execution": pb.ExecutionType, "artifact": pb.ArtifactType}[kind]()
+    message.name = name
+    return getattr(store, f"put_{kind}_type")(message, can_add_fields=True)
+
+
+def _context(store, type_name: str, name: str, properties: dict[str, Any]) -> Any:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    context = store.get_context_by_type_and_name(type_name, name)
+    if context is None:
+        context = pb.Context(type_id=_type_id(store, "context", type_name), name=name)
+    for key, value in properties.items():
+        set_value(context.custom_properties, key, value)
+    [context.id] = store.put_contexts([context])
+    return context
+
+
+def _read_json(path: str) -> Optional[Any]:
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _tasks(run_dir: str) -> list[dict[str, Any]]:
+    tasks = []
+    for root, _dirs, files in os.walk(run_dir):
+        if "timing.json" not in files:
+            continue
+        tasks.append({
+            "name": os.path.basename(root),
+            "dir": root,
+            "timing": _read_json(os.path.join(root, "timing.json")),
+            "input": _read_json(os.path.join(root, "executor_input.json")) or {},
+            "output": _read_json(os.path.join(root, "executor_output.json")) or {},
+        })
+    return sorted(tasks, key=lambda t: t["timing"].get("started") or 0)
+
+
+def run_id_of(run_dir: str) -> str:
+    """The run's id: the KFP job name kfp.local gave it (its folder in the run folder)."""
+    info = _read_json(os.path.join(run_dir, "run.json")) or {}
+    if info.get("run_id"):
+        return info["run_id"]
+    for name in sorted(os.listdir(run_dir)):
+        if os.path.isdir(os.path.join(run_dir, name)) and name not in ("cached", ".kfp_cache"):
+            return name
+    return os.path.basename(os.path.abspath(run_dir))
+
+
+def _artifact(store, uri: str, type_name: str, name: str, metadata: dict[str, Any], contexts) -> int:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    existing = [a for a in store.get_artifacts_by_uri(uri)]
+    artifact = existing[0] if existing else pb.Artifact(type_id=_type_id(store, "artifact", type_name), uri=uri)
+    artifact.state = pb.Artifact.LIVE
+    set_value(artifact.custom_properties, "display_name", name)
+    for key, value in metadata.items():
+        set_value(artifact.custom_properties, key, value)
+    [artifact_id] = store.put_artifacts([artifact])
+    store.put_attributions_and_associations(
+        [pb.Attribution(artifact_id=artifact_id, context_id=c.id) for c in contexts], [])
+    return artifact_id
+
+
+def record_run(store, run_dir: str) -> dict[str, int]:
+    """Records a run folder (``run.json`` and every task folder) into the store.
+
+    Returns:
+        Counts of what was written: executions and artifacts (0 when the run was recorded already).
+    """
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    info = _read_json(os.path.join(run_dir, "run.json")) or {}
+    run_id = run_id_of(run_dir)
+    pipeline_name = info.get("pipeline_name", "ct-flights-delay")
+    pipeline = _context(store, CONTEXT_PIPELINE, pipeline_name, {})
+    run = _context(store, CONTEXT_RUN, run_id, {
+        "pipeline_name": pipeline_name,
+        "pipeline_version": info.get("pipeline_version"),
+        "git_sha": info.get("git_sha"),
+        "trigger": info.get("trigger", "on_demand"),
+        "parameters": info.get("parameters", {}),
+        "status": info.get("status"),
+        "started_at": info.get("started"),
+        "ended_at": info.get("ended"),
+        "run_dir": os.path.abspath(run_dir),
+        "caching": info.get("caching"),
+    })
+    contexts = [pipeline, run]
+    execution_type = _type_id(store, "execution", EXECUTION_TYPE)
+    counts = {"executions": 0, "artifacts": 0}
+    for task in _tasks(run_dir):
+        name = f"{run_id}/{task['name']}"
+        if store.get_execution_by_type_and_name(EXECUTION_TYPE, name) is not None:
+            continue
+        timing = task["timing"]
+        state = (pb.Execution.CACHED if timing.get("cached")
+                 else pb.Execution.COMPLETE if timing.get("exit_code") == 0 else pb.Execution.FAILED)
+        execution = pb.Execution(type_id=execution_type, name=name, last_known_state=state)
+        properties = execution.custom_properties
+        set_value(properties, "task_name", task["name"])
+        set_value(properties, "display_name", task["name"])
+        set_value(properties, "run_id", run_id)
+        set_value(properties, "image", timing.get("image"))
+        set_value(properties, "runtime", timing.get("runtime"))
+        set_value(properties, "executor", "kfp.local + per-runtime task handler")
+        set_value(properties, "started_at", timing.get("started"))
+        set_value(properties, "ended_at", timing.get("ended"))
+        set_value(properties, "duration_seconds", timing.get("seconds"))
+        set_value(properties, "exit_code", timing.get("exit_code"))
+        set_value(properties, "cached_from", timing.get("cached_from"))
+        set_value(properties, "inputs", task["input"].get("inputs", {}).get("parameterValues", {}))
+        events_and_artifacts = []
+        for artifact_name, entry in task["input"].get("inputs", {}).get("artifacts", {}).items():
+            for artifact in entry.get("artifacts", []):
+                artifact_id = _artifact(store, artifact["uri"], artifact.get("type", {}).get(
+                    "schemaTitle", "system.Artifact"), artifact_name, artifact.get("metadata", {}), contexts)
+                events_and_artifacts.append((artifact_id, pb.Event.INPUT, artifact_name))
+        if state != pb.Execution.FAILED:
+            declared = task["input"].get("outputs", {}).get("artifacts", {})
+            for artifact_name, entry in task["output"].get("artifacts", {}).items():
+                for artifact in entry.get("artifacts", []):
+                    type_name = (declared.get(artifact_name, {}).get("artifacts", [{}])[0]
+                                 .get("type", {}).get("schemaTitle", "system.Artifact"))
+                    artifact_id = _artifact(store, artifact["uri"], type_name, artifact_name,
+                                            artifact.get("metadata", {}), contexts)
+                    events_and_artifacts.append((artifact_id, pb.Event.OUTPUT, artifact_name))
+                    counts["artifacts"] += 1
+            set_value(properties, "outputs", task["output"].get("parameterValues", {}))
+        [execution.id] = store.put_executions([execution])
+        events = []
+        for artifact_id, kind, key in events_and_artifacts:
+            event = pb.Event(artifact_id=artifact_id, execution_id=execution.id, type=kind)
+            step = event.path.steps.add()
+            step.key = key
+            events.append(event)
+        if events:
+            store.put_events(events)
+        store.put_attributions_and_associations(
+            [], [pb.Association(execution_id=execution.id, context_id=c.id) for c in contexts])
+        counts["executions"] += 1
+    return counts

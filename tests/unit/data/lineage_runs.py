@@ -1,0 +1,79 @@
+"""Builds run folders the way the local runner leaves them, for lineage tests."""
+
+import json
+import os
+import time
+
+
+def _artifact(uri, title, metadata=None):
+    return {"artifacts": [{"name": os.path.basename(uri), "uri": uri, "type": {"schemaTitle": title},
+                           "metadata": metadata or {}}]}
+
+
+def write_task(run_dir, run_id, task, inputs, outputs, exit_code=0, params=None, started=None):
+    """One task folder: executor input (typed artifacts), executor output, timing."""
+    folder = os.path.join(run_dir, run_id, task)
+    os.makedirs(folder, exist_ok=True)
+    out_artifacts = {}
+    for name, (title, metadata) in outputs.items():
+        uri = os.path.join(folder, name)
+        with open(uri, "w") as handle:
+            json.dump(metadata, handle)
+        out_artifacts[name] = _artifact(uri, title, metadata)
+    executor_input = {"inputs": {"parameterValues": params or {},
+                                 "artifacts": {k: _artifact(*v) for k, v in inputs.items()}},
+                      "outputs": {"artifacts": {k: {"artifacts": [{"name": k, "uri": v["artifacts"][0]["uri"],
+                                                                    "type": v["artifacts"][0]["type"]}]}
+                                                for k, v in out_artifacts.items()},
+                                  "outputFile": os.path.join(folder, "executor_output.json")}}
+    with open(os.path.join(folder, "executor_input.json"), "w") as handle:
+        json.dump(executor_input, handle)
+    with open(os.path.join(folder, "executor_output.json"), "w") as handle:
+        json.dump({"artifacts": out_artifacts}, handle)
+    start = started or time.time()
+    with open(os.path.join(folder, "timing.json"), "w") as handle:
+        json.dump({"runtime": "data", "image": "localhost/kfp-ct/data:0.1.0", "started": start,
+                   "ended": start + 1.5, "seconds": 1.5, "exit_code": exit_code, "cached": False}, handle)
+    return {k: (v["artifacts"][0]["uri"], v["artifacts"][0]["type"]["schemaTitle"],
+                v["artifacts"][0]["metadata"]) for k, v in out_artifacts.items()}
+
+
+def make_run(root, run_id, auc, blessed, deploy=True, fail_at=None, version=None, baseline_version=None,
+             started=0.0):
+    """A CT run folder: extract, train, evaluate, validate-model and (if blessed) deploy.
+
+    ``fail_at`` names a task that fails; nothing after it runs.
+    """
+    run_dir = os.path.join(root, run_id)
+    os.makedirs(run_dir, exist_ok=True)
+    status = "FAILED" if fail_at else "COMPLETE"
+    with open(os.path.join(run_dir, "run.json"), "w") as handle:
+        json.dump({"run_id": run_id, "pipeline_name": "ct-flights-delay", "pipeline_version": "abc",
+                   "git_sha": "1234567", "trigger": "on_demand", "status": status,
+                   "parameters": {"train_spans": "2013-01:2013-03", "test_span": "2013-04", "max_iter": 100},
+                   "started": started}, handle)
+    t = started
+    data = write_task(run_dir, run_id, "extract", {}, {"dataset": ("system.Dataset", {
+        "spans": ["2013-01", "2013-04"], "data_hash": f"hash-{run_id}"})},
+        exit_code=1 if fail_at == "extract" else 0, started=t)
+    if fail_at == "extract":
+        return run_dir
+    model = write_task(run_dir, run_id, "train", {"train_data": data["dataset"]},
+                       {"model": ("system.Model", {"hyperparameters": {"max_iter": 100}}),
+                        "train_metrics": ("system.Metrics", {"train_auc": auc + 0.1})},
+                       exit_code=1 if fail_at == "train" else 0, started=t + 2)
+    if fail_at == "train":
+        return run_dir
+    baseline = (os.path.join(run_dir, "baseline"), "system.Model", {"version": baseline_version})
+    evaluation = write_task(run_dir, run_id, "evaluate", {"model": model["model"], "baseline": baseline},
+                            {"metrics": ("system.Metrics", {"auc": auc}),
+                             "evaluation": ("system.Artifact", {"candidate_auc": auc})}, started=t + 4)
+    blessing = write_task(run_dir, run_id, "validate-model", {"evaluation": evaluation["evaluation"]},
+                          {"blessing": ("system.Artifact", {"blessed": blessed})}, started=t + 6)
+    if blessed and deploy:
+        write_task(run_dir, run_id, "deploy", {"model": model["model"], "blessing": blessing["blessing"]},
+                   {"deployment": ("system.Artifact", {"deployed": True, "version": version,
+                                                       "model_name": "flights-delay",
+                                                       "model_dir": f"/registry/{version}"})},
+                   exit_code=1 if fail_at == "deploy" else 0, started=t + 8)
+    return run_dir

@@ -1,0 +1,84 @@
+"""Lineage in ML Metadata, on every backend the store supports here (SQLite, and MariaDB when available)."""
+
+import pytest
+from lineage_runs import make_run
+from ml_metadata.proto import metadata_store_pb2 as pb
+
+from components.lineage import graph, queries, recorder
+from components.lineage.store import connect
+
+
+@pytest.fixture
+def store(metadata_uri):
+    return connect(metadata_uri)
+
+
+def _executions(store, run_id):
+    context = store.get_context_by_type_and_name(recorder.CONTEXT_RUN, run_id)
+    return {recorder.get_value(e.custom_properties, "task_name"): e
+            for e in store.get_executions_by_context(context.id)}
+
+
+def test_successful_run_is_recorded_with_kfp_type_names(store, tmp_path):
+    run_dir = make_run(str(tmp_path), "run-1", auc=0.70, blessed=True, version="v0001")
+    counts = recorder.record_run(store, run_dir)
+    assert counts["executions"] == 5
+    assert {t.name for t in store.get_context_types()} >= {"system.Pipeline", "system.PipelineRun"}
+    assert {t.name for t in store.get_artifact_types()} >= {"system.Dataset", "system.Model", "system.Metrics"}
+    executions = _executions(store, "run-1")
+    assert all(e.last_known_state == pb.Execution.COMPLETE for e in executions.values())
+    train = executions["train"]
+    assert recorder.get_value(train.custom_properties, "image") == "localhost/kfp-ct/data:0.1.0"
+    assert recorder.get_value(train.custom_properties, "duration_seconds") == 1.5
+    run = store.get_context_by_type_and_name("system.PipelineRun", "run-1")
+    assert recorder.get_value(run.custom_properties, "git_sha") == "1234567"
+    assert recorder.get_value(run.custom_properties, "parameters")["max_iter"] == 100
+    assert recorder.record_run(store, run_dir)["executions"] == 0  # idempotent
+
+
+def test_failed_run_marks_the_failed_step_and_nothing_downstream(store, tmp_path):
+    run_dir = make_run(str(tmp_path), "run-f", auc=0.7, blessed=True, fail_at="train")
+    recorder.record_run(store, run_dir)
+    executions = _executions(store, "run-f")
+    assert set(executions) == {"extract", "train"}
+    assert executions["train"].last_known_state == pb.Execution.FAILED
+    outputs = [e for e in store.get_events_by_execution_ids([executions["train"].id]) if e.type == pb.Event.OUTPUT]
+    assert outputs == []  # a failed step's outputs are not recorded as produced
+    run = store.get_context_by_type_and_name("system.PipelineRun", "run-f")
+    assert recorder.get_value(run.custom_properties, "status") == "FAILED"
+    assert queries.latest_deployed_model(store) is None
+
+
+def test_baseline_follows_blessed_not_blessed_blessed(store, tmp_path):
+    assert queries.latest_deployed_model(store) is None
+    recorder.record_run(store, make_run(str(tmp_path), "r1", 0.70, True, version="v0001", started=100))
+    assert queries.latest_deployed_model(store)["version"] == "v0001"
+    recorder.record_run(store, make_run(str(tmp_path), "r2", 0.55, False, started=200))
+    assert queries.latest_deployed_model(store)["version"] == "v0001"
+    recorder.record_run(store, make_run(str(tmp_path), "r3", 0.72, True, version="v0002", started=300,
+                                        baseline_version="v0001"))
+    latest = queries.latest_deployed_model(store)
+    assert latest["version"] == "v0002" and latest["run_id"] == "r3" and latest["metrics"]["auc"] == 0.72
+    recorder.record_run(store, make_run(str(tmp_path), "r4", 0.73, True, version="v0003", started=400,
+                                        fail_at="deploy"))
+    assert queries.latest_deployed_model(store)["version"] == "v0002"  # a failed deployment does not count
+
+
+def test_provenance_runs_steps_diff_and_graph(store, tmp_path):
+    recorder.record_run(store, make_run(str(tmp_path), "r1", 0.70, True, version="v0001", started=100))
+    recorder.record_run(store, make_run(str(tmp_path), "r2", 0.74, True, version="v0002", started=200,
+                                        baseline_version="v0001"))
+    latest = queries.latest_deployed_model(store)
+    origin = queries.provenance(store, latest["model_uri"])
+    assert origin["run_id"] == "r2" and origin["data_hash"] == "hash-r2"
+    assert origin["spans"] == ["2013-01", "2013-04"] and origin["git_sha"] == "1234567"
+    assert origin["test_metrics"]["auc"] == 0.74 and origin["baseline"]["version"] == "v0001"
+    assert origin["images"]["train"].endswith(":0.1.0")
+    assert [r["run_id"] for r in queries.runs(store)] == ["r1", "r2"]
+    assert [s["step"] for s in queries.steps(store, "r2")][:2] == ["extract", "train"]
+    difference = queries.diff(store, "v0001", "v0002")
+    assert difference["test_metrics"]["auc"] == [0.70, 0.74]
+    html = graph.to_html(graph.run_graph(store, "r2"))
+    assert "<svg" in html and "train (COMPLETE)" in html
+    with pytest.raises(LookupError, match="v0009"):
+        queries.diff(store, "v0001", "v0009")
