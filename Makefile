@@ -72,11 +72,18 @@ test-e2e: setup ## End-to-end local runs of the compiled YAML on a slice of the 
 
 test: lint test-unit test-components test-e2e ## Everything CI runs
 
-serve-status: ## Show the local model server's state
-	@cat var/serving/server.json 2>/dev/null || echo "no local model server recorded in var/serving"
+PORT ?= 8080
+serve-start: setup ## Start the local model server on PORT (default 8080), serving the registry's current model
+	$(VENVS)/serve/bin/python -m components.model_server start --registry var/registry --port $(PORT)
+
+serve-status: setup ## Show what the local model server serves
+	@$(VENVS)/serve/bin/python -m components.model_server status
 
 serve-stop: setup ## Stop the local model server
-	$(VENVS)/serve/bin/python -c "from components.model_server import control; print(control.stop('var/serving') or 'not running')"
+	@$(VENVS)/serve/bin/python -m components.model_server stop
+
+rollback: setup ## Serve the previous model version again (VERSION=v0001 for a given one); no request dropped
+	$(VENVS)/serve/bin/python -m components.model_server rollback --registry var/registry $(if $(VERSION),--version $(VERSION))
 
 clean: ## Remove runs, registry, serving state and landed data (keeps the runtimes)
 	-$(MAKE) --no-print-directory serve-stop
@@ -85,4 +92,4 @@ clean: ## Remove runs, registry, serving state and landed data (keeps the runtim
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: help setup system-deps lock run lineage compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: help setup system-deps lock run lineage serve-start rollback compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

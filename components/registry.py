@@ -110,3 +110,39 @@ def publish(registry_uri: str, model_name: str, model_dir: str, release: dict[st
     with open(os.path.join(root, HISTORY), "a", encoding="utf-8") as handle:
         handle.write(json.dumps({"event": "deploy", **pointer}) + "\n")
     return pointer
+
+
+def rollback(registry_uri: str, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
+    """Points ``current.json`` back at an earlier version (default: the one before the current).
+
+    Raises:
+        ValueError: There is nothing to roll back to, or the version does not exist.
+    """
+    pointer = current(registry_uri, model_name)
+    if pointer is None:
+        raise ValueError(f"{model_name} has never been deployed in {registry_uri}")
+    target = version or pointer.get("previous_version")
+    if not target:
+        raise ValueError(f"{model_name} {pointer['version']} has no previous version to roll back to")
+    if target not in versions(registry_uri, model_name):
+        known = ", ".join(versions(registry_uri, model_name))
+        raise ValueError(f"{model_name} has no version {target}; versions: {known}")
+    root = model_root(registry_uri, model_name)
+    target_dir = os.path.join(root, "versions", target)
+    with open(os.path.join(target_dir, RELEASE), encoding="utf-8") as handle:
+        release = json.load(handle)
+    new = {
+        "model_name": model_name,
+        "version": target,
+        "model_dir": os.path.abspath(target_dir),
+        "previous_version": pointer["version"],
+        "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "metrics": release.get("metrics", {}),
+        "run_id": release.get("run_id"),
+        "model_sha256": model_digest(target_dir),
+        "rolled_back_from": pointer["version"],
+    }
+    _write_json_atomically(os.path.join(root, CURRENT), new)
+    with open(os.path.join(root, HISTORY), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"event": "rollback", **new}) + "\n")
+    return new

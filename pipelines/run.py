@@ -52,17 +52,35 @@ def ensure_source(source: str, venvs_dir: str = DEFAULT_VENVS) -> None:
                    check=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT})
 
 
-def parse_params(items: list[str]) -> dict[str, object]:
-    """KEY=VALUE pairs; values parsed as JSON when they are JSON (numbers, booleans)."""
+def pipeline_parameters(pipeline_yaml: str = PIPELINE_YAML) -> dict[str, str]:
+    """Parameter name -> KFP type (STRING, NUMBER_DOUBLE, NUMBER_INTEGER, BOOLEAN) of a compiled pipeline."""
+    import yaml
+
+    with open(pipeline_yaml, encoding="utf-8") as handle:
+        spec = yaml.safe_load(handle)
+    return {name: p["parameterType"] for name, p in spec["root"]["inputDefinitions"]["parameters"].items()}
+
+
+def parse_params(items: list[str], types: Optional[dict[str, str]] = None) -> dict[str, object]:
+    """KEY=VALUE pairs, converted to the pipeline's declared parameter types.
+
+    Raises:
+        ValueError: A pair is malformed, names no parameter, or its value does not fit the type.
+    """
+    types = types if types is not None else pipeline_parameters()
+    converters = {"NUMBER_DOUBLE": float, "NUMBER_INTEGER": int, "STRING": str,
+                  "BOOLEAN": lambda v: {"true": True, "false": False}[v.lower()]}
     params: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"parameter {item!r} must be KEY=VALUE")
+        if key not in types:
+            raise ValueError(f"unknown pipeline parameter {key!r}; parameters: {', '.join(sorted(types))}")
         try:
-            params[key] = json.loads(value)
-        except ValueError:
-            params[key] = value
+            params[key] = converters[types[key]](value)
+        except (ValueError, KeyError):
+            raise ValueError(f"parameter {key}={value!r} is not a valid {types[key]}") from None
     return params
 
 

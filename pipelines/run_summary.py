@@ -133,7 +133,8 @@ def format_summary(facts: dict[str, Any]) -> str:
     if deployment and deployment.get("deployed"):
         pointer, serving = deployment["pointer"], deployment["serving"]
         lines.append(f"Deployed: {pointer['version']} -> {pointer['model_dir']}")
-        lines.append(f"Serving: {serving['predict_url']}  (KServe V1 protocol, pid {serving['pid']})")
+        lines.append(f"Serving: {serving['predict_url']}  (V1)")
+        lines.append(f"         {serving.get('infer_url', '')}  (V2 / Open Inference Protocol), pid {serving['pid']}")
     elif deployment:
         lines.append(f"Not deployed: {'; '.join(deployment.get('reasons', []))}")
     elif facts.get("blessing") and not facts["blessing"]["blessed"]:

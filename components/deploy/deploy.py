@@ -23,6 +23,9 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
            serving_port: int) -> tuple[bool, dict[str, Any]]:
     """Publishes a blessed model to the registry, then serves it from the local model server.
 
+    The running server follows the registry and swaps to the new version without
+    dropping a request; a server is started when none runs.
+
     Nothing is touched when either blessing is missing or negative.
 
     Returns:
@@ -38,5 +41,5 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
         if control.is_alive(serving) and serving.get("version") == pointer["version"]:
             return False, {"reasons": [f"the model is identical to production {pointer['version']}, "
                                        "which is serving already"]}
-    state = control.restart(serving_state_dir, pointer["model_dir"], model_name, serving_port, pointer["version"])
+    state = control.ensure_serving(serving_state_dir, registry_uri, model_name, serving_port)
     return True, {"pointer": pointer, "serving": state}

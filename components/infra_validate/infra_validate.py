@@ -48,7 +48,7 @@ def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, to
     url = f"http://127.0.0.1:{port}"
     log_path = os.path.join(tempfile.mkdtemp(prefix="infra-validate-"), "server.log")
     started = time.monotonic()
-    process = control.start_process(model_dir, name, port, log_path)
+    process = control.start_process(["--model-dir", model_dir], name, port, log_path)
     try:
         try:
             control.wait_ready(url, name, ready_timeout, process)
@@ -68,6 +68,8 @@ def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, to
         max_difference = max(differences) if differences else 0.0
         latencies = []
         instances = samples["instances"]
+        for i in range(min(10, len(instances))):  # warm-up, untimed: first requests pay one-off costs
+            control.http_json("POST", predict_url, {"instances": [instances[i]]})
         for i in range(requests):
             tick = time.perf_counter()
             status, _ = control.http_json("POST", predict_url, {"instances": [instances[i % len(instances)]]})

@@ -1,19 +1,53 @@
-"""Runs the model server: ``python -m components.model_server --model-dir D --name N --port P``."""
+"""The local model server and its controls: ``python -m components.model_server COMMAND``.
+
+Commands:
+  serve     run a server in the foreground (--model-dir DIR or --registry URI)
+  start     start the production server in the background, following the registry
+  stop      stop it
+  status    show what it serves
+  rollback  point the registry back at the previous (or --version) model; the server follows
+"""
 
 import argparse
+import json
 import sys
 
-from components.model_server.server import serve
+from components import registry
+from components.model_server import control
+from components.model_server.server import DEFAULT_MAX_BODY_BYTES, serve
 
 
 def main() -> int:
-    """Parses the command line and serves until stopped."""
-    parser = argparse.ArgumentParser(prog="python -m components.model_server")
-    parser.add_argument("--model-dir", required=True, help="folder with model.joblib and model.json")
-    parser.add_argument("--name", required=True, help="model name in the URLs")
+    """Parses the command line and acts."""
+    parser = argparse.ArgumentParser(prog="python -m components.model_server", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "start", "stop", "status", "rollback"])
+    parser.add_argument("--model-dir", help="serve this model folder (fixed)")
+    parser.add_argument("--registry", help="serve the current version of the model in this registry")
+    parser.add_argument("--name", default="flights-delay", help="model name in the URLs and the registry")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    parser.add_argument("--state-dir", default="var/serving", help="state folder of the background server")
+    parser.add_argument("--version", help="rollback target (default: the previous version)")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     args, _ = parser.parse_known_args()
-    serve(args.model_dir, args.name, args.port)
+    if args.command == "serve":
+        if bool(args.model_dir) == bool(args.registry):
+            parser.error("serve needs exactly one of --model-dir and --registry")
+        serve(args.name, args.port, model_dir=args.model_dir, registry_uri=args.registry,
+              max_body_bytes=args.max_body_bytes)
+    elif args.command == "start":
+        print(json.dumps(control.ensure_serving(args.state_dir, args.registry or "var/registry", args.name,
+                                                args.port), indent=2))
+    elif args.command == "stop":
+        print(json.dumps(control.stop(args.state_dir) or {"stopped": "nothing was running"}, indent=2))
+    elif args.command == "status":
+        print(json.dumps(control.status(args.state_dir), indent=2))
+    elif args.command == "rollback":
+        pointer = registry.rollback(args.registry or "var/registry", args.name, args.version)
+        state = control.read_state(args.state_dir)
+        if control.is_alive(state):
+            control.wait_version(state["url"], args.name, pointer["version"], timeout=60)
+        print(f"{args.name}: production is now {pointer['version']} (was {pointer['previous_version']})")
     return 0
 
 

@@ -77,13 +77,20 @@ def wait_ready(url: str, model_name: str, timeout: float, process: Optional[subp
     raise RuntimeError(f"model server at {url} was not ready within {timeout:.0f} s")
 
 
-def start_process(model_dir: str, model_name: str, port: int, log_path: str) -> subprocess.Popen:
-    """Starts a model server process in its own session, its output going to ``log_path``."""
+def start_process(source: list[str], model_name: str, port: int, log_path: str) -> subprocess.Popen:
+    """Starts a model server process in its own session, its output going to ``log_path``.
+
+    Args:
+        source: ``["--model-dir", DIR]`` or ``["--registry", URI]``.
+        model_name: Name of the model in URLs.
+        port: HTTP port on loopback.
+        log_path: File receiving the server's output.
+    """
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     env = {**os.environ, "PYTHONPATH": _REPO_ROOT, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "a", encoding="utf-8") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "components.model_server", "--model-dir", model_dir,
+            [sys.executable, "-m", "components.model_server", "serve", *source,
              "--name", model_name, "--port", str(port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             cwd=_REPO_ROOT, start_new_session=True)
@@ -143,29 +150,84 @@ def stop(state_dir: str) -> Optional[dict[str, Any]]:
     return state
 
 
-def restart(state_dir: str, model_dir: str, model_name: str, port: int, version: str,
-            timeout: float = 60.0) -> dict[str, Any]:
-    """Serves ``model_dir`` on ``port``: stops the running server, starts one on the new model.
+def served_version(url: str, model_name: str) -> Optional[str]:
+    """Asks a running server which model version answers now (None when it does not answer)."""
+    try:
+        status, metadata = http_json("GET", f"{url}/v2/models/{model_name}", timeout=5)
+        if status != 200:
+            return None
+        probe = {"instances": [{tensor["name"]: None for tensor in metadata["inputs"]}]}
+        status, body = http_json("POST", f"{url}/v1/models/{model_name}:predict", probe, timeout=5)
+    except (urllib.error.URLError, ConnectionError, OSError, KeyError, TypeError):
+        return None
+    return body.get("model_version") if status == 200 and isinstance(body, dict) else None
+
+
+def wait_version(url: str, model_name: str, version: str, timeout: float = 60.0) -> None:
+    """Waits until the server at ``url`` answers with ``version``.
+
+    Raises:
+        RuntimeError: It did not within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if served_version(url, model_name) == version:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the model server at {url} did not switch to {model_name} {version} within {timeout:.0f} s")
+
+
+def status(state_dir: str) -> dict[str, Any]:
+    """The local server's recorded state, whether it runs, and the version it answers with."""
+    state = read_state(state_dir)
+    if not state:
+        return {"running": False, "state_dir": state_dir}
+    alive = is_alive(state)
+    return {**state, "running": alive,
+            "serving_version": served_version(state["url"], state["model_name"]) if alive else None}
+
+
+def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int,
+                   timeout: float = 60.0) -> dict[str, Any]:
+    """Makes the local server serve the registry's current version of a model.
+
+    A running server that follows the same registry switches by itself, without
+    a restart and without dropping a request: this waits until it answers with
+    the new version. Otherwise a server is started, following the registry.
 
     Returns:
-        The new state: pid, port, url, model name, version and log path.
+        The server's state: pid, port, url, model name, version, log path.
     """
-    stop(state_dir)
-    if not port_is_free(port):
-        raise RuntimeError(f"port {port} on 127.0.0.1 is taken by another process; "
-                           "choose another with the serving_port parameter")
-    os.makedirs(state_dir, exist_ok=True)
-    log_path = os.path.join(state_dir, "server.log")
-    process = start_process(model_dir, model_name, port, log_path)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, model_name, timeout, process)
-    except RuntimeError:
-        stop_process(process.pid)
-        raise
-    state = {"pid": process.pid, "port": port, "url": url, "model_name": model_name, "version": version,
-             "model_dir": os.path.abspath(model_dir), "log": log_path,
-             "predict_url": f"{url}/v1/models/{model_name}:predict"}
+    from components import registry
+
+    pointer = registry.current(registry_uri, model_name)
+    if pointer is None:
+        raise RuntimeError(f"registry {registry_uri} has no current version of {model_name} to serve")
+    state = read_state(state_dir)
+    registry_abs = os.path.abspath(registry_uri)
+    if is_alive(state) and state.get("registry") == registry_abs and state.get("model_name") == model_name:
+        wait_version(state["url"], model_name, pointer["version"], timeout)
+    else:
+        stop(state_dir)
+        if not port_is_free(port):
+            raise RuntimeError(f"port {port} on 127.0.0.1 is taken by another process; "
+                               "choose another with the serving_port parameter")
+        os.makedirs(state_dir, exist_ok=True)
+        log_path = os.path.join(state_dir, "server.log")
+        process = start_process(["--registry", registry_abs], model_name, port, log_path)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, model_name, timeout, process)
+            wait_version(url, model_name, pointer["version"], timeout)
+        except RuntimeError:
+            stop_process(process.pid)
+            raise
+        state = {"pid": process.pid, "port": port, "url": url, "model_name": model_name,
+                 "registry": registry_abs, "log": log_path,
+                 "predict_url": f"{url}/v1/models/{model_name}:predict",
+                 "infer_url": f"{url}/v2/models/{model_name}/infer"}
+    state["version"] = pointer["version"]
+    state["model_dir"] = pointer["model_dir"]
     with open(os.path.join(state_dir, STATE_FILE), "w", encoding="utf-8") as handle:
         json.dump(state, handle, indent=2)
     return state

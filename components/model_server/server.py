@@ -1,8 +1,15 @@
-"""A KServe model that serves the flights-delay sklearn pipeline (V1 protocol).
+"""A KServe model that serves the flights-delay sklearn pipeline, V1 and V2 (Open Inference) protocols.
 
-Requests name their features (``{"instances": [{"carrier": "UA", ...}]}``), or
-give them as lists in the order of ``model.json``. Bad requests are refused
-with ``InvalidInput`` (HTTP 400) naming the problem, never a 500.
+V1: ``POST /v1/models/<name>:predict`` with ``{"instances": [{"carrier": "UA", ...}]}``
+(named features) or lists in the order of ``model.json``. V2: ``POST
+/v2/models/<name>/infer`` with one input tensor per feature (shape ``[N]`` or
+``[N, 1]``; ``BYTES`` for categorical features, ``FP64``/``FP32``/``INT64``/``INT32``
+for numeric ones). Bad requests are refused with ``InvalidInput`` (HTTP 400)
+naming the problem, bodies over the size limit with 413: never a 500.
+
+The server either serves a fixed model folder (infra validation) or follows a
+registry's ``current.json`` (production): a new version is loaded beside the
+old one and swapped in by one reference assignment, so no request is dropped.
 """
 
 from __future__ import annotations
@@ -10,12 +17,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
+import time
 from typing import Any, Optional
 
 import kserve
 from kserve.errors import InvalidInput
 
-from components import model_files
+from components import model_files, registry
+
+NUMERIC_DATATYPES = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT8", "UINT16", "UINT32",
+                     "UINT64"}
+DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 
 def _check_value(name: str, value: Any, categorical: bool, row: int) -> Any:
@@ -66,38 +79,140 @@ def instances_to_rows(instances: Any, features: list[str], categorical: list[str
     return rows
 
 
-class FlightsDelayModel(kserve.Model):
-    """Serves a model directory written by the train step."""
+def tensors_to_rows(inputs: list, features: list[str], categorical: list[str]) -> list[dict[str, Any]]:
+    """Checks V2 input tensors (one per feature) and returns the rows they hold.
 
-    def __init__(self, name: str, model_dir: str):
-        """Args: name: the model's name in URLs; model_dir: folder with model.joblib and model.json."""
-        super().__init__(name)
-        self.model_dir = model_dir
-        self.pipeline = None
-        self.info: dict[str, Any] = {}
+    Raises:
+        InvalidInput: Unknown or missing tensors, a shape other than ``[N]`` or
+            ``[N, 1]``, different N across tensors, a datatype that does not fit
+            the feature, a wrong number of values, or a bad value.
+    """
+    if not inputs:
+        raise InvalidInput("the request has no inputs; send one tensor per feature")
+    by_name = {}
+    for tensor in inputs:
+        if tensor.name in by_name:
+            raise InvalidInput(f"input {tensor.name!r} is given twice")
+        by_name[tensor.name] = tensor
+    unknown = sorted(set(by_name) - set(features))
+    missing = [f for f in features if f not in by_name]
+    if unknown:
+        raise InvalidInput(f"unknown input(s) {', '.join(unknown)}; expected one per feature: {', '.join(features)}")
+    if missing:
+        raise InvalidInput(f"missing input(s) {', '.join(missing)}")
+    rows_count = None
+    columns = {}
+    for name in features:
+        tensor = by_name[name]
+        shape = list(tensor.shape)
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 1:
+            raise InvalidInput(f"input {name!r} has shape {shape}; expected [N] or [N, 1] with N >= 1")
+        if rows_count is None:
+            rows_count = shape[0]
+        elif shape[0] != rows_count:
+            raise InvalidInput(f"input {name!r} has {shape[0]} rows, other inputs have {rows_count}")
+        expected = "BYTES" if name in categorical else "a numeric datatype (FP64, FP32, INT64, ...)"
+        if (name in categorical) != (tensor.datatype == "BYTES") or (
+                name not in categorical and tensor.datatype not in NUMERIC_DATATYPES):
+            raise InvalidInput(f"input {name!r} has datatype {tensor.datatype}; expected {expected}")
+        data = tensor.data
+        data = data.tolist() if hasattr(data, "tolist") else list(data)
+        flat = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
+        if len(flat) != rows_count:
+            raise InvalidInput(f"input {name!r} holds {len(flat)} values for shape {shape}")
+        if name in categorical:
+            flat = [v.decode() if isinstance(v, bytes) else v for v in flat]
+        columns[name] = flat
+    categorical_set = set(categorical)
+    return [{name: _check_value(name, columns[name][i], name in categorical_set, i) for name in features}
+            for i in range(rows_count)]
 
-    def load(self) -> bool:
-        """Loads the sklearn pipeline and its description."""
+
+class LoadedModel:
+    """A loaded model folder: the sklearn pipeline, its description and version."""
+
+    def __init__(self, model_dir: str, version: str):
+        """Loads ``model.joblib`` and ``model.json`` from ``model_dir``."""
         import joblib
 
-        self.info = model_files.read_info(self.model_dir)
-        self.pipeline = joblib.load(model_files.model_path(self.model_dir))
-        self.ready = True
-        return self.ready
+        self.model_dir = model_dir
+        self.version = version
+        self.info = model_files.read_info(model_dir)
+        self.pipeline = joblib.load(model_files.model_path(model_dir))
 
-    def predict_rows(self, rows: list[dict[str, Any]]) -> dict[str, list]:
-        """Probabilities and 0/1 predictions for checked rows."""
+    def predict(self, rows: list[dict[str, Any]]):
+        """Probabilities of delay for checked rows."""
         import pandas as pd
 
         frame = pd.DataFrame(rows, columns=self.info["features"])
         for name in self.info["numeric_features"]:
             frame[name] = frame[name].astype("float64")
-        probabilities = self.pipeline.predict_proba(frame)[:, 1]
-        return {"predictions": [int(p >= 0.5) for p in probabilities],
-                "probabilities": [float(p) for p in probabilities]}
+        return self.pipeline.predict_proba(frame)[:, 1]
 
-    def predict(self, payload: Any, headers: Optional[dict[str, str]] = None) -> dict[str, list]:
-        """V1 predict: ``{"instances": [...]}`` -> ``{"predictions": [...], "probabilities": [...]}``."""
+
+class FlightsDelayModel(kserve.Model):
+    """Serves a model folder, or the current version of a model in a registry."""
+
+    def __init__(self, name: str, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
+                 poll_seconds: float = 0.5):
+        """Args: name: the model's name in URLs; model_dir: a fixed folder; registry_uri: follow its pointer."""
+        super().__init__(name)
+        if (model_dir is None) == (registry_uri is None):
+            raise ValueError("give either model_dir or registry_uri")
+        self.model_dir = model_dir
+        self.registry_uri = registry_uri
+        self.poll_seconds = poll_seconds
+        self.current: Optional[LoadedModel] = None
+        self._watcher: Optional[threading.Thread] = None
+
+    def load(self) -> bool:
+        """Loads the model (for a registry: the version ``current.json`` names) and starts following it."""
+        if self.model_dir:
+            self.current = LoadedModel(self.model_dir, os.path.basename(os.path.normpath(self.model_dir)))
+        else:
+            pointer = registry.current(self.registry_uri, self.name)
+            if pointer is None:
+                raise RuntimeError(f"registry {self.registry_uri} has no current version of {self.name}")
+            self.current = LoadedModel(pointer["model_dir"], pointer["version"])
+            self._watcher = threading.Thread(target=self._follow, daemon=True, name="follow-registry")
+            self._watcher.start()
+        self.ready = True
+        return self.ready
+
+    def _follow(self) -> None:
+        while True:
+            time.sleep(self.poll_seconds)
+            try:
+                pointer = registry.current(self.registry_uri, self.name)
+                if pointer and pointer["version"] != self.current.version:
+                    # Load beside the serving model, then swap the reference: requests in
+                    # flight finish on the old one, new ones get the new one.
+                    self.current = LoadedModel(pointer["model_dir"], pointer["version"])
+                    print(f"now serving {self.name} {pointer['version']}", flush=True)
+            except Exception as error:  # noqa: BLE001 - keep serving the loaded version
+                print(f"could not switch to the registry's current version: {error}", flush=True)
+
+    def get_input_types(self) -> list[dict]:
+        """V2 metadata: one input tensor per feature."""
+        info = self.current.info
+        return [{"name": f, "datatype": "BYTES" if f in info["categorical_features"] else "FP64", "shape": [-1]}
+                for f in info["features"]]
+
+    def get_output_types(self) -> list[dict]:
+        """V2 metadata: probability and 0/1 prediction per row."""
+        return [{"name": "probability", "datatype": "FP64", "shape": [-1]},
+                {"name": "prediction", "datatype": "INT64", "shape": [-1]}]
+
+    def predict(self, payload: Any, headers: Optional[dict[str, str]] = None) -> Any:
+        """V1 (dict) or V2 (InferRequest) prediction."""
+        model = self.current
+        if isinstance(payload, kserve.InferRequest):
+            rows = tensors_to_rows(payload.inputs, model.info["features"], model.info["categorical_features"])
+            probabilities = model.predict(rows)
+            outputs = [kserve.InferOutput("probability", [len(rows)], "FP64", [float(p) for p in probabilities]),
+                       kserve.InferOutput("prediction", [len(rows)], "INT64", [int(p >= 0.5) for p in probabilities])]
+            return kserve.InferResponse(response_id=payload.id or "", model_name=self.name,
+                                        model_version=model.version, infer_outputs=outputs)
         if isinstance(payload, (bytes, str)):
             # Bodies sent without a JSON content type reach the model undecoded.
             try:
@@ -106,13 +221,64 @@ class FlightsDelayModel(kserve.Model):
                 raise InvalidInput(f"request body is not valid JSON: {error}") from None
         if not isinstance(payload, dict) or "instances" not in payload:
             raise InvalidInput("request body must be a JSON object with 'instances'")
-        rows = instances_to_rows(payload["instances"], self.info["features"], self.info["categorical_features"])
-        return self.predict_rows(rows)
+        rows = instances_to_rows(payload["instances"], model.info["features"], model.info["categorical_features"])
+        probabilities = model.predict(rows)
+        return {"predictions": [int(p >= 0.5) for p in probabilities],
+                "probabilities": [float(p) for p in probabilities], "model_version": model.version}
 
 
-def serve(model_dir: str, model_name: str, port: int) -> None:
+class BodySizeLimit:
+    """ASGI middleware answering 413 to request bodies over ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app, max_bytes: int):
+        """Args: app: the ASGI app; max_bytes: the largest body accepted."""
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        """Checks Content-Length, then counts the streamed body."""
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(send, int(declared))
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLargeError(received)
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLargeError as error:
+            await self._refuse(send, error.size)
+
+    async def _refuse(self, send, size: int) -> None:
+        body = json.dumps({"error": f"request body of {size} bytes exceeds the limit of {self.max_bytes} bytes"})
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+class _BodyTooLargeError(Exception):
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.size = size
+
+
+def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
     """Starts the KServe model server (blocks until stopped)."""
-    model = FlightsDelayModel(model_name, model_dir)
+    from kserve.model_server import app
+
+    model = FlightsDelayModel(model_name, model_dir=model_dir, registry_uri=registry_uri)
     model.load()
-    print(f"serving {model_name} from {os.path.abspath(model_dir)} on http://127.0.0.1:{port}", flush=True)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    source = model_dir or f"registry {registry_uri} ({model.current.version})"
+    print(f"serving {model_name} from {source} on http://127.0.0.1:{port}", flush=True)
     kserve.ModelServer(http_port=port, enable_grpc=False, workers=1).start([model])

@@ -29,12 +29,21 @@ def resolve_from_registry(registry_uri: str, model_name: str) -> Optional[dict[s
     return pointer
 
 
-def resolve_from_metadata(metadata_uri: str, model_name: str) -> Optional[dict[str, Any]]:
-    """Returns the latest blessed and deployed model recorded in ML Metadata, or None."""
-    from components.lineage.queries import latest_deployed_model
+def resolve_from_metadata(metadata_uri: str, model_name: str,
+                          registry_uri: Optional[str] = None) -> Optional[dict[str, Any]]:
+    """Returns the latest blessed and deployed model recorded in ML Metadata, or None.
+
+    After a rollback (done on the registry, outside any pipeline run) the model in
+    production is the deployment of the version the registry points at.
+    """
+    from components.lineage.queries import deployments
     from components.lineage.store import connect
 
-    latest = latest_deployed_model(connect(metadata_uri), model_name)
+    found = deployments(connect(metadata_uri), model_name)
+    pointer = registry.current(registry_uri, model_name) if registry_uri else None
+    if pointer and pointer.get("rolled_back_from"):
+        found = [d for d in found if d["version"] == pointer["version"]]
+    latest = found[-1] if found else None
     if latest is None:
         return None
     if not latest.get("model_dir") or not model_files.has_model(latest["model_dir"]):

@@ -15,11 +15,16 @@ def test_bad_windows_are_refused(window):
         split_window(window)
 
 
-def test_params_parse_json_values():
-    assert parse_params(["max_iter=300", "min_auc=0.7", "model_name=x"]) == {
-        "max_iter": 300, "min_auc": 0.7, "model_name": "x"}
-    with pytest.raises(ValueError):
+def test_params_take_the_compiled_pipelines_types():
+    params = parse_params(["max_iter=300", "min_auc=1", "model_name=x", "infra_max_p99_ms=2000"])
+    assert params == {"max_iter": 300, "min_auc": 1.0, "model_name": "x", "infra_max_p99_ms": 2000.0}
+    assert isinstance(params["min_auc"], float)
+    with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_params(["oops"])
+    with pytest.raises(ValueError, match="unknown pipeline parameter 'max_iters'.*max_iter"):
+        parse_params(["max_iters=3"])
+    with pytest.raises(ValueError, match="max_iter='many' is not a valid NUMBER_INTEGER"):
+        parse_params(["max_iter=many"])
 
 
 def test_task_handler_binds_python_to_the_runtime_venv(tmp_path):

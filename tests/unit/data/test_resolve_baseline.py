@@ -62,3 +62,22 @@ def test_baseline_from_metadata_is_the_latest_deployed_model(tmp_path):
     pointer = resolve_from_metadata(store_uri, "flights-delay")
     assert pointer["version"] == "v0002" and pointer["run_id"] == "r2" and pointer["metrics"]["auc"] == 0.72
     assert materialize(pointer, str(tmp_path / "out"))["found"]
+
+
+def test_after_a_rollback_the_baseline_is_the_rolled_back_to_version(tmp_path):
+    from lineage_runs import make_run
+
+    store_uri, reg = str(tmp_path / "mlmd.sqlite"), str(tmp_path / "registry")
+    for index, version in enumerate(["v0001", "v0002"]):
+        pointer = registry.publish(reg, "flights-delay", _model(tmp_path, f"m{index}"), {})
+        assert pointer["version"] == version
+        run_dir = make_run(str(tmp_path / "runs"), f"r{index}", 0.7 + index / 100, True, version=version,
+                           started=index * 10)
+        path = os.path.join(run_dir, f"r{index}", "deploy", "executor_output.json")
+        output = json.load(open(path))
+        output["artifacts"]["deployment"]["artifacts"][0]["metadata"]["model_dir"] = pointer["model_dir"]
+        json.dump(output, open(path, "w"))
+        recorder.record_run(connect(store_uri), run_dir)
+    assert resolve_from_metadata(store_uri, "flights-delay", reg)["version"] == "v0002"
+    registry.rollback(reg, "flights-delay")
+    assert resolve_from_metadata(store_uri, "flights-delay", reg)["version"] == "v0001"

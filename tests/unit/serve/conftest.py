@@ -54,9 +54,13 @@ def samples(trained):
 
 @pytest.fixture(scope="session")
 def server(trained, tmp_path_factory):
-    """A real KServe model server process serving the model on a free loopback port."""
+    """A real KServe model server process serving the model, published in a registry, on a free port."""
+    from components import registry
+
     folder, _ = trained
+    registry_uri = str(tmp_path_factory.mktemp("registry"))
+    registry.publish(registry_uri, "flights-delay", folder, {})
     state_dir = str(tmp_path_factory.mktemp("serving"))
-    state = control.restart(state_dir, folder, "flights-delay", control.free_port(), "v-test")
+    state = control.ensure_serving(state_dir, registry_uri, "flights-delay", control.free_port())
     yield state
     control.stop(state_dir)
