@@ -32,10 +32,12 @@ $(VENVS)/%/.synced: images/%/requirements-dev.lock | $(UV)
 setup: $(foreach r,$(RUNTIMES),$(VENVS)/$(r)/.synced) ## Build one local environment per runtime image (idempotent)
 	@echo "Local runtimes ready: $(RUNTIMES) (in $(VENVS)/)"
 
-lock: | $(UV) ## Re-resolve every runtime's lock from its requirements.in
-	@for r in $(RUNTIMES); do \
+RUNTIME ?= $(RUNTIMES)
+lock: | $(UV) ## Re-resolve the locks of RUNTIME (default: all) from requirements.in (+ requirements-test.in)
+	@for r in $(RUNTIME); do \
 	  $(UV) pip compile --quiet --python-version 3.11 images/$$r/requirements.in -o images/$$r/requirements.lock && \
 	  $(UV) pip compile --quiet --python-version 3.11 images/$$r/requirements.in tests/requirements.in \
+	    $$(test -f images/$$r/requirements-test.in && echo images/$$r/requirements-test.in) \
 	    -c images/$$r/requirements.lock -o images/$$r/requirements-dev.lock && echo "locked $$r"; \
 	done
 
