@@ -33,6 +33,10 @@ def release(
     model_name: str,
     serving_state_dir: str,
     serving_port: int,
+    serving_target: str,
+    namespace: str,
+    service_account: str,
+    canary_traffic_percent: int,
 ):
     """Runs infra validation, then deployment, only for a blessed model.
 
@@ -45,7 +49,8 @@ def release(
         deployed = deploy(model=model, blessing=blessing, infra_blessing=served.outputs["infra_blessing"],
                           evaluation=evaluation, registry_uri=registry_uri, model_name=model_name,
                           serving_state_dir=serving_state_dir, serving_port=serving_port,
-                          run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+                          serving_target=serving_target, namespace=namespace, service_account=service_account,
+                          canary_traffic_percent=canary_traffic_percent, run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
         deployed.set_caching_options(False)
 
 
@@ -71,6 +76,10 @@ def ct_pipeline(
     metadata_uri: str = "var/runs/metadata.sqlite",
     serving_state_dir: str = "var/serving",
     serving_port: int = 8080,
+    serving_target: str = "local",
+    namespace: str = "kfp-ct",
+    service_account: str = "ct-serving",
+    canary_traffic_percent: int = 0,
 ):
     """Trains, validates and deploys the arrival-delay model on a window of monthly spans.
 
@@ -96,6 +105,11 @@ def ct_pipeline(
             ``mysql://...``, or ``grpc://metadata-grpc-service.kubeflow:8080`` on a cluster).
         serving_state_dir: State folder of the local model server.
         serving_port: Port of the local model server.
+        serving_target: ``local`` (a KServe model server process) or ``kserve`` (an InferenceService;
+            then ``registry_uri`` is ``s3://bucket/prefix``).
+        namespace: Namespace of the InferenceService.
+        service_account: Service account with the S3 Secret KServe reads.
+        canary_traffic_percent: Traffic share for a new version on the cluster (1-99: canary).
     """
     version = fingerprint(source_uri=source_uri, train_spans=train_spans, test_span=test_span)
     version.set_caching_options(False)
@@ -116,6 +130,7 @@ def ct_pipeline(
             blessing=judged.outputs["blessing"], evaluation=evaluated.outputs["evaluation"],
             serving_samples=evaluated.outputs["serving_samples"], infra_max_p99_ms=infra_max_p99_ms,
             infra_requests=infra_requests, registry_uri=registry_uri, model_name=model_name,
-            serving_state_dir=serving_state_dir, serving_port=serving_port)
+            serving_state_dir=serving_state_dir, serving_port=serving_port, serving_target=serving_target,
+            namespace=namespace, service_account=service_account, canary_traffic_percent=canary_traffic_percent)
     # Every other task is a function of its inputs; these read or change production.
     baseline.set_caching_options(False)

@@ -3,8 +3,9 @@
 import json
 import sys
 
-from components.deploy.deploy import deploy
-from components.kfp_io import Executor, run_component
+from components.deploy.deploy import deploy, deploy_to_cluster
+from components.images import image
+from components.kfp_io import ComponentError, Executor, run_component
 
 
 def _read_json(path: str):
@@ -24,28 +25,43 @@ def _run(executor: Executor) -> None:
         "model_metadata": executor.input_metadata("model"),
         "run_id": executor.param("run_id") or None,
     }
-    deployed, details = deploy(
-        model_dir=executor.input_path("model"),
-        blessing=blessing,
-        infra_blessing=_read_json(executor.input_path("infra_blessing")),
-        registry_uri=executor.param("registry_uri"),
-        model_name=executor.param("model_name"),
-        release=release,
-        serving_state_dir=executor.param("serving_state_dir"),
-        serving_port=int(executor.param("serving_port")),
-    )
+    infra_blessing = _read_json(executor.input_path("infra_blessing"))
+    target = executor.param("serving_target")
+    if target == "kserve":
+        canary = int(executor.param("canary_traffic_percent"))
+        deployed, details = deploy_to_cluster(
+            model_dir=executor.input_path("model"), blessing=blessing, infra_blessing=infra_blessing,
+            model_store_uri=executor.param("registry_uri"), model_name=executor.param("model_name"),
+            release=release, namespace=executor.param("namespace"),
+            service_account=executor.param("service_account"), image=image("serve"),
+            canary_traffic_percent=canary if 0 < canary < 100 else None)
+    elif target == "local":
+        deployed, details = deploy(
+            model_dir=executor.input_path("model"),
+            blessing=blessing,
+            infra_blessing=infra_blessing,
+            registry_uri=executor.param("registry_uri"),
+            model_name=executor.param("model_name"),
+            release=release,
+            serving_state_dir=executor.param("serving_state_dir"),
+            serving_port=int(executor.param("serving_port")),
+        )
+    else:
+        raise ComponentError(f"serving_target must be 'local' or 'kserve', got {target!r}")
     with open(executor.output_path("deployment"), "w", encoding="utf-8") as handle:
         json.dump({"deployed": deployed, **details}, handle, indent=2)
     if not deployed:
         executor.set_metadata("deployment", {"deployed": False, "reasons": details["reasons"]})
         print(f"[deploy] NOT deployed: {'; '.join(details['reasons'])}", flush=True)
         return
-    pointer, serving = details["pointer"], details["serving"]
+    pointer = details["pointer"]
+    where = (details["serving"]["predict_url"] if "serving" in details
+             else f"InferenceService {details['inference_service']['namespace']}/{executor.param('model_name')}")
     executor.set_metadata("deployment", {"deployed": True, "version": pointer["version"],
-                                         "model_name": executor.param("model_name"),
-                                         "model_dir": pointer["model_dir"], "serving_url": serving["predict_url"]})
+                                         "model_name": executor.param("model_name"), "target": target,
+                                         "model_dir": pointer["model_dir"], "serving_url": where})
     print(f"[deploy] {pointer['version']} published to {pointer['model_dir']}", flush=True)
-    print(f"[deploy] serving at {serving['predict_url']}", flush=True)
+    print(f"[deploy] serving at {where}", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,17 @@ def deploy(
     model_name: str,
     serving_state_dir: str,
     serving_port: int,
+    serving_target: str,
+    namespace: str,
+    service_account: str,
+    canary_traffic_percent: int,
     run_id: str,
     deployment: dsl.Output[dsl.Artifact],
 ):
-    """Publishes the model as a new registry version and points the model server at it.
+    """Publishes the model as a new registry version and points serving at it.
+
+    Locally the KServe model server follows the registry; on a cluster the model's
+    InferenceService is created or patched (optionally as a canary).
 
     Refuses (and changes nothing) unless both blessings are positive.
 
@@ -27,10 +34,14 @@ def deploy(
         blessing: validate_model's decision.
         infra_blessing: infra_validate's decision.
         evaluation: Metrics recorded with the release.
-        registry_uri: Root of the model registry.
+        registry_uri: Root of the model registry (a folder locally, ``s3://bucket/prefix`` for kserve).
         model_name: The model's name in the registry and in serving URLs.
         serving_state_dir: Folder where the local model server keeps its state and log.
         serving_port: Port of the local model server.
+        serving_target: ``local`` (model server process) or ``kserve`` (InferenceService).
+        namespace: Namespace of the InferenceService (kserve target).
+        service_account: Service account holding the S3 Secret (kserve target).
+        canary_traffic_percent: Traffic share of the new version, 1-99 for a canary; 0 or 100 for all.
         run_id: Identifier of this pipeline run, recorded with the release.
         deployment: What was done: version, folder and serving URL, or the refusal's reasons.
     """

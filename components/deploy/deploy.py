@@ -43,3 +43,48 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
                                        "which is serving already"]}
     state = control.ensure_serving(serving_state_dir, registry_uri, model_name, serving_port)
     return True, {"pointer": pointer, "serving": state}
+
+
+def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: Optional[dict[str, Any]],
+                      model_store_uri: str, model_name: str, release: dict[str, Any], namespace: str,
+                      service_account: str, image: str, canary_traffic_percent: Optional[int] = None,
+                      api=None) -> tuple[bool, dict[str, Any]]:
+    """Publishes a blessed model to S3, then points the model's InferenceService at it.
+
+    Nothing is touched when either blessing is missing or negative.
+
+    Args:
+        model_dir: The candidate model folder.
+        blessing: validate_model's decision.
+        infra_blessing: infra_validate's decision.
+        model_store_uri: ``s3://bucket/prefix`` of the model registry.
+        model_name: Model and InferenceService name.
+        release: What to record with the version.
+        namespace: Namespace of the InferenceService.
+        service_account: Service account with the S3 Secret (KServe's annotations).
+        image: The serving runtime image.
+        canary_traffic_percent: Share of traffic for the new version (None: all of it).
+        api: A ``CustomObjectsApi``; default: the in-cluster configuration.
+
+    Returns:
+        ``(deployed, details)`` like ``deploy``.
+    """
+    from components.deploy.cluster import ClusterDeployer
+    from components.deploy.object_store import S3Registry
+
+    reasons = refusal_reasons(blessing, infra_blessing)
+    if reasons:
+        return False, {"reasons": reasons}
+    pointer = S3Registry(model_store_uri).publish(model_name, model_dir, release)
+    if pointer.get("unchanged"):
+        return False, {"reasons": [f"the model is identical to production {pointer['version']}"]}
+    if api is None:
+        from kubernetes import client, config
+
+        config.load_incluster_config()
+        api = client.CustomObjectsApi()
+    service = ClusterDeployer(api, namespace).deploy(model_name, pointer["model_dir"], image, service_account,
+                                                     canary_traffic_percent)
+    return True, {"pointer": pointer, "inference_service": {"name": model_name, "namespace": namespace,
+                                                            "canary_traffic_percent": canary_traffic_percent,
+                                                            "generation": service["metadata"].get("generation")}}

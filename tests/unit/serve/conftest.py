@@ -64,3 +64,26 @@ def server(trained, tmp_path_factory):
     state = control.ensure_serving(state_dir, registry_uri, "flights-delay", control.free_port())
     yield state
     control.stop(state_dir)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real S3 endpoint on loopback: moto in server mode."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def env(s3, monkeypatch):
+    monkeypatch.setenv("S3_ENDPOINT", f"http://{s3}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

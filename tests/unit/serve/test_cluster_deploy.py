@@ -66,3 +66,22 @@ def test_get_missing_service_is_none_and_other_errors_raise(fake_api):
     assert deployer.get("nope") is None
     with pytest.raises(ApiException):
         deployer.promote("nope")
+
+
+def test_deploy_step_in_cluster_mode_publishes_to_s3_then_canaries(env, fake_api, trained, other_model):
+    from components.deploy.deploy import deploy_to_cluster
+
+    api = fake_api.custom_objects_api()
+    common = dict(model_store_uri="s3://models/cluster", model_name="flights-delay", release={},
+                  namespace="ml", service_account="ct-serving", image=IMAGE, api=api)
+    deployed, details = deploy_to_cluster(trained[0], {"blessed": False}, {"blessed": True}, **common)
+    assert not deployed and fake_api.requests == []  # refused: nothing sent anywhere
+    deployed, details = deploy_to_cluster(trained[0], {"blessed": True}, {"blessed": True}, **common,
+                                          canary_traffic_percent=10)
+    assert deployed and details["pointer"]["model_dir"] == "s3://models/cluster/flights-delay/versions/v0001"
+    service = fake_api.objects[("ml", "flights-delay")]
+    assert service["spec"]["predictor"]["containers"][0]["env"][0]["value"].endswith("/v0001")
+    deployed, details = deploy_to_cluster(other_model, {"blessed": True}, {"blessed": True}, **common,
+                                          canary_traffic_percent=10)
+    predictor = fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]
+    assert predictor["canaryTrafficPercent"] == 10 and predictor["containers"][0]["env"][0]["value"].endswith("/v0002")

@@ -6,28 +6,6 @@ from components import model_files
 from components.deploy.object_store import S3Registry
 
 
-@pytest.fixture(scope="module")
-def s3():
-    import socket
-
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def env(s3, monkeypatch):
-    monkeypatch.setenv("S3_ENDPOINT", f"http://{s3}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-
-
 def test_publish_versions_and_pointer_over_s3(env, trained, other_model, tmp_path):
     store = S3Registry("s3://models/ct")
     assert store.current("flights-delay") is None and store.versions("flights-delay") == []
