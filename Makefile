@@ -87,6 +87,14 @@ serve-stop: setup ## Stop the local model server
 rollback: setup ## Serve the previous model version again (VERSION=v0001 for a given one); no request dropped
 	$(VENVS)/serve/bin/python -m components.model_server rollback --registry var/registry $(if $(VERSION),--version $(VERSION))
 
+$(VENVS)/bench/.synced: tests/benchmarks/mlserver.lock | $(UV)
+	@test -x $(VENVS)/bench/bin/python || $(UV) venv --quiet --python $$(command -v $(PYTHON)) $(VENVS)/bench
+	$(UV) pip sync --quiet --python $(VENVS)/bench/bin/python tests/benchmarks/mlserver.lock
+	@touch $@
+
+bench-serving: setup $(VENVS)/bench/.synced ## Serving benchmark vs MLServer on the production model (after make run)
+	$(VENVS)/serve/bin/python -m tests.benchmarks.serving
+
 clean: ## Remove runs, registry, serving state and landed data (keeps the runtimes)
 	-$(MAKE) --no-print-directory serve-stop
 	rm -rf var
@@ -94,4 +102,4 @@ clean: ## Remove runs, registry, serving state and landed data (keeps the runtim
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: help setup system-deps lock run lineage serve-start rollback compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: help setup system-deps lock run lineage serve-start rollback bench-serving compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

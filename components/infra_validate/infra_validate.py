@@ -28,6 +28,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def body_features(samples: dict[str, Any]) -> dict[str, str]:
+    """Feature name -> V2 datatype, from the sample rows (strings are BYTES, the rest FP64)."""
+    kinds: dict[str, str] = {}
+    for row in samples["instances"]:
+        for name, value in row.items():
+            if value is not None:
+                kinds[name] = "BYTES" if isinstance(value, str) else "FP64"
+            else:
+                kinds.setdefault(name, "FP64")
+    return kinds
+
+
+def v2_request(instances: list[dict[str, Any]], datatypes: dict[str, str]) -> dict[str, Any]:
+    """The same rows as a V2 (Open Inference Protocol) request: one tensor per feature."""
+    return {"inputs": [{"name": name, "shape": [len(instances)], "datatype": datatype,
+                        "data": [row[name] for row in instances]} for name, datatype in datatypes.items()]}
+
+
 def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, tolerance: float = 1e-9,
                   requests: int = 100, ready_timeout: float = 60.0) -> dict[str, Any]:
     """Serves the model, queries it with sample rows and judges the answers.
@@ -64,7 +82,13 @@ def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, to
             return {"blessed": False, "reasons": [f"batch prediction answered HTTP {status}: {body}"]}
         served = body["probabilities"]
         expected = samples["probabilities"]
-        differences = [abs(a - b) for a, b in zip(served, expected)]
+        status, v2_body = control.http_json("POST", f"{url}/v2/models/{name}/infer",
+                                            v2_request(samples["instances"], body_features(samples)), timeout=30)
+        if status != 200:
+            return {"blessed": False, "reasons": [f"V2 batch inference answered HTTP {status}: {v2_body}"]}
+        served_v2 = next(o["data"] for o in v2_body["outputs"] if o["name"] == "probability")
+        differences = [abs(a - b) for a, b in zip(served, expected)] + \
+            [abs(a - b) for a, b in zip(served_v2, expected)]
         max_difference = max(differences) if differences else 0.0
         latencies = []
         instances = samples["instances"]
@@ -81,15 +105,15 @@ def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, to
 
     p50, p99 = statistics.median(latencies), percentile(latencies, 99)
     reasons, blessed = [], True
-    if len(served) != len(expected):
+    if len(served) != len(expected) or len(served_v2) != len(expected):
         blessed = False
-        reasons.append(f"served {len(served)} predictions for {len(expected)} rows")
+        reasons.append(f"served {len(served)} (V1) and {len(served_v2)} (V2) predictions for {len(expected)} rows")
     elif max_difference > tolerance:
         blessed = False
         reasons.append(f"serving predictions differ from training predictions by up to {max_difference:.3g} "
                        f"(tolerance {tolerance:g}): training/serving skew")
     else:
-        reasons.append(f"{len(served)} served predictions equal the training runtime's "
+        reasons.append(f"{len(served)} served predictions, V1 and V2, equal the training runtime's "
                        f"(max difference {max_difference:.3g})")
     if p99 > max_p99_ms:
         blessed = False

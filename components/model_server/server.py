@@ -142,12 +142,15 @@ class LoadedModel:
 
     def predict(self, rows: list[dict[str, Any]]):
         """Probabilities of delay for checked rows."""
+        import numpy as np
         import pandas as pd
 
-        frame = pd.DataFrame(rows, columns=self.info["features"])
-        for name in self.info["numeric_features"]:
-            frame[name] = frame[name].astype("float64")
-        return self.pipeline.predict_proba(frame)[:, 1]
+        numeric = set(self.info["numeric_features"])
+        # Column arrays built directly: much cheaper per request than a frame of row dicts plus casts.
+        columns = {name: (np.array([np.nan if r[name] is None else r[name] for r in rows], dtype="float64")
+                          if name in numeric else np.array([r[name] for r in rows], dtype=object))
+                   for name in self.info["features"]}
+        return self.pipeline.predict_proba(pd.DataFrame(columns, copy=False))[:, 1]
 
 
 class FlightsDelayModel(kserve.Model):
@@ -281,4 +284,5 @@ def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     source = model_dir or f"registry {registry_uri} ({model.current.version})"
     print(f"serving {model_name} from {source} on http://127.0.0.1:{port}", flush=True)
-    kserve.ModelServer(http_port=port, enable_grpc=False, workers=1).start([model])
+    # Per-request latency log lines cost more than the prediction of a single row.
+    kserve.ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start([model])

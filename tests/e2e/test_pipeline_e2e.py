@@ -35,8 +35,15 @@ def test_first_window_trains_blesses_deploys_and_serves(deployed):
     assert facts["deployment"]["pointer"]["version"] == "v0001"
     state = _serving_state(deployed["var"])
     with open(EXAMPLE, encoding="utf-8") as handle:
-        status, body = control.http_json("POST", state["predict_url"], json.load(handle))
+        example = json.load(handle)
+    status, body = control.http_json("POST", state["predict_url"], example)
     assert status == 200 and 0 <= body["probabilities"][0] <= 1
+    row = example["instances"][0]
+    v2 = {"inputs": [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP64", "data": [v]}
+                     for k, v in row.items()]}
+    status, answer = control.http_json("POST", state["infer_url"], v2)
+    assert status == 200
+    assert next(o["data"][0] for o in answer["outputs"] if o["name"] == "probability") == body["probabilities"][0]
 
 
 def test_next_window_is_compared_with_the_deployed_model(deployed, sliced_source, tmp_path):
