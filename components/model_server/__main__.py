@@ -47,6 +47,8 @@ def main() -> int:
         state = control.read_state(args.state_dir)
         if control.is_alive(state):
             control.wait_version(state["url"], args.name, pointer["version"], timeout=60)
+            control.write_state(args.state_dir, {**state, "version": pointer["version"],
+                                                 "model_dir": pointer["model_dir"]})
         print(f"{args.name}: production is now {pointer['version']} (was {pointer['previous_version']})")
     return 0
 

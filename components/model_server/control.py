@@ -228,6 +228,11 @@ def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int
                  "infer_url": f"{url}/v2/models/{model_name}/infer"}
     state["version"] = pointer["version"]
     state["model_dir"] = pointer["model_dir"]
+    write_state(state_dir, state)
+    return state
+
+
+def write_state(state_dir: str, state: dict[str, Any]) -> None:
+    """Records the local server's state in ``<state_dir>/server.json``."""
     with open(os.path.join(state_dir, STATE_FILE), "w", encoding="utf-8") as handle:
         json.dump(state, handle, indent=2)
-    return state

@@ -34,6 +34,7 @@ def test_version_switch_and_rollback_under_traffic_lose_no_request(tmp_path, tra
                                  registry_uri, "--state-dir", state_dir], capture_output=True, text=True,
                                 cwd=os.getcwd(), check=True)
         assert "production is now v0001 (was v0002)" in result.stdout
+        assert control.status(state_dir)["version"] == control.status(state_dir)["serving_version"] == "v0001"
         time.sleep(1)
     finally:
         stop.set()
