@@ -52,13 +52,21 @@ def ensure_source(source: str, venvs_dir: str = DEFAULT_VENVS) -> None:
                    check=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT})
 
 
-def pipeline_parameters(pipeline_yaml: str = PIPELINE_YAML) -> dict[str, str]:
-    """Parameter name -> KFP type (STRING, NUMBER_DOUBLE, NUMBER_INTEGER, BOOLEAN) of a compiled pipeline."""
+def _root_parameters(pipeline_yaml: str) -> dict[str, dict]:
     import yaml
 
     with open(pipeline_yaml, encoding="utf-8") as handle:
-        spec = yaml.safe_load(handle)
-    return {name: p["parameterType"] for name, p in spec["root"]["inputDefinitions"]["parameters"].items()}
+        return yaml.safe_load(handle)["root"]["inputDefinitions"]["parameters"]
+
+
+def pipeline_parameters(pipeline_yaml: str = PIPELINE_YAML) -> dict[str, str]:
+    """Parameter name -> KFP type (STRING, NUMBER_DOUBLE, NUMBER_INTEGER, BOOLEAN) of a compiled pipeline."""
+    return {name: p["parameterType"] for name, p in _root_parameters(pipeline_yaml).items()}
+
+
+def pipeline_defaults(pipeline_yaml: str = PIPELINE_YAML) -> dict[str, object]:
+    """Parameter name -> default value of a compiled pipeline."""
+    return {name: p.get("defaultValue") for name, p in _root_parameters(pipeline_yaml).items()}
 
 
 def parse_params(items: list[str], types: Optional[dict[str, str]] = None) -> dict[str, object]:
@@ -118,8 +126,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"Running {os.path.relpath(PIPELINE_YAML)}: train on {train_spans}, test on {test_span}; "
           f"run folder {run_dir}", flush=True)
     started = time.time()
+    info = {**run_info(args.trigger), "effective_parameters": {**pipeline_defaults(), **params}}
     ok = run_pipeline_file(PIPELINE_YAML, params, run_dir, enable_caching=not args.no_cache,
-                           cache_root=os.path.join(var, "cache"), run_info=run_info(args.trigger))
+                           cache_root=os.path.join(var, "cache"), run_info=info)
     pipeline_seconds = time.time() - started
     recorded = time.time()
     lineage_ok = record_lineage(str(params["metadata_uri"]), run_dir)

@@ -18,6 +18,7 @@ import json
 import sys
 from typing import Any, Optional
 
+from components import registry
 from components.lineage import graph, queries, recorder
 from components.lineage.store import connect
 
@@ -48,6 +49,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--store", default=DEFAULT_STORE,
                         help=f"metadata store: SQLite path, mysql://..., grpc://host:port (default {DEFAULT_STORE})")
     parser.add_argument("--model-name", default="flights-delay")
+    parser.add_argument("--registry", default="var/registry",
+                        help="registry whose current.json says which version serves (empty: ignore)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("command", choices=["record", "serving", "model", "runs", "steps", "diff", "graph",
                                             "baseline"])
@@ -63,6 +66,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                       f"{counts['artifacts']} output artifacts")
         elif args.command in ("serving", "baseline"):
             latest = queries.latest_deployed_model(store, args.model_name)
+            pointer = registry.current(args.registry, args.model_name) if args.registry else None
+            if pointer and latest and pointer["version"] != latest["version"]:
+                # Rolled back outside a run: production is the deployment of the registry's version.
+                deployments = queries.deployments(store, args.model_name)
+                matching = [d for d in deployments if d["version"] == pointer["version"]]
+                latest = matching[-1] if matching else latest
             if latest is None:
                 print("no model has been deployed yet", file=sys.stderr)
                 return 1

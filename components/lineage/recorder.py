@@ -140,7 +140,7 @@ def record_run(store, run_dir: str) -> dict[str, int]:
         "pipeline_version": info.get("pipeline_version"),
         "git_sha": info.get("git_sha"),
         "trigger": info.get("trigger", "on_demand"),
-        "parameters": info.get("parameters", {}),
+        "parameters": info.get("effective_parameters") or info.get("parameters", {}),
         "status": info.get("status"),
         "started_at": info.get("started"),
         "ended_at": info.get("ended"),
