@@ -128,6 +128,62 @@ class RuntimeTaskHandler:
         return status.Status.SUCCESS if return_code == 0 else status.Status.FAILURE
 
 
+def _record_task(image: str, full_command: list[str], started: float, ended: float, return_code: int) -> None:
+    """Keeps a task's executor input and timing in its folder, as RuntimeTaskHandler does."""
+    executor_input = _executor_input(full_command)
+    if not executor_input:
+        return
+    task_dir = os.path.dirname(executor_input["outputs"]["outputFile"])
+    os.makedirs(task_dir, exist_ok=True)
+    with open(os.path.join(task_dir, TASK_INPUT), "w", encoding="utf-8") as handle:
+        json.dump(executor_input, handle, indent=2)
+    with open(os.path.join(task_dir, TASK_TIMING), "w", encoding="utf-8") as handle:
+        json.dump({"runtime": runtime_of(image), "image": image, "started": started, "ended": ended,
+                   "seconds": round(ended - started, 3), "exit_code": return_code, "cached": False,
+                   "container": True}, handle)
+
+
+@contextlib.contextmanager
+def container_task_records() -> Iterator[None]:
+    """Makes kfp.local's DockerRunner keep each task's executor input and timing, like local runs.
+
+    Swaps the handler kfp.local uses for DockerRunner for a subclass that records
+    them around the container run, and puts it back afterwards.
+    """
+    from kfp.local import docker_task_handler, status
+
+    original = docker_task_handler.DockerTaskHandler
+
+    class RecordingDockerTaskHandler(original):
+        def run(self):
+            started = time.time()
+            result = super().run()
+            _record_task(self.image, self.full_command, started, time.time(),
+                         0 if result == status.Status.SUCCESS else 1)
+            return result
+
+    docker_task_handler.DockerTaskHandler = RecordingDockerTaskHandler
+    try:
+        yield
+    finally:
+        docker_task_handler.DockerTaskHandler = original
+
+
+def docker_runner(mount_dirs: list[str]):
+    """A kfp.local DockerRunner for this project's images.
+
+    Containers run as the invoking user (files in the run folder stay the user's)
+    on the host network, with ``mount_dirs`` (source data, registry, metadata)
+    bound at the same paths.
+    """
+    import docker
+    from kfp import local
+
+    mounts = [docker.types.Mount(target=os.path.abspath(d), source=os.path.abspath(d), type="bind")
+              for d in mount_dirs]
+    return local.DockerRunner(user=f"{os.getuid()}:{os.getgid()}", network_mode="host", mounts=mounts)
+
+
 @contextlib.contextmanager
 def runtime_task_handler(venvs_dir: str = DEFAULT_VENVS, extra_env: Optional[dict[str, str]] = None) -> Iterator[None]:
     """Makes kfp.local execute tasks with RuntimeTaskHandler for the duration of the block.
@@ -204,7 +260,8 @@ def _record_cached_task(run_dir: str, cache_root: str, task: str, key_prefix: st
 def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: str,
                       venvs_dir: str = DEFAULT_VENVS, enable_caching: bool = False,
                       cache_root: Optional[str] = None, extra_env: Optional[dict[str, str]] = None,
-                      run_info: Optional[dict[str, Any]] = None) -> bool:
+                      run_info: Optional[dict[str, Any]] = None,
+                      containers: Optional[list[str]] = None) -> bool:
     """Runs a compiled pipeline YAML locally; every task's outputs and logs land under ``run_dir``.
 
     Args:
@@ -216,6 +273,9 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
         cache_root: Where cache entries live (shared across runs); default inside ``run_dir``.
         extra_env: Environment variables added to every task.
         run_info: Facts about the run kept in ``run.json`` (trigger, git sha, ...).
+        containers: Run every task in its image through kfp.local's DockerRunner (a
+            Docker API: Docker, or podman's service), with these folders mounted;
+            None runs tasks in the local runtime environments.
 
     Returns:
         True when every task that ran succeeded.
@@ -227,8 +287,10 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     info = {**(run_info or {}), "pipeline_yaml": os.path.abspath(pipeline_yaml), "parameters": arguments,
             "caching": enable_caching, "started": time.time(), "status": "RUNNING"}
     _write_run_info(run_dir, info)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=run_dir,
-               raise_on_error=False, enable_caching=enable_caching, cache_root=cache_root)
+    runner = docker_runner(containers) if containers is not None else local.SubprocessRunner(use_venv=False)
+    info["executor"] = "kfp.local DockerRunner" if containers is not None else "kfp.local + runtime environments"
+    local.init(runner=runner, pipeline_root=run_dir, raise_on_error=False, enable_caching=enable_caching,
+               cache_root=cache_root)
     pipeline = components.load_component_from_file(pipeline_yaml)
     hits = _CacheHits()
     root_logger = logging.getLogger()
@@ -236,7 +298,8 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     root_logger.addHandler(hits)
     root_logger.setLevel(min(level, logging.INFO))  # kfp.local reports cache hits at INFO
     try:
-        with runtime_task_handler(venvs_dir, extra_env):
+        handler = container_task_records() if containers is not None else runtime_task_handler(venvs_dir, extra_env)
+        with handler:
             task = pipeline(**arguments)
     finally:
         root_logger.removeHandler(hits)

@@ -103,6 +103,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="run every task even if an identical one ran before (the cache is keyed on the "
                              "data version, so new data always reruns)")
     parser.add_argument("--trigger", default="on_demand", help="why this run was started (recorded in lineage)")
+    parser.add_argument("--containers", action="store_true",
+                        help="run each task in its image through kfp.local's DockerRunner (needs a Docker API: "
+                             "Docker, or `podman system service`; `make images` builds the images)")
     parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE, e.g. max_iter=300")
     args = parser.parse_args(argv)
     try:
@@ -128,7 +131,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     started = time.time()
     info = {**run_info(args.trigger), "effective_parameters": {**pipeline_defaults(), **params}}
     ok = run_pipeline_file(PIPELINE_YAML, params, run_dir, enable_caching=not args.no_cache,
-                           cache_root=os.path.join(var, "cache"), run_info=info)
+                           cache_root=os.path.join(var, "cache"), run_info=info,
+                           containers=[var] if args.containers else None)
     pipeline_seconds = time.time() - started
     recorded = time.time()
     lineage_ok = record_lineage(str(params["metadata_uri"]), run_dir)

@@ -1,0 +1,80 @@
+"""The compiled pipeline in its images through kfp.local.DockerRunner, against the local-runtime run.
+
+Needs the images (`make images`) and a Docker API (Docker, or `podman system
+service`); `make e2e-containers` provides both. Same slice, same parameters:
+the outcome must match the run in the local runtime environments.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.local_runner import REPO_ROOT, runtime_python
+
+pytestmark = pytest.mark.e2e
+WINDOW = "2013-01:2013-04"
+PARAMS = ["min_auc=0.57", "infra_max_p99_ms=2000"]
+
+
+def _run(var, *extra):
+    from components.model_server import control
+
+    port = control.free_port()
+    result = subprocess.run([sys.executable, "-m", "pipelines.run", "--window", WINDOW, "--var", str(var),
+                             "--no-cache", f"source_uri={var}/source/flights", f"serving_port={port}", *PARAMS,
+                             *extra], cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT},
+                            capture_output=True, text=True, check=False)
+    print(result.stdout[-6000:], result.stderr[-3000:])
+    run_dir = sorted(d for d in glob.glob(os.path.join(str(var), "runs", "*")) if os.path.isdir(d))[-1]
+    with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as handle:
+        return result.returncode, json.load(handle), run_dir
+
+
+@pytest.fixture(scope="module")
+def slice_vars(tmp_path_factory):
+    local, containers = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("containers")
+    for var in (local, containers):
+        subprocess.run([runtime_python("data"), "-m", "components.extract.land", f"{var}/source/flights",
+                        "--months", "1-4", "--fraction", "0.1"], cwd=REPO_ROOT, check=True,
+                       env={**os.environ, "PYTHONPATH": REPO_ROOT}, stdout=subprocess.DEVNULL)
+    return local, containers
+
+
+def test_containers_give_the_same_outcome_as_local_runtimes(slice_vars):
+    from components.model_server import control
+
+    local_var, container_var = slice_vars
+    try:
+        local_code, local, _ = _run(local_var)
+        code, facts, run_dir = _run(container_var, "--containers")
+    finally:
+        control.stop(os.path.join(str(local_var), "serving"))
+    assert local_code == 0 and code == 0
+    with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["executor"] == "kfp.local DockerRunner"
+    assert [s["step"] for s in facts["steps"]] == [s["step"] for s in local["steps"]]
+    assert facts["data"]["data_hash"] == local["data"]["data_hash"]
+    assert facts["schema_anomalies"] == local["schema_anomalies"] == {}
+    assert facts["blessing"]["blessed"] == local["blessing"]["blessed"]
+    for metric in ("auc", "accuracy", "log_loss", "rows"):
+        assert facts["candidate"][metric] == pytest.approx(local["candidate"][metric], rel=1e-6, abs=1e-9)
+    assert facts["infra"]["blessed"] and facts["deployment"]["deployed"] == local["deployment"]["deployed"]
+
+
+def test_images_run_as_non_root_and_hold_only_their_runtime():
+    engine = "docker" if subprocess.run(["docker", "info"], capture_output=True).returncode == 0 else "podman"
+    from components.images import image
+
+    expectations = {"data": "tensorflow_data_validation", "train": "sklearn", "serve": "kserve"}
+    for runtime, module in expectations.items():
+        others = [m for r, m in expectations.items() if r != runtime and not (runtime == "serve" and m == "sklearn")]
+        script = (f"import os, importlib.util as u; print(os.getuid()); import {module}; "
+                  f"print([m for m in {others!r} if u.find_spec(m)])")
+        out = subprocess.run([engine, "run", "--rm", image(runtime), "python", "-c", script],
+                             capture_output=True, text=True, check=True).stdout.split()
+        assert out[0] != "0", f"{runtime} image runs as root"
+        assert out[1] == "[]", f"{runtime} image holds another runtime's packages: {out[1]}"
