@@ -46,15 +46,36 @@ def resolve_from_metadata(metadata_uri: str, model_name: str,
     latest = found[-1] if found else None
     if latest is None:
         return None
-    if not latest.get("model_dir") or not model_files.has_model(latest["model_dir"]):
+    model_dir = latest.get("model_dir") or ""
+    if not model_dir.startswith("s3://") and not model_files.has_model(model_dir):
         print(f"[resolve_baseline] WARNING: the deployed model {latest.get('version')} is recorded at "
               f"{latest.get('model_dir')}, which holds no model; continuing without a baseline", flush=True)
         return None
     return latest
 
 
+def _download_s3_folder(uri: str, output_dir: str) -> None:
+    """Downloads the files of ``s3://bucket/prefix/`` (a model version folder) into ``output_dir``."""
+    from urllib.parse import urlparse
+
+    from minio import Minio
+
+    endpoint = os.environ.get("S3_ENDPOINT")
+    if not endpoint:
+        raise RuntimeError(f"the production model is at {uri} but S3_ENDPOINT is not set")
+    client = Minio(endpoint.split("://", 1)[-1], access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+                   secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"), secure=endpoint.startswith("https://"))
+    parsed = urlparse(uri)
+    prefix = parsed.path.strip("/") + "/"
+    for obj in client.list_objects(parsed.netloc, prefix=prefix, recursive=True):
+        client.fget_object(parsed.netloc, obj.object_name, os.path.join(output_dir, obj.object_name[len(prefix):]))
+
+
 def materialize(pointer: Optional[dict[str, Any]], output_dir: str) -> dict[str, Any]:
     """Copies the baseline model into ``output_dir`` (left empty when there is none).
+
+    The model folder may be local (local registry) or ``s3://...`` (the registry
+    of cluster deployments).
 
     Returns:
         Artifact metadata: ``found`` and, when found, version and metrics.
@@ -62,9 +83,12 @@ def materialize(pointer: Optional[dict[str, Any]], output_dir: str) -> dict[str,
     os.makedirs(output_dir, exist_ok=True)
     if pointer is None:
         return {"found": False}
-    for name in os.listdir(pointer["model_dir"]):
-        source = os.path.join(pointer["model_dir"], name)
-        if os.path.isfile(source):
-            shutil.copy2(source, os.path.join(output_dir, name))
+    if pointer["model_dir"].startswith("s3://"):
+        _download_s3_folder(pointer["model_dir"], output_dir)
+    else:
+        for name in os.listdir(pointer["model_dir"]):
+            source = os.path.join(pointer["model_dir"], name)
+            if os.path.isfile(source):
+                shutil.copy2(source, os.path.join(output_dir, name))
     return {"found": True, "version": pointer["version"], "source_dir": pointer["model_dir"],
             "metrics": pointer.get("metrics", {}), "run_id": pointer.get("run_id")}

@@ -54,3 +54,24 @@ def test_extract_and_fingerprint_read_spans_from_s3(bucket, source, tmp_path):
 def test_missing_span_on_s3_is_named(bucket, tmp_path):
     with pytest.raises(ComponentError, match="2013-11.*not found in source s3://flights/landing"):
         extract_spans(bucket, ["2013-11"], str(tmp_path / "x"))
+
+
+def test_baseline_on_s3_is_downloaded(s3_endpoint, monkeypatch, tmp_path):
+    from minio import Minio
+
+    from components.resolve_baseline.resolve import materialize
+
+    monkeypatch.setenv("S3_ENDPOINT", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = Minio(s3_endpoint.split("://")[1], access_key="testing", secret_key="testing", secure=False)
+    if not client.bucket_exists("models"):
+        client.make_bucket("models")
+    for name, data in {"model.joblib": b"model-bytes", "model.json": b"{}"}.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        client.fput_object("models", f"ct/flights-delay/versions/v0003/{name}", str(path))
+    pointer = {"version": "v0003", "model_dir": "s3://models/ct/flights-delay/versions/v0003"}
+    meta = materialize(pointer, str(tmp_path / "baseline"))
+    assert meta["found"] and meta["source_dir"].startswith("s3://")
+    assert (tmp_path / "baseline" / "model.joblib").read_bytes() == b"model-bytes"
