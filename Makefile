@@ -66,14 +66,22 @@ test-unit: setup system-deps ## Logic tests, each runtime in its own environment
 	$(VENVS)/train/bin/python -m pytest tests/unit/train
 	$(VENVS)/serve/bin/python -m pytest tests/unit/serve
 
-test-components: setup ## Component interface tests, the golden compile test, manifests build
-	$(VENVS)/dev/bin/python -m pytest tests/components tests/pipelines tests/manifests
+test-components: setup ## Component interface tests and the golden compile test
+	$(VENVS)/dev/bin/python -m pytest tests/components tests/pipelines
+
+$(VENVS)/checkov/.synced: manifests/checkov.lock | $(UV)
+	@test -x $(VENVS)/checkov/bin/python || $(UV) venv --quiet --python $$(command -v $(PYTHON)) $(VENVS)/checkov
+	$(UV) pip sync --quiet --python $(VENVS)/checkov/bin/python manifests/checkov.lock
+	@touch $@
+
+manifests-check: setup $(VENVS)/checkov/.synced ## Build every overlay; Kubernetes schemas (offline), secure defaults, checkov
+	$(VENVS)/dev/bin/python -m pytest tests/manifests -s -q
 
 test-e2e: setup ## End-to-end local runs of the compiled YAML on a slice of the real data
 	$(VENVS)/dev/bin/python -m pytest tests/e2e
 
 CONTAINERS ?= true
-test: lint test-unit test-components test-e2e $(if $(filter false,$(CONTAINERS)),,e2e-containers) ## Everything CI runs (CONTAINERS=false skips the image builds)
+test: lint test-unit test-components manifests-check test-e2e $(if $(filter false,$(CONTAINERS)),,e2e-containers) ## Everything CI runs (CONTAINERS=false skips the image builds)
 
 PORT ?= 8080
 serve-start: setup ## Start the local model server on PORT (default 8080), serving the registry's current model
@@ -143,6 +151,13 @@ docker-api: container-deps ## Serve the Docker API with podman when no Docker da
 e2e-containers: setup images docker-api ## The compiled pipeline through kfp.local.DockerRunner in the built images
 	$(if $(filter podman,$(ENGINE)),DOCKER_HOST=unix://$(PODMAN_SOCKET)) $(VENVS)/dev/bin/python -m pytest tests/containers
 
+DRY_RUN ?=
+deploy-pipeline: setup ## Upload the compiled pipeline to KFP as version <git sha> (KFP_HOST, KFP_NAMESPACE, KFP_TOKEN; DRY_RUN=1)
+	$(VENVS)/dev/bin/python -m pipelines.deliver deploy-pipeline $(if $(DRY_RUN),--dry-run)
+
+schedule: setup ## Create or replace the recurring run (CRON="0 0 6 * * *", max concurrency 1, no catch-up; DRY_RUN=1)
+	$(VENVS)/dev/bin/python -m pipelines.deliver schedule $(if $(CRON),--cron "$(CRON)") $(if $(DRY_RUN),--dry-run)
+
 clean: ## Remove runs, registry, serving state and landed data (keeps the runtimes)
 	-$(MAKE) --no-print-directory serve-stop
 	rm -rf var
@@ -150,4 +165,4 @@ clean: ## Remove runs, registry, serving state and landed data (keeps the runtim
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: help setup system-deps lock run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: help setup system-deps lock manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

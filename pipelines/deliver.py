@@ -1,0 +1,135 @@
+"""Pipeline delivery (CD) to a Kubeflow Pipelines server: upload the compiled YAML, schedule it.
+
+``python -m pipelines.deliver deploy-pipeline`` uploads ``ct_pipeline.yaml`` as a new
+version named with the git sha; ``schedule`` creates or replaces the recurring run
+(cron, at most one run at a time, no catch-up). Host, namespace and token come from
+``KFP_HOST``, ``KFP_NAMESPACE`` and ``KFP_TOKEN`` (or the flags); ``--dry-run`` prints
+what would be sent and contacts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Optional
+
+from pipelines.ct_pipeline import PIPELINE_NAME
+from pipelines.run import PIPELINE_YAML, git_sha
+
+
+def _versions(client, pipeline_id: str) -> dict[str, str]:
+    names, token = {}, ""
+    while True:
+        page = client.list_pipeline_versions(pipeline_id, page_token=token, page_size=100)
+        for version in page.pipeline_versions or []:
+            names[version.display_name] = version.pipeline_version_id
+        token = page.next_page_token
+        if not token:
+            return names
+
+
+def deploy_pipeline(client, version_name: str, pipeline_yaml: str = PIPELINE_YAML, name: str = PIPELINE_NAME,
+                    dry_run: bool = False) -> dict[str, Any]:
+    """Uploads the compiled pipeline as version ``version_name`` (creating the pipeline if needed).
+
+    Idempotent: a version of that name that exists already is kept as it is.
+    """
+    plan: dict[str, Any] = {"action": "upload_pipeline_version", "pipeline": name, "version": version_name,
+                            "package": os.path.relpath(pipeline_yaml)}
+    if dry_run:
+        return {**plan, "dry_run": True}
+    pipeline_id = client.get_pipeline_id(name)
+    if pipeline_id is None:
+        pipeline_id = client.upload_pipeline(pipeline_yaml, pipeline_name=name).pipeline_id
+        plan["created_pipeline"] = True
+    existing = _versions(client, pipeline_id)
+    if version_name in existing:
+        return {**plan, "pipeline_id": pipeline_id, "version_id": existing[version_name], "unchanged": True}
+    version = client.upload_pipeline_version(pipeline_yaml, pipeline_version_name=version_name,
+                                             pipeline_id=pipeline_id)
+    return {**plan, "pipeline_id": pipeline_id, "version_id": version.pipeline_version_id}
+
+
+def schedule(client, version_name: str, cron: str, experiment: str, job_name: str,
+             params: Optional[dict[str, Any]] = None, name: str = PIPELINE_NAME,
+             dry_run: bool = False) -> dict[str, Any]:
+    """Creates the recurring run of a pipeline version, replacing one of the same name on another version.
+
+    Recurring runs cannot be edited in place in KFP v2, so a changed one is deleted and created again.
+    """
+    plan: dict[str, Any] = {"action": "create_recurring_run", "job_name": job_name, "experiment": experiment,
+                            "pipeline": name, "version": version_name, "cron_expression": cron,
+                            "max_concurrency": 1, "no_catchup": True, "params": params or {}}
+    if dry_run:
+        return {**plan, "dry_run": True}
+    pipeline_id = client.get_pipeline_id(name)
+    if pipeline_id is None:
+        raise LookupError(f"pipeline {name!r} is not on the server: run deploy-pipeline first")
+    version_id = _versions(client, pipeline_id).get(version_name)
+    if version_id is None:
+        raise LookupError(f"pipeline {name!r} has no version {version_name!r}: run deploy-pipeline first")
+    try:
+        experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
+    except ValueError:
+        experiment_id = client.create_experiment(experiment).experiment_id
+    runs = client.list_recurring_runs(experiment_id=experiment_id, page_size=100).recurring_runs or []
+    for run in runs:
+        if run.display_name != job_name:
+            continue
+        if run.pipeline_version_reference.pipeline_version_id == version_id and run.trigger.cron_schedule.cron == cron:
+            return {**plan, "recurring_run_id": run.recurring_run_id, "unchanged": True}
+        client.delete_recurring_run(run.recurring_run_id)
+        plan["replaced"] = run.recurring_run_id
+    created = client.create_recurring_run(experiment_id=experiment_id, job_name=job_name, cron_expression=cron,
+                                          max_concurrency=1, no_catchup=True, params=params or {},
+                                          pipeline_id=pipeline_id, version_id=version_id)
+    return {**plan, "recurring_run_id": created.recurring_run_id}
+
+
+def connect(host: Optional[str], namespace: Optional[str]):
+    """A ``kfp.Client`` for the configured server (token from ``KFP_TOKEN``, never from the repo)."""
+    from kfp import Client
+
+    if not host:
+        raise ValueError("no KFP host: set KFP_HOST or pass --host")
+    return Client(host=host, namespace=namespace, existing_token=os.environ.get("KFP_TOKEN") or None)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Command line: deploy-pipeline or schedule."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.deliver", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["deploy-pipeline", "schedule"])
+    parser.add_argument("--host", default=os.environ.get("KFP_HOST"))
+    parser.add_argument("--namespace", default=os.environ.get("KFP_NAMESPACE", "kubeflow"))
+    parser.add_argument("--version", help="pipeline version name (default: the git sha)")
+    parser.add_argument("--cron", default="0 0 6 * * *", help="KFP cron, with seconds (default daily 06:00)")
+    parser.add_argument("--experiment", default="continuous-training")
+    parser.add_argument("--job-name", default=f"{PIPELINE_NAME}-schedule")
+    parser.add_argument("--param", action="append", default=[], help="pipeline parameter KEY=VALUE")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be sent; contact nothing")
+    args = parser.parse_args(argv)
+    from pipelines.run import parse_params
+
+    version = args.version or git_sha()
+    if not version:
+        parser.error("no --version and no git sha")
+    try:
+        params = parse_params(args.param)
+        client = None if args.dry_run else connect(args.host, args.namespace)
+        if args.command == "deploy-pipeline":
+            result = deploy_pipeline(client, version, dry_run=args.dry_run)
+        else:
+            result = schedule(client, version, args.cron, args.experiment, args.job_name, params,
+                              dry_run=args.dry_run)
+    except (ValueError, LookupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps({**result, "host": args.host, "namespace": args.namespace}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
