@@ -1,9 +1,8 @@
 """Spans read from S3 over the real protocol: moto's server mode on loopback, the minio SDK as client."""
 
-import socket
-
 import pandas as pd
 import pytest
+from s3_server import moto_server, use_endpoint
 
 from components import dataset
 from components.extract.extract import extract_spans
@@ -14,26 +13,14 @@ from components.kfp_io import ComponentError
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def bucket(s3_endpoint, source, monkeypatch):
     """The local test source uploaded to s3://flights/landing/<span>/flights.parquet."""
-    from minio import Minio
-
-    monkeypatch.setenv("S3_ENDPOINT", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    client = Minio(s3_endpoint.split("://")[1], access_key="testing", secret_key="testing", secure=False)
+    client = use_endpoint(monkeypatch, s3_endpoint)
     if not client.bucket_exists("flights"):
         client.make_bucket("flights")
     for span_dir in sorted(source.iterdir()):
@@ -57,14 +44,9 @@ def test_missing_span_on_s3_is_named(bucket, tmp_path):
 
 
 def test_baseline_on_s3_is_downloaded(s3_endpoint, monkeypatch, tmp_path):
-    from minio import Minio
-
     from components.resolve_baseline.resolve import materialize
 
-    monkeypatch.setenv("S3_ENDPOINT", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    client = Minio(s3_endpoint.split("://")[1], access_key="testing", secret_key="testing", secure=False)
+    client = use_endpoint(monkeypatch, s3_endpoint)
     if not client.bucket_exists("models"):
         client.make_bucket("models")
     for name, data in {"model.joblib": b"model-bytes", "model.json": b"{}"}.items():

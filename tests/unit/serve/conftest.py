@@ -69,21 +69,15 @@ def server(trained, tmp_path_factory):
 @pytest.fixture(scope="session")
 def s3():
     """A real S3 endpoint on loopback: moto in server mode."""
-    import socket
+    from s3_server import moto_server
 
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def env(s3, monkeypatch):
-    monkeypatch.setenv("S3_ENDPOINT", f"http://{s3}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    """S3 endpoint and test credentials in the environment, as the components read them."""
+    from s3_server import use_endpoint
+
+    use_endpoint(monkeypatch, s3)
