@@ -4,7 +4,7 @@ fingerprint -> extract -> validate_data -> prepare -> train -> evaluate (against
 -> validate_model -> [if blessed] infra_validate -> deploy
 """
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
@@ -18,6 +18,39 @@ from components.validate_data.component import validate_data
 from components.validate_model.component import validate_model
 
 PIPELINE_NAME = "ct-flights-delay"
+
+#: Secret with the S3 credentials (manifests/base/s3-secret.yaml), for the tasks that reach S3.
+S3_SECRET = "ct-s3-credentials"
+#: CPU and memory (request, limit) per step on a cluster; kfp.local ignores them.
+RESOURCES = {
+    "fingerprint": ("100m", "500m", "256Mi", "1Gi"),
+    "extract": ("500m", "1", "1Gi", "4Gi"),
+    "validate-data": ("1", "2", "2Gi", "8Gi"),
+    "prepare": ("500m", "1", "1Gi", "4Gi"),
+    "train": ("1", "2", "2Gi", "8Gi"),
+    "resolve-baseline": ("100m", "500m", "256Mi", "1Gi"),
+    "evaluate": ("500m", "1", "1Gi", "4Gi"),
+    "validate-model": ("100m", "500m", "256Mi", "1Gi"),
+    "infra-validate": ("500m", "1", "1Gi", "2Gi"),
+    "deploy": ("100m", "500m", "512Mi", "1Gi"),
+}
+_S3_STEPS = {"fingerprint", "extract", "resolve-baseline", "deploy"}
+
+
+def _harden(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Cluster settings of a step: non-root identity, resources, S3 credentials where needed.
+
+    The KFP compiler adds allowPrivilegeEscalation=false, dropped capabilities and the
+    RuntimeDefault seccomp profile itself.
+    """
+    kubernetes.set_security_context(task, run_as_user=10001, run_as_group=10001, run_as_non_root=True)
+    cpu_request, cpu_limit, memory_request, memory_limit = RESOURCES[task.name]
+    task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
+    task.set_memory_request(memory_request).set_memory_limit(memory_limit)
+    if task.name in _S3_STEPS:
+        kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, optional=True, secret_key_to_env={
+            "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"})
+    return task
 
 
 @dsl.pipeline(name="release", description="Infra validation and deployment of a blessed model.")
@@ -44,14 +77,14 @@ def release(
     2.17 cannot resolve a condition on another task's output parameter.
     """
     with dsl.If(blessed == True, name="blessed"):  # noqa: E712 - KFP condition, not Python
-        served = infra_validate(model=model, serving_samples=serving_samples,
-                                max_p99_ms=infra_max_p99_ms, requests=infra_requests)
+        served = _harden(infra_validate(model=model, serving_samples=serving_samples,
+                                        max_p99_ms=infra_max_p99_ms, requests=infra_requests))
         deployed = deploy(model=model, blessing=blessing, infra_blessing=served.outputs["infra_blessing"],
                           evaluation=evaluation, registry_uri=registry_uri, model_name=model_name,
                           serving_state_dir=serving_state_dir, serving_port=serving_port,
                           serving_target=serving_target, namespace=namespace, service_account=service_account,
                           canary_traffic_percent=canary_traffic_percent, run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
-        deployed.set_caching_options(False)
+        _harden(deployed).set_caching_options(False)
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Continuous training of the flights arrival-delay model.")
@@ -132,5 +165,7 @@ def ct_pipeline(
             infra_requests=infra_requests, registry_uri=registry_uri, model_name=model_name,
             serving_state_dir=serving_state_dir, serving_port=serving_port, serving_target=serving_target,
             namespace=namespace, service_account=service_account, canary_traffic_percent=canary_traffic_percent)
-    # Every other task is a function of its inputs; these read or change production.
+    # Every other task is a function of its inputs; this one reads production.
     baseline.set_caching_options(False)
+    for task in (version, extracted, validated, prepared, trained, baseline, evaluated, judged):
+        _harden(task)

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -292,6 +293,8 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     local.init(runner=runner, pipeline_root=run_dir, raise_on_error=False, enable_caching=enable_caching,
                cache_root=cache_root)
     pipeline = components.load_component_from_file(pipeline_yaml)
+    # CPU and memory settings are for clusters; kfp.local warns once per task that it ignores them.
+    warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
     hits = _CacheHits()
     root_logger = logging.getLogger()
     level = root_logger.level

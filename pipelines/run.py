@@ -56,7 +56,8 @@ def _root_parameters(pipeline_yaml: str) -> dict[str, dict]:
     import yaml
 
     with open(pipeline_yaml, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["root"]["inputDefinitions"]["parameters"]
+        # The pipeline spec is the first document; platform (Kubernetes) settings follow it.
+        return next(yaml.safe_load_all(handle))["root"]["inputDefinitions"]["parameters"]
 
 
 def pipeline_parameters(pipeline_yaml: str = PIPELINE_YAML) -> dict[str, str]:
