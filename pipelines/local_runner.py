@@ -157,8 +157,18 @@ def container_task_records() -> Iterator[None]:
 
     class RecordingDockerTaskHandler(original):
         def run(self):
+            import docker
+
             started = time.time()
-            result = super().run()
+            try:
+                result = super().run()
+            except docker.errors.APIError as error:
+                # kfp.local runs containers with auto-remove; when one exits before its logs
+                # are attached, podman answers 500 "no such container" (Docker 404, which
+                # kfp.local handles). The program left its exit code in the task folder.
+                if "no such container" not in str(error):
+                    raise
+                result = _exit_status_of(self.full_command)
             _record_task(self.image, self.full_command, started, time.time(),
                          0 if result == status.Status.SUCCESS else 1)
             return result
@@ -168,6 +178,19 @@ def container_task_records() -> Iterator[None]:
         yield
     finally:
         docker_task_handler.DockerTaskHandler = original
+
+
+def _exit_status_of(full_command: list[str]):
+    """The status a component program recorded in its task folder (failure when there is none)."""
+    from kfp.local import status
+
+    executor_input = _executor_input(full_command)
+    path = os.path.join(os.path.dirname(executor_input["outputs"]["outputFile"]), "exit_status.json") \
+        if executor_input else ""
+    if not os.path.exists(path):
+        return status.Status.FAILURE
+    with open(path, encoding="utf-8") as handle:
+        return status.Status.SUCCESS if json.load(handle)["exit_code"] == 0 else status.Status.FAILURE
 
 
 def docker_runner(mount_dirs: list[str]):

@@ -185,6 +185,7 @@ def run_component(step: str, body: Callable[[Executor], None], argv: Optional[li
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     executor = Executor.from_json(args.executor_input)
+    code = 0
     try:
         body(executor)
     except ComponentError as exc:
@@ -192,10 +193,29 @@ def run_component(step: str, body: Callable[[Executor], None], argv: Optional[li
         # readable in the task folder.
         executor.write()
         print(f"[{step}] FAILED: {exc}", file=sys.stderr, flush=True)
-        return 1
+        code = 1
     except Exception:  # noqa: BLE001 - report any crash with its traceback, then fail the task
         traceback.print_exc()
         print(f"[{step}] FAILED with an unexpected error (traceback above)", file=sys.stderr, flush=True)
-        return 1
-    executor.write()
-    return 0
+        code = 1
+    else:
+        executor.write()
+    write_exit_status(executor.task_dir, code)
+    return code
+
+
+EXIT_STATUS = "exit_status.json"
+
+
+def write_exit_status(task_dir: str, code: int) -> None:
+    """Leaves the program's exit code in the task folder.
+
+    A container runner that lost the container (removed on exit before its status
+    was read) can still tell success from failure.
+    """
+    try:
+        os.makedirs(uri_to_path(task_dir), exist_ok=True)
+        with open(os.path.join(uri_to_path(task_dir), EXIT_STATUS), "w", encoding="utf-8") as handle:
+            json.dump({"exit_code": code}, handle)
+    except OSError:
+        pass

@@ -39,3 +39,28 @@ def test_task_handler_binds_python_to_the_runtime_venv(tmp_path):
                                  pipeline_root=str(tmp_path), runner=None, venvs_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="make setup"):
         missing.command()
+
+
+def test_a_container_lost_before_its_status_is_read_reports_what_the_program_recorded(tmp_path, monkeypatch):
+    import json
+
+    import docker
+    from kfp.local import docker_task_handler, status
+
+    from pipelines.local_runner import container_task_records
+
+    task_dir = tmp_path / "task"
+    task_dir.mkdir()
+    command = ["python", "--executor-input", json.dumps({"outputs": {"outputFile": str(task_dir / "out.json")}})]
+
+    def lost(self):
+        raise docker.errors.APIError("500 Server Error: container abc does not exist in database: no such container")
+
+    monkeypatch.setattr(docker_task_handler.DockerTaskHandler, "run", lost)
+    with container_task_records():
+        handler = docker_task_handler.DockerTaskHandler.__new__(docker_task_handler.DockerTaskHandler)
+        handler.image, handler.full_command = "localhost/kfp-ct/serve:0.1.0", command
+        assert handler.run() == status.Status.FAILURE  # nothing recorded: failure
+        (task_dir / "exit_status.json").write_text('{"exit_code": 0}')
+        assert handler.run() == status.Status.SUCCESS
+    assert json.loads((task_dir / "timing.json").read_text())["container"]
