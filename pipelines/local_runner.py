@@ -24,14 +24,19 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 from components.images import runtime_of
+from components.run_folder import (
+    RUN_INFO,
+    TASK_INPUT,
+    TASK_LOG,
+    TASK_TIMING,
+    read_json,
+    task_folders,
+    write_task_record,
+)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_VENVS = os.path.join(REPO_ROOT, ".venvs")
 
-TASK_LOG = "task.log"
-TASK_TIMING = "timing.json"
-TASK_INPUT = "executor_input.json"
-RUN_INFO = "run.json"
 CACHED_DIR = "cached"
 
 
@@ -104,8 +109,6 @@ class RuntimeTaskHandler:
         log = None
         if task_dir:
             os.makedirs(task_dir, exist_ok=True)
-            with open(os.path.join(task_dir, TASK_INPUT), "w", encoding="utf-8") as handle:
-                json.dump(executor_input, handle, indent=2)
             log = open(os.path.join(task_dir, TASK_LOG), "w", encoding="utf-8")
         started = time.time()
         try:
@@ -120,28 +123,19 @@ class RuntimeTaskHandler:
         finally:
             if log:
                 log.close()
-        ended = time.time()
-        if task_dir:
-            with open(os.path.join(task_dir, TASK_TIMING), "w", encoding="utf-8") as handle:
-                json.dump({"runtime": runtime_of(self.image), "image": self.image, "started": started,
-                           "ended": ended, "seconds": round(ended - started, 3), "exit_code": return_code,
-                           "cached": False}, handle)
+        _record_task(self.image, self.full_command, started, time.time(), return_code)
         return status.Status.SUCCESS if return_code == 0 else status.Status.FAILURE
 
 
-def _record_task(image: str, full_command: list[str], started: float, ended: float, return_code: int) -> None:
-    """Keeps a task's executor input and timing in its folder, as RuntimeTaskHandler does."""
+def _record_task(image: str, full_command: list[str], started: float, ended: float, return_code: int,
+                 container: bool = False) -> None:
+    """Keeps a task's executor input and timing in its folder (local and container runs alike)."""
     executor_input = _executor_input(full_command)
     if not executor_input:
         return
-    task_dir = os.path.dirname(executor_input["outputs"]["outputFile"])
-    os.makedirs(task_dir, exist_ok=True)
-    with open(os.path.join(task_dir, TASK_INPUT), "w", encoding="utf-8") as handle:
-        json.dump(executor_input, handle, indent=2)
-    with open(os.path.join(task_dir, TASK_TIMING), "w", encoding="utf-8") as handle:
-        json.dump({"runtime": runtime_of(image), "image": image, "started": started, "ended": ended,
-                   "seconds": round(ended - started, 3), "exit_code": return_code, "cached": False,
-                   "container": True}, handle)
+    write_task_record(os.path.dirname(executor_input["outputs"]["outputFile"]), executor_input, {
+        "runtime": runtime_of(image), "image": image, "started": started, "ended": ended,
+        "seconds": round(ended - started, 3), "exit_code": return_code, "cached": False, "container": container})
 
 
 @contextlib.contextmanager
@@ -170,7 +164,7 @@ def container_task_records() -> Iterator[None]:
                     raise
                 result = _exit_status_of(self.full_command)
             _record_task(self.image, self.full_command, started, time.time(),
-                         0 if result == status.Status.SUCCESS else 1)
+                         0 if result == status.Status.SUCCESS else 1, container=True)
             return result
 
     docker_task_handler.DockerTaskHandler = RecordingDockerTaskHandler
@@ -346,13 +340,8 @@ def _write_run_info(run_dir: str, info: dict[str, Any]) -> None:
 
 
 def _failed_tasks(run_dir: str) -> list[str]:
-    failed = []
-    for root, _dirs, files in os.walk(run_dir):
-        if TASK_TIMING in files:
-            with open(os.path.join(root, TASK_TIMING), encoding="utf-8") as handle:
-                if json.load(handle)["exit_code"] != 0:
-                    failed.append(os.path.basename(root))
-    return failed
+    return [name for name, folder in task_folders(run_dir).items()
+            if read_json(os.path.join(folder, TASK_TIMING))["exit_code"] != 0]
 
 
 def main(argv: Optional[list[str]] = None) -> int:

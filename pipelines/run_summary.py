@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any, Optional
+from typing import Any
 
-from pipelines.local_runner import TASK_LOG, TASK_TIMING
+from components.run_folder import TASK_LOG, TASK_TIMING, read_json, task_folders
 
 STEP_ORDER = ["fingerprint", "extract", "validate-data", "prepare", "train", "resolve-baseline", "evaluate",
               "validate-model", "infra-validate", "deploy"]
 
 
-def task_dirs(run_dir: str) -> dict[str, str]:
-    """Task name -> task folder, for every task that ran in a run folder."""
-    found = {}
-    for root, _dirs, files in os.walk(run_dir):
-        if TASK_TIMING in files:
-            found[os.path.basename(root)] = root
-    return found
-
-
-def _json(path: str) -> Optional[Any]:
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
 def output_metadata(task_dir: str, name: str) -> dict[str, Any]:
     """Metadata of a task's output artifact, as the task reported it."""
-    output = _json(os.path.join(task_dir, "executor_output.json")) or {}
+    output = read_json(os.path.join(task_dir, "executor_output.json")) or {}
     try:
         return output["artifacts"][name]["artifacts"][0].get("metadata", {})
     except (KeyError, IndexError):
@@ -40,9 +23,9 @@ def output_metadata(task_dir: str, name: str) -> dict[str, Any]:
 def collect(run_dir: str) -> dict[str, Any]:
     """Gathers the facts of a run: steps with timings, data, anomalies, metrics, decisions."""
     steps, tasks = [], {}
-    found = task_dirs(run_dir)
+    found = task_folders(run_dir)
     for name in sorted(found, key=lambda n: STEP_ORDER.index(n) if n in STEP_ORDER else 99):
-        timing = _json(os.path.join(found[name], TASK_TIMING))
+        timing = read_json(os.path.join(found[name], TASK_TIMING))
         # A cached task's outputs are in the folder of the run that produced them.
         tasks[name] = timing.get("cached_from") or found[name] if timing.get("cached") else found[name]
         steps.append({"step": name, "seconds": timing["seconds"], "ok": timing["exit_code"] == 0,
@@ -52,7 +35,7 @@ def collect(run_dir: str) -> dict[str, Any]:
     if "extract" in tasks:
         facts["data"] = output_metadata(tasks["extract"], "dataset")
     if "validate-data" in tasks:
-        anomalies = _json(os.path.join(tasks["validate-data"], "anomalies")) or {}
+        anomalies = read_json(os.path.join(tasks["validate-data"], "anomalies")) or {}
         facts["schema_anomalies"] = anomalies.get("schema_anomalies", {})
         facts["drift"] = [row for row in anomalies.get("drift", []) if row["drifted"]]
         facts["reports"] = [os.path.join(tasks["validate-data"], "report"),
@@ -60,17 +43,17 @@ def collect(run_dir: str) -> dict[str, Any]:
     if "train" in tasks:
         facts["train_metrics"] = output_metadata(tasks["train"], "train_metrics")
     if "evaluate" in tasks:
-        evaluation = _json(os.path.join(tasks["evaluate"], "evaluation")) or {}
+        evaluation = read_json(os.path.join(tasks["evaluate"], "evaluation")) or {}
         facts["candidate"] = {k: v for k, v in evaluation.get("candidate", {}).items() if k != "slices"}
         baseline = evaluation.get("baseline")
         facts["baseline"] = {k: v for k, v in baseline.items() if k != "slices"} if baseline else None
         facts["baseline_version"] = evaluation.get("baseline_version")
     if "validate-model" in tasks:
-        facts["blessing"] = _json(os.path.join(tasks["validate-model"], "blessing"))
+        facts["blessing"] = read_json(os.path.join(tasks["validate-model"], "blessing"))
     if "infra-validate" in tasks:
-        facts["infra"] = _json(os.path.join(tasks["infra-validate"], "infra_blessing"))
+        facts["infra"] = read_json(os.path.join(tasks["infra-validate"], "infra_blessing"))
     if "deploy" in tasks:
-        facts["deployment"] = _json(os.path.join(tasks["deploy"], "deployment"))
+        facts["deployment"] = read_json(os.path.join(tasks["deploy"], "deployment"))
     failed = [s for s in steps if not s["ok"]]
     if failed:
         facts["failed_step"] = failed[0]["step"]

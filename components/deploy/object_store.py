@@ -19,6 +19,7 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 from components import registry
+from components.s3_settings import client_settings
 
 
 class S3Registry:
@@ -36,11 +37,7 @@ class S3Registry:
     def _client_from_environment():
         from minio import Minio
 
-        endpoint = os.environ.get("S3_ENDPOINT")
-        if not endpoint:
-            raise ValueError("S3_ENDPOINT is not set (host:port of the S3 service)")
-        return Minio(endpoint.split("://", 1)[-1], access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-                     secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"), secure=endpoint.startswith("https://"))
+        return Minio(**client_settings("the model registry"))
 
     def _key(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)

@@ -10,6 +10,8 @@ import os
 import re
 from urllib.parse import urlparse
 
+from components.s3_settings import client_settings
+
 SPAN_FILE = "flights.parquet"
 _SPAN_RE = re.compile(r"^\d{4}-\d{2}$")
 
@@ -56,17 +58,7 @@ class S3Source:
         parsed = urlparse(uri)
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
-        endpoint = os.environ.get("S3_ENDPOINT")
-        if not endpoint:
-            raise ValueError(f"source {uri} is on S3 but S3_ENDPOINT is not set (host:port of the S3 service)")
-        secure = endpoint.startswith("https://")
-        endpoint = endpoint.split("://", 1)[-1]
-        self.client = Minio(
-            endpoint,
-            access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-            secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-            secure=secure,
-        )
+        self.client = Minio(**client_settings(f"source {uri}"))
 
     def _key(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)

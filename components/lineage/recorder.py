@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional
+from typing import Any
+
+from components.run_folder import RUN_INFO, TASK_INPUT, TASK_TIMING, read_json, task_folders
 
 CONTEXT_PIPELINE = "system.Pipeline"
 CONTEXT_RUN = "system.PipelineRun"
@@ -75,31 +77,18 @@ def _context(store, type_name: str, name: str, properties: dict[str, Any]) -> An
     return context
 
 
-def _read_json(path: str) -> Optional[Any]:
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
 def _tasks(run_dir: str) -> list[dict[str, Any]]:
-    tasks = []
-    for root, _dirs, files in os.walk(run_dir):
-        if "timing.json" not in files:
-            continue
-        tasks.append({
-            "name": os.path.basename(root),
-            "dir": root,
-            "timing": _read_json(os.path.join(root, "timing.json")),
-            "input": _read_json(os.path.join(root, "executor_input.json")) or {},
-            "output": _read_json(os.path.join(root, "executor_output.json")) or {},
-        })
+    tasks = [{"name": name, "dir": folder,
+              "timing": read_json(os.path.join(folder, TASK_TIMING)),
+              "input": read_json(os.path.join(folder, TASK_INPUT)) or {},
+              "output": read_json(os.path.join(folder, "executor_output.json")) or {}}
+             for name, folder in task_folders(run_dir).items()]
     return sorted(tasks, key=lambda t: t["timing"].get("started") or 0)
 
 
 def run_id_of(run_dir: str) -> str:
     """The run's id: the KFP job name kfp.local gave it (its folder in the run folder)."""
-    info = _read_json(os.path.join(run_dir, "run.json")) or {}
+    info = read_json(os.path.join(run_dir, RUN_INFO)) or {}
     if info.get("run_id"):
         return info["run_id"]
     for name in sorted(os.listdir(run_dir)):
@@ -131,7 +120,7 @@ def record_run(store, run_dir: str) -> dict[str, int]:
     """
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    info = _read_json(os.path.join(run_dir, "run.json")) or {}
+    info = read_json(os.path.join(run_dir, RUN_INFO)) or {}
     run_id = run_id_of(run_dir)
     pipeline_name = info.get("pipeline_name", "ct-flights-delay")
     pipeline = _context(store, CONTEXT_PIPELINE, pipeline_name, {})

@@ -12,6 +12,7 @@ import shutil
 from typing import Any, Optional
 
 from components import model_files, registry
+from components.s3_settings import client_settings
 
 
 def resolve_from_registry(registry_uri: str, model_name: str) -> Optional[dict[str, Any]]:
@@ -60,11 +61,7 @@ def _download_s3_folder(uri: str, output_dir: str) -> None:
 
     from minio import Minio
 
-    endpoint = os.environ.get("S3_ENDPOINT")
-    if not endpoint:
-        raise RuntimeError(f"the production model is at {uri} but S3_ENDPOINT is not set")
-    client = Minio(endpoint.split("://", 1)[-1], access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-                   secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"), secure=endpoint.startswith("https://"))
+    client = Minio(**client_settings(f"the production model {uri}"))
     parsed = urlparse(uri)
     prefix = parsed.path.strip("/") + "/"
     for obj in client.list_objects(parsed.netloc, prefix=prefix, recursive=True):

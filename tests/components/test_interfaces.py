@@ -15,7 +15,8 @@ STEPS = ["fingerprint", "extract", "validate_data", "prepare", "train", "evaluat
          "validate_model", "infra_validate", "deploy"]
 #: Helpers every runtime may import: standard library only.
 SHARED = {"components", "components.kfp_io", "components.images", "components.dataset",
-          "components.model_files", "components.registry"}
+          "components.model_files", "components.registry", "components.run_folder",
+          "components.s3_settings"}
 #: Libraries of one runtime that are not components themselves.
 LIBRARIES = {"model_server": "serve", "lineage": "data"}
 
