@@ -110,16 +110,17 @@ BASE_IMAGE ?= localhost/kfp-ct/base:bookworm
 DEBIAN_MIRROR ?= $(shell awk '/^URIs:/ {print $$2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
 ENGINE ?= $(shell if command -v docker >/dev/null && docker info >/dev/null 2>&1; then echo docker; else echo podman; fi)
 PODMAN_SOCKET := /run/podman/podman.sock
+PODMAN_PING = curl -sf --max-time 5 --unix-socket $(PODMAN_SOCKET) http://docker/_ping >/dev/null 2>&1
 IMAGE_RUNTIMES := data train serve dev
 
 container-deps: ## podman + runc + debootstrap from Debian when no Docker daemon answers (root)
 	@if [ "$(ENGINE)" = podman ] && ! command -v podman >/dev/null && [ "$$(id -u)" != 0 ]; then \
 	  echo "error: no Docker daemon and no podman; installing podman needs root (or run: make test CONTAINERS=false)"; \
 	  exit 1; fi
-	@if [ "$(ENGINE)" = podman ] && ! command -v podman >/dev/null; then \
-	  echo "Installing podman, runc and debootstrap (Debian) ..."; \
+	@if [ "$(ENGINE)" = podman ] && { ! command -v podman || ! command -v curl; } >/dev/null; then \
+	  echo "Installing podman, runc, debootstrap and curl (Debian) ..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    podman runc debootstrap uidmap fuse-overlayfs slirp4netns >/dev/null; fi
+	    podman runc debootstrap uidmap fuse-overlayfs slirp4netns curl >/dev/null; fi
 	@if [ "$(ENGINE)" = podman ] && ! grep -qs 'runtime = "runc"' /etc/containers/containers.conf; then \
 	  mkdir -p /etc/containers && printf '%s\n' '[containers]' \
 	    'default_ulimits = ["nofile=10000:10000", "nproc=5000:5000"]' '[engine]' 'runtime = "runc"' \
@@ -144,9 +145,12 @@ images: base-image ## Build every runtime image with docker or podman, tagged as
 	done
 
 docker-api: container-deps ## Serve the Docker API with podman when no Docker daemon runs
-	@if [ "$(ENGINE)" = podman ] && ! test -S $(PODMAN_SOCKET); then \
-	  mkdir -p $$(dirname $(PODMAN_SOCKET)) && (podman system service --time=0 unix://$(PODMAN_SOCKET) >/tmp/podman-service.log 2>&1 &) && \
-	  for i in $$(seq 50); do test -S $(PODMAN_SOCKET) && break; sleep 0.2; done; fi
+	@# A socket file can outlive its service (a reboot, a new session): probe it, never trust it.
+	@if [ "$(ENGINE)" = podman ] && ! $(PODMAN_PING); then \
+	  rm -f $(PODMAN_SOCKET) && mkdir -p $$(dirname $(PODMAN_SOCKET)) && \
+	  (podman system service --time=0 unix://$(PODMAN_SOCKET) >/tmp/podman-service.log 2>&1 &) && \
+	  for i in $$(seq 100); do $(PODMAN_PING) && break; sleep 0.2; done; \
+	  $(PODMAN_PING) || { echo "podman system service did not answer on $(PODMAN_SOCKET); see /tmp/podman-service.log" >&2; exit 1; }; fi
 
 e2e-containers: setup images docker-api ## The compiled pipeline through kfp.local.DockerRunner in the built images
 	$(if $(filter podman,$(ENGINE)),DOCKER_HOST=unix://$(PODMAN_SOCKET)) $(VENVS)/dev/bin/python -m pytest tests/containers
