@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENVS := .venvs
 UV_VERSION := 0.13.9
 UV := $(VENVS)/tools/bin/uv
-RUNTIMES := data train serve dev
+RUNTIMES := data train serve monitor dev
 WINDOW ?= 2013-01:2013-04
 PARAMS ?=
 CACHE ?= true
@@ -65,6 +65,7 @@ test-unit: setup system-deps ## Logic tests, each runtime in its own environment
 	$(VENVS)/data/bin/python -m pytest tests/unit/data
 	$(VENVS)/train/bin/python -m pytest tests/unit/train
 	$(VENVS)/serve/bin/python -m pytest tests/unit/serve
+	$(VENVS)/monitor/bin/python -m pytest tests/unit/monitor
 
 test-components: setup ## Component interface tests and the golden compile test
 	$(VENVS)/dev/bin/python -m pytest tests/components tests/pipelines
@@ -111,7 +112,7 @@ DEBIAN_MIRROR ?= $(shell awk '/^URIs:/ {print $$2; exit}' /etc/apt/sources.list.
 ENGINE ?= $(shell if command -v docker >/dev/null && docker info >/dev/null 2>&1; then echo docker; else echo podman; fi)
 PODMAN_SOCKET := /run/podman/podman.sock
 PODMAN_PING = curl -sf --max-time 5 --unix-socket $(PODMAN_SOCKET) http://docker/_ping >/dev/null 2>&1
-IMAGE_RUNTIMES := data train serve dev
+IMAGE_RUNTIMES := data train serve monitor dev
 
 container-deps: ## podman + runc + debootstrap from Debian when no Docker daemon answers (root)
 	@if [ "$(ENGINE)" = podman ] && ! command -v podman >/dev/null && [ "$$(id -u)" != 0 ]; then \

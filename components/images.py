@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 #: Runtimes, one per folder under ``images/``.
-RUNTIMES = ("data", "train", "serve", "dev")
+RUNTIMES = ("data", "train", "serve", "monitor", "dev")
 
 #: Default registry prefix; images built locally with podman are named so.
 DEFAULT_REGISTRY = "localhost/kfp-ct"

@@ -1,8 +1,9 @@
 """Layout of a model directory, shared by every runtime that reads or writes models.
 
 A model directory holds ``model.joblib`` (the fitted sklearn Pipeline, the file
-name KServe's sklearn runtime looks for) and ``model.json`` (what it expects
-and how it was made). Standard library only.
+name KServe's sklearn runtime looks for), ``model.json`` (what it expects
+and how it was made) and ``reference.parquet`` (a seeded sample of the training
+features: the monitor's reference for training/serving skew). Standard library only.
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ from typing import Any
 
 MODEL_FILE = "model.joblib"
 INFO_FILE = "model.json"
+REFERENCE_FILE = "reference.parquet"
+#: Rows kept in the reference sample: enough for stable histograms, small beside the model.
+REFERENCE_ROWS = 20_000
 
 
 def model_path(model_dir: str) -> str:
     """Path of the serialized model in a model directory."""
     return os.path.join(model_dir, MODEL_FILE)
+
+
+def reference_path(model_dir: str) -> str:
+    """Path of the training-features sample in a model directory."""
+    return os.path.join(model_dir, REFERENCE_FILE)
 
 
 def read_info(model_dir: str) -> dict[str, Any]:

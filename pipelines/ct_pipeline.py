@@ -70,6 +70,7 @@ def release(
     namespace: str,
     service_account: str,
     canary_traffic_percent: int,
+    payload_logger_url: str,
 ):
     """Runs infra validation, then deployment, only for a blessed model.
 
@@ -83,7 +84,8 @@ def release(
                           evaluation=evaluation, registry_uri=registry_uri, model_name=model_name,
                           serving_state_dir=serving_state_dir, serving_port=serving_port,
                           serving_target=serving_target, namespace=namespace, service_account=service_account,
-                          canary_traffic_percent=canary_traffic_percent, run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+                          canary_traffic_percent=canary_traffic_percent, payload_logger_url=payload_logger_url,
+                          run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
         _harden(deployed).set_caching_options(False)
 
 
@@ -113,6 +115,7 @@ def ct_pipeline(
     namespace: str = "kfp-ct",
     service_account: str = "ct-serving",
     canary_traffic_percent: int = 0,
+    payload_logger_url: str = "",
 ):
     """Trains, validates and deploys the arrival-delay model on a window of monthly spans.
 
@@ -143,6 +146,8 @@ def ct_pipeline(
         namespace: Namespace of the InferenceService.
         service_account: Service account with the S3 Secret KServe reads.
         canary_traffic_percent: Traffic share for a new version on the cluster (1-99: canary).
+        payload_logger_url: The monitor that receives every served request and response as
+            KServe payload-logger CloudEvents (empty: no logging).
     """
     version = fingerprint(source_uri=source_uri, train_spans=train_spans, test_span=test_span)
     version.set_caching_options(False)
@@ -164,7 +169,8 @@ def ct_pipeline(
             serving_samples=evaluated.outputs["serving_samples"], infra_max_p99_ms=infra_max_p99_ms,
             infra_requests=infra_requests, registry_uri=registry_uri, model_name=model_name,
             serving_state_dir=serving_state_dir, serving_port=serving_port, serving_target=serving_target,
-            namespace=namespace, service_account=service_account, canary_traffic_percent=canary_traffic_percent)
+            namespace=namespace, service_account=service_account, canary_traffic_percent=canary_traffic_percent,
+            payload_logger_url=payload_logger_url)
     # Every other task is a function of its inputs; this one reads production.
     baseline.set_caching_options(False)
     for task in (version, extracted, validated, prepared, trained, baseline, evaluated, judged):

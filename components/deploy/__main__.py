@@ -34,7 +34,8 @@ def _run(executor: Executor) -> None:
             model_store_uri=executor.param("registry_uri"), model_name=executor.param("model_name"),
             release=release, namespace=executor.param("namespace"),
             service_account=executor.param("service_account"), image=image("serve"),
-            canary_traffic_percent=canary if 0 < canary < 100 else None)
+            canary_traffic_percent=canary if 0 < canary < 100 else None,
+            logger_url=executor.param("payload_logger_url"))
     elif target == "local":
         deployed, details = deploy(
             model_dir=executor.input_path("model"),
@@ -45,6 +46,7 @@ def _run(executor: Executor) -> None:
             release=release,
             serving_state_dir=executor.param("serving_state_dir"),
             serving_port=int(executor.param("serving_port")),
+            logger_url=executor.param("payload_logger_url"),
         )
     else:
         raise ComponentError(f"serving_target must be 'local' or 'kserve', got {target!r}")

@@ -16,7 +16,7 @@ GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 
 
 def inference_service(name: str, namespace: str, storage_uri: str, image: str, service_account: str,
-                      canary_traffic_percent: Optional[int] = None) -> dict[str, Any]:
+                      canary_traffic_percent: Optional[int] = None, logger_url: str = "") -> dict[str, Any]:
     """Builds the InferenceService for a model version, as the dict the Kubernetes API takes.
 
     Args:
@@ -27,8 +27,10 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
         service_account: Service account whose Secret holds the S3 credentials.
         canary_traffic_percent: Share of traffic for this version while the
             previous one keeps the rest; None sends all traffic to it.
+        logger_url: The monitor KServe's payload logger posts every request and
+            response to ("" for none).
     """
-    from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec, V1beta1PredictorSpec
+    from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec, V1beta1LoggerSpec, V1beta1PredictorSpec
     from kserve.api_client import ApiClient as KServeApiClient
     from kubernetes import client
 
@@ -57,6 +59,7 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
         spec=V1beta1InferenceServiceSpec(predictor=V1beta1PredictorSpec(
             service_account_name=service_account,
             canary_traffic_percent=canary_traffic_percent,
+            logger=V1beta1LoggerSpec(mode="all", url=logger_url) if logger_url else None,
             containers=[container],
         )),
     )
@@ -130,14 +133,14 @@ class ClusterDeployer:
         return self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, patch)
 
     def deploy(self, name: str, storage_uri: str, image: str, service_account: str,
-               canary_traffic_percent: Optional[int] = None) -> dict[str, Any]:
+               canary_traffic_percent: Optional[int] = None, logger_url: str = "") -> dict[str, Any]:
         """Creates the service, or moves it to a new model version (optionally as a canary).
 
         On an existing service with a canary share, KServe routes that share to the
         new revision and the rest to the last ready one.
         """
         desired = inference_service(name, self.namespace, storage_uri, image, service_account,
-                                    canary_traffic_percent)
+                                    canary_traffic_percent, logger_url)
         if self.get(name) is None:
             desired["spec"]["predictor"].pop("canaryTrafficPercent", None)  # nothing to split with yet
             return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, desired)

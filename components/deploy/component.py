@@ -19,6 +19,7 @@ def deploy(
     namespace: str,
     service_account: str,
     canary_traffic_percent: int,
+    payload_logger_url: str,
     run_id: str,
     deployment: dsl.Output[dsl.Artifact],
 ):
@@ -42,6 +43,7 @@ def deploy(
         namespace: Namespace of the InferenceService (kserve target).
         service_account: Service account holding the S3 Secret (kserve target).
         canary_traffic_percent: Traffic share of the new version, 1-99 for a canary; 0 or 100 for all.
+        payload_logger_url: Monitor receiving every request and response (KServe payload logger); "" for none.
         run_id: Identifier of this pipeline run, recorded with the release.
         deployment: What was done: version, folder and serving URL, or the refusal's reasons.
     """

@@ -20,13 +20,14 @@ def refusal_reasons(blessing: Optional[dict[str, Any]], infra_blessing: Optional
 
 def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: Optional[dict[str, Any]],
            registry_uri: str, model_name: str, release: dict[str, Any], serving_state_dir: str,
-           serving_port: int) -> tuple[bool, dict[str, Any]]:
+           serving_port: int, logger_url: str = "") -> tuple[bool, dict[str, Any]]:
     """Publishes a blessed model to the registry, then serves it from the local model server.
 
     The running server follows the registry and swaps to the new version without
     dropping a request; a server is started when none runs.
 
-    Nothing is touched when either blessing is missing or negative.
+    Nothing is touched when either blessing is missing or negative. With
+    ``logger_url`` the server logs every request and response to that monitor.
 
     Returns:
         ``(deployed, details)``: details hold the reasons when refused, else the
@@ -38,17 +39,19 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
     pointer = registry.publish(registry_uri, model_name, model_dir, release)
     if pointer.get("unchanged"):
         serving = control.read_state(serving_state_dir)
-        if control.is_alive(serving) and serving.get("version") == pointer["version"]:
+        if (control.is_alive(serving) and serving.get("version") == pointer["version"]
+                and serving.get("logger_url", "") == logger_url):
             return False, {"reasons": [f"the model is identical to production {pointer['version']}, "
                                        "which is serving already"]}
-    state = control.ensure_serving(serving_state_dir, registry_uri, model_name, serving_port)
+    state = control.ensure_serving(serving_state_dir, registry_uri, model_name, serving_port,
+                                   logger_url=logger_url)
     return True, {"pointer": pointer, "serving": state}
 
 
 def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: Optional[dict[str, Any]],
                       model_store_uri: str, model_name: str, release: dict[str, Any], namespace: str,
                       service_account: str, image: str, canary_traffic_percent: Optional[int] = None,
-                      api=None) -> tuple[bool, dict[str, Any]]:
+                      api=None, logger_url: str = "") -> tuple[bool, dict[str, Any]]:
     """Publishes a blessed model to S3, then points the model's InferenceService at it.
 
     Nothing is touched when either blessing is missing or negative.
@@ -65,6 +68,7 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
         image: The serving runtime image.
         canary_traffic_percent: Share of traffic for the new version (None: all of it).
         api: A ``CustomObjectsApi``; default: the in-cluster configuration.
+        logger_url: The monitor KServe's payload logger posts to ("" for none).
 
     Returns:
         ``(deployed, details)`` like ``deploy``.
@@ -84,7 +88,7 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
         config.load_incluster_config()
         api = client.CustomObjectsApi()
     service = ClusterDeployer(api, namespace).deploy(model_name, pointer["model_dir"], image, service_account,
-                                                     canary_traffic_percent)
+                                                     canary_traffic_percent, logger_url)
     return True, {"pointer": pointer, "inference_service": {"name": model_name, "namespace": namespace,
                                                             "canary_traffic_percent": canary_traffic_percent,
                                                             "generation": service["metadata"].get("generation")}}

@@ -29,15 +29,17 @@ def main() -> int:
     parser.add_argument("--state-dir", default="var/serving", help="state folder of the background server")
     parser.add_argument("--version", help="rollback target (default: the previous version)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--logger-url", default="",
+                        help="log every request and response to this monitor URL (KServe payload-logger events)")
     args, _ = parser.parse_known_args()
     if args.command == "serve":
         if bool(args.model_dir) == bool(args.registry):
             parser.error("serve needs exactly one of --model-dir and --registry")
         serve(args.name, args.port, model_dir=args.model_dir, registry_uri=args.registry,
-              max_body_bytes=args.max_body_bytes)
+              max_body_bytes=args.max_body_bytes, logger_url=args.logger_url or None)
     elif args.command == "start":
         print(json.dumps(control.ensure_serving(args.state_dir, args.registry or "var/registry", args.name,
-                                                args.port), indent=2))
+                                                args.port, logger_url=args.logger_url), indent=2))
     elif args.command == "stop":
         print(json.dumps(control.stop(args.state_dir) or {"stopped": "nothing was running"}, indent=2))
     elif args.command == "status":

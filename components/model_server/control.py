@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from typing import Any, Optional
 
+from components.model_server.payload_logger import PROBE_HEADER
+
 STATE_FILE = "server.json"
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -41,10 +43,12 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def http_json(method: str, url: str, body: Optional[dict[str, Any]] = None, timeout: float = 10.0):
+def http_json(method: str, url: str, body: Optional[dict[str, Any]] = None, timeout: float = 10.0,
+              headers: Optional[dict[str, str]] = None):
     """Sends a JSON request; returns ``(status, parsed body or text)``."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()
@@ -77,7 +81,8 @@ def wait_ready(url: str, model_name: str, timeout: float, process: Optional[subp
     raise RuntimeError(f"model server at {url} was not ready within {timeout:.0f} s")
 
 
-def start_process(source: list[str], model_name: str, port: int, log_path: str) -> subprocess.Popen:
+def start_process(source: list[str], model_name: str, port: int, log_path: str,
+                  logger_url: str = "") -> subprocess.Popen:
     """Starts a model server process in its own session, its output going to ``log_path``.
 
     Args:
@@ -85,13 +90,14 @@ def start_process(source: list[str], model_name: str, port: int, log_path: str) 
         model_name: Name of the model in URLs.
         port: HTTP port on loopback.
         log_path: File receiving the server's output.
+        logger_url: Monitor receiving every request and response ("" for none).
     """
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     env = {**os.environ, "PYTHONPATH": _REPO_ROOT, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "a", encoding="utf-8") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "components.model_server", "serve", *source,
-             "--name", model_name, "--port", str(port)],
+             "--name", model_name, "--port", str(port), *(["--logger-url", logger_url] if logger_url else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             cwd=_REPO_ROOT, start_new_session=True)
 
@@ -157,7 +163,8 @@ def served_version(url: str, model_name: str) -> Optional[str]:
         if status != 200:
             return None
         probe = {"instances": [{tensor["name"]: None for tensor in metadata["inputs"]}]}
-        status, body = http_json("POST", f"{url}/v1/models/{model_name}:predict", probe, timeout=5)
+        status, body = http_json("POST", f"{url}/v1/models/{model_name}:predict", probe, timeout=5,
+                                 headers={PROBE_HEADER: "version"})
     except (urllib.error.URLError, ConnectionError, OSError, KeyError, TypeError):
         return None
     return body.get("model_version") if status == 200 and isinstance(body, dict) else None
@@ -188,12 +195,14 @@ def status(state_dir: str) -> dict[str, Any]:
 
 
 def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int,
-                   timeout: float = 60.0) -> dict[str, Any]:
+                   timeout: float = 60.0, logger_url: str = "") -> dict[str, Any]:
     """Makes the local server serve the registry's current version of a model.
 
     A running server that follows the same registry switches by itself, without
     a restart and without dropping a request: this waits until it answers with
     the new version. Otherwise a server is started, following the registry.
+
+    A server logging to another monitor (``logger_url``) is restarted.
 
     Returns:
         The server's state: pid, port, url, model name, version, log path.
@@ -205,7 +214,8 @@ def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int
         raise RuntimeError(f"registry {registry_uri} has no current version of {model_name} to serve")
     state = read_state(state_dir)
     registry_abs = os.path.abspath(registry_uri)
-    if is_alive(state) and state.get("registry") == registry_abs and state.get("model_name") == model_name:
+    if (is_alive(state) and state.get("registry") == registry_abs and state.get("model_name") == model_name
+            and state.get("logger_url", "") == logger_url):
         wait_version(state["url"], model_name, pointer["version"], timeout)
     else:
         stop(state_dir)
@@ -214,7 +224,7 @@ def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int
                                "choose another with the serving_port parameter")
         os.makedirs(state_dir, exist_ok=True)
         log_path = os.path.join(state_dir, "server.log")
-        process = start_process(["--registry", registry_abs], model_name, port, log_path)
+        process = start_process(["--registry", registry_abs], model_name, port, log_path, logger_url)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, model_name, timeout, process)
@@ -223,7 +233,7 @@ def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int
             stop_process(process.pid)
             raise
         state = {"pid": process.pid, "port": port, "url": url, "model_name": model_name,
-                 "registry": registry_abs, "log": log_path,
+                 "registry": registry_abs, "log": log_path, "logger_url": logger_url,
                  "predict_url": f"{url}/v1/models/{model_name}:predict",
                  "infer_url": f"{url}/v2/models/{model_name}/infer"}
     state["version"] = pointer["version"]

@@ -157,9 +157,18 @@ class FlightsDelayModel(kserve.Model):
     """Serves a model folder, or the current version of a model in a registry."""
 
     def __init__(self, name: str, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
-                 poll_seconds: float = 0.5):
-        """Args: name: the model's name in URLs; model_dir: a fixed folder; registry_uri: follow its pointer."""
+                 poll_seconds: float = 0.5, payload_logger=None):
+        """Creates the model; ``load()`` reads it.
+
+        Args:
+            name: The model's name in URLs.
+            model_dir: A fixed model folder.
+            registry_uri: A registry whose current version is followed.
+            poll_seconds: How often the registry pointer is read.
+            payload_logger: A ``PayloadLogger`` receiving every request and response (None: no logging).
+        """
         super().__init__(name)
+        self.payload_logger = payload_logger
         if (model_dir is None) == (registry_uri is None):
             raise ValueError("give either model_dir or registry_uri")
         self.model_dir = model_dir
@@ -207,7 +216,24 @@ class FlightsDelayModel(kserve.Model):
                 {"name": "prediction", "datatype": "INT64", "shape": [-1]}]
 
     def predict(self, payload: Any, headers: Optional[dict[str, str]] = None) -> Any:
-        """V1 (dict) or V2 (InferRequest) prediction."""
+        """V1 (dict) or V2 (InferRequest) prediction; logged to the monitor like KServe's payload logger."""
+        from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, is_probe, request_id
+
+        if self.payload_logger is None or is_probe(headers):
+            return self._predict(payload)
+
+        event_id = request_id(headers)
+        # Like KServe's logger: the request is logged as received, the response only when it succeeded.
+        request_body = _rest_body(payload)
+        if request_body is not None:
+            self.payload_logger.log(REQUEST_TYPE, event_id, request_body)
+        response = self._predict(payload)
+        response_body = _rest_body(response)
+        if request_body is not None and response_body is not None:
+            self.payload_logger.log(RESPONSE_TYPE, event_id, response_body)
+        return response
+
+    def _predict(self, payload: Any) -> Any:
         model = self.current
         if isinstance(payload, kserve.InferRequest):
             rows = tensors_to_rows(payload.inputs, model.info["features"], model.info["categorical_features"])
@@ -216,18 +242,37 @@ class FlightsDelayModel(kserve.Model):
                        kserve.InferOutput("prediction", [len(rows)], "INT64", [int(p >= 0.5) for p in probabilities])]
             return kserve.InferResponse(response_id=payload.id or "", model_name=self.name,
                                         model_version=model.version, infer_outputs=outputs)
-        if isinstance(payload, (bytes, str)):
-            # Bodies sent without a JSON content type reach the model undecoded.
-            try:
-                payload = json.loads(payload)
-            except ValueError as error:
-                raise InvalidInput(f"request body is not valid JSON: {error}") from None
+        payload = _decoded(payload)
         if not isinstance(payload, dict) or "instances" not in payload:
             raise InvalidInput("request body must be a JSON object with 'instances'")
         rows = instances_to_rows(payload["instances"], model.info["features"], model.info["categorical_features"])
         probabilities = model.predict(rows)
         return {"predictions": [int(p >= 0.5) for p in probabilities],
                 "probabilities": [float(p) for p in probabilities], "model_version": model.version}
+
+
+def _decoded(payload: Any) -> Any:
+    if isinstance(payload, (bytes, str)):
+        # Bodies sent without a JSON content type reach the model undecoded.
+        try:
+            return json.loads(payload)
+        except ValueError as error:
+            raise InvalidInput(f"request body is not valid JSON: {error}") from None
+    return payload
+
+
+def _rest_body(message: Any) -> Optional[dict]:
+    """The JSON body of a V1 dict or a V2 request/response (None when it cannot be logged as JSON)."""
+    try:
+        if isinstance(message, (kserve.InferRequest, kserve.InferResponse)):
+            body, _ = message.to_rest()
+            if isinstance(body, dict) and isinstance(message, kserve.InferResponse):
+                body.setdefault("model_version", message.model_version)
+            return body if isinstance(body, dict) else None
+        decoded = _decoded(message)
+        return decoded if isinstance(decoded, dict) else None
+    except (InvalidInput, TypeError, ValueError):
+        return None
 
 
 class BodySizeLimit:
@@ -275,11 +320,18 @@ class _BodyTooLargeError(Exception):
 
 
 def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
-          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
-    """Starts the KServe model server (blocks until stopped)."""
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, logger_url: Optional[str] = None) -> None:
+    """Starts the KServe model server (blocks until stopped); ``logger_url``: where to log payloads."""
     from kserve.model_server import app
 
-    model = FlightsDelayModel(model_name, model_dir=model_dir, registry_uri=registry_uri)
+    payload_logger = None
+    if logger_url:
+        from components.model_server.payload_logger import PayloadLogger
+
+        payload_logger = PayloadLogger(logger_url, model_name, source=f"http://localhost:{port}/")
+        print(f"logging requests and responses to {logger_url}", flush=True)
+    model = FlightsDelayModel(model_name, model_dir=model_dir, registry_uri=registry_uri,
+                              payload_logger=payload_logger)
     model.load()
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     source = model_dir or f"registry {registry_uri} ({model.current.version})"

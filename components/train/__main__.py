@@ -3,7 +3,7 @@
 import sys
 
 from components.kfp_io import Executor, run_component
-from components.train.train import save, train
+from components.train.train import save, save_reference, train
 
 
 def _run(executor: Executor) -> None:
@@ -21,6 +21,7 @@ def _run(executor: Executor) -> None:
     pipeline, metrics = train(train_frame, eval_frame, hyperparameters)
     spans = executor.input_metadata("train_data").get("spans", [])
     save(pipeline, executor.output_path("model"), {"hyperparameters": hyperparameters, "train_spans": spans})
+    save_reference(train_frame, executor.output_path("model"))
     executor.set_metadata("model", {"hyperparameters": hyperparameters, "train_spans": spans,
                                     "framework": "scikit-learn"})
     executor.set_metadata("train_metrics", metrics)

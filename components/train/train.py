@@ -84,6 +84,19 @@ def save(pipeline, model_dir: str, info: dict[str, Any]) -> None:
     })
 
 
+def save_reference(train_frame, model_dir: str, rows: int = model_files.REFERENCE_ROWS, seed: int = 0) -> int:
+    """Writes a seeded sample of the training features beside the model (the monitor's skew reference).
+
+    Returns:
+        The number of rows written.
+    """
+    sample = train_frame[dataset.FEATURES]
+    if len(sample) > rows:
+        sample = sample.sample(n=rows, random_state=seed)
+    sample.reset_index(drop=True).to_parquet(model_files.reference_path(model_dir), index=False)
+    return len(sample)
+
+
 def load(model_dir: str):
     """Loads the sklearn pipeline of a model directory."""
     import joblib

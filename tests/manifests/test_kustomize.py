@@ -68,7 +68,7 @@ def test_base_uses_the_image_tags_the_pipeline_uses():
     objects = build(os.path.join(ROOT, "manifests", "base"))
     used = {c["image"] for o in objects if o["kind"] == "Deployment"
             for c in o["spec"]["template"]["spec"]["containers"]}
-    assert used == {images.image("serve")}
+    assert used == {images.image("monitor")}
 
 
 @needs_kubectl

@@ -5,7 +5,7 @@ import numpy as np
 from components import dataset, model_files
 from components.evaluate.evaluate import confusion_matrix, evaluate, roc_curve_points, serving_samples
 from components.prepare.prepare import add_label, split
-from components.train.train import load, save, train
+from components.train.train import load, save, save_reference, train
 
 PARAMS = {"learning_rate": 0.1, "max_iter": 50, "max_leaf_nodes": 15, "l2_regularization": 0.0}
 
@@ -24,6 +24,16 @@ def test_model_learns_the_signal_and_round_trips(raw, tmp_path):
     reloaded = load(str(tmp_path / "m"))
     assert np.array_equal(reloaded.predict_proba(test_frame[dataset.FEATURES]),
                           pipeline.predict_proba(test_frame[dataset.FEATURES]))
+
+
+def test_reference_sample_holds_the_training_features_only(raw, tmp_path):
+    import pandas as pd
+
+    train_frame, _, _ = _splits(raw)
+    written = save_reference(train_frame, str(tmp_path), rows=50)
+    reference = pd.read_parquet(model_files.reference_path(str(tmp_path)))
+    assert written == len(reference) == 50 and list(reference.columns) == dataset.FEATURES
+    assert save_reference(train_frame.head(10), str(tmp_path), rows=50) == 10
 
 
 def test_shuffled_labels_learn_nothing(raw):

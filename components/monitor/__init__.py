@@ -1,0 +1,1 @@
+"""The monitor: prediction logs, ground truth, serving statistics, skew, drift and degradation."""

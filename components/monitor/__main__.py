@@ -1,0 +1,61 @@
+"""``python -m components.monitor serve|ground-truth|close|status``: the monitor service and its client."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.parse
+from typing import Optional
+
+from components.monitor.analysis import Thresholds
+from components.monitor.control import request
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Command line of the monitor."""
+    parser = argparse.ArgumentParser(prog="python -m components.monitor", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the monitor service")
+    serve.add_argument("--state", default=os.environ.get("MONITOR_STATE", "var/monitor"))
+    serve.add_argument("--registry", default=os.environ.get("MONITOR_REGISTRY") or None,
+                       help="model registry folder (training samples and blessed metrics)")
+    serve.add_argument("--model-name", default=os.environ.get("MONITOR_MODEL_NAME", "flights-delay"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument("--drift-threshold", type=float, default=Thresholds.drift)
+    serve.add_argument("--skew-threshold", type=float, default=Thresholds.skew)
+    serve.add_argument("--auc-drop-threshold", type=float, default=Thresholds.auc_drop)
+    serve.add_argument("--min-labeled-rows", type=int, default=Thresholds.min_labeled_rows)
+    truth = commands.add_parser("ground-truth", help="upload a batch file of labels (CSV request_id,index,label "
+                                                      "or JSON records)")
+    truth.add_argument("file")
+    truth.add_argument("--url", default="http://127.0.0.1:8090")
+    close = commands.add_parser("close", help="close the open window and print its analysis")
+    close.add_argument("label")
+    close.add_argument("--url", default="http://127.0.0.1:8090")
+    status = commands.add_parser("status", help="print the monitor's status")
+    status.add_argument("--url", default="http://127.0.0.1:8090")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from components.monitor.service import serve as run
+
+        run(args.state, args.registry, args.model_name, args.host, args.port,
+            Thresholds(args.drift_threshold, args.skew_threshold, args.auc_drop_threshold, args.min_labeled_rows))
+        return 0
+    if args.command == "ground-truth":
+        with open(args.file, "rb") as handle:
+            body = handle.read()
+        kind = "text/csv" if args.file.endswith(".csv") else "application/json"
+        code, answer = request("POST", f"{args.url}/v1/ground-truth", body, kind)
+    elif args.command == "close":
+        code, answer = request("POST", f"{args.url}/v1/windows/close?label={urllib.parse.quote(args.label)}", b"")
+    else:
+        code, answer = request("GET", f"{args.url}/v1/status")
+    print(json.dumps(answer, indent=2))
+    return 0 if code < 400 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

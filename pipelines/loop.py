@@ -1,0 +1,258 @@
+"""The local CT loop: watch the triggers and run the pipeline when one fires.
+
+Usage::
+
+    python -m pipelines.loop trigger [--reason TEXT]      # on demand: one run now (or coalesced)
+    python -m pipelines.loop watch [--interval 60] ...    # the scheduler process: check, run, repeat
+    python -m pipelines.loop journal                      # what fired, what ran, what came out
+
+State (pending triggers, run lock, journal, what was seen) lives in
+``<var>/loop``. Runs go through ``pipelines.run`` like ``make run``, each with
+its triggers recorded as the run's reason in ML Metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Optional
+
+from pipelines.coordinator import RunCoordinator, StartError
+from pipelines.triggers import KINDS, Trigger, TriggerPolicy, check_new_data, check_schedule, check_window
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def trigger_label(batch: list[Trigger]) -> str:
+    """The reason recorded for a run: its trigger kinds, then each trigger's reason."""
+    kinds = "+".join(sorted({t.kind for t in batch}))
+    return f"{kinds}: " + " | ".join(t.reason for t in batch)
+
+
+def window_for(spans: list[str], train_months: int) -> Optional[str]:
+    """The run window over the newest spans: ``train_months`` training spans, then the newest as test span."""
+    spans = sorted(spans)
+    if len(spans) < 2:
+        return None
+    chosen = spans[-(train_months + 1):]
+    return f"{chosen[0]}:{chosen[-1]}"
+
+
+class LocalLauncher:
+    """Starts ``pipelines.run`` for a batch of triggers and reads its summary."""
+
+    def __init__(self, var: str, source_uri: str, train_months: int = 3, params: Optional[list[str]] = None,
+                 python: str = sys.executable, log_dir: Optional[str] = None):
+        """Creates a launcher.
+
+        Args:
+            var: The runs' var folder (runs, registry, serving state).
+            source_uri: Where spans land.
+            train_months: Training spans per run (the newest span is the test span).
+            params: Pipeline parameters as KEY=VALUE.
+            python: Interpreter of the dev runtime.
+            log_dir: Folder of the runs' logs (default ``<var>/loop/logs``).
+        """
+        self.var = var
+        self.source_uri = source_uri
+        self.train_months = train_months
+        self.params = params or []
+        self.python = python
+        self.log_dir = log_dir or os.path.join(var, "loop", "logs")
+
+    def spans(self) -> list[str]:
+        """Span ids in the source (local folder or S3 prefix)."""
+        from components.extract.source import open_source
+
+        return open_source(self.source_uri).spans()
+
+    def __call__(self, batch: list[Trigger]) -> dict[str, Any]:
+        """Runs the pipeline once; raises ``StartError`` when it could not start."""
+        window = window_for(self.spans(), self.train_months)
+        if window is None:
+            return {"skipped": "fewer than two spans in the source: nothing to train and test on"}
+        os.makedirs(self.log_dir, exist_ok=True)
+        before = set(glob.glob(os.path.join(self.var, "runs", "2*")))
+        log_path = os.path.join(self.log_dir, datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f") + ".log")
+        command = [self.python, "-m", "pipelines.run", "--var", self.var, "--window", window,
+                   "--trigger", trigger_label(batch), f"source_uri={self.source_uri}", *self.params]
+        with open(log_path, "w", encoding="utf-8") as log:
+            try:
+                code = subprocess.run(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, "PYTHONPATH": REPO_ROOT}, check=False).returncode
+            except OSError as error:
+                raise StartError(f"could not start {command[0]}: {error}") from error
+        runs = sorted(set(glob.glob(os.path.join(self.var, "runs", "2*"))) - before)
+        if not runs:
+            raise StartError(f"pipelines.run exited with {code} before creating a run (log: {log_path})")
+        return summarize_run(runs[-1], window, code, log_path)
+
+
+def summarize_run(run_dir: str, window: str, code: int, log_path: str) -> dict[str, Any]:
+    """The facts of a finished run that the loop and the demo report use."""
+    summary_path = os.path.join(run_dir, "summary.json")
+    facts: dict[str, Any] = {}
+    if os.path.exists(summary_path):
+        with open(summary_path, encoding="utf-8") as handle:
+            facts = json.load(handle)
+    deployment = facts.get("deployment") or {}
+    pointer = deployment.get("pointer") or {}
+    return {"run_dir": run_dir, "window": window, "test_span": window.split(":")[1], "exit_code": code,
+            "log": log_path, "succeeded": code == 0,
+            "candidate_auc": (facts.get("candidate") or {}).get("auc"),
+            "baseline_auc": (facts.get("baseline") or {}).get("auc"),
+            "baseline_version": facts.get("baseline_version"),
+            "blessed": (facts.get("blessing") or {}).get("blessed"),
+            "blessing_reasons": (facts.get("blessing") or {}).get("reasons"),
+            "schema_anomalies": sum(len(v) for v in (facts.get("schema_anomalies") or {}).values()),
+            "deployed": bool(deployment.get("deployed")), "deployed_version": pointer.get("version")}
+
+
+class Watcher:
+    """Checks every trigger once per tick and keeps what it has seen (in ``<state_dir>/watch.json``)."""
+
+    def __init__(self, state_dir: str, policy: TriggerPolicy, spans: Callable[[], list[str]],
+                 monitor_status: Optional[Callable[[], Optional[dict]]] = None):
+        """Creates a watcher.
+
+        Args:
+            state_dir: The loop folder.
+            policy: Which triggers are on and their thresholds.
+            spans: Lists the source's spans.
+            monitor_status: Returns the monitor's ``/v1/status`` (None: no monitor-driven triggers).
+        """
+        self.path = os.path.join(state_dir, "watch.json")
+        self.policy = policy
+        self.spans = spans
+        self.monitor_status = monitor_status
+        self.state = {"last_check": None, "tested_through": None, "seen_windows": []}
+        if os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as handle:
+                self.state.update(json.load(handle))
+
+    def save(self) -> None:
+        """Writes what was seen."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with open(self.path + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(self.state, handle, indent=2)
+        os.replace(self.path + ".tmp", self.path)
+
+    def tick(self, now: datetime.datetime) -> list[Trigger]:
+        """The triggers that fire at ``now`` (each monitor window is looked at once)."""
+        last = self.state["last_check"]
+        fired = [check_schedule(self.policy.schedule_cron,
+                                datetime.datetime.fromisoformat(last) if last else None, now),
+                 check_new_data(self.spans(), self.state["tested_through"], self.policy.new_data_min_spans, now)]
+        status = self.monitor_status() if self.monitor_status else None
+        for window in (status or {}).get("windows", []):
+            if window["window"] not in self.state["seen_windows"]:
+                self.state["seen_windows"].append(window["window"])
+                fired.extend(check_window(window, self.policy, now))
+        self.state["last_check"] = now.isoformat(timespec="seconds")
+        self.save()
+        return [trigger for trigger in fired if trigger]
+
+    def ran(self, outcome: dict[str, Any]) -> None:
+        """Remembers the span a run tested on (new data is data newer than that)."""
+        if outcome.get("test_span"):
+            self.state["tested_through"] = max(self.state["tested_through"] or "", outcome["test_span"])
+            self.save()
+
+
+def monitor_status_from(url: str) -> Callable[[], Optional[dict]]:
+    """Reads the monitor's status over HTTP (None, and a warning, when it does not answer)."""
+    from components.monitor.control import request
+
+    def read() -> Optional[dict]:
+        try:
+            status, body = request("GET", f"{url.rstrip('/')}/v1/status", timeout=30)
+        except OSError as error:
+            print(f"monitor at {url} does not answer ({error}); its triggers are skipped this time", flush=True)
+            return None
+        return body if status == 200 else None
+
+    return read
+
+
+def _policy_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TriggerPolicy()
+    parser.add_argument("--schedule", default=defaults.schedule_cron,
+                        help="cron, seconds first (KFP's format), e.g. '0 0 6 * * *'; empty: off")
+    parser.add_argument("--new-data-min-spans", type=int, default=defaults.new_data_min_spans)
+    parser.add_argument("--max-auc-drop", type=float, default=defaults.max_auc_drop)
+    parser.add_argument("--min-labeled-rows", type=int, default=defaults.min_labeled_rows)
+    parser.add_argument("--drift-threshold", type=float, default=defaults.drift_threshold)
+    parser.add_argument("--skew-threshold", type=float, default=defaults.skew_threshold)
+    parser.add_argument("--min-features", type=int, default=defaults.min_features)
+    parser.add_argument("--watch-features", default="", help="comma list; empty: every compared feature")
+
+
+def policy_from(args: argparse.Namespace) -> TriggerPolicy:
+    """A TriggerPolicy from parsed ``_policy_arguments``."""
+    return TriggerPolicy(args.schedule, args.new_data_min_spans, args.max_auc_drop, args.min_labeled_rows,
+                         args.drift_threshold, args.skew_threshold, args.min_features,
+                         tuple(f for f in args.watch_features.split(",") if f))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Command line of the loop."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.loop", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--var", default=os.path.join(REPO_ROOT, "var"))
+    parser.add_argument("--source", default=None, help="span source (default <var>/source/flights)")
+    parser.add_argument("--train-months", type=int, default=3)
+    commands = parser.add_subparsers(dest="command", required=True)
+    on_demand = commands.add_parser("trigger", help="fire the on-demand trigger and run")
+    on_demand.add_argument("--reason", default="asked for from the command line")
+    watch = commands.add_parser("watch", help="check the triggers every --interval seconds and run")
+    watch.add_argument("--interval", type=float, default=60.0)
+    watch.add_argument("--monitor-url", default="", help="monitor for degradation, drift and skew triggers")
+    watch.add_argument("--once", action="store_true", help="check once, run if needed, and exit")
+    _policy_arguments(watch)
+    commands.add_parser("journal", help="print the journal")
+    parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE")
+    args = parser.parse_args(argv)
+    var = os.path.abspath(args.var)
+    state_dir = os.path.join(var, "loop")
+    launcher = LocalLauncher(var, args.source or os.path.join(var, "source", "flights"), args.train_months,
+                             args.params)
+    coordinator = RunCoordinator(state_dir, launcher, log=lambda line: print(line, flush=True))
+    if args.command == "journal":
+        for entry in coordinator.read_journal():
+            print(json.dumps(entry))
+        return 0
+    now = datetime.datetime.now().replace(microsecond=0)
+    if args.command == "trigger":
+        coordinator.fire(Trigger("on_demand", args.reason, now.isoformat()))
+        for outcome in coordinator.run_pending():
+            print(json.dumps(outcome, indent=2))
+        return 0
+    try:
+        policy = policy_from(args)
+    except ValueError as error:
+        parser.error(str(error))
+    watcher = Watcher(state_dir, policy, launcher.spans,
+                      monitor_status_from(args.monitor_url) if args.monitor_url else None)
+    print(f"watching {launcher.source_uri} every {args.interval:.0f} s; triggers: "
+          f"{', '.join(k for k in KINDS if k != 'on_demand')}", flush=True)
+    while True:
+        for trigger in watcher.tick(datetime.datetime.now().replace(microsecond=0)):
+            coordinator.fire(trigger)
+        for outcome in coordinator.run_pending():
+            watcher.ran(outcome)
+            print(f"run {outcome.get('window')}: exit {outcome.get('exit_code')}, blessed {outcome.get('blessed')}, "
+                  f"deployed {outcome.get('deployed_version')}", flush=True)
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Each trigger fires on its condition and not otherwise; one run at a time, coalesced, retried."""
+
+import datetime
+import threading
+import time
+
+import pytest
+
+from pipelines.coordinator import RunCoordinator, StartError
+from pipelines.loop import Watcher, trigger_label, window_for
+from pipelines.triggers import (Trigger, TriggerPolicy, check_degradation, check_distribution, check_new_data,
+                                check_schedule, check_window)
+
+NOW = datetime.datetime(2013, 7, 1, 0, 0, 30)
+
+
+def _window(**values):
+    base = {"window": "2013-06", "previous_window": "2013-05", "model_version": "v0003", "auc": 0.70,
+            "blessed_auc": 0.74, "labeled_rows": 1000, "drift": {"temp": 0.15, "dest": 0.05},
+            "skew": {"temp": 0.25, "carrier": 0.02}}
+    return {**base, **values}
+
+
+def test_schedule_fires_once_per_due_time_and_never_catches_up():
+    cron = "0 0 0 1 * *"  # first of the month, midnight
+    assert check_schedule(cron, datetime.datetime(2013, 6, 30, 23, 59), NOW).kind == "schedule"
+    assert check_schedule(cron, datetime.datetime(2013, 7, 1, 0, 0, 1), NOW) is None  # already past it
+    assert check_schedule(cron, None, NOW) is None  # first check: no catch-up
+    assert check_schedule("", datetime.datetime(2013, 1, 1), NOW) is None
+    with pytest.raises(ValueError, match="cron"):
+        TriggerPolicy(schedule_cron="every monday")
+
+
+def test_new_data_fires_on_enough_new_spans_only():
+    spans = ["2013-01", "2013-02", "2013-03", "2013-04"]
+    assert check_new_data(spans, "2013-02", 2, NOW).reason == "2 new span(s): 2013-03, 2013-04"
+    assert check_new_data(spans, "2013-03", 2, NOW) is None
+    assert check_new_data(spans, "2013-03", 1, NOW).kind == "new_data"
+    assert check_new_data(spans, "2013-04", 1, NOW) is None
+    assert check_new_data(["2013-01"], None, 1, NOW) is None  # one span: nothing to test on
+    assert check_new_data(spans, None, 0, NOW) is None  # off
+
+
+def test_degradation_fires_over_the_allowed_drop_with_enough_labels():
+    policy = TriggerPolicy(max_auc_drop=0.03, min_labeled_rows=500)
+    assert check_degradation(_window(auc=0.70), policy, NOW).kind == "degradation"  # drop 0.04
+    assert check_degradation(_window(auc=0.72), policy, NOW) is None  # drop 0.02
+    assert check_degradation(_window(auc=0.60, labeled_rows=499), policy, NOW) is None
+    assert check_degradation(_window(auc=None), policy, NOW) is None
+    assert check_degradation(_window(blessed_auc=None), policy, NOW) is None
+
+
+def test_drift_and_skew_fire_over_their_thresholds_on_watched_features():
+    policy = TriggerPolicy(drift_threshold=0.1, skew_threshold=0.2)
+    drift = check_distribution("drift", _window(), policy, NOW)
+    assert drift.kind == "drift" and "temp 0.150 > 0.1" in drift.reason and "dest" not in drift.reason
+    assert check_distribution("drift", _window(), TriggerPolicy(drift_threshold=0.16), NOW) is None
+    assert check_distribution("skew", _window(), policy, NOW).kind == "skew"
+    assert check_distribution("skew", _window(), TriggerPolicy(skew_threshold=0.3), NOW) is None
+    assert check_distribution("drift", _window(), TriggerPolicy(drift_threshold=0.1, min_features=2), NOW) is None
+    watched = TriggerPolicy(drift_threshold=0.1, watched_features=("dest", "carrier"))
+    assert check_distribution("drift", _window(), watched, NOW) is None
+    assert check_distribution("drift", _window(drift={}), policy, NOW) is None  # first window: nothing to compare
+    assert {t.kind for t in check_window(_window(), TriggerPolicy(max_auc_drop=0.03, drift_threshold=0.1,
+                                                                 skew_threshold=0.2), NOW)} == {
+        "degradation", "drift", "skew"}
+
+
+def test_watcher_looks_at_each_window_once_and_remembers_the_tested_span(tmp_path):
+    spans = ["2013-01", "2013-02"]
+    status = {"windows": [_window()]}
+    policy = TriggerPolicy(drift_threshold=0.1, skew_threshold=0.5, max_auc_drop=0.5)
+    watcher = Watcher(str(tmp_path), policy, lambda: spans, lambda: status)
+    assert sorted(t.kind for t in watcher.tick(NOW)) == ["drift", "new_data"]
+    watcher.ran({"test_span": "2013-02"})
+    assert watcher.tick(NOW + datetime.timedelta(days=1)) == []
+    # A restarted watcher keeps what it saw.
+    again = Watcher(str(tmp_path), policy, lambda: spans + ["2013-03"], lambda: status)
+    assert [t.kind for t in again.tick(NOW + datetime.timedelta(days=2))] == ["new_data"]
+
+
+def test_run_window_takes_the_newest_spans():
+    assert window_for(["2013-01", "2013-02"], 3) == "2013-01:2013-02"
+    assert window_for([f"2013-{m:02d}" for m in range(1, 8)], 3) == "2013-04:2013-07"
+    assert window_for(["2013-01"], 3) is None
+    batch = [Trigger("new_data", "1 new span(s): 2013-07"), Trigger("drift", "window 2013-06: temp")]
+    assert trigger_label(batch) == "drift+new_data: 1 new span(s): 2013-07 | window 2013-06: temp"
+
+
+def test_concurrent_triggers_never_run_twice_at_once_and_none_is_lost(tmp_path):
+    running, overlap, batches = [0], [0], []
+    lock = threading.Lock()
+
+    def slow_launch(batch):
+        with lock:
+            running[0] += 1
+            overlap[0] = max(overlap[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+            batches.append([t.reason for t in batch])
+        return {"ok": True}
+
+    coordinator = RunCoordinator(str(tmp_path), slow_launch, log=lambda line: None)
+
+    def fire(number):
+        coordinator.fire(Trigger("on_demand", f"t{number}"))
+        coordinator.run_pending()
+
+    threads = [threading.Thread(target=fire, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join()
+    coordinator.run_pending()
+    assert overlap[0] == 1
+    fired = sorted(reason for batch in batches for reason in batch)
+    assert fired == sorted(f"t{n}" for n in range(20))  # each trigger in exactly one run
+    assert 2 <= len(batches) <= 4  # coalesced: 20 triggers, a handful of runs
+    assert not coordinator.has_pending()
+    events = [e["event"] for e in coordinator.read_journal()]
+    assert events.count("fired") == 20 and "coalesced" in events and events.count("run_finished") == len(batches)
+
+
+def test_a_run_that_cannot_start_is_retried_then_kept_pending(tmp_path):
+    attempts, lines, waits = [], [], []
+
+    def flaky(batch):
+        attempts.append(len(batch))
+        if len(attempts) < 3:
+            raise StartError("KFP API unreachable")
+        return {"ok": True}
+
+    coordinator = RunCoordinator(str(tmp_path), flaky, attempts=3, backoff_seconds=1, log=lines.append,
+                                 sleep=waits.append)
+    coordinator.fire(Trigger("schedule", "due"))
+    assert coordinator.run_pending() and attempts == [1, 1, 1] and waits == [1, 2]
+    assert any("retry 2 of 3 in 1 s" in line for line in lines)
+
+    def down(batch):
+        raise StartError("KFP API unreachable")
+
+    stuck = RunCoordinator(str(tmp_path / "b"), down, attempts=2, backoff_seconds=0, log=lines.append,
+                           sleep=lambda s: None)
+    stuck.fire(Trigger("new_data", "2013-05"))
+    assert stuck.run_pending() == [] and stuck.has_pending()
+    assert any("stay pending" in line for line in lines)

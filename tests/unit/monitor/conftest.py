@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from components import dataset, registry
+from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, to_binary_event
+
+
+def flights(rows, seed=0, temp_shift=0.0, carriers=("UA", "EV", "DL")):
+    """Synthetic feature rows shaped like the flights data."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({name: rng.normal(50, 10, rows) for name in dataset.NUMERIC_FEATURES})
+    frame["temp"] = rng.normal(40 + temp_shift, 8, rows)
+    frame["carrier"] = rng.choice(list(carriers), rows)
+    frame["origin"] = rng.choice(["EWR", "JFK", "LGA"], rows)
+    frame["dest"] = rng.choice(["ORD", "ATL", "LAX"], rows)
+    return frame[dataset.FEATURES]
+
+
+def event(kind, event_id, body):
+    """(headers, data) of a payload-logger CloudEvent, exactly as the model server sends it."""
+    return to_binary_event(REQUEST_TYPE if kind == "request" else RESPONSE_TYPE, event_id, body,
+                           "http://localhost:8080/", "flights-delay")
+
+
+def log_frame(client, frame, probabilities, prefix, version="v0001", batch=50):
+    """Sends a frame as V1 requests and their responses through the monitor's HTTP app."""
+    ids = []
+    records = json.loads(frame.to_json(orient="records"))
+    for start in range(0, len(records), batch):
+        event_id = f"{prefix}-{start}"
+        chunk = records[start:start + batch]
+        probs = [float(p) for p in probabilities[start:start + batch]]
+        for kind, body in (("request", {"instances": chunk}),
+                           ("response", {"predictions": [int(p >= 0.5) for p in probs], "probabilities": probs,
+                                         "model_version": version})):
+            headers, data = event(kind, event_id, body)
+            answer = client.post("/", headers=headers, content=data)
+            assert answer.status_code == 202, answer.text
+        ids.extend((event_id, i) for i in range(len(chunk)))
+    return ids
+
+
+@pytest.fixture
+def registry_dir(tmp_path):
+    """A registry with one published model version whose training sample is ``flights(2000)``."""
+    from components import model_files
+
+    model_dir = tmp_path / "candidate"
+    model_dir.mkdir()
+    (model_dir / model_files.MODEL_FILE).write_bytes(b"not needed by the monitor")
+    model_files.write_info(str(model_dir), {"features": dataset.FEATURES})
+    flights(2000, seed=1).to_parquet(model_files.reference_path(str(model_dir)), index=False)
+    root = tmp_path / "registry"
+    registry.publish(str(root), "flights-delay", str(model_dir), {"metrics": {"auc": 0.80}})
+    return str(root)
