@@ -8,8 +8,15 @@ import pytest
 
 from pipelines.coordinator import RunCoordinator, StartError
 from pipelines.loop import Watcher, trigger_label, window_for
-from pipelines.triggers import (Trigger, TriggerPolicy, check_degradation, check_distribution, check_new_data,
-                                check_schedule, check_window)
+from pipelines.triggers import (
+    Trigger,
+    TriggerPolicy,
+    check_degradation,
+    check_distribution,
+    check_new_data,
+    check_schedule,
+    check_window,
+)
 
 NOW = datetime.datetime(2013, 7, 1, 0, 0, 30)
 
