@@ -102,6 +102,24 @@ $(VENVS)/bench/.synced: tests/benchmarks/mlserver.lock | $(UV)
 	$(UV) pip sync --quiet --python $(VENVS)/bench/bin/python tests/benchmarks/mlserver.lock
 	@touch $@
 
+MONITOR_PORT ?= 8090
+monitor: setup ## Run the monitor in the foreground on MONITOR_PORT (deploy with PARAMS="payload_logger_url=http://127.0.0.1:8090")
+	$(VENVS)/monitor/bin/python -m components.monitor serve --state var/monitor --registry var/registry --port $(MONITOR_PORT)
+
+REASON ?= asked for with make trigger
+trigger: setup ## On-demand trigger: one run on the newest spans now, or coalesced into the running one (REASON, PARAMS)
+	$(VENVS)/dev/bin/python -m pipelines.loop trigger --reason "$(REASON)" $(PARAMS)
+
+INTERVAL ?= 60
+SCHEDULE ?= 0 0 6 * * *
+watch: setup ## The local scheduler: check schedule, new data and the monitor every INTERVAL s, run when one fires
+	$(VENVS)/dev/bin/python -m pipelines.loop watch --interval $(INTERVAL) --schedule "$(SCHEDULE)" \
+	  --monitor-url http://127.0.0.1:$(MONITOR_PORT) $(PARAMS)
+
+DEMO_ARGS ?=
+demo: setup ## Replay 2013 through the CT loop (monitor, triggers, runs); report in var/demo/report/index.html
+	$(VENVS)/dev/bin/python -m pipelines.demo $(DEMO_ARGS)
+
 bench-serving: setup $(VENVS)/bench/.synced ## Serving benchmark vs MLServer on the production model (after make run)
 	$(VENVS)/serve/bin/python -m tests.benchmarks.serving
 
@@ -170,4 +188,4 @@ clean: ## Remove runs, registry, serving state and landed data (keeps the runtim
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: help setup system-deps lock manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: help setup system-deps lock demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

@@ -132,7 +132,7 @@ class Watcher:
         self.policy = policy
         self.spans = spans
         self.monitor_status = monitor_status
-        self.state = {"last_check": None, "tested_through": None, "seen_windows": []}
+        self.state = {"last_check": None, "tested_through": None, "seen_windows": [], "deployed_any": False}
         if os.path.exists(self.path):
             with open(self.path, encoding="utf-8") as handle:
                 self.state.update(json.load(handle))
@@ -149,7 +149,10 @@ class Watcher:
         last = self.state["last_check"]
         fired = [check_schedule(self.policy.schedule_cron,
                                 datetime.datetime.fromisoformat(last) if last else None, now),
-                 check_new_data(self.spans(), self.state["tested_through"], self.policy.new_data_min_spans, now)]
+                 # Until a model is in production, every new span is worth a try.
+                 check_new_data(self.spans(), self.state["tested_through"],
+                                self.policy.new_data_min_spans if self.state["deployed_any"] else
+                                min(1, self.policy.new_data_min_spans), now)]
         status = self.monitor_status() if self.monitor_status else None
         for window in (status or {}).get("windows", []):
             if window["window"] not in self.state["seen_windows"]:
@@ -160,7 +163,8 @@ class Watcher:
         return [trigger for trigger in fired if trigger]
 
     def ran(self, outcome: dict[str, Any]) -> None:
-        """Remembers the span a run tested on (new data is data newer than that)."""
+        """Remembers the span a run tested on (new data is data newer than that) and whether it deployed."""
+        self.state["deployed_any"] = self.state["deployed_any"] or bool(outcome.get("deployed"))
         if outcome.get("test_span"):
             self.state["tested_through"] = max(self.state["tested_through"] or "", outcome["test_span"])
             self.save()
@@ -181,8 +185,9 @@ def monitor_status_from(url: str) -> Callable[[], Optional[dict]]:
     return read
 
 
-def _policy_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TriggerPolicy()
+def policy_arguments(parser: argparse.ArgumentParser, defaults: Optional[TriggerPolicy] = None) -> None:
+    """Adds the trigger policy's options to a command line."""
+    defaults = defaults or TriggerPolicy()
     parser.add_argument("--schedule", default=defaults.schedule_cron,
                         help="cron, seconds first (KFP's format), e.g. '0 0 6 * * *'; empty: off")
     parser.add_argument("--new-data-min-spans", type=int, default=defaults.new_data_min_spans)
@@ -191,14 +196,18 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drift-threshold", type=float, default=defaults.drift_threshold)
     parser.add_argument("--skew-threshold", type=float, default=defaults.skew_threshold)
     parser.add_argument("--min-features", type=int, default=defaults.min_features)
-    parser.add_argument("--watch-features", default="", help="comma list; empty: every compared feature")
+    parser.add_argument("--drift-features", default=",".join(defaults.drift_features),
+                        help="comma list; empty: every compared feature")
+    parser.add_argument("--skew-features", default=",".join(defaults.skew_features),
+                        help="comma list; empty: every compared feature")
 
 
 def policy_from(args: argparse.Namespace) -> TriggerPolicy:
-    """A TriggerPolicy from parsed ``_policy_arguments``."""
+    """A TriggerPolicy from parsed ``policy_arguments``."""
     return TriggerPolicy(args.schedule, args.new_data_min_spans, args.max_auc_drop, args.min_labeled_rows,
                          args.drift_threshold, args.skew_threshold, args.min_features,
-                         tuple(f for f in args.watch_features.split(",") if f))
+                         tuple(f for f in args.drift_features.split(",") if f),
+                         tuple(f for f in args.skew_features.split(",") if f))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -215,14 +224,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     watch.add_argument("--interval", type=float, default=60.0)
     watch.add_argument("--monitor-url", default="", help="monitor for degradation, drift and skew triggers")
     watch.add_argument("--once", action="store_true", help="check once, run if needed, and exit")
-    _policy_arguments(watch)
+    policy_arguments(watch)
     commands.add_parser("journal", help="print the journal")
-    parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE")
+    for command in (on_demand, watch):
+        command.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE")
     args = parser.parse_args(argv)
     var = os.path.abspath(args.var)
     state_dir = os.path.join(var, "loop")
     launcher = LocalLauncher(var, args.source or os.path.join(var, "source", "flights"), args.train_months,
-                             args.params)
+                             getattr(args, "params", []))
     coordinator = RunCoordinator(state_dir, launcher, log=lambda line: print(line, flush=True))
     if args.command == "journal":
         for entry in coordinator.read_journal():

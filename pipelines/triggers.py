@@ -36,7 +36,10 @@ class Trigger:
 
 @dataclass
 class TriggerPolicy:
-    """Which triggers are on, and their thresholds (0 or "" turns one off)."""
+    """Which triggers are on, and their thresholds (0 or "" turns one off).
+
+    ``drift_features`` and ``skew_features`` restrict what is watched (empty: every compared feature).
+    """
 
     schedule_cron: str = ""
     new_data_min_spans: int = 1
@@ -45,7 +48,8 @@ class TriggerPolicy:
     drift_threshold: float = 0.2
     skew_threshold: float = 0.2
     min_features: int = 1
-    watched_features: tuple[str, ...] = field(default_factory=tuple)
+    drift_features: tuple[str, ...] = field(default_factory=tuple)
+    skew_features: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
         """Checks the values, so a typo fails at start and not on the first check."""
@@ -82,11 +86,16 @@ def check_schedule(cron: str, last_check: Optional[datetime.datetime],
 
 def check_new_data(spans: list[str], tested_through: Optional[str], min_spans: int,
                    now: datetime.datetime) -> Optional[Trigger]:
-    """Fires when at least ``min_spans`` spans are newer than the last span a run tested on."""
-    if min_spans <= 0:
+    """Fires when at least ``min_spans`` spans are newer than the last span a run tested on.
+
+    Before any run, two spans (one to train on, one to test on) are enough: the first model comes first.
+    """
+    if min_spans <= 0 or len(spans) < 2:
         return None
+    if tested_through is None:
+        return Trigger("new_data", f"first model: {len(spans)} spans and no run yet", _iso(now))
     new = [span for span in sorted(spans) if tested_through is None or span > tested_through]
-    if len(new) < min_spans or len(spans) < 2:
+    if len(new) < min_spans:
         return None
     return Trigger("new_data", f"{len(new)} new span(s): {', '.join(new)}", _iso(now))
 
@@ -118,7 +127,8 @@ def check_distribution(kind: str, window: Optional[dict[str, Any]], policy: Trig
     threshold = policy.drift_threshold if kind == "drift" else policy.skew_threshold
     if not window or threshold <= 0 or policy.min_features <= 0:
         return None
-    over = _over(window.get(kind) or {}, threshold, policy.watched_features)
+    watched = policy.drift_features if kind == "drift" else policy.skew_features
+    over = _over(window.get(kind) or {}, threshold, watched)
     if len(over) < policy.min_features:
         return None
     against = (f"previous window {window.get('previous_window')}" if kind == "drift"

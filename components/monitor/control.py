@@ -68,3 +68,17 @@ def request(method: str, url: str, body: Optional[bytes] = None, content_type: s
             return error.code, json.loads(raw)
         except ValueError:
             return error.code, raw.decode(errors="replace")
+
+
+def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stops a monitor started by ``start`` (its whole session): SIGTERM, then SIGKILL."""
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

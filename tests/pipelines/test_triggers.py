@@ -46,6 +46,7 @@ def test_new_data_fires_on_enough_new_spans_only():
     assert check_new_data(spans, "2013-04", 1, NOW) is None
     assert check_new_data(["2013-01"], None, 1, NOW) is None  # one span: nothing to test on
     assert check_new_data(spans, None, 0, NOW) is None  # off
+    assert check_new_data(spans[:2], None, 3, NOW).reason == "first model: 2 spans and no run yet"
 
 
 def test_degradation_fires_over_the_allowed_drop_with_enough_labels():
@@ -65,8 +66,10 @@ def test_drift_and_skew_fire_over_their_thresholds_on_watched_features():
     assert check_distribution("skew", _window(), policy, NOW).kind == "skew"
     assert check_distribution("skew", _window(), TriggerPolicy(skew_threshold=0.3), NOW) is None
     assert check_distribution("drift", _window(), TriggerPolicy(drift_threshold=0.1, min_features=2), NOW) is None
-    watched = TriggerPolicy(drift_threshold=0.1, watched_features=("dest", "carrier"))
+    watched = TriggerPolicy(drift_threshold=0.1, skew_threshold=0.2, drift_features=("dest", "carrier"),
+                            skew_features=("temp",))
     assert check_distribution("drift", _window(), watched, NOW) is None
+    assert check_distribution("skew", _window(), watched, NOW).kind == "skew"
     assert check_distribution("drift", _window(drift={}), policy, NOW) is None  # first window: nothing to compare
     assert {t.kind for t in check_window(_window(), TriggerPolicy(max_auc_drop=0.03, drift_threshold=0.1,
                                                                  skew_threshold=0.2), NOW)} == {
@@ -78,12 +81,24 @@ def test_watcher_looks_at_each_window_once_and_remembers_the_tested_span(tmp_pat
     status = {"windows": [_window()]}
     policy = TriggerPolicy(drift_threshold=0.1, skew_threshold=0.5, max_auc_drop=0.5)
     watcher = Watcher(str(tmp_path), policy, lambda: spans, lambda: status)
-    assert sorted(t.kind for t in watcher.tick(NOW)) == ["drift", "new_data"]
-    watcher.ran({"test_span": "2013-02"})
+    assert sorted(t.kind for t in watcher.tick(NOW)) == ["drift", "new_data"]  # new data: the first model
+    watcher.ran({"test_span": "2013-02", "deployed": True})
     assert watcher.tick(NOW + datetime.timedelta(days=1)) == []
     # A restarted watcher keeps what it saw.
     again = Watcher(str(tmp_path), policy, lambda: spans + ["2013-03"], lambda: status)
     assert [t.kind for t in again.tick(NOW + datetime.timedelta(days=2))] == ["new_data"]
+
+
+def test_until_a_model_is_deployed_every_new_span_triggers(tmp_path):
+    spans = ["2013-01", "2013-02"]
+    watcher = Watcher(str(tmp_path), TriggerPolicy(new_data_min_spans=3), lambda: spans)
+    assert [t.kind for t in watcher.tick(NOW)] == ["new_data"]
+    watcher.ran({"test_span": "2013-02", "deployed": False})
+    spans.append("2013-03")
+    assert [t.kind for t in watcher.tick(NOW)] == ["new_data"]
+    watcher.ran({"test_span": "2013-03", "deployed": True})
+    spans.append("2013-04")
+    assert watcher.tick(NOW) == []  # now three new spans are needed
 
 
 def test_run_window_takes_the_newest_spans():

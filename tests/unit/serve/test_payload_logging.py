@@ -32,7 +32,7 @@ def logged_server(trained, tmp_path):
         yield state, monitor_url
     finally:
         control.stop(state_dir)
-        control.stop_process(monitor.pid)
+        monitor_control.stop(monitor)
 
 
 def _post(url, body, event_id=None):
