@@ -120,6 +120,10 @@ DEMO_ARGS ?=
 demo: setup ## Replay 2013 through the CT loop (monitor, triggers, runs); report in var/demo/report/index.html
 	$(VENVS)/dev/bin/python -m pipelines.demo $(DEMO_ARGS)
 
+BENCH_ARGS ?=
+bench: setup $(VENVS)/bench/.synced ## Benchmark suite (15-20 min): overhead vs floor, cached rerun, TFDV, scaling, serving -> tests/benchmarks/results/
+	$(VENVS)/dev/bin/python -m tests.benchmarks.ct $(BENCH_ARGS)
+
 bench-serving: setup $(VENVS)/bench/.synced ## Serving benchmark vs MLServer on the production model (after make run)
 	$(VENVS)/serve/bin/python -m tests.benchmarks.serving
 
@@ -188,4 +192,4 @@ clean: ## Remove runs, registry, serving state and landed data (keeps the runtim
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: help setup system-deps lock demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: help setup system-deps lock bench demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

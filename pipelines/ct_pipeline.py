@@ -149,7 +149,8 @@ def ct_pipeline(
         payload_logger_url: The monitor that receives every served request and response as
             KServe payload-logger CloudEvents (empty: no logging).
     """
-    version = fingerprint(source_uri=source_uri, train_spans=train_spans, test_span=test_span)
+    version = fingerprint(source_uri=source_uri, train_spans=train_spans, test_span=test_span,
+                          registry_uri=registry_uri, model_name=model_name)
     version.set_caching_options(False)
     extracted = extract(source_uri=source_uri, train_spans=train_spans, test_span=test_span,
                         data_version=version.outputs["data_version"])
@@ -160,7 +161,8 @@ def ct_pipeline(
     trained = train(train_data=prepared.outputs["train_data"], eval_data=prepared.outputs["eval_data"],
                     learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
                     l2_regularization=l2_regularization)
-    baseline = resolve_baseline(metadata_uri=metadata_uri, registry_uri=registry_uri, model_name=model_name)
+    baseline = resolve_baseline(metadata_uri=metadata_uri, registry_uri=registry_uri, model_name=model_name,
+                                production_version=version.outputs["production_version"])
     evaluated = evaluate(model=trained.outputs["model"], baseline=baseline.outputs["baseline"],
                          test_data=prepared.outputs["test_data"])
     judged = validate_model(evaluation=evaluated.outputs["evaluation"], min_auc=min_auc, max_auc_drop=max_auc_drop)
@@ -171,7 +173,5 @@ def ct_pipeline(
             serving_state_dir=serving_state_dir, serving_port=serving_port, serving_target=serving_target,
             namespace=namespace, service_account=service_account, canary_traffic_percent=canary_traffic_percent,
             payload_logger_url=payload_logger_url)
-    # Every other task is a function of its inputs; this one reads production.
-    baseline.set_caching_options(False)
     for task in (version, extracted, validated, prepared, trained, baseline, evaluated, judged):
         _harden(task)

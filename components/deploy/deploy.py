@@ -74,7 +74,7 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
         ``(deployed, details)`` like ``deploy``.
     """
     from components.deploy.cluster import ClusterDeployer
-    from components.deploy.object_store import S3Registry
+    from components.object_store import S3Registry
 
     reasons = refusal_reasons(blessing, infra_blessing)
     if reasons:

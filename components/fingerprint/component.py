@@ -6,14 +6,19 @@ from components.images import image
 
 
 @dsl.container_component
-def fingerprint(source_uri: str, train_spans: str, test_span: str, data_version: dsl.OutputPath(str)):
-    """Computes the window's data version; never cached, so that it enters extract's cache key.
+def fingerprint(source_uri: str, train_spans: str, test_span: str, registry_uri: str, model_name: str,
+                data_version: dsl.OutputPath(str), production_version: dsl.OutputPath(str)):
+    """Versions of what a run depends on besides its parameters; never cached, so they enter the cache keys.
 
     Args:
         source_uri: Local folder or ``s3://bucket/prefix`` with one folder per span.
         train_spans: Training spans.
         test_span: The test span.
-        data_version: ``<span ids>@sha256:<hash of the span files>``.
+        registry_uri: Root of the model registry (a folder or ``s3://bucket/prefix``).
+        model_name: The model's name in the registry.
+        data_version: ``<span ids>@sha256:<hash of the span files>`` (extract's cache key).
+        production_version: ``<version>@<deployed at>`` of the model in production, or ``none``
+            (resolve_baseline's cache key: it reruns after every deployment or rollback).
     """
     return dsl.ContainerSpec(
         image=image("data"),

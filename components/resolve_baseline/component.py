@@ -6,14 +6,18 @@ from components.images import image
 
 
 @dsl.container_component
-def resolve_baseline(metadata_uri: str, registry_uri: str, model_name: str, baseline: dsl.Output[dsl.Model]):
+def resolve_baseline(metadata_uri: str, registry_uri: str, model_name: str, production_version: str,
+                     baseline: dsl.Output[dsl.Model]):
     """Finds the model in production, to compare the candidate against on the same test span.
+
+    Cached while ``production_version`` stays the same (fingerprint reads it at the start of each run).
 
     Args:
         metadata_uri: ML Metadata store (SQLite path, ``mysql://...`` or ``grpc://host:port``);
             empty to read the registry pointer instead.
         registry_uri: Root of the model registry.
         model_name: The model's name in the registry.
+        production_version: What identifies production now (the cache key; not otherwise read).
         baseline: The production model's folder (empty, with ``found: false``, when there is none).
     """
     return dsl.ContainerSpec(

@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import time
 
 from components.kfp_io import ComponentError, Executor, run_component
 from components.validate_data import validation
@@ -12,13 +13,18 @@ def _run(executor: Executor) -> None:
     import tensorflow_data_validation as tfdv
 
     spans = executor.input_metadata("dataset")["spans"]
-    statistics = validation.span_statistics(validation.read_spans(executor.input_path("dataset"), spans))
+    frames = validation.read_spans(executor.input_path("dataset"), spans)
+    started = time.perf_counter()
+    statistics = validation.span_statistics(frames)
+    # Kept for the benchmark that compares this step's TFDV throughput with a direct call.
+    statistics_seconds = round(time.perf_counter() - started, 3)
 
     stats_dir = executor.output_path("statistics")
     os.makedirs(stats_dir, exist_ok=True)
     for span, stats in statistics.items():
         tfdv.write_stats_text(stats, os.path.join(stats_dir, f"{span}.pbtxt"))
-    executor.set_metadata("statistics", {"spans": list(statistics)})
+    executor.set_metadata("statistics", {"spans": list(statistics), "statistics_seconds": statistics_seconds,
+                                         "rows": sum(len(frame) for frame in frames.values())})
 
     schema, inferred = validation.load_or_infer_schema(executor.param("schema_uri") or None,
                                                        next(iter(statistics.values())))

@@ -17,8 +17,10 @@ STEPS = ["fingerprint", "extract", "validate_data", "prepare", "train", "evaluat
 SHARED = {"components", "components.kfp_io", "components.images", "components.dataset",
           "components.model_files", "components.registry", "components.run_folder",
           "components.s3_settings"}
+#: Helpers with one third-party dependency, importable by the runtimes whose lock holds it.
+SHARED_WITH = {"components.object_store": "minio"}
 #: Libraries of one runtime that are not components themselves.
-LIBRARIES = {"model_server": "serve", "lineage": "data"}
+LIBRARIES = {"model_server": "serve", "lineage": "data", "monitor": "monitor"}
 
 
 def _component(step):
@@ -87,7 +89,10 @@ def test_no_component_imports_code_of_another_runtime():
                 for module in _imports(os.path.join(dirpath, name)):
                     if module.split(".")[0] == "kfp":
                         problems.append(f"{step}/{name} imports kfp: only component.py may")
-                    if not module.startswith("components.") or module in SHARED:
+                    if module in SHARED_WITH and not _locked(runtime, SHARED_WITH[module]):
+                        problems.append(f"{step}/{name} ({runtime}) imports {module}, which needs "
+                                        f"{SHARED_WITH[module]}, absent from the {runtime} lock")
+                    if not module.startswith("components.") or module in SHARED or module in SHARED_WITH:
                         continue
                     other = _step_of(module)
                     if other in runtime_of_step and runtime_of_step[other] != runtime:
@@ -95,10 +100,20 @@ def test_no_component_imports_code_of_another_runtime():
     assert not problems, "\n".join(problems)
 
 
+def _locked(runtime, package):
+    with open(os.path.join(ROOT, "images", runtime, "requirements.lock"), encoding="utf-8") as handle:
+        return any(line.startswith(f"{package}==") for line in handle)
+
+
 def test_shared_helpers_use_the_standard_library_only():
     allowed_roots = {"components", "__future__"}
     import sys
 
+    for module, dependency in SHARED_WITH.items():
+        path = os.path.join(ROOT, *module.split(".")) + ".py"
+        for imported in _imports(path):
+            root = imported.split(".")[0]
+            assert root in allowed_roots | {dependency} or root in sys.stdlib_module_names, f"{module}: {imported}"
     for module in SHARED - {"components"}:
         path = os.path.join(ROOT, *module.split(".")) + ".py"
         if not os.path.exists(path):

@@ -69,12 +69,52 @@ def test_images_run_as_non_root_and_hold_only_their_runtime():
     engine = "docker" if subprocess.run(["docker", "info"], capture_output=True).returncode == 0 else "podman"
     from components.images import image
 
-    expectations = {"data": "tensorflow_data_validation", "train": "sklearn", "serve": "kserve"}
+    expectations = {"data": "tensorflow_data_validation", "train": "sklearn", "serve": "kserve",
+                    "monitor": "prometheus_client"}
     for runtime, module in expectations.items():
-        others = [m for r, m in expectations.items() if r != runtime and not (runtime == "serve" and m == "sklearn")]
+        # Serving holds scikit-learn and prometheus_client too; the monitor scikit-learn and TFDV, by design.
+        shared = {"serve": {"sklearn", "prometheus_client"},
+                  "monitor": {"sklearn", "tensorflow_data_validation"}}.get(runtime, set())
+        others = [m for r, m in expectations.items() if r != runtime and m not in shared]
         script = (f"import os, importlib.util as u; print(os.getuid()); import {module}; "
                   f"print([m for m in {others!r} if u.find_spec(m)])")
         out = subprocess.run([engine, "run", "--rm", image(runtime), "python", "-c", script],
                              capture_output=True, text=True, check=True).stdout.split()
         assert out[0] != "0", f"{runtime} image runs as root"
         assert out[1] == "[]", f"{runtime} image holds another runtime's packages: {out[1]}"
+
+
+def test_monitor_image_serves_its_api_as_non_root():
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    from components.images import image
+    from components.model_server import control
+
+    engine = "docker" if subprocess.run(["docker", "info"], capture_output=True).returncode == 0 else "podman"
+    port = control.free_port()
+    name = f"kfp-ct-monitor-test-{port}"
+    subprocess.run([engine, "run", "-d", "--rm", "--name", name, "--network", "host", image("monitor"),
+                    "python", "-m", "components.monitor", "serve", "--host", "127.0.0.1", "--port", str(port),
+                    "--state", "/var/lib/monitor"], check=True, capture_output=True)
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    if json.loads(answer.read())["ok"]:
+                        break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.5)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=b"{}", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400 and b"not a CloudEvent" in refused.value.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            assert b"ct_monitor_rejected_total" in answer.read()
+        uid = subprocess.run([engine, "exec", name, "id", "-u"], capture_output=True, text=True).stdout.strip()
+        assert uid and uid != "0"
+    finally:
+        subprocess.run([engine, "rm", "-f", name], capture_output=True)

@@ -81,3 +81,17 @@ def test_after_a_rollback_the_baseline_is_the_rolled_back_to_version(tmp_path):
     assert resolve_from_metadata(store_uri, "flights-delay", reg)["version"] == "v0002"
     registry.rollback(reg, "flights-delay")
     assert resolve_from_metadata(store_uri, "flights-delay", reg)["version"] == "v0001"
+
+
+def test_production_version_changes_with_each_deployment_and_rollback(tmp_path):
+    from components.resolve_baseline.resolve import production_version
+
+    root = str(tmp_path / "registry")
+    assert production_version(root, "flights-delay") == "none"
+    registry.publish(root, "flights-delay", _model(tmp_path, "a"), {})
+    after_first = production_version(root, "flights-delay")
+    assert after_first.startswith("v0001@")
+    registry.publish(root, "flights-delay", _model(tmp_path, "b"), {})
+    assert production_version(root, "flights-delay").startswith("v0002@")
+    registry.rollback(root, "flights-delay", "v0001")
+    assert production_version(root, "flights-delay").startswith("v0001@")

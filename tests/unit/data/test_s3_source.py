@@ -57,3 +57,20 @@ def test_baseline_on_s3_is_downloaded(s3_endpoint, monkeypatch, tmp_path):
     meta = materialize(pointer, str(tmp_path / "baseline"))
     assert meta["found"] and meta["source_dir"].startswith("s3://")
     assert (tmp_path / "baseline" / "model.joblib").read_bytes() == b"model-bytes"
+
+
+def test_production_pointer_is_read_from_an_s3_registry(s3_endpoint, monkeypatch, tmp_path):
+    import json
+
+    from components.resolve_baseline.resolve import production_version, resolve_from_registry
+
+    client = use_endpoint(monkeypatch, s3_endpoint)
+    if not client.bucket_exists("registry"):
+        client.make_bucket("registry")
+    assert production_version("s3://registry/ct", "flights-delay") == "none"
+    pointer = {"version": "v0002", "model_dir": "s3://registry/ct/flights-delay/versions/v0002",
+               "deployed_at": "2013-05-01T00:00:00Z", "metrics": {"auc": 0.7}}
+    (tmp_path / "current.json").write_text(json.dumps(pointer))
+    client.fput_object("registry", "ct/flights-delay/current.json", str(tmp_path / "current.json"))
+    assert production_version("s3://registry/ct", "flights-delay") == "v0002@2013-05-01T00:00:00Z"
+    assert resolve_from_registry("s3://registry/ct", "flights-delay")["version"] == "v0002"

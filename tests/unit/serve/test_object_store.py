@@ -3,7 +3,7 @@
 import pytest
 
 from components import model_files
-from components.deploy.object_store import S3Registry
+from components.object_store import S3Registry
 
 
 def test_publish_versions_and_pointer_over_s3(env, trained, other_model, tmp_path):

