@@ -1,7 +1,7 @@
 """Layout of a local run folder, shared by the runner, its summary and the lineage recorder.
 
 Each task folder holds the task's outputs plus ``executor_input.json``,
-``timing.json`` (runtime, image, start, end, exit code, cached) and, for tasks run
+``timing.json`` (runtime, image, start, end, exit code, cached, peak memory) and, for tasks run
 in a local runtime, ``task.log``; the run folder holds ``run.json``. Standard
 library only.
 """

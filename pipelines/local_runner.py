@@ -119,24 +119,24 @@ class RuntimeTaskHandler:
                     print(line, end="", flush=True)
                     if log:
                         log.write(line)
-                # wait4 gives the task's own peak memory (children it detached, like a model server, aside).
-                _, wait_status, usage = os.wait4(process.pid, 0)
-                return_code = process.returncode = os.waitstatus_to_exitcode(wait_status)
+                return_code = process.wait()
         finally:
             if log:
                 log.close()
-        _record_task(self.image, self.full_command, started, time.time(), return_code,
-                     max_rss_mb=round(usage.ru_maxrss / 1024, 1))
+        _record_task(self.image, self.full_command, started, time.time(), return_code)
         return status.Status.SUCCESS if return_code == 0 else status.Status.FAILURE
 
 
 def _record_task(image: str, full_command: list[str], started: float, ended: float, return_code: int,
-                 container: bool = False, max_rss_mb: Optional[float] = None) -> None:
-    """Keeps a task's executor input and timing in its folder (local and container runs alike)."""
+                 container: bool = False) -> None:
+    """Keeps a task's executor input, timing and peak memory in its folder (local and container runs alike)."""
     executor_input = _executor_input(full_command)
     if not executor_input:
         return
-    write_task_record(os.path.dirname(executor_input["outputs"]["outputFile"]), executor_input, {
+    task_dir = os.path.dirname(executor_input["outputs"]["outputFile"])
+    # The program's own peak (its model server processes aside), as it recorded it on exit.
+    max_rss_mb = (read_json(os.path.join(task_dir, "exit_status.json")) or {}).get("peak_rss_mb")
+    write_task_record(task_dir, executor_input, {
         "runtime": runtime_of(image), "image": image, "started": started, "ended": ended,
         "seconds": round(ended - started, 3), "exit_code": return_code, "cached": False, "container": container,
         "max_rss_mb": max_rss_mb})

@@ -207,8 +207,23 @@ def run_component(step: str, body: Callable[[Executor], None], argv: Optional[li
 EXIT_STATUS = "exit_status.json"
 
 
+def peak_memory_mb() -> Optional[float]:
+    """This process's peak resident memory in MB (Linux ``VmHWM``), or None where there is none.
+
+    Unlike ``ru_maxrss``, ``VmHWM`` starts afresh at ``exec``: it is not the parent's size.
+    """
+    try:
+        with open("/proc/self/status", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def write_exit_status(task_dir: str, code: int) -> None:
-    """Leaves the program's exit code in the task folder.
+    """Leaves the program's exit code and peak memory in the task folder.
 
     A container runner that lost the container (removed on exit before its status
     was read) can still tell success from failure.
@@ -216,6 +231,6 @@ def write_exit_status(task_dir: str, code: int) -> None:
     try:
         os.makedirs(uri_to_path(task_dir), exist_ok=True)
         with open(os.path.join(uri_to_path(task_dir), EXIT_STATUS), "w", encoding="utf-8") as handle:
-            json.dump({"exit_code": code}, handle)
+            json.dump({"exit_code": code, "peak_rss_mb": peak_memory_mb()}, handle)
     except OSError:
         pass
