@@ -25,6 +25,7 @@ import kserve
 from kserve.errors import InvalidInput
 
 from components import model_files, registry
+from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, PayloadLogger, is_probe, request_id
 
 NUMERIC_DATATYPES = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT8", "UINT16", "UINT32",
                      "UINT64"}
@@ -217,8 +218,6 @@ class FlightsDelayModel(kserve.Model):
 
     def predict(self, payload: Any, headers: Optional[dict[str, str]] = None) -> Any:
         """V1 (dict) or V2 (InferRequest) prediction; logged to the monitor like KServe's payload logger."""
-        from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, is_probe, request_id
-
         if self.payload_logger is None or is_probe(headers):
             return self._predict(payload)
 
@@ -326,8 +325,6 @@ def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_
 
     payload_logger = None
     if logger_url:
-        from components.model_server.payload_logger import PayloadLogger
-
         payload_logger = PayloadLogger(logger_url, model_name, source=f"http://localhost:{port}/")
         print(f"logging requests and responses to {logger_url}", flush=True)
     model = FlightsDelayModel(model_name, model_dir=model_dir, registry_uri=registry_uri,

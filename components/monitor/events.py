@@ -22,7 +22,12 @@ EVENT_TYPES = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
 
 
 class EventError(ValueError):
-    """An event the monitor cannot use; the message names the problem."""
+    """An event the monitor cannot use; the message names the problem, ``reason`` its metric label."""
+
+    def __init__(self, message: str, reason: str = "bad_body"):
+        """Args: message: what is wrong; reason: ``not_cloudevent`` or ``bad_body``."""
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -58,7 +63,7 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> InferenceEvent:
     try:
         event = from_http(dict(headers), body, data_unmarshaller=lambda raw: raw)
     except GenericException as error:
-        raise EventError(f"not a CloudEvent: {error}") from None
+        raise EventError(f"not a CloudEvent: {error}", reason="not_cloudevent") from None
     kind = EVENT_TYPES.get(event["type"])
     if kind is None:
         raise EventError(f"event type {event['type']!r} is not one of {', '.join(EVENT_TYPES)}")

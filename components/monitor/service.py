@@ -62,8 +62,7 @@ class Monitor:
             event = parse_event(headers, body)
             rows = self.store.add(event)
         except EventError as error:
-            self.metrics.rejected.labels("not_cloudevent" if str(error).startswith("not a CloudEvent")
-                                         else "bad_body").inc()
+            self.metrics.rejected.labels(error.reason).inc()
             raise
         self.metrics.events.labels(event.kind).inc()
         self.metrics.predictions.inc(rows)
@@ -147,8 +146,6 @@ class Monitor:
             return self._analyze(label)
 
     def _analyze(self, label: str) -> dict[str, Any]:
-        from tensorflow_metadata.proto.v0 import statistics_pb2
-
         from components.monitor.store import STATISTICS_FILE
 
         frame = self.store.window_frame(label)
@@ -160,12 +157,8 @@ class Monitor:
         if stats is not None:
             with open(os.path.join(folder, STATISTICS_FILE), "wb") as handle:
                 handle.write(stats.SerializeToString())
-        previous_stats = None
         previous_file = os.path.join(self.state_dir, "windows", previous or "", STATISTICS_FILE)
-        if previous and os.path.exists(previous_file):
-            previous_stats = statistics_pb2.DatasetFeatureStatisticsList()
-            with open(previous_file, "rb") as handle:
-                previous_stats.ParseFromString(handle.read())
+        previous_stats = _read_statistics(previous_file) if previous and os.path.exists(previous_file) else None
         versions = frame["model_version"].value_counts()
         version = str(versions.index[0]) if len(versions) else ""
         if stats is None:
@@ -188,6 +181,15 @@ class Monitor:
         return {"model_name": self.model_name, "windows": windows, "latest": windows[-1] if windows else None,
                 "pending": self.store.pending(), "ground_truth_rows": len(self.store.ground_truth),
                 "dropped_unanswered_requests": self.store.dropped_unanswered}
+
+
+def _read_statistics(path: str):
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    with open(path, "rb") as handle:
+        stats.ParseFromString(handle.read())
+    return stats
 
 
 def parse_ground_truth_body(body: bytes, content_type: str) -> Any:
@@ -248,9 +250,12 @@ def create_app(monitor: Monitor, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
             return error(413, f"ground-truth body exceeds the limit of {max_body_bytes} bytes")
         try:
             records = parse_ground_truth_body(body, request.headers.get("content-type", ""))
-            count = monitor.add_ground_truth(records)
         except GroundTruthError as problem:
             monitor.metrics.rejected.labels("bad_ground_truth").inc()
+            return error(400, str(problem))
+        try:
+            count = monitor.add_ground_truth(records)  # counts its own refusals
+        except GroundTruthError as problem:
             return error(400, str(problem))
         return JSONResponse({"stored": count})
 

@@ -36,17 +36,7 @@ def logged_server(trained, tmp_path):
 
 
 def _post(url, body, event_id=None):
-    headers = {"ce-id": event_id} if event_id else {}
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return control.http_json("POST", url, body, headers={"ce-id": event_id} if event_id else None)
 
 
 def test_requests_and_responses_reach_the_monitor_joined_by_ce_id(logged_server, samples):
