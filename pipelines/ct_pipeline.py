@@ -10,6 +10,7 @@ from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.extract.component import extract
 from components.fingerprint.component import fingerprint
+from components.images import image
 from components.infra_validate.component import infra_validate
 from components.prepare.component import prepare
 from components.resolve_baseline.component import resolve_baseline
@@ -21,6 +22,9 @@ PIPELINE_NAME = "ct-flights-delay"
 
 #: Secret with the S3 credentials (manifests/base/s3-secret.yaml), for the tasks that reach S3.
 S3_SECRET = "ct-s3-credentials"
+#: ConfigMap with the S3 endpoint (manifests/base/s3-config.yaml): ``S3_ENDPOINT``, whose
+#: ``https://`` or ``http://`` scheme chooses TLS (components/s3_settings.py reads it).
+S3_CONFIG = "ct-s3-config"
 #: CPU and memory (request, limit) per step on a cluster; kfp.local ignores them.
 RESOURCES = {
     "fingerprint": ("100m", "500m", "256Mi", "1Gi"),
@@ -38,7 +42,7 @@ _S3_STEPS = {"fingerprint", "extract", "resolve-baseline", "deploy"}
 
 
 def _harden(task: dsl.PipelineTask) -> dsl.PipelineTask:
-    """Cluster settings of a step: non-root identity, resources, S3 credentials where needed.
+    """Cluster settings of a step: non-root identity, resources, S3 endpoint and credentials where needed.
 
     The KFP compiler adds allowPrivilegeEscalation=false, dropped capabilities and the
     RuntimeDefault seccomp profile itself.
@@ -50,6 +54,8 @@ def _harden(task: dsl.PipelineTask) -> dsl.PipelineTask:
     if task.name in _S3_STEPS:
         kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, optional=True, secret_key_to_env={
             "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"})
+        kubernetes.use_config_map_as_env(task, config_map_name=S3_CONFIG, optional=True,
+                                         config_map_key_to_env={"S3_ENDPOINT": "S3_ENDPOINT"})
     return task
 
 
@@ -85,7 +91,9 @@ def release(
                           serving_state_dir=serving_state_dir, serving_port=serving_port,
                           serving_target=serving_target, namespace=namespace, service_account=service_account,
                           canary_traffic_percent=canary_traffic_percent, payload_logger_url=payload_logger_url,
-                          run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+                          run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                          # Resolved here, at compile time, with the compiler's IMAGE_REGISTRY.
+                          serving_image=image("serve"))
         _harden(deployed).set_caching_options(False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from components.kfp_io import unwrap_metadata
 from components.run_folder import TASK_LOG, TASK_TIMING, read_json, task_folders
 
 STEP_ORDER = ["fingerprint", "extract", "validate-data", "prepare", "train", "resolve-baseline", "evaluate",
@@ -12,10 +13,10 @@ STEP_ORDER = ["fingerprint", "extract", "validate-data", "prepare", "train", "re
 
 
 def output_metadata(task_dir: str, name: str) -> dict[str, Any]:
-    """Metadata of a task's output artifact, as the task reported it."""
+    """Metadata of a task's output artifact, as the task reported it (backend wrapping undone)."""
     output = read_json(os.path.join(task_dir, "executor_output.json")) or {}
     try:
-        return output["artifacts"][name]["artifacts"][0].get("metadata", {})
+        return unwrap_metadata(output["artifacts"][name]["artifacts"][0].get("metadata", {}))
     except (KeyError, IndexError):
         return {}
 

@@ -4,7 +4,6 @@ import json
 import sys
 
 from components.deploy.deploy import deploy, deploy_to_cluster
-from components.images import image
 from components.kfp_io import ComponentError, Executor, run_component
 
 
@@ -28,12 +27,15 @@ def _run(executor: Executor) -> None:
     infra_blessing = _read_json(executor.input_path("infra_blessing"))
     target = executor.param("serving_target")
     if target == "kserve":
+        if not executor.param("serving_image"):
+            raise ComponentError("serving_image is empty: compile the pipeline with the registry of the serve "
+                                 "image (make compile IMAGE_REGISTRY=...)")
         canary = int(executor.param("canary_traffic_percent"))
         deployed, details = deploy_to_cluster(
             model_dir=executor.input_path("model"), blessing=blessing, infra_blessing=infra_blessing,
             model_store_uri=executor.param("registry_uri"), model_name=executor.param("model_name"),
             release=release, namespace=executor.param("namespace"),
-            service_account=executor.param("service_account"), image=image("serve"),
+            service_account=executor.param("service_account"), image=executor.param("serving_image"),
             canary_traffic_percent=canary if 0 < canary < 100 else None,
             logger_url=executor.param("payload_logger_url"))
     elif target == "local":

@@ -21,6 +21,7 @@ def deploy(
     canary_traffic_percent: int,
     payload_logger_url: str,
     run_id: str,
+    serving_image: str,
     deployment: dsl.Output[dsl.Artifact],
 ):
     """Publishes the model as a new registry version and points serving at it.
@@ -45,6 +46,7 @@ def deploy(
         canary_traffic_percent: Traffic share of the new version, 1-99 for a canary; 0 or 100 for all.
         payload_logger_url: Monitor receiving every request and response (KServe payload logger); "" for none.
         run_id: Identifier of this pipeline run, recorded with the release.
+        serving_image: Predictor image of the InferenceService (kserve target), fixed at compile time.
         deployment: What was done: version, folder and serving URL, or the refusal's reasons.
     """
     return dsl.ContainerSpec(

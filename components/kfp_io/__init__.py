@@ -47,6 +47,31 @@ def uri_to_path(uri: str) -> str:
     return uri
 
 
+#: Keys with which the KFP v2 backend wraps list and dict metadata values in MLMD
+#: (``StructValueToMLMDValue``, kubeflow/pipelines backend/src/v2/metadata/converter.go, 2.5.0-2.17.0).
+_BACKEND_WRAPPERS = {"list": list, "struct": dict}
+
+
+def unwrap_metadata_value(value: Any) -> Any:
+    """Undoes the KFP v2 backend's wrapping of one artifact metadata value.
+
+    The backend stores a list as ``{"list": [...]}`` and a dict as ``{"struct": {...}}``
+    and hands them back so to downstream tasks; booleans come back as 0/1 and every
+    number as a float. ``kfp.local`` hands values back as written. This gives the
+    written list or dict in both cases (numbers stay as they came).
+    """
+    if isinstance(value, dict) and len(value) == 1:
+        (key, inner), = value.items()
+        if key in _BACKEND_WRAPPERS and isinstance(inner, _BACKEND_WRAPPERS[key]):
+            return inner
+    return value
+
+
+def unwrap_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """``unwrap_metadata_value`` over every top-level value of an artifact's metadata."""
+    return {key: unwrap_metadata_value(value) for key, value in (metadata or {}).items()}
+
+
 def _json_safe(value: Any) -> Any:
     """Replaces NaN and infinities, which protobuf JSON cannot carry, by None."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -106,9 +131,14 @@ class Executor:
         return uri_to_path(artifact["uri"])
 
     def input_metadata(self, name: str) -> dict[str, Any]:
-        """Returns the metadata of input artifact ``name`` (empty when absent)."""
+        """Returns the metadata of input artifact ``name`` (empty when absent).
+
+        Lists and dicts come back as they were written, whether a ``kfp.local`` run
+        or the KFP v2 backend (which wraps them) passed them; numbers may come back
+        as floats and booleans as 0/1 (the backend's conversion), so compare by value.
+        """
         artifact = self._input_artifact(name)
-        return dict(artifact.get("metadata", {})) if artifact else {}
+        return unwrap_metadata(artifact.get("metadata", {})) if artifact else {}
 
     def _output_artifact(self, name: str) -> dict[str, Any]:
         try:
@@ -127,15 +157,33 @@ class Executor:
         return self._output_artifact(name)["uri"]
 
     def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
-        """Records metadata for output artifact ``name`` (merged over earlier calls)."""
+        """Records metadata for output artifact ``name`` (merged over earlier calls).
+
+        A value that is None (or NaN, or infinite) is left out: the KFP v2 backend fails
+        the task on a null metadata value (converter.go has no null case), and a reader's
+        ``.get(key)`` gives None for a missing key anyway.
+
+        Raises:
+            ValueError: A value is a dict whose only key is ``list`` or ``struct``: that is
+                the backend's wrapping, and readers could not tell it from a wrapped value.
+        """
         self._output_artifact(name)
-        self._artifact_metadata.setdefault(name, {}).update(_json_safe(metadata))
+        for key, value in _json_safe(metadata).items():
+            if value is None:
+                self._artifact_metadata.get(name, {}).pop(key, None)
+                continue
+            if unwrap_metadata_value(value) is not value:
+                raise ValueError(f"metadata {name}.{key}: a dict whose only key is 'list' or 'struct' is "
+                                 "reserved by the KFP backend's encoding; use another key")
+            self._artifact_metadata.setdefault(name, {})[key] = value
 
     def set_parameter(self, name: str, value: Any) -> None:
         """Sets output parameter ``name``, in its output file and in the executor output."""
         spec = self._input["outputs"].get("parameters", {}).get(name)
         if spec is None:
             raise ComponentError(f"output parameter {name!r} is not declared by this component")
+        if _json_safe(value) is None:
+            raise ValueError(f"output parameter {name!r} is None: KFP parameters have no null; give a value")
         path = uri_to_path(spec["outputFile"])
         os.makedirs(os.path.dirname(path), exist_ok=True)
         text = value if isinstance(value, str) else json.dumps(value)

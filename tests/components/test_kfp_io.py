@@ -56,3 +56,33 @@ def test_remote_uris_map_to_launcher_mounts():
     assert uri_to_path("s3://bucket/a/b") == "/s3/bucket/a/b"
     assert uri_to_path("gs://bucket/x") == "/gcs/bucket/x"
     assert uri_to_path("/tmp/x") == "/tmp/x"
+
+
+def test_metadata_wrapped_by_the_kfp_backend_reads_as_written(tmp_path):
+    """The v2 backend (converter.go StructValueToMLMDValue) hands lists back as {"list": [...]},
+    dicts as {"struct": {...}}, bools as 0/1 and ints as floats; kfp.local hands them back as written."""
+    written = {"spans": ["2013-01", "2013-02"], "hyperparameters": {"max_iter": 100}, "rows": 3, "ok": True}
+    backend = {"spans": {"list": ["2013-01", "2013-02"]}, "hyperparameters": {"struct": {"max_iter": 100.0}},
+               "rows": 3.0, "ok": 1.0}
+    for metadata in (written, backend):
+        executor_input = _executor_input(tmp_path)
+        executor_input["inputs"]["artifacts"]["data"]["artifacts"][0]["metadata"] = metadata
+        read = Executor(executor_input).input_metadata("data")
+        assert read["spans"] == ["2013-01", "2013-02"] and read["hyperparameters"] == {"max_iter": 100}
+        assert read["rows"] == 3 and read["ok"] == 1
+
+
+def test_null_metadata_is_never_written_and_null_parameters_are_refused(tmp_path):
+    import pytest
+
+    executor = Executor(_executor_input(tmp_path))
+    executor.set_metadata("metrics", {"auc": 0.7, "baseline_auc": 0.6})
+    executor.set_metadata("metrics", {"baseline_auc": None, "loss": float("inf"), "curve": [1.0, float("nan")]})
+    executor.write()
+    metadata = json.loads((tmp_path / "t" / "executor_output.json").read_text())[
+        "artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert metadata == {"auc": 0.7, "curve": [1.0, None]}  # nested nulls are kept by the backend's struct
+    with pytest.raises(ValueError, match="reserved"):
+        executor.set_metadata("metrics", {"spans": {"list": [1]}})
+    with pytest.raises(ValueError, match="no null"):
+        executor.set_parameter("blessed", None)

@@ -55,3 +55,71 @@ def test_every_task_runs_non_root_with_resources_and_s3_steps_get_the_secret():
         assert security["runAsNonRoot"] and security["runAsUser"] == "10001", name
     with_secret = {n for n, e in platform["executors"].items() if e.get("secretAsEnv")}
     assert with_secret == {"exec-fingerprint", "exec-extract", "exec-resolve-baseline", "exec-deploy"}
+
+
+def _platform_executors():
+    documents = list(yaml.safe_load_all(open(os.path.join(ROOT, "pipelines", "ct_pipeline.yaml"))))
+    return documents[0], next(d for d in documents if "platforms" in d)["platforms"]["kubernetes"][
+        "deploymentSpec"]["executors"]
+
+
+def _imports_of(module):
+    import ast
+
+    path = os.path.join(ROOT, *module.split("."))
+    path = path + ".py" if os.path.exists(path + ".py") else os.path.join(path, "__init__.py")
+    if not os.path.exists(path):
+        return
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("components"):
+            yield node.module
+            for alias in node.names:  # "from components import registry" imports a module too
+                if os.path.exists(os.path.join(ROOT, *node.module.split("."), alias.name + ".py")):
+                    yield f"{node.module}.{alias.name}"
+
+
+def _reaches_s3(program):
+    seen, todo = set(), [program, f"{program}.__main__"]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        todo.extend(_imports_of(module))
+    return "components.s3_settings" in seen
+
+
+def test_every_task_whose_program_can_reach_s3_gets_the_endpoint_and_credentials():
+    """Issue 11 finding 3: S3_ENDPOINT (scheme = TLS) comes from the ct-s3-config ConfigMap."""
+    spec, platform = _platform_executors()
+    reaching = {name for name, executor in spec["deploymentSpec"]["executors"].items()
+                if _reaches_s3(executor["container"]["command"][-1])}
+    assert reaching, "no program reaches components.s3_settings: the import walk is broken"
+    with_secret = {n for n, e in platform.items() if e.get("secretAsEnv")}
+    with_endpoint = {n for n, e in platform.items()
+                     if any(m["configMapName"] == "ct-s3-config" and {"configMapKey": "S3_ENDPOINT",
+                                                                      "envVar": "S3_ENDPOINT"} in m["keyToEnv"]
+                            for m in e.get("configMapAsEnv", []))}
+    assert reaching == with_secret == with_endpoint
+
+
+def test_a_registry_given_at_compile_time_reaches_every_image_and_the_inference_service(tmp_path):
+    """Issue 11 finding 4: the serving image is a compiled constant, never resolved inside the pod."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "registry.yaml"
+    code = ("from pipelines import compile as c; from pipelines.ct_pipeline import ct_pipeline; "
+            f"c.compile_to(ct_pipeline, {str(out)!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
+                   env={**os.environ, "IMAGE_REGISTRY": "registry.example/team", "PYTHONPATH": ROOT})
+    spec = next(yaml.safe_load_all(out.read_text()))
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images and all(i.startswith("registry.example/team/") for i in images), images
+    deploy_task = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy"]
+    constant = deploy_task["inputs"]["parameters"]["serving_image"]["runtimeValue"]["constant"]
+    from components.images import VERSION
+
+    assert constant == f"registry.example/team/serve:{VERSION}"
+    source = open(os.path.join(ROOT, "components", "deploy", "__main__.py"), encoding="utf-8").read()
+    assert "components.images" not in source, "deploy must take the image from its parameter"
