@@ -41,8 +41,9 @@ lock: | $(UV) ## Re-resolve the locks of RUNTIME (default: all) from requirement
 	    -c images/$$r/requirements.lock -o images/$$r/requirements-dev.lock && echo "locked $$r"; \
 	done
 
-run: setup ## Run the CT pipeline on WINDOW (default 2013-01:2013-04, last month = test span); CACHE=false reruns all
-	$(VENVS)/dev/bin/python -m pipelines.run --window $(WINDOW) $(if $(filter false,$(CACHE)),--no-cache) $(PARAMS)
+CONTRACT ?= kfp-local
+run: setup ## Run the CT pipeline on WINDOW (default 2013-01:2013-04, last month = test span); CACHE=false reruns all; CONTRACT=kfp-backend
+	$(VENVS)/dev/bin/python -m pipelines.run --window $(WINDOW) --contract $(CONTRACT) $(if $(filter false,$(CACHE)),--no-cache) $(PARAMS)
 
 lineage: setup ## Ask ML Metadata: ARGS="serving" (default), "runs", "steps RUN", "diff v0001 v0002", "graph RUN -o f.html"
 	$(VENVS)/data/bin/python -m components.lineage --store var/runs/metadata.sqlite $(ARGS)

@@ -124,6 +124,8 @@ def ct_pipeline(
     service_account: str = "ct-serving",
     canary_traffic_percent: int = 0,
     payload_logger_url: str = "",
+    trigger: str = "on_demand",
+    git_sha: str = "",
 ):
     """Trains, validates and deploys the arrival-delay model on a window of monthly spans.
 
@@ -156,6 +158,8 @@ def ct_pipeline(
         canary_traffic_percent: Traffic share for a new version on the cluster (1-99: canary).
         payload_logger_url: The monitor that receives every served request and response as
             KServe payload-logger CloudEvents (empty: no logging).
+        trigger: Why the run was started (schedule, new_data, drift, ...); kept with the run in MLMD.
+        git_sha: Commit the pipeline was compiled from; kept with the run in MLMD.
     """
     version = fingerprint(source_uri=source_uri, train_spans=train_spans, test_span=test_span,
                           registry_uri=registry_uri, model_name=model_name)

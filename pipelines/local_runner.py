@@ -33,6 +33,7 @@ from components.run_folder import (
     task_folders,
     write_task_record,
 )
+from pipelines.kfp_backend_contract import BackendContract
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_VENVS = os.path.join(REPO_ROOT, ".venvs")
@@ -73,9 +74,14 @@ class RuntimeTaskHandler:
 
     def __init__(self, image: str, full_command: list[str], pipeline_root: str, runner: Any,
                  env_vars: Optional[dict[str, str]] = None, venvs_dir: str = DEFAULT_VENVS,
-                 extra_env: Optional[dict[str, str]] = None):
-        """Args follow kfp.local's ITaskHandler; ``venvs_dir`` holds one venv per runtime."""
+                 extra_env: Optional[dict[str, str]] = None, contract: Optional[BackendContract] = None):
+        """Args follow kfp.local's ITaskHandler.
+
+        ``venvs_dir`` holds one venv per runtime; with ``contract`` the task meets the KFP
+        backend's contract (pipelines/kfp_backend_contract.py).
+        """
         self.image = image
+        self.contract = contract
         self.full_command = list(full_command)
         self.pipeline_root = pipeline_root
         self.env_vars = {**(env_vars or {}), **(extra_env or {})}
@@ -110,21 +116,49 @@ class RuntimeTaskHandler:
         if task_dir:
             os.makedirs(task_dir, exist_ok=True)
             log = open(os.path.join(task_dir, TASK_LOG), "w", encoding="utf-8")
+
+        def emit(line: str) -> None:
+            print(line, end="", flush=True)
+            if log:
+                log.write(line)
+
         started = time.time()
         try:
-            with subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, text=True, bufsize=1,
-                                  env=self.environment(), cwd=REPO_ROOT) as process:
-                for line in process.stdout:
-                    print(line, end="", flush=True)
-                    if log:
-                        log.write(line)
-                return_code = process.wait()
+            with _contract_around(self.contract, executor_input, self.image, emit) as outcome:
+                with subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                                      env=self.environment(), cwd=REPO_ROOT) as process:
+                    for line in process.stdout:
+                        emit(line)
+                    outcome["exit_code"] = process.wait()
+            return_code = outcome["exit_code"]
         finally:
             if log:
                 log.close()
         _record_task(self.image, self.full_command, started, time.time(), return_code)
         return status.Status.SUCCESS if return_code == 0 else status.Status.FAILURE
+
+
+@contextlib.contextmanager
+def _contract_around(contract: Optional[BackendContract], executor_input: Optional[dict[str, Any]], image: str,
+                     emit) -> Iterator[dict[str, int]]:
+    """Wraps a task's execution in the backend's driver (before) and launcher (after) parts.
+
+    The block sets ``outcome["exit_code"]``; a backend error (a null metadata value, say)
+    turns a successful exit into a failure, with the backend's message in the task log.
+    """
+    outcome = {"exit_code": 1}
+    if contract is None or executor_input is None:
+        yield outcome
+        return
+    execution_id = contract.before_task(executor_input, image)
+    try:
+        yield outcome
+    finally:
+        error = contract.after_task(execution_id, executor_input, outcome["exit_code"] == 0)
+        if error and outcome["exit_code"] == 0:
+            emit(f"[kfp backend] {error}\n")
+            outcome["exit_code"] = 1
 
 
 def _record_task(image: str, full_command: list[str], started: float, ended: float, return_code: int,
@@ -143,7 +177,7 @@ def _record_task(image: str, full_command: list[str], started: float, ended: flo
 
 
 @contextlib.contextmanager
-def container_task_records() -> Iterator[None]:
+def container_task_records(contract: Optional[BackendContract] = None) -> Iterator[None]:
     """Makes kfp.local's DockerRunner keep each task's executor input and timing, like local runs.
 
     Swaps the handler kfp.local uses for DockerRunner for a subclass that records
@@ -158,18 +192,20 @@ def container_task_records() -> Iterator[None]:
             import docker
 
             started = time.time()
-            try:
-                result = super().run()
-            except docker.errors.APIError as error:
-                # kfp.local runs containers with auto-remove; when one exits before its logs
-                # are attached, podman answers 500 "no such container" (Docker 404, which
-                # kfp.local handles). The program left its exit code in the task folder.
-                if "no such container" not in str(error):
-                    raise
-                result = _exit_status_of(self.full_command)
-            _record_task(self.image, self.full_command, started, time.time(),
-                         0 if result == status.Status.SUCCESS else 1, container=True)
-            return result
+            with _contract_around(contract, _executor_input(self.full_command), self.image,
+                                  lambda line: print(line, end="", flush=True)) as outcome:
+                try:
+                    result = super().run()
+                except docker.errors.APIError as error:
+                    # kfp.local runs containers with auto-remove; when one exits before its logs
+                    # are attached, podman answers 500 "no such container" (Docker 404, which
+                    # kfp.local handles). The program left its exit code in the task folder.
+                    if "no such container" not in str(error):
+                        raise
+                    result = _exit_status_of(self.full_command)
+                outcome["exit_code"] = 0 if result == status.Status.SUCCESS else 1
+            _record_task(self.image, self.full_command, started, time.time(), outcome["exit_code"], container=True)
+            return status.Status.SUCCESS if outcome["exit_code"] == 0 else status.Status.FAILURE
 
     docker_task_handler.DockerTaskHandler = RecordingDockerTaskHandler
     try:
@@ -207,7 +243,8 @@ def docker_runner(mount_dirs: list[str]):
 
 
 @contextlib.contextmanager
-def runtime_task_handler(venvs_dir: str = DEFAULT_VENVS, extra_env: Optional[dict[str, str]] = None) -> Iterator[None]:
+def runtime_task_handler(venvs_dir: str = DEFAULT_VENVS, extra_env: Optional[dict[str, str]] = None,
+                         contract: Optional[BackendContract] = None) -> Iterator[None]:
     """Makes kfp.local execute tasks with RuntimeTaskHandler for the duration of the block.
 
     kfp.local picks a task handler from a table keyed by the runner's exact type
@@ -219,7 +256,7 @@ def runtime_task_handler(venvs_dir: str = DEFAULT_VENVS, extra_env: Optional[dic
     original = subprocess_task_handler.SubprocessTaskHandler
 
     def factory(**kwargs):
-        return RuntimeTaskHandler(venvs_dir=venvs_dir, extra_env=extra_env, **kwargs)
+        return RuntimeTaskHandler(venvs_dir=venvs_dir, extra_env=extra_env, contract=contract, **kwargs)
 
     subprocess_task_handler.SubprocessTaskHandler = factory
     try:
@@ -243,16 +280,21 @@ class _CacheHits(logging.Handler):
             self.hits.append((match.group(1), match.group(2)))
 
 
-def _record_cached_task(run_dir: str, cache_root: str, task: str, key_prefix: str) -> None:
+def _record_cached_task(run_dir: str, cache_root: str, task: str, key_prefix: str
+                        ) -> Optional[tuple[dict[str, Any], dict[str, Any], Optional[str]]]:
     """Gives a task served from kfp.local's cache a folder like the others, marked cached.
 
     The folder holds the cached outputs as an executor output and points at the
     task folder that produced them, so summaries and lineage treat cached and
     executed tasks alike.
+
+    Returns:
+        (cached outputs as an executor output, the executor input, the image), or None
+        when the cache entry is not found.
     """
     entries = glob.glob(os.path.join(cache_root, f"{key_prefix}*.json"))
     if len(entries) != 1:
-        return
+        return None
     with open(entries[0], encoding="utf-8") as handle:
         outputs = json.load(handle)
     artifacts, parameters, origin = {}, {}, None
@@ -277,13 +319,16 @@ def _record_cached_task(run_dir: str, cache_root: str, task: str, key_prefix: st
             shutil.copy(os.path.join(origin, TASK_INPUT), os.path.join(task_dir, TASK_INPUT))
     with open(os.path.join(task_dir, TASK_TIMING), "w", encoding="utf-8") as handle:
         json.dump(timing, handle)
+    executor_input = read_json(os.path.join(task_dir, TASK_INPUT)) or {}
+    return ({"artifacts": artifacts, "parameterValues": parameters}, executor_input, timing.get("image"))
 
 
 def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: str,
                       venvs_dir: str = DEFAULT_VENVS, enable_caching: bool = False,
                       cache_root: Optional[str] = None, extra_env: Optional[dict[str, str]] = None,
                       run_info: Optional[dict[str, Any]] = None,
-                      containers: Optional[list[str]] = None) -> bool:
+                      containers: Optional[list[str]] = None,
+                      backend_contract_store: Optional[str] = None) -> bool:
     """Runs a compiled pipeline YAML locally; every task's outputs and logs land under ``run_dir``.
 
     Args:
@@ -298,6 +343,8 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
         containers: Run every task in its image through kfp.local's DockerRunner (a
             Docker API: Docker, or podman's service), with these folders mounted;
             None runs tasks in the local runtime environments.
+        backend_contract_store: Run in backend-contract mode, the KFP backend's MLMD
+            records going to this store (pipelines/kfp_backend_contract.py); None for plain kfp.local.
 
     Returns:
         True when every task that ran succeeded.
@@ -314,6 +361,12 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     local.init(runner=runner, pipeline_root=run_dir, raise_on_error=False, enable_caching=enable_caching,
                cache_root=cache_root)
     pipeline = components.load_component_from_file(pipeline_yaml)
+    contract = None
+    if backend_contract_store:
+        contract = BackendContract(backend_contract_store, pipeline.name, run_dir, arguments,
+                                   runtime_python("data", venvs_dir), REPO_ROOT)
+        info["executor"] += " under the KFP v2 backend contract (stand-in)"
+        info["backend_contract_store"] = backend_contract_store
     # CPU and memory settings are for clusters; kfp.local warns once per task that it ignores them.
     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
     hits = _CacheHits()
@@ -321,21 +374,34 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     level = root_logger.level
     root_logger.addHandler(hits)
     root_logger.setLevel(min(level, logging.INFO))  # kfp.local reports cache hits at INFO
+    task = None
     try:
-        handler = container_task_records() if containers is not None else runtime_task_handler(venvs_dir, extra_env)
+        handler = (container_task_records(contract) if containers is not None
+                   else runtime_task_handler(venvs_dir, extra_env, contract))
         with handler:
             task = pipeline(**arguments)
     finally:
         root_logger.removeHandler(hits)
         root_logger.setLevel(level)
         for task_name, key in hits.hits:
-            _record_cached_task(run_dir, cache_root, task_name, key)
+            cached = _record_cached_task(run_dir, cache_root, task_name, key)
+            if contract is not None and cached is not None:
+                contract.cached(contract.run_id or _run_id(run_dir), task_name, cached[1], cached[2] or "", cached[0])
         failed = _failed_tasks(run_dir)
         info.update(ended=time.time(), cached_tasks=[name for name, _ in hits.hits], failed_tasks=failed)
+        if contract is not None:
+            contract.close(task is not None and not failed)
     ok = task is not None and not failed
     info["status"] = "COMPLETE" if ok else "FAILED"
     _write_run_info(run_dir, info)
     return ok
+
+
+def _run_id(run_dir: str) -> str:
+    """The run's id: the folder kfp.local made for the pipeline job inside the run folder."""
+    names = [n for n in sorted(os.listdir(run_dir))
+             if os.path.isdir(os.path.join(run_dir, n)) and n not in (CACHED_DIR, ".kfp_cache")]
+    return names[0] if names else os.path.basename(os.path.abspath(run_dir))
 
 
 def _write_run_info(run_dir: str, info: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from components.lineage import queries
 from components.lineage.recorder import CONTEXT_RUN, get_value
 
 
@@ -15,7 +16,7 @@ def run_graph(store, run_id: str) -> dict[str, Any]:
     context = store.get_context_by_type_and_name(CONTEXT_RUN, run_id)
     if context is None:
         raise LookupError(f"no run {run_id} in the metadata store")
-    executions = store.get_executions_by_context(context.id)
+    executions = queries.task_executions(store, context)
     nodes, edges = {}, []
     for execution in executions:
         key = f"e{execution.id}"

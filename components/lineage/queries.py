@@ -1,14 +1,88 @@
-"""Questions answered from ML Metadata: production model, provenance, runs, steps, differences."""
+"""Questions answered from ML Metadata: production model, provenance, runs, steps, differences.
+
+Two shapes of store are read alike: the local recorder's (``recorder.py``: executions named
+``<run>/<task>`` with ``run_id``, times and the run's trigger and git sha as properties) and
+the KFP v2 backend's (``kfp_backend.py``, as a cluster writes it: unnamed executions found
+through their ``system.PipelineRun`` context, times from MLMD's own timestamps, the run's
+parameters, trigger and git sha in the inputs of its root DAG execution ``run/<run id>``).
+"""
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
+from components.lineage.kfp_backend import DAG_EXECUTION, ROOT_DAG_PREFIX
 from components.lineage.recorder import CONTEXT_RUN, EXECUTION_TYPE, get_value
+
+#: Run parameters that say why and from which code a run was made, rather than how it trains.
+RUN_FACTS = ("trigger", "git_sha")
 
 
 def _props(node) -> dict[str, Any]:
     return {key: get_value(node.custom_properties, key) for key in node.custom_properties}
+
+
+def _times(execution) -> tuple[Optional[float], Optional[float], Optional[float]]:
+    """(started, ended, seconds) of an execution: the recorder's properties, else MLMD's timestamps."""
+    props = _props(execution)
+    if props.get("started_at") is not None:
+        return props.get("started_at"), props.get("ended_at"), props.get("duration_seconds")
+    started = execution.create_time_since_epoch / 1000 if execution.create_time_since_epoch else None
+    ended = execution.last_update_time_since_epoch / 1000 if execution.last_update_time_since_epoch else None
+    return started, ended, round(ended - started, 3) if started and ended else None
+
+
+def _type_id(store, kind: str, name: str) -> Optional[int]:
+    from ml_metadata import errors
+
+    try:
+        return getattr(store, f"get_{kind}_type")(name).id
+    except errors.NotFoundError:
+        return None
+
+
+def _run_context(store, execution):
+    """The ``system.PipelineRun`` context an execution belongs to, or None."""
+    run_type = _type_id(store, "context", CONTEXT_RUN)
+    return next((c for c in store.get_contexts_by_execution(execution.id) if c.type_id == run_type), None)
+
+
+def _run_id(store, execution) -> Optional[str]:
+    props = _props(execution)
+    if props.get("run_id"):
+        return props["run_id"]
+    context = _run_context(store, execution)
+    return context.name if context else None
+
+
+def task_executions(store, context) -> list:
+    """The container executions of a run's context (not its DAG executions)."""
+    type_id = _type_id(store, "execution", EXECUTION_TYPE)
+    return [e for e in store.get_executions_by_context(context.id) if e.type_id == type_id]
+
+
+def run_facts(store, context) -> dict[str, Any]:
+    """A run's parameters, trigger, git sha, status and times, from either shape of store."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    props = _props(context)
+    facts = {"parameters": props.get("parameters"), "trigger": props.get("trigger"),
+             "git_sha": props.get("git_sha"), "pipeline_version": props.get("pipeline_version"),
+             "status": props.get("status"), "started_at": props.get("started_at"), "ended_at": props.get("ended_at")}
+    root = store.get_execution_by_type_and_name(DAG_EXECUTION, f"{ROOT_DAG_PREFIX}{context.name}")
+    if root is not None:
+        parameters = _props(root).get("inputs") or {}
+        facts["parameters"] = facts["parameters"] or parameters
+        for key in RUN_FACTS:
+            facts[key] = facts[key] or parameters.get(key) or None
+        started, ended, _ = _times(root)
+        facts["started_at"] = facts["started_at"] or started
+        facts["ended_at"] = facts["ended_at"] or ended
+        if facts["status"] is None:
+            states = {e.last_known_state for e in task_executions(store, context)}
+            facts["status"] = ("FAILED" if pb.Execution.FAILED in states
+                               else "RUNNING" if pb.Execution.RUNNING in states else "COMPLETE")
+    return facts
 
 
 def _state(execution) -> str:
@@ -38,7 +112,13 @@ def _producer(store, artifact_id: int):
 
 
 def _run_execution(store, run_id: str, task_name: str):
-    return store.get_execution_by_type_and_name(EXECUTION_TYPE, f"{run_id}/{task_name}")
+    """A run's execution of a task: by the recorder's name, else through the run's context."""
+    execution = store.get_execution_by_type_and_name(EXECUTION_TYPE, f"{run_id}/{task_name}")
+    if execution is not None:
+        return execution
+    context = store.get_context_by_type_and_name(CONTEXT_RUN, run_id)
+    found = [e for e in task_executions(store, context) if _props(e).get("task_name") == task_name] if context else []
+    return found[-1] if found else None
 
 
 def deployments(store, model_name: Optional[str] = None) -> list[dict[str, Any]]:
@@ -57,14 +137,15 @@ def deployments(store, model_name: Optional[str] = None) -> list[dict[str, Any]]
             continue
         if model_name and deployment.get("model_name", model_name) != model_name:
             continue
+        run_id = _run_id(store, execution)
         found.append({
             "version": deployment.get("version"),
             "model_dir": deployment.get("model_dir"),
             "model_uri": inputs["model"].uri if "model" in inputs else None,
             "model_artifact_id": inputs["model"].id if "model" in inputs else None,
-            "run_id": props.get("run_id"),
-            "deployed_at": props.get("ended_at"),
-            "metrics": _evaluation_metrics(store, props.get("run_id")),
+            "run_id": run_id,
+            "deployed_at": _times(execution)[1],
+            "metrics": _evaluation_metrics(store, run_id),
             "execution_id": execution.id,
         })
     return sorted(found, key=lambda d: (d["deployed_at"] or 0, d["execution_id"]))
@@ -99,10 +180,11 @@ def provenance(store, model_uri: str) -> dict[str, Any]:
     train = _producer(store, models[0].id)
     if train is None:
         raise LookupError(f"the metadata store knows no execution that produced {model_uri}")
-    train_props = _props(train)
-    run_id = train_props["run_id"]
+    run_id = _run_id(store, train)
+    if run_id is None:
+        raise LookupError(f"the execution that produced {model_uri} belongs to no run")
     run = store.get_context_by_type_and_name(CONTEXT_RUN, run_id)
-    run_props = _props(run) if run else {}
+    run_props = run_facts(store, run) if run else {}
     result: dict[str, Any] = {
         "model_uri": model_uri,
         "run_id": run_id,
@@ -113,7 +195,7 @@ def provenance(store, model_uri: str) -> dict[str, Any]:
         "hyperparameters": _props(models[0]).get("hyperparameters"),
         "images": {},
     }
-    for execution in store.get_executions_by_context(run.id) if run else []:
+    for execution in task_executions(store, run) if run else []:
         props = _props(execution)
         result["images"][props.get("task_name")] = props.get("image")
     extract = _run_execution(store, run_id, "extract")
@@ -148,8 +230,8 @@ def runs(store) -> list[dict[str, Any]]:
 
     result = []
     for context in store.get_contexts_by_type(CONTEXT_RUN):
-        props = _props(context)
-        steps = {(_props(e).get("task_name")): e for e in store.get_executions_by_context(context.id)}
+        props = run_facts(store, context)
+        steps = {(_props(e).get("task_name")): e for e in task_executions(store, context)}
         entry = {"run_id": context.name, "status": props.get("status"), "trigger": props.get("trigger"),
                  "started_at": props.get("started_at"), "git_sha": props.get("git_sha"),
                  "window": f"{(props.get('parameters') or {}).get('train_spans')} -> "
@@ -174,11 +256,11 @@ def steps(store, run_id: str) -> list[dict[str, Any]]:
     if context is None:
         raise LookupError(f"no run {run_id} in the metadata store")
     result = []
-    for execution in store.get_executions_by_context(context.id):
+    for execution in task_executions(store, context):
         props = _props(execution)
+        started, _, seconds = _times(execution)
         result.append({"step": props.get("task_name"), "state": _state(execution),
-                       "seconds": props.get("duration_seconds"), "image": props.get("image"),
-                       "started_at": props.get("started_at")})
+                       "seconds": seconds, "image": props.get("image"), "started_at": started})
     return sorted(result, key=lambda s: s["started_at"] or 0)
 
 

@@ -14,6 +14,7 @@ import json
 import os
 from typing import Any
 
+from components.kfp_io import unwrap_metadata_value
 from components.run_folder import RUN_INFO, TASK_INPUT, TASK_TIMING, read_json, task_folders
 
 CONTEXT_PIPELINE = "system.Pipeline"
@@ -41,11 +42,19 @@ def set_value(target, key: str, value: Any) -> None:
 
 
 def get_value(properties, key: str, default: Any = None) -> Any:
-    """Reads a value stored by ``set_value`` (JSON text decoded back)."""
+    """Reads a value stored by ``set_value`` (JSON text decoded back) or by the KFP backend.
+
+    The backend stores lists and dicts as MLMD struct values wrapped in ``{"list": ...}`` or
+    ``{"struct": ...}`` (components/lineage/kfp_backend.py): they come back as written.
+    """
     if key not in properties:
         return default
     value = properties[key]
     kind = value.WhichOneof("value")
+    if kind == "struct_value":
+        from google.protobuf import json_format
+
+        return unwrap_metadata_value(json_format.MessageToDict(value.struct_value))
     if kind == "string_value":
         text = value.string_value
         if text[:1] in "[{":

@@ -74,3 +74,18 @@ def mariadb(tmp_path_factory):
     yield f"mysql://root@127.0.0.1:{port}"
     server.terminate()
     server.wait(timeout=30)
+
+
+@pytest.fixture(params=["local recorder", "kfp backend stand-in"])
+def record(request):
+    """Writes a run folder into a store, as the local recorder or as the KFP backend would have.
+
+    The backend's records come from the backend stand-in (the Go backend cannot run here).
+    """
+    from lineage_runs import record_as_kfp_backend
+
+    from components.lineage import recorder
+
+    if request.param == "local recorder":
+        return recorder.record_run
+    return record_as_kfp_backend

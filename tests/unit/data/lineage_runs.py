@@ -30,7 +30,7 @@ def write_task(run_dir, run_id, task, inputs, outputs, exit_code=0, params=None,
         json.dump(executor_input, handle)
     with open(os.path.join(folder, "executor_output.json"), "w") as handle:
         json.dump({"artifacts": out_artifacts}, handle)
-    start = started or time.time()
+    start = time.time() if started is None else started
     with open(os.path.join(folder, "timing.json"), "w") as handle:
         json.dump({"runtime": "data", "image": "localhost/kfp-ct/data:0.1.0", "started": start,
                    "ended": start + 1.5, "seconds": 1.5, "exit_code": exit_code, "cached": False}, handle)
@@ -40,7 +40,7 @@ def write_task(run_dir, run_id, task, inputs, outputs, exit_code=0, params=None,
 
 def make_run(root, run_id, auc, blessed, deploy=True, fail_at=None, version=None, baseline_version=None,
              started=0.0):
-    """A CT run folder: extract, train, evaluate, validate-model and (if blessed) deploy.
+    """A CT run folder: extract, train, resolve-baseline, evaluate, validate-model and (if blessed) deploy.
 
     ``fail_at`` names a task that fails; nothing after it runs.
     """
@@ -64,8 +64,9 @@ def make_run(root, run_id, auc, blessed, deploy=True, fail_at=None, version=None
                        exit_code=1 if fail_at == "train" else 0, started=t + 2)
     if fail_at == "train":
         return run_dir
-    baseline = (os.path.join(run_dir, "baseline"), "system.Model", {"version": baseline_version})
-    evaluation = write_task(run_dir, run_id, "evaluate", {"model": model["model"], "baseline": baseline},
+    baseline = write_task(run_dir, run_id, "resolve-baseline", {}, {"baseline": (
+        "system.Model", {"version": baseline_version} if baseline_version else {})}, started=t + 3)
+    evaluation = write_task(run_dir, run_id, "evaluate", {"model": model["model"], "baseline": baseline["baseline"]},
                             {"metrics": ("system.Metrics", {"auc": auc}),
                              "evaluation": ("system.Artifact", {"candidate_auc": auc})}, started=t + 4)
     blessing = write_task(run_dir, run_id, "validate-model", {"evaluation": evaluation["evaluation"]},
@@ -77,3 +78,32 @@ def make_run(root, run_id, auc, blessed, deploy=True, fail_at=None, version=None
                                                        "model_dir": f"/registry/{version}"})},
                    exit_code=1 if fail_at == "deploy" else 0, started=t + 8)
     return run_dir
+
+
+def record_as_kfp_backend(store, run_dir):
+    """Records a run folder the way the KFP v2 backend would have written it during the run.
+
+    Uses the backend stand-in (components/lineage/kfp_backend.py): root DAG with the run's
+    parameters (trigger and git sha among them), then per task the driver's execution and the
+    launcher's publish. No local-recorder property is written.
+    """
+    from components.lineage.kfp_backend import BackendMetadataClient
+    from components.run_folder import task_folders
+
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        info = json.load(handle)
+    client = BackendMetadataClient(store)
+    client.root_dag("ct-flights-delay", info["run_id"], "/pipeline-root",
+                    {**info["parameters"], "trigger": info["trigger"], "git_sha": info["git_sha"]})
+    tasks = []
+    for name, folder in task_folders(run_dir).items():
+        with open(os.path.join(folder, "timing.json")) as handle:
+            tasks.append((json.load(handle), name, folder))
+    for timing, name, folder in sorted(tasks, key=lambda t: t[0]["started"]):
+        with open(os.path.join(folder, "executor_input.json")) as handle:
+            executor_input = json.load(handle)
+        with open(os.path.join(folder, "executor_output.json")) as handle:
+            executor_output = json.load(handle)
+        execution_id = client.create_execution(name, timing["image"], executor_input)
+        client.launch(execution_id, executor_input, executor_output, succeeded=timing["exit_code"] == 0)
+    client.finish(succeeded=info["status"] == "COMPLETE")

@@ -2,7 +2,6 @@ import json
 import os
 
 from components import model_files, registry
-from components.lineage import recorder
 from components.lineage.store import connect
 from components.resolve_baseline.resolve import materialize, resolve_from_metadata, resolve_from_registry
 
@@ -43,13 +42,13 @@ def test_pointer_to_a_vanished_model_is_no_baseline(tmp_path):
     assert resolve_from_registry(reg, "m") is None
 
 
-def test_baseline_from_metadata_is_the_latest_deployed_model(tmp_path):
+def test_baseline_from_metadata_is_the_latest_deployed_model(tmp_path, record):
     from lineage_runs import make_run
 
     store_uri = str(tmp_path / "mlmd.sqlite")
     assert resolve_from_metadata(store_uri, "flights-delay") is None
     run_dir = make_run(str(tmp_path / "runs"), "r1", 0.7, True, version="v0001")
-    recorder.record_run(connect(store_uri), run_dir)
+    record(connect(store_uri), run_dir)
     assert resolve_from_metadata(store_uri, "flights-delay") is None  # recorded folder /registry/v0001 is gone
     model_dir = _model(tmp_path, "v0002")
     run_dir = make_run(str(tmp_path / "runs"), "r2", 0.72, True, version="v0002", started=10)
@@ -58,13 +57,13 @@ def test_baseline_from_metadata_is_the_latest_deployed_model(tmp_path):
     output["artifacts"]["deployment"]["artifacts"][0]["metadata"]["model_dir"] = model_dir
     with open(os.path.join(run_dir, "r2", "deploy", "executor_output.json"), "w") as handle:
         json.dump(output, handle)
-    recorder.record_run(connect(store_uri), run_dir)
+    record(connect(store_uri), run_dir)
     pointer = resolve_from_metadata(store_uri, "flights-delay")
     assert pointer["version"] == "v0002" and pointer["run_id"] == "r2" and pointer["metrics"]["auc"] == 0.72
     assert materialize(pointer, str(tmp_path / "out"))["found"]
 
 
-def test_after_a_rollback_the_baseline_is_the_rolled_back_to_version(tmp_path):
+def test_after_a_rollback_the_baseline_is_the_rolled_back_to_version(tmp_path, record):
     from lineage_runs import make_run
 
     store_uri, reg = str(tmp_path / "mlmd.sqlite"), str(tmp_path / "registry")
@@ -77,7 +76,7 @@ def test_after_a_rollback_the_baseline_is_the_rolled_back_to_version(tmp_path):
         output = json.load(open(path))
         output["artifacts"]["deployment"]["artifacts"][0]["metadata"]["model_dir"] = pointer["model_dir"]
         json.dump(output, open(path, "w"))
-        recorder.record_run(connect(store_uri), run_dir)
+        record(connect(store_uri), run_dir)
     assert resolve_from_metadata(store_uri, "flights-delay", reg)["version"] == "v0002"
     registry.rollback(reg, "flights-delay")
     assert resolve_from_metadata(store_uri, "flights-delay", reg)["version"] == "v0001"
