@@ -2,9 +2,14 @@
 
 ``python -m pipelines.deliver deploy-pipeline`` uploads ``ct_pipeline.yaml`` as a new
 version named with the git sha; ``schedule`` creates or replaces the recurring run
-(cron, at most one run at a time, no catch-up). Host, namespace and token come from
-``KFP_HOST``, ``KFP_NAMESPACE`` and ``KFP_TOKEN`` (or the flags); ``--dry-run`` prints
-what would be sent and contacts nothing.
+(cron, at most one run at a time, no catch-up, the pipeline-runner service account; its runs
+carry ``trigger=schedule`` and the version's git sha as parameters, so both land in ML
+Metadata). Host, namespace and token come from ``KFP_HOST``, ``KFP_NAMESPACE`` and
+``KFP_TOKEN`` (or the flags); ``--dry-run`` prints what would be sent and contacts nothing.
+
+The namespace is passed on every namespaced call: ``kfp.Client(namespace=...)`` cannot
+carry one (its default, ``kubeflow``, means "none given"). On the multi-user Kubeflow
+platform it is the profile namespace; on standalone Kubeflow Pipelines leave it empty.
 """
 
 from __future__ import annotations
@@ -54,14 +59,18 @@ def deploy_pipeline(client, version_name: str, pipeline_yaml: str = PIPELINE_YAM
 
 def schedule(client, version_name: str, cron: str, experiment: str, job_name: str,
              params: Optional[dict[str, Any]] = None, name: str = PIPELINE_NAME,
-             dry_run: bool = False) -> dict[str, Any]:
+             dry_run: bool = False, namespace: Optional[str] = None,
+             service_account: Optional[str] = None) -> dict[str, Any]:
     """Creates the recurring run of a pipeline version, replacing one of the same name on another version.
 
     Recurring runs cannot be edited in place in KFP v2, so a changed one is deleted and created again.
+    Its runs get ``trigger=schedule`` and ``git_sha=<version>`` unless ``params`` set them.
     """
+    params = {"trigger": "schedule", "git_sha": version_name, **(params or {})}
     plan: dict[str, Any] = {"action": "create_recurring_run", "job_name": job_name, "experiment": experiment,
                             "pipeline": name, "version": version_name, "cron_expression": cron,
-                            "max_concurrency": 1, "no_catchup": True, "params": params or {}}
+                            "max_concurrency": 1, "no_catchup": True, "params": params,
+                            "namespace": namespace or None, "service_account": service_account or None}
     if dry_run:
         return {**plan, "dry_run": True}
     pipeline_id = client.get_pipeline_id(name)
@@ -71,30 +80,37 @@ def schedule(client, version_name: str, cron: str, experiment: str, job_name: st
     if version_id is None:
         raise LookupError(f"pipeline {name!r} has no version {version_name!r}: run deploy-pipeline first")
     try:
-        experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
+        experiment_id = client.get_experiment(experiment_name=experiment, namespace=namespace or None).experiment_id
     except ValueError:
-        experiment_id = client.create_experiment(experiment).experiment_id
+        experiment_id = client.create_experiment(experiment, namespace=namespace or None).experiment_id
     runs = client.list_recurring_runs(experiment_id=experiment_id, page_size=100).recurring_runs or []
     for run in runs:
         if run.display_name != job_name:
             continue
-        if run.pipeline_version_reference.pipeline_version_id == version_id and run.trigger.cron_schedule.cron == cron:
+        if (run.pipeline_version_reference.pipeline_version_id == version_id
+                and run.trigger.cron_schedule.cron == cron
+                and (run.runtime_config.parameters if run.runtime_config else {}) == params
+                and (run.service_account or None) == (service_account or None)):
             return {**plan, "recurring_run_id": run.recurring_run_id, "unchanged": True}
         client.delete_recurring_run(run.recurring_run_id)
         plan["replaced"] = run.recurring_run_id
     created = client.create_recurring_run(experiment_id=experiment_id, job_name=job_name, cron_expression=cron,
-                                          max_concurrency=1, no_catchup=True, params=params or {},
-                                          pipeline_id=pipeline_id, version_id=version_id)
+                                          max_concurrency=1, no_catchup=True, params=params,
+                                          pipeline_id=pipeline_id, version_id=version_id,
+                                          service_account=service_account or None)
     return {**plan, "recurring_run_id": created.recurring_run_id}
 
 
-def connect(host: Optional[str], namespace: Optional[str]):
-    """A ``kfp.Client`` for the configured server (token from ``KFP_TOKEN``, never from the repo)."""
+def connect(host: Optional[str]):
+    """A ``kfp.Client`` for the configured server (token from ``KFP_TOKEN``, never from the repo).
+
+    No namespace is given to the client: callers pass it on each namespaced call.
+    """
     from kfp import Client
 
     if not host:
         raise ValueError("no KFP host: set KFP_HOST or pass --host")
-    return Client(host=host, namespace=namespace, existing_token=os.environ.get("KFP_TOKEN") or None)
+    return Client(host=host, existing_token=os.environ.get("KFP_TOKEN") or None)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -103,7 +119,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["deploy-pipeline", "schedule"])
     parser.add_argument("--host", default=os.environ.get("KFP_HOST"))
-    parser.add_argument("--namespace", default=os.environ.get("KFP_NAMESPACE", "kubeflow"))
+    parser.add_argument("--namespace", default=os.environ.get("KFP_NAMESPACE", ""),
+                        help="profile namespace on the multi-user Kubeflow platform; empty for standalone KFP")
+    parser.add_argument("--service-account", default=os.environ.get("KFP_SERVICE_ACCOUNT", ""),
+                        help="service account of the scheduled runs' pods (default: the server's pipeline-runner)")
     parser.add_argument("--version", help="pipeline version name (default: the git sha)")
     parser.add_argument("--cron", default="0 0 6 * * *", help="KFP cron, with seconds (default daily 06:00)")
     parser.add_argument("--experiment", default="continuous-training")
@@ -118,16 +137,25 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("no --version and no git sha")
     try:
         params = parse_params(args.param)
-        client = None if args.dry_run else connect(args.host, args.namespace)
+        client = None if args.dry_run else connect(args.host)
         if args.command == "deploy-pipeline":
             result = deploy_pipeline(client, version, dry_run=args.dry_run)
         else:
             result = schedule(client, version, args.cron, args.experiment, args.job_name, params,
-                              dry_run=args.dry_run)
+                              dry_run=args.dry_run, namespace=args.namespace,
+                              service_account=args.service_account)
     except (ValueError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(json.dumps({**result, "host": args.host, "namespace": args.namespace}, indent=2))
+    except Exception as error:  # noqa: BLE001 - the API's refusals, named without a traceback
+        from kfp_server_api import ApiException
+
+        if not isinstance(error, ApiException):
+            raise
+        print(f"error: the KFP API at {args.host} answered {error.status} {error.reason}: "
+              f"{(error.body or '').strip()}", file=sys.stderr)
+        return 1
+    print(json.dumps({**result, "host": args.host, "namespace": args.namespace or None}, indent=2))
     return 0
 
 

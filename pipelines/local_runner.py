@@ -33,7 +33,7 @@ from components.run_folder import (
     task_folders,
     write_task_record,
 )
-from pipelines.kfp_backend_contract import BackendContract
+from pipelines.kfp_backend_contract import BackendContract, ContractError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_VENVS = os.path.join(REPO_ROOT, ".venvs")
@@ -148,9 +148,12 @@ def _contract_around(contract: Optional[BackendContract], executor_input: Option
     turns a successful exit into a failure, with the backend's message in the task log.
     """
     outcome = {"exit_code": 1}
-    if contract is None or executor_input is None:
+    if contract is None:
         yield outcome
         return
+    if executor_input is None:
+        raise ContractError("the backend contract needs the task's executor input as `--executor-input {{$}}` "
+                            "on its command line (every component of this project passes it so)")
     execution_id = contract.before_task(executor_input, image)
     try:
         yield outcome

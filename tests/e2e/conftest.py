@@ -44,11 +44,12 @@ def copy_source(source, destination, span=None, kind=None):
     return str(destination)
 
 
-def run_window(var, window, source, port, **params):
-    """Runs the pipeline like `make run`; returns (exit code, facts of the run)."""
+def run_window(var, window, source, port, contract="kfp-local", **params):
+    """Runs the pipeline like `make run` (``contract``: kfp-local or kfp-backend); returns (exit code, facts)."""
     # Latency is judged in the serving tests; here a loaded, shared machine must not fail a run on it.
-    args = ["--window", window, "--var", str(var), f"source_uri={source}", f"serving_port={port}",
-            f"min_auc={MIN_AUC}", "infra_max_p99_ms=2000", *[f"{k}={v}" for k, v in params.items()]]
+    args = ["--window", window, "--var", str(var), "--contract", contract, f"source_uri={source}",
+            f"serving_port={port}", f"min_auc={MIN_AUC}", "infra_max_p99_ms=2000",
+            *[f"{k}={v}" for k, v in params.items()]]
     code = run_main(args)
     run_dir = sorted(d for d in glob.glob(os.path.join(str(var), "runs", "*")) if os.path.isdir(d))[-1]
     with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as handle:
