@@ -134,3 +134,13 @@ def test_image_references_come_from_one_place_and_round_trip():
 
 def test_container_components_keep_kfp_typing():
     assert issubclass(dsl.Metrics, dsl.Artifact)  # guards the import of dsl in this module
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_programs_read_artifact_metadata_only_through_kfp_io(step):
+    """The KFP backend wraps list and dict metadata; only kfp_io's Executor.input_metadata unwraps it."""
+    path = os.path.join(COMPONENTS, step, "__main__.py")
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    raw = [node.lineno for node in ast.walk(tree)
+           if isinstance(node, ast.Constant) and node.value in ("metadata", "artifacts", "parameterValues")]
+    assert not raw, f"{step}/__main__.py reads executor JSON itself (lines {raw}); use Executor.input_metadata"
