@@ -48,6 +48,9 @@ def _harden(task: dsl.PipelineTask) -> dsl.PipelineTask:
     RuntimeDefault seccomp profile itself.
     """
     kubernetes.set_security_context(task, run_as_user=10001, run_as_group=10001, run_as_non_root=True)
+    # Every task's launcher moves its artifacts to and from the object store: the label admits
+    # the pod there (manifests/components/store-*/s3-egress.yaml).
+    kubernetes.add_pod_label(task, "kfp-ct/s3-client", "true")
     cpu_request, cpu_limit, memory_request, memory_limit = RESOURCES[task.name]
     task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
     task.set_memory_request(memory_request).set_memory_limit(memory_limit)

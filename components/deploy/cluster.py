@@ -57,6 +57,9 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
         metadata=client.V1ObjectMeta(name=name, namespace=namespace,
                                      labels={"app.kubernetes.io/part-of": "kfp-ct"}),
         spec=V1beta1InferenceServiceSpec(predictor=V1beta1PredictorSpec(
+            # The storage initializer in this pod downloads the model: the label admits it to the
+            # object store (manifests/components/store-*/s3-egress.yaml).
+            labels={"kfp-ct/s3-client": "true"},
             service_account_name=service_account,
             canary_traffic_percent=canary_traffic_percent,
             logger=V1beta1LoggerSpec(mode="all", url=logger_url) if logger_url else None,

@@ -7,12 +7,23 @@ import subprocess
 
 import pytest
 import yaml
+from pod_security import restricted_violations
 
 from components import images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-KUSTOMIZATIONS = sorted(os.path.dirname(p) for p in glob.glob(os.path.join(ROOT, "manifests", "**",
-                                                                           "kustomization.yaml"), recursive=True))
+
+
+def _is_component(path):
+    return yaml.safe_load(open(os.path.join(path, "kustomization.yaml")))["kind"] == "Component"
+
+
+ALL_KUSTOMIZATIONS = sorted(os.path.dirname(p) for p in glob.glob(os.path.join(ROOT, "manifests", "**",
+                                                                               "kustomization.yaml"), recursive=True))
+#: What `kubectl apply -k` takes (kustomize Components are only parts of those).
+KUSTOMIZATIONS = [k for k in ALL_KUSTOMIZATIONS if not _is_component(k)]
+#: The deployable targets: an overlay with the system's workloads.
+TARGETS = [k for k in KUSTOMIZATIONS if os.path.dirname(k) == os.path.join(ROOT, "manifests", "overlays")]
 KUBERNETES_VERSION = "1.30"
 needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
@@ -27,7 +38,9 @@ def build(folder):
 @pytest.mark.parametrize("folder", KUSTOMIZATIONS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_kustomization_builds_with_secure_workloads(folder):
     objects = build(folder)
-    assert objects and all(o["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kfp-ct" for o in objects)
+    # A Namespace's part-of label is KFP's admission label (overlays/standalone-kfp/namespace.yaml).
+    assert objects and all(o["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kfp-ct"
+                           for o in objects if o["kind"] != "Namespace")
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     for workload in (o for o in objects if o["kind"] == "Deployment"):
         pod = workload["spec"]["template"]["spec"]
@@ -40,10 +53,54 @@ def test_kustomization_builds_with_secure_workloads(folder):
             assert container["resources"]["limits"] and container["resources"]["requests"]
             assert container["readinessProbe"] and container["livenessProbe"]
             assert ":" in container["image"].rsplit("/", 1)[-1], "image not pinned by tag"
-    secret = next(o for o in objects if o["kind"] == "Secret")
-    assert not any(secret.get("stringData", {}).values()), "the S3 Secret in git must stay a template"
+    for secret in (o for o in objects if o["kind"] == "Secret"):
+        assert not any(secret.get("stringData", {}).values()), "the S3 Secret in git must stay a template"
     kinds = {o["kind"] for o in objects}
-    assert {"NetworkPolicy", "Role", "RoleBinding", "ServiceAccount"} <= kinds
+    assert {"Role", "RoleBinding", "ServiceAccount"} <= kinds
+
+
+@needs_kubectl
+@pytest.mark.parametrize("folder", TARGETS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_each_target_has_default_deny_the_store_flows_and_no_foreign_namespace(folder):
+    objects = build(folder)
+    names = {o["metadata"]["name"] for o in objects if o["kind"] == "NetworkPolicy"}
+    assert {"default-deny", "allow-dns", "allow-s3-egress"} <= names
+    namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"}
+    assert len(namespaces) == 1 and None not in namespaces, namespaces
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "ct-s3-config")
+    assert config["data"]["S3_ENDPOINT"].split("://")[0] in ("http", "https")
+
+
+@needs_kubectl
+@pytest.mark.parametrize("folder", TARGETS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_our_pods_pass_the_restricted_pod_security_standard(folder):
+    workloads = [o for o in build(folder) if o["kind"] in ("Deployment", "StatefulSet", "CronJob")]
+    assert workloads
+    for workload in workloads:
+        template = workload["spec"].get("jobTemplate", workload)["spec"]["template"]["spec"]
+        assert restricted_violations(template) == [], workload["metadata"]["name"]
+
+
+def test_the_restricted_check_catches_what_restricted_forbids():
+    container = {"name": "c", "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
+                                                  "capabilities": {"drop": ["ALL"]},
+                                                  "seccompProfile": {"type": "RuntimeDefault"}}}
+    assert restricted_violations({"containers": [container]}) == []
+    assert restricted_violations({"containers": [{"name": "bare"}]})  # what KFP 2.5 and KServe inject
+    assert restricted_violations({"containers": [container], "volumes": [{"name": "h", "hostPath": {}}]})
+    assert restricted_violations({"containers": [container], "hostNetwork": True})
+
+
+@needs_kubectl
+@pytest.mark.parametrize("folder", TARGETS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_tokens_are_mounted_only_where_a_pod_calls_the_api_server(folder):
+    objects = build(folder)
+    accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
+    for name, account in accounts.items():
+        # The pipeline's pods call the API server (driver, launcher, Argo, deploy); nothing else does.
+        assert account.get("automountServiceAccountToken") is (name == "ct-pipeline-runner"), name
+    for workload in (o for o in objects if o["kind"] == "Deployment"):
+        assert workload["spec"]["template"]["spec"].get("automountServiceAccountToken") is False
 
 
 @needs_kubectl
@@ -78,9 +135,10 @@ def test_a_broken_manifest_fails_the_build(tmp_path):
     assert result.returncode != 0 and "missing.yaml" in result.stderr
 
 
-def test_there_is_a_base_and_overlays():
+def test_there_is_a_base_and_an_overlay_per_supported_target():
     assert {os.path.relpath(k, os.path.join(ROOT, "manifests")) for k in KUSTOMIZATIONS} >= {
-        "base", os.path.join("overlays", "dev"), os.path.join("overlays", "prod")}
+        "base", os.path.join("overlays", "kubeflow-platform"), os.path.join("overlays", "standalone-kfp"),
+        os.path.join("overlays", "prod")}
 
 
 CHECKOV = os.path.join(ROOT, ".venvs", "checkov", "bin", "checkov")
@@ -88,7 +146,8 @@ CHECKOV = os.path.join(ROOT, ".venvs", "checkov", "bin", "checkov")
 
 @needs_kubectl
 @pytest.mark.skipif(not os.path.exists(CHECKOV), reason="no checkov environment (make manifests-check builds it)")
-@pytest.mark.parametrize("folder", [k for k in KUSTOMIZATIONS if "overlays" in k], ids=os.path.basename)
+@pytest.mark.parametrize("folder", [k for k in KUSTOMIZATIONS if "overlays" in k],
+                         ids=lambda p: os.path.relpath(p, ROOT))
 def test_checkov_finds_no_failed_check(folder, tmp_path):
     built = tmp_path / "built.yaml"
     built.write_text(subprocess.run(["kubectl", "kustomize", folder], capture_output=True, text=True,

@@ -26,6 +26,14 @@ def test_inference_service_is_valid_for_the_kserve_sdk_and_secure():
     assert security["runAsNonRoot"] and not security["allowPrivilegeEscalation"]
     assert security["capabilities"]["drop"] == ["ALL"] and security["readOnlyRootFilesystem"]
     assert container["resources"]["limits"]["memory"] == "1Gi"
+    assert predictor["labels"]["kfp-ct/s3-client"] == "true"  # admitted to the object store
+
+
+def test_the_predictor_we_write_passes_the_restricted_pod_security_standard():
+    from pod_security import restricted_violations
+
+    predictor = inference_service("flights-delay", "ml", "s3://models/v1", IMAGE, "ct-serving")["spec"]["predictor"]
+    assert restricted_violations({"containers": predictor["containers"]}) == []
 
 
 def test_schema_check_names_unknown_fields():
