@@ -1,9 +1,10 @@
 """The model registry on S3 (any S3 endpoint, through the minio SDK), for cluster deployments.
 
-Same layout as the local registry (``components/registry.py``):
-``<prefix>/<model>/versions/<vNNNN>/{model.joblib, model.json, release.json}``
-and ``<prefix>/<model>/current.json``, which is written last: one S3 PUT is
-atomic, so readers see the old production model or the complete new one.
+The S3 store of the registry interface (``components/registry.py``, which opens it for
+``s3://`` URIs), with the same layout: ``<prefix>/<model>/versions/<vNNNN>/...``,
+``<prefix>/<model>/current.json``, written last (one S3 PUT is atomic, so readers see the
+old production model or the complete new one) and ``<prefix>/<model>/history.jsonl``
+(rewritten whole: S3 has no append; runs that deploy are single-flight).
 Endpoint and credentials come from the environment: ``S3_ENDPOINT`` (host:port,
 or a URL whose scheme sets TLS), ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``
 (on a cluster, from the Secret KServe also reads).
@@ -14,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 from typing import Any, Optional
 from urllib.parse import urlparse
 
@@ -50,7 +50,7 @@ class S3Registry:
         data = json.dumps(content, indent=2, sort_keys=True).encode()
         self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type="application/json")
 
-    def _get_json(self, key: str) -> Optional[dict[str, Any]]:
+    def _get_bytes(self, key: str) -> Optional[bytes]:
         from minio.error import S3Error
 
         try:
@@ -60,10 +60,14 @@ class S3Registry:
                 return None
             raise
         try:
-            return json.loads(response.read())
+            return response.read()
         finally:
             response.close()
             response.release_conn()
+
+    def _get_json(self, key: str) -> Optional[dict[str, Any]]:
+        data = self._get_bytes(key)
+        return None if data is None else json.loads(data)
 
     def versions(self, model_name: str) -> list[str]:
         """Versions stored for a model, oldest first."""
@@ -77,6 +81,13 @@ class S3Registry:
     def current(self, model_name: str) -> Optional[dict[str, Any]]:
         """The production pointer, or None before the first deployment."""
         return self._get_json(self._key(model_name, registry.CURRENT))
+
+    def _write_pointer(self, model_name: str, pointer: dict[str, Any], event: str) -> None:
+        self._put_json(self._key(model_name, registry.CURRENT), pointer)
+        lines = self.history(model_name) + [{"event": event, **pointer}]
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        self.client.put_object(self.bucket, self._key(model_name, registry.HISTORY), io.BytesIO(data), len(data),
+                               content_type="application/x-ndjson")
 
     def publish(self, model_name: str, model_dir: str, release: dict[str, Any]) -> dict[str, Any]:
         """Uploads a model folder as a new version, then points ``current.json`` at it (last).
@@ -96,14 +107,31 @@ class S3Registry:
             path = os.path.join(model_dir, name)
             if os.path.isfile(path):
                 self.client.fput_object(self.bucket, self._key(model_name, "versions", version, name), path)
-        self._put_json(self._key(model_name, "versions", version, registry.RELEASE), {**release, "version": version})
-        pointer = {"model_name": model_name, "version": version,
-                   "model_dir": self.uri(model_name, "versions", version),
-                   "previous_version": previous["version"] if previous else None,
-                   "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   "metrics": release.get("metrics", {}), "run_id": release.get("run_id"), "model_sha256": digest}
-        self._put_json(self._key(model_name, registry.CURRENT), pointer)
+        self._put_json(self._key(model_name, "versions", version, registry.RELEASE),
+                       {**release, "version": version, "model_sha256": digest})
+        pointer = registry.new_pointer(model_name, version, self.uri(model_name, "versions", version), previous,
+                                       release, digest)
+        self._write_pointer(model_name, pointer, "deploy")
         return pointer
+
+    def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
+        """Points ``current.json`` back at an earlier version (default: the one before the current).
+
+        Raises:
+            ValueError: There is nothing to roll back to, or the version does not exist.
+        """
+        pointer = self.current(model_name)
+        target = registry.rollback_target(model_name, pointer, version, self.versions(model_name), self.uri())
+        release = self._get_json(self._key(model_name, "versions", target, registry.RELEASE)) or {}
+        new = registry.new_pointer(model_name, target, self.uri(model_name, "versions", target), pointer, release,
+                                   release.get("model_sha256"), rolled_back_from=pointer["version"])
+        self._write_pointer(model_name, new, "rollback")
+        return new
+
+    def history(self, model_name: str) -> list[dict[str, Any]]:
+        """Every deployment and rollback, oldest first."""
+        data = self._get_bytes(self._key(model_name, registry.HISTORY)) or b""
+        return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
     def download(self, model_name: str, version: str, destination: str) -> str:
         """Downloads a version's files into a local folder; returns the folder."""

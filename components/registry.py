@@ -1,12 +1,16 @@
 """The model registry: versioned model folders and a ``current.json`` pointer per model.
 
-Layout under the registry root::
+One interface, two stores, chosen by the URI's scheme (``open_registry``): a local folder
+(``LocalRegistry``, here) or ``s3://bucket/prefix`` (``S3Registry`` in ``object_store.py``).
+Layout under the root, the same in both::
 
-    <model_name>/versions/<version>/   model.joblib, model.json, release.json
+    <model_name>/versions/<version>/   model.joblib, model.json, reference.parquet, release.json
     <model_name>/current.json          the version in production (written last, atomically)
     <model_name>/history.jsonl         one line per deployment or rollback
 
-``deploy`` writes it and ``resolve_baseline`` reads it. Standard library only.
+Every caller goes through it: ``deploy`` publishes, ``resolve_baseline`` and ``fingerprint``
+read the pointer, the model server follows it and rolls back, the monitor reads a version's
+training sample. Standard library only (the S3 store imports minio when it is opened).
 """
 
 from __future__ import annotations
@@ -16,46 +20,48 @@ import json
 import os
 import shutil
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 CURRENT = "current.json"
 HISTORY = "history.jsonl"
 RELEASE = "release.json"
 
 
-def _root(registry_uri: str) -> str:
+class Registry(Protocol):
+    """What every registry store offers."""
+
+    def current(self, model_name: str) -> Optional[dict[str, Any]]:
+        """The production pointer, or None before the first deployment."""
+
+    def versions(self, model_name: str) -> list[str]:
+        """Versions stored for a model, oldest first."""
+
+    def publish(self, model_name: str, model_dir: str, release: dict[str, Any]) -> dict[str, Any]:
+        """Stores a model folder as a new version, then points production at it (last)."""
+
+    def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
+        """Points production back at an earlier version (default: the previous one)."""
+
+    def history(self, model_name: str) -> list[dict[str, Any]]:
+        """Every deployment and rollback, oldest first."""
+
+    def download(self, model_name: str, version: str, destination: str) -> str:
+        """Copies a version's files into a local folder; returns the folder."""
+
+
+def open_registry(registry_uri: str) -> Registry:
+    """The registry at a URI: a local folder (or ``file://``) or ``s3://bucket/prefix``.
+
+    Raises:
+        ValueError: The scheme is neither.
+    """
+    if registry_uri.startswith("s3://"):
+        from components.object_store import S3Registry
+
+        return S3Registry(registry_uri)
     if "://" in registry_uri and not registry_uri.startswith("file://"):
-        raise ValueError(f"registry {registry_uri}: only local folders are supported by this version")
-    return registry_uri[len("file://"):] if registry_uri.startswith("file://") else registry_uri
-
-
-def model_root(registry_uri: str, model_name: str) -> str:
-    """Folder of one model in the registry."""
-    return os.path.join(_root(registry_uri), model_name)
-
-
-def current(registry_uri: str, model_name: str) -> Optional[dict[str, Any]]:
-    """The production version's pointer (``current.json``), or None before the first deployment."""
-    path = os.path.join(model_root(registry_uri, model_name), CURRENT)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def versions(registry_uri: str, model_name: str) -> list[str]:
-    """Versions stored for a model, oldest first."""
-    folder = os.path.join(model_root(registry_uri, model_name), "versions")
-    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-
-
-def _write_json_atomically(path: str, content: dict[str, Any]) -> None:
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(content, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+        raise ValueError(f"registry {registry_uri}: expected a local folder, file://... or s3://bucket/prefix")
+    return LocalRegistry(registry_uri[len("file://"):] if registry_uri.startswith("file://") else registry_uri)
 
 
 def model_digest(model_dir: str) -> str:
@@ -67,82 +73,165 @@ def model_digest(model_dir: str) -> str:
     return digest.hexdigest()
 
 
-def publish(registry_uri: str, model_name: str, model_dir: str, release: dict[str, Any]) -> dict[str, Any]:
-    """Copies a model into a new version folder, then points ``current.json`` at it.
-
-    The pointer is written last and atomically: a reader sees either the old
-    production model or the complete new one.
-
-    Args:
-        registry_uri: Registry root folder.
-        model_name: Name of the model.
-        model_dir: The model folder to publish.
-        release: What to record with the version (metrics, blessing, run).
-
-    Returns:
-        The new ``current.json`` content; the current one with ``unchanged: True``
-        when the model is byte for byte the one in production.
-    """
-    root = model_root(registry_uri, model_name)
-    digest = model_digest(model_dir)
-    previous = current(registry_uri, model_name)
-    if previous and previous.get("model_sha256") == digest:
-        return {**previous, "unchanged": True}
-    existing = versions(registry_uri, model_name)
-    version = f"v{len(existing) + 1:04d}"
-    target = os.path.join(root, "versions", version)
-    staging = f"{target}.staging-{os.getpid()}"
-    shutil.copytree(model_dir, staging)
-    with open(os.path.join(staging, RELEASE), "w", encoding="utf-8") as handle:
-        json.dump({**release, "version": version}, handle, indent=2, sort_keys=True)
-    os.replace(staging, target)
-    pointer = {
-        "model_name": model_name,
-        "version": version,
-        "model_dir": os.path.abspath(target),
-        "previous_version": previous["version"] if previous else None,
-        "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "metrics": release.get("metrics", {}),
-        "run_id": release.get("run_id"),
-        "model_sha256": digest,
-    }
-    _write_json_atomically(os.path.join(root, CURRENT), pointer)
-    with open(os.path.join(root, HISTORY), "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"event": "deploy", **pointer}) + "\n")
-    return pointer
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def rollback(registry_uri: str, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
-    """Points ``current.json`` back at an earlier version (default: the one before the current).
+def new_pointer(model_name: str, version: str, model_dir: str, previous: Optional[dict[str, Any]],
+                release: dict[str, Any], digest: Optional[str], **extra: Any) -> dict[str, Any]:
+    """The ``current.json`` content for a version going to production (both stores write this)."""
+    return {"model_name": model_name, "version": version, "model_dir": model_dir,
+            "previous_version": previous["version"] if previous else None, "deployed_at": _now(),
+            "metrics": release.get("metrics", {}), "run_id": release.get("run_id"), "model_sha256": digest, **extra}
+
+
+def rollback_target(model_name: str, pointer: Optional[dict[str, Any]], version: Optional[str],
+                    known: list[str], where: str) -> str:
+    """The version a rollback goes to.
 
     Raises:
         ValueError: There is nothing to roll back to, or the version does not exist.
     """
-    pointer = current(registry_uri, model_name)
     if pointer is None:
-        raise ValueError(f"{model_name} has never been deployed in {registry_uri}")
+        raise ValueError(f"{model_name} has never been deployed in {where}")
     target = version or pointer.get("previous_version")
     if not target:
         raise ValueError(f"{model_name} {pointer['version']} has no previous version to roll back to")
-    if target not in versions(registry_uri, model_name):
-        known = ", ".join(versions(registry_uri, model_name))
-        raise ValueError(f"{model_name} has no version {target}; versions: {known}")
-    root = model_root(registry_uri, model_name)
-    target_dir = os.path.join(root, "versions", target)
-    with open(os.path.join(target_dir, RELEASE), encoding="utf-8") as handle:
-        release = json.load(handle)
-    new = {
-        "model_name": model_name,
-        "version": target,
-        "model_dir": os.path.abspath(target_dir),
-        "previous_version": pointer["version"],
-        "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "metrics": release.get("metrics", {}),
-        "run_id": release.get("run_id"),
-        "model_sha256": model_digest(target_dir),
-        "rolled_back_from": pointer["version"],
-    }
-    _write_json_atomically(os.path.join(root, CURRENT), new)
-    with open(os.path.join(root, HISTORY), "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"event": "rollback", **new}) + "\n")
-    return new
+    if target not in known:
+        raise ValueError(f"{model_name} has no version {target}; versions: {', '.join(known)}")
+    return target
+
+
+def local_copy(store: Registry, model_name: str, version: str, cache_root: str) -> str:
+    """A local folder holding a version: its own folder in a local registry, else a download cached once."""
+    if isinstance(store, LocalRegistry):
+        return store.version_dir(model_name, version)
+    folder = os.path.join(cache_root, model_name, version)
+    if not os.path.isdir(folder):
+        staging = f"{folder}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        store.download(model_name, version, staging)
+        os.replace(staging, folder)
+    return folder
+
+
+class LocalRegistry:
+    """The registry in a local folder."""
+
+    def __init__(self, root: str):
+        """Args: root: the registry's folder (created on first publish)."""
+        self.root = root
+
+    def model_root(self, model_name: str) -> str:
+        """Folder of one model."""
+        return os.path.join(self.root, model_name)
+
+    def version_dir(self, model_name: str, version: str) -> str:
+        """Folder of one version."""
+        return os.path.join(self.model_root(model_name), "versions", version)
+
+    def current(self, model_name: str) -> Optional[dict[str, Any]]:
+        """The production pointer, or None before the first deployment."""
+        path = os.path.join(self.model_root(model_name), CURRENT)
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def versions(self, model_name: str) -> list[str]:
+        """Versions stored for a model, oldest first."""
+        folder = os.path.join(self.model_root(model_name), "versions")
+        return sorted(n for n in os.listdir(folder) if "." not in n) if os.path.isdir(folder) else []
+
+    def _write_pointer(self, model_name: str, pointer: dict[str, Any], event: str) -> None:
+        root = self.model_root(model_name)
+        path = os.path.join(root, CURRENT)
+        temporary = f"{path}.tmp-{os.getpid()}"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(pointer, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        with open(os.path.join(root, HISTORY), "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"event": event, **pointer}) + "\n")
+
+    def publish(self, model_name: str, model_dir: str, release: dict[str, Any]) -> dict[str, Any]:
+        """Copies a model into a new version folder, then points ``current.json`` at it.
+
+        The pointer is written last and atomically: a reader sees either the old
+        production model or the complete new one.
+
+        Returns:
+            The new pointer; the current one with ``unchanged: True`` when the model
+            is byte for byte the one in production.
+        """
+        digest = model_digest(model_dir)
+        previous = self.current(model_name)
+        if previous and previous.get("model_sha256") == digest:
+            return {**previous, "unchanged": True}
+        version = f"v{len(self.versions(model_name)) + 1:04d}"
+        target = self.version_dir(model_name, version)
+        staging = f"{target}.staging-{os.getpid()}"
+        shutil.copytree(model_dir, staging)
+        with open(os.path.join(staging, RELEASE), "w", encoding="utf-8") as handle:
+            json.dump({**release, "version": version, "model_sha256": digest}, handle, indent=2, sort_keys=True)
+        os.replace(staging, target)
+        pointer = new_pointer(model_name, version, os.path.abspath(target), previous, release, digest)
+        self._write_pointer(model_name, pointer, "deploy")
+        return pointer
+
+    def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
+        """Points ``current.json`` back at an earlier version (default: the one before the current).
+
+        Raises:
+            ValueError: There is nothing to roll back to, or the version does not exist.
+        """
+        pointer = self.current(model_name)
+        target = rollback_target(model_name, pointer, version, self.versions(model_name), self.root)
+        target_dir = self.version_dir(model_name, target)
+        with open(os.path.join(target_dir, RELEASE), encoding="utf-8") as handle:
+            release = json.load(handle)
+        new = new_pointer(model_name, target, os.path.abspath(target_dir), pointer, release,
+                          model_digest(target_dir), rolled_back_from=pointer["version"])
+        self._write_pointer(model_name, new, "rollback")
+        return new
+
+    def history(self, model_name: str) -> list[dict[str, Any]]:
+        """Every deployment and rollback, oldest first."""
+        path = os.path.join(self.model_root(model_name), HISTORY)
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    def download(self, model_name: str, version: str, destination: str) -> str:
+        """Copies a version's files into a local folder; returns the folder."""
+        source = self.version_dir(model_name, version)
+        if not os.path.isdir(source):
+            raise ValueError(f"{model_name} has no version {version} in {self.root}")
+        os.makedirs(destination, exist_ok=True)
+        for name in os.listdir(source):
+            if os.path.isfile(os.path.join(source, name)):
+                shutil.copy2(os.path.join(source, name), os.path.join(destination, name))
+        return destination
+
+
+# Shorthands by URI, for callers that do one thing.
+def current(registry_uri: str, model_name: str) -> Optional[dict[str, Any]]:
+    """``open_registry(registry_uri).current(model_name)``."""
+    return open_registry(registry_uri).current(model_name)
+
+
+def versions(registry_uri: str, model_name: str) -> list[str]:
+    """``open_registry(registry_uri).versions(model_name)``."""
+    return open_registry(registry_uri).versions(model_name)
+
+
+def publish(registry_uri: str, model_name: str, model_dir: str, release: dict[str, Any]) -> dict[str, Any]:
+    """``open_registry(registry_uri).publish(...)``."""
+    return open_registry(registry_uri).publish(model_name, model_dir, release)
+
+
+def rollback(registry_uri: str, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
+    """``open_registry(registry_uri).rollback(...)``."""
+    return open_registry(registry_uri).rollback(model_name, version)

@@ -36,7 +36,7 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
     reasons = refusal_reasons(blessing, infra_blessing)
     if reasons:
         return False, {"reasons": reasons}
-    pointer = registry.publish(registry_uri, model_name, model_dir, release)
+    pointer = registry.open_registry(registry_uri).publish(model_name, model_dir, release)
     if pointer.get("unchanged"):
         serving = control.read_state(serving_state_dir)
         if (control.is_alive(serving) and serving.get("version") == pointer["version"]
@@ -74,12 +74,14 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
         ``(deployed, details)`` like ``deploy``.
     """
     from components.deploy.cluster import ClusterDeployer
-    from components.object_store import S3Registry
 
     reasons = refusal_reasons(blessing, infra_blessing)
     if reasons:
         return False, {"reasons": reasons}
-    pointer = S3Registry(model_store_uri).publish(model_name, model_dir, release)
+    if not model_store_uri.startswith("s3://"):
+        raise ValueError(f"registry_uri must be s3://bucket/prefix for serving_target=kserve (KServe downloads "
+                         f"the model from there), got {model_store_uri!r}")
+    pointer = registry.open_registry(model_store_uri).publish(model_name, model_dir, release)
     if pointer.get("unchanged"):
         return False, {"reasons": [f"the model is identical to production {pointer['version']}"]}
     if api is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 import threading
 import time
 from typing import Any, Optional
@@ -183,24 +184,32 @@ class FlightsDelayModel(kserve.Model):
         if self.model_dir:
             self.current = LoadedModel(self.model_dir, os.path.basename(os.path.normpath(self.model_dir)))
         else:
-            pointer = registry.current(self.registry_uri, self.name)
+            pointer = self._store().current(self.name)
             if pointer is None:
                 raise RuntimeError(f"registry {self.registry_uri} has no current version of {self.name}")
-            self.current = LoadedModel(pointer["model_dir"], pointer["version"])
+            self.current = self._load_version(pointer["version"])
             self._watcher = threading.Thread(target=self._follow, daemon=True, name="follow-registry")
             self._watcher.start()
         self.ready = True
         return self.ready
 
+    def _store(self) -> registry.Registry:
+        return registry.open_registry(self.registry_uri)
+
+    def _load_version(self, version: str) -> LoadedModel:
+        """Loads a registry version (downloaded once into a cache when the registry is on S3)."""
+        cache = os.path.join(tempfile.gettempdir(), "kfp-ct-registry-cache")
+        return LoadedModel(registry.local_copy(self._store(), self.name, version, cache), version)
+
     def _follow(self) -> None:
         while True:
             time.sleep(self.poll_seconds)
             try:
-                pointer = registry.current(self.registry_uri, self.name)
+                pointer = self._store().current(self.name)
                 if pointer and pointer["version"] != self.current.version:
                     # Load beside the serving model, then swap the reference: requests in
                     # flight finish on the old one, new ones get the new one.
-                    self.current = LoadedModel(pointer["model_dir"], pointer["version"])
+                    self.current = self._load_version(pointer["version"])
                     print(f"now serving {self.name} {pointer['version']}", flush=True)
             except Exception as error:  # noqa: BLE001 - keep serving the loaded version
                 print(f"could not switch to the registry's current version: {error}", flush=True)

@@ -89,10 +89,13 @@ class Monitor:
         return self._schema
 
     def _version_dir(self, version: str) -> Optional[str]:
+        """A local folder with a version's files (a local registry's own, or a download from S3), or None."""
         if not self.registry_uri or not version:
             return None
-        folder = os.path.join(registry.model_root(self.registry_uri, self.model_name), "versions", version)
-        return folder if os.path.isdir(folder) else None
+        store = registry.open_registry(self.registry_uri)
+        if version not in store.versions(self.model_name):
+            return None
+        return registry.local_copy(store, self.model_name, version, os.path.join(self.state_dir, "registry-cache"))
 
     def reference_statistics(self, version: str):
         """TFDV statistics of a model version's training sample (computed once, then cached), or None."""

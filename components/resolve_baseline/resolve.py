@@ -12,16 +12,11 @@ import shutil
 from typing import Any, Optional
 
 from components import model_files, registry
-from components.s3_settings import client_settings
 
 
 def registry_pointer(registry_uri: str, model_name: str) -> Optional[dict[str, Any]]:
     """The production pointer (``current.json``) of a local or ``s3://bucket/prefix`` registry, or None."""
-    if registry_uri.startswith("s3://"):
-        from components.object_store import S3Registry
-
-        return S3Registry(registry_uri).current(model_name)
-    return registry.current(registry_uri, model_name)
+    return registry.open_registry(registry_uri).current(model_name)
 
 
 def production_version(registry_uri: str, model_name: str) -> str:
@@ -76,24 +71,11 @@ def resolve_from_metadata(metadata_uri: str, model_name: str,
     return latest
 
 
-def _download_s3_folder(uri: str, output_dir: str) -> None:
-    """Downloads the files of ``s3://bucket/prefix/`` (a model version folder) into ``output_dir``."""
-    from urllib.parse import urlparse
-
-    from minio import Minio
-
-    client = Minio(**client_settings(f"the production model {uri}"))
-    parsed = urlparse(uri)
-    prefix = parsed.path.strip("/") + "/"
-    for obj in client.list_objects(parsed.netloc, prefix=prefix, recursive=True):
-        client.fget_object(parsed.netloc, obj.object_name, os.path.join(output_dir, obj.object_name[len(prefix):]))
-
-
 def materialize(pointer: Optional[dict[str, Any]], output_dir: str) -> dict[str, Any]:
     """Copies the baseline model into ``output_dir`` (left empty when there is none).
 
-    The model folder may be local (local registry) or ``s3://...`` (the registry
-    of cluster deployments).
+    The model folder may be local, or a version of the S3 registry of cluster deployments
+    (``s3://bucket/prefix/<model>/versions/<version>``), which that registry downloads.
 
     Returns:
         Artifact metadata: ``found`` and, when found, version and metrics.
@@ -101,12 +83,14 @@ def materialize(pointer: Optional[dict[str, Any]], output_dir: str) -> dict[str,
     os.makedirs(output_dir, exist_ok=True)
     if pointer is None:
         return {"found": False}
-    if pointer["model_dir"].startswith("s3://"):
-        _download_s3_folder(pointer["model_dir"], output_dir)
+    model_dir = pointer["model_dir"].rstrip("/")
+    if model_dir.startswith("s3://"):
+        model_root, _, version = model_dir.rpartition("/versions/")
+        root, _, model_name = model_root.rpartition("/")
+        registry.open_registry(root).download(model_name, version, output_dir)
     else:
-        for name in os.listdir(pointer["model_dir"]):
-            source = os.path.join(pointer["model_dir"], name)
-            if os.path.isfile(source):
-                shutil.copy2(source, os.path.join(output_dir, name))
+        for name in os.listdir(model_dir):
+            if os.path.isfile(os.path.join(model_dir, name)):
+                shutil.copy2(os.path.join(model_dir, name), os.path.join(output_dir, name))
     return {"found": True, "version": pointer["version"], "source_dir": pointer["model_dir"],
             "metrics": pointer.get("metrics", {}), "run_id": pointer.get("run_id")}

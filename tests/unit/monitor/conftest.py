@@ -44,9 +44,21 @@ def log_frame(client, frame, probabilities, prefix, version="v0001", batch=50):
     return ids
 
 
-@pytest.fixture
-def registry_dir(tmp_path):
-    """A registry with one published model version whose training sample is ``flights(2000)``."""
+@pytest.fixture(scope="session")
+def s3():
+    """A real S3 endpoint on loopback: moto in server mode."""
+    from s3_server import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["local registry", "s3 registry"])
+def registry_dir(request, tmp_path, monkeypatch):
+    """A registry (a folder, or s3:// over real S3 protocol) with one published model version whose
+    training sample is ``flights(2000)``."""
+    import uuid
+
     from components import model_files
 
     model_dir = tmp_path / "candidate"
@@ -54,6 +66,11 @@ def registry_dir(tmp_path):
     (model_dir / model_files.MODEL_FILE).write_bytes(b"not needed by the monitor")
     model_files.write_info(str(model_dir), {"features": dataset.FEATURES})
     flights(2000, seed=1).to_parquet(model_files.reference_path(str(model_dir)), index=False)
-    root = tmp_path / "registry"
-    registry.publish(str(root), "flights-delay", str(model_dir), {"metrics": {"auc": 0.80}})
-    return str(root)
+    root = str(tmp_path / "registry")
+    if request.param == "s3 registry":
+        from s3_server import use_endpoint
+
+        use_endpoint(monkeypatch, request.getfixturevalue("s3"))
+        root = f"s3://models-{uuid.uuid4().hex[:8]}/ct"
+    registry.publish(root, "flights-delay", str(model_dir), {"metrics": {"auc": 0.80}})
+    return root
