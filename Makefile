@@ -95,8 +95,18 @@ serve-status: setup ## Show what the local model server serves
 serve-stop: setup ## Stop the local model server
 	@$(VENVS)/serve/bin/python -m components.model_server stop
 
-rollback: setup ## Serve the previous model version again (VERSION=v0001 for a given one); no request dropped
+TARGET ?= local
+CLUSTER_ARGS = --registry "$(REGISTRY)" --namespace "$(NAMESPACE)" $(if $(MODE),--deployment-mode $(MODE))
+rollback: setup ## Serve the previous version again (VERSION=v0001 for a given one); TARGET=kserve REGISTRY=s3://.. NAMESPACE=.. on a cluster
+ifeq ($(TARGET),kserve)
+	$(VENVS)/serve/bin/python -m components.deploy.release rollback $(CLUSTER_ARGS) $(if $(VERSION),--version $(VERSION)) \
+	  --image "$$($(PYTHON) -c "from components.images import image; print(image('serve'))")"
+else
 	$(VENVS)/serve/bin/python -m components.model_server rollback --registry var/registry $(if $(VERSION),--version $(VERSION))
+endif
+
+promote: setup ## Cluster canary: all traffic to the canary, then it is production (REGISTRY=s3://.. NAMESPACE=..)
+	$(VENVS)/serve/bin/python -m components.deploy.release promote $(CLUSTER_ARGS)
 
 $(VENVS)/bench/.synced: tests/benchmarks/mlserver.lock | $(UV)
 	@test -x $(VENVS)/bench/bin/python || $(UV) venv --quiet --python $$(command -v $(PYTHON)) $(VENVS)/bench
@@ -193,4 +203,4 @@ clean: ## Remove runs, registry, serving state and landed data (keeps the runtim
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: help setup system-deps lock bench demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: promote help setup system-deps lock bench demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

@@ -82,15 +82,33 @@ class S3Registry:
         """The production pointer, or None before the first deployment."""
         return self._get_json(self._key(model_name, registry.CURRENT))
 
-    def _write_pointer(self, model_name: str, pointer: dict[str, Any], event: str) -> None:
-        self._put_json(self._key(model_name, registry.CURRENT), pointer)
+    def _record(self, model_name: str, event: str, pointer: dict[str, Any]) -> None:
         lines = self.history(model_name) + [{"event": event, **pointer}]
         data = "".join(json.dumps(line) + "\n" for line in lines).encode()
         self.client.put_object(self.bucket, self._key(model_name, registry.HISTORY), io.BytesIO(data), len(data),
                                content_type="application/x-ndjson")
 
-    def publish(self, model_name: str, model_dir: str, release: dict[str, Any]) -> dict[str, Any]:
-        """Uploads a model folder as a new version, then points ``current.json`` at it (last).
+    def point(self, model_name: str, pointer: dict[str, Any], event: str = "deploy") -> None:
+        """Makes a pointer production (``current.json``, one atomic PUT), recording ``event`` in the history."""
+        self._put_json(self._key(model_name, registry.CURRENT), pointer)
+        self._record(model_name, event, pointer)
+
+    def canary(self, model_name: str) -> Optional[dict[str, Any]]:
+        """The version serving a canary share, or None."""
+        return self._get_json(self._key(model_name, registry.CANARY))
+
+    def set_canary(self, model_name: str, pointer: Optional[dict[str, Any]], event: str = "canary") -> None:
+        """Records (or, with None, clears) the canary version, with ``event`` in the history."""
+        previous = self.canary(model_name)
+        if pointer is None:
+            self.client.remove_object(self.bucket, self._key(model_name, registry.CANARY))
+        else:
+            self._put_json(self._key(model_name, registry.CANARY), pointer)
+        if pointer or previous:
+            self._record(model_name, event, pointer or previous)
+
+    def publish(self, model_name: str, model_dir: str, release: dict[str, Any], point: bool = True) -> dict[str, Any]:
+        """Uploads a model folder as a new version, then (``point``) points ``current.json`` at it (last).
 
         Returns:
             The new pointer; the current one with ``unchanged: True`` when the model
@@ -111,7 +129,8 @@ class S3Registry:
                        {**release, "version": version, "model_sha256": digest})
         pointer = registry.new_pointer(model_name, version, self.uri(model_name, "versions", version), previous,
                                        release, digest)
-        self._write_pointer(model_name, pointer, "deploy")
+        if point:
+            self.point(model_name, pointer, "deploy")
         return pointer
 
     def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
@@ -125,7 +144,7 @@ class S3Registry:
         release = self._get_json(self._key(model_name, "versions", target, registry.RELEASE)) or {}
         new = registry.new_pointer(model_name, target, self.uri(model_name, "versions", target), pointer, release,
                                    release.get("model_sha256"), rolled_back_from=pointer["version"])
-        self._write_pointer(model_name, new, "rollback")
+        self.point(model_name, new, "rollback")
         return new
 
     def history(self, model_name: str) -> list[dict[str, Any]]:

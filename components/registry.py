@@ -6,7 +6,8 @@ Layout under the root, the same in both::
 
     <model_name>/versions/<version>/   model.joblib, model.json, reference.parquet, release.json
     <model_name>/current.json          the version in production (written last, atomically)
-    <model_name>/history.jsonl         one line per deployment or rollback
+    <model_name>/canary.json           a version taking a share of the traffic, not yet production
+    <model_name>/history.jsonl         one line per deployment, canary, promotion or rollback
 
 Every caller goes through it: ``deploy`` publishes, ``resolve_baseline`` and ``fingerprint``
 read the pointer, the model server follows it and rolls back, the monitor reads a version's
@@ -23,6 +24,7 @@ import time
 from typing import Any, Optional, Protocol
 
 CURRENT = "current.json"
+CANARY = "canary.json"
 HISTORY = "history.jsonl"
 RELEASE = "release.json"
 
@@ -36,8 +38,17 @@ class Registry(Protocol):
     def versions(self, model_name: str) -> list[str]:
         """Versions stored for a model, oldest first."""
 
-    def publish(self, model_name: str, model_dir: str, release: dict[str, Any]) -> dict[str, Any]:
-        """Stores a model folder as a new version, then points production at it (last)."""
+    def publish(self, model_name: str, model_dir: str, release: dict[str, Any], point: bool = True) -> dict[str, Any]:
+        """Stores a model folder as a new version, then (``point``) points production at it (last)."""
+
+    def point(self, model_name: str, pointer: dict[str, Any], event: str = "deploy") -> None:
+        """Makes a pointer production (``current.json``), recording ``event`` in the history."""
+
+    def canary(self, model_name: str) -> Optional[dict[str, Any]]:
+        """The version serving a canary share, or None."""
+
+    def set_canary(self, model_name: str, pointer: Optional[dict[str, Any]], event: str = "canary") -> None:
+        """Records (or, with None, clears) the canary version, with ``event`` in the history."""
 
     def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
         """Points production back at an earlier version (default: the previous one)."""
@@ -143,23 +154,49 @@ class LocalRegistry:
         folder = os.path.join(self.model_root(model_name), "versions")
         return sorted(n for n in os.listdir(folder) if "." not in n) if os.path.isdir(folder) else []
 
-    def _write_pointer(self, model_name: str, pointer: dict[str, Any], event: str) -> None:
-        root = self.model_root(model_name)
-        path = os.path.join(root, CURRENT)
+    def _write_json(self, model_name: str, name: str, content: Optional[dict[str, Any]]) -> None:
+        path = os.path.join(self.model_root(model_name), name)
+        if content is None:
+            if os.path.exists(path):
+                os.remove(path)
+            return
         temporary = f"{path}.tmp-{os.getpid()}"
         with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(pointer, handle, indent=2, sort_keys=True)
+            json.dump(content, handle, indent=2, sort_keys=True)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-        with open(os.path.join(root, HISTORY), "a", encoding="utf-8") as handle:
+
+    def _record(self, model_name: str, event: str, pointer: dict[str, Any]) -> None:
+        with open(os.path.join(self.model_root(model_name), HISTORY), "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"event": event, **pointer}) + "\n")
 
-    def publish(self, model_name: str, model_dir: str, release: dict[str, Any]) -> dict[str, Any]:
+    def point(self, model_name: str, pointer: dict[str, Any], event: str = "deploy") -> None:
+        """Makes a pointer production (``current.json``, atomically), recording ``event`` in the history."""
+        self._write_json(model_name, CURRENT, pointer)
+        self._record(model_name, event, pointer)
+
+    def canary(self, model_name: str) -> Optional[dict[str, Any]]:
+        """The version serving a canary share, or None."""
+        path = os.path.join(self.model_root(model_name), CANARY)
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def set_canary(self, model_name: str, pointer: Optional[dict[str, Any]], event: str = "canary") -> None:
+        """Records (or, with None, clears) the canary version, with ``event`` in the history."""
+        previous = self.canary(model_name)
+        self._write_json(model_name, CANARY, pointer)
+        if pointer or previous:
+            self._record(model_name, event, pointer or previous)
+
+    def publish(self, model_name: str, model_dir: str, release: dict[str, Any], point: bool = True) -> dict[str, Any]:
         """Copies a model into a new version folder, then points ``current.json`` at it.
 
         The pointer is written last and atomically: a reader sees either the old
-        production model or the complete new one.
+        production model or the complete new one. With ``point=False`` only the version is
+        stored: the caller makes it production (``point``) or a canary once it serves.
 
         Returns:
             The new pointer; the current one with ``unchanged: True`` when the model
@@ -177,7 +214,8 @@ class LocalRegistry:
             json.dump({**release, "version": version, "model_sha256": digest}, handle, indent=2, sort_keys=True)
         os.replace(staging, target)
         pointer = new_pointer(model_name, version, os.path.abspath(target), previous, release, digest)
-        self._write_pointer(model_name, pointer, "deploy")
+        if point:
+            self.point(model_name, pointer, "deploy")
         return pointer
 
     def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
@@ -193,7 +231,7 @@ class LocalRegistry:
             release = json.load(handle)
         new = new_pointer(model_name, target, os.path.abspath(target_dir), pointer, release,
                           model_digest(target_dir), rolled_back_from=pointer["version"])
-        self._write_pointer(model_name, new, "rollback")
+        self.point(model_name, new, "rollback")
         return new
 
     def history(self, model_name: str) -> list[dict[str, Any]]:
@@ -228,7 +266,7 @@ def versions(registry_uri: str, model_name: str) -> list[str]:
 
 
 def publish(registry_uri: str, model_name: str, model_dir: str, release: dict[str, Any]) -> dict[str, Any]:
-    """``open_registry(registry_uri).publish(...)``."""
+    """``open_registry(registry_uri).publish(...)``: a new version, made production."""
     return open_registry(registry_uri).publish(model_name, model_dir, release)
 
 

@@ -80,6 +80,8 @@ def release(
     service_account: str,
     canary_traffic_percent: int,
     payload_logger_url: str,
+    deployment_mode: str,
+    ready_timeout_seconds: int,
 ):
     """Runs infra validation, then deployment, only for a blessed model.
 
@@ -94,6 +96,7 @@ def release(
                           serving_state_dir=serving_state_dir, serving_port=serving_port,
                           serving_target=serving_target, namespace=namespace, service_account=service_account,
                           canary_traffic_percent=canary_traffic_percent, payload_logger_url=payload_logger_url,
+                          deployment_mode=deployment_mode, ready_timeout_seconds=ready_timeout_seconds,
                           run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                           # Resolved here, at compile time, with the compiler's IMAGE_REGISTRY.
                           serving_image=image("serve"))
@@ -127,6 +130,8 @@ def ct_pipeline(
     service_account: str = "ct-serving",
     canary_traffic_percent: int = 0,
     payload_logger_url: str = "",
+    deployment_mode: str = "Standard",
+    ready_timeout_seconds: int = 600,
     trigger: str = "on_demand",
     git_sha: str = "",
 ):
@@ -158,9 +163,11 @@ def ct_pipeline(
             then ``registry_uri`` is ``s3://bucket/prefix``).
         namespace: Namespace of the InferenceService.
         service_account: Service account with the S3 Secret KServe reads.
-        canary_traffic_percent: Traffic share for a new version on the cluster (1-99: canary).
+        canary_traffic_percent: Traffic share for a new version on the cluster (1-99: canary, Knative mode only).
         payload_logger_url: The monitor that receives every served request and response as
             KServe payload-logger CloudEvents (empty: no logging).
+        deployment_mode: KServe mode of the InferenceService: Standard (one Deployment) or Knative.
+        ready_timeout_seconds: How long a new version may take to become Ready on the cluster.
         trigger: Why the run was started (schedule, new_data, drift, ...); kept with the run in MLMD.
         git_sha: Commit the pipeline was compiled from; kept with the run in MLMD.
     """
@@ -187,6 +194,7 @@ def ct_pipeline(
             infra_requests=infra_requests, registry_uri=registry_uri, model_name=model_name,
             serving_state_dir=serving_state_dir, serving_port=serving_port, serving_target=serving_target,
             namespace=namespace, service_account=service_account, canary_traffic_percent=canary_traffic_percent,
-            payload_logger_url=payload_logger_url)
+            payload_logger_url=payload_logger_url, deployment_mode=deployment_mode,
+            ready_timeout_seconds=ready_timeout_seconds)
     for task in (version, extracted, validated, prepared, trained, baseline, evaluated, judged):
         _harden(task)

@@ -31,13 +31,18 @@ def _run(executor: Executor) -> None:
             raise ComponentError("serving_image is empty: compile the pipeline with the registry of the serve "
                                  "image (make compile IMAGE_REGISTRY=...)")
         canary = int(executor.param("canary_traffic_percent"))
-        deployed, details = deploy_to_cluster(
-            model_dir=executor.input_path("model"), blessing=blessing, infra_blessing=infra_blessing,
-            model_store_uri=executor.param("registry_uri"), model_name=executor.param("model_name"),
-            release=release, namespace=executor.param("namespace"),
-            service_account=executor.param("service_account"), image=executor.param("serving_image"),
-            canary_traffic_percent=canary if 0 < canary < 100 else None,
-            logger_url=executor.param("payload_logger_url"))
+        try:
+            deployed, details = deploy_to_cluster(
+                model_dir=executor.input_path("model"), blessing=blessing, infra_blessing=infra_blessing,
+                model_store_uri=executor.param("registry_uri"), model_name=executor.param("model_name"),
+                release=release, namespace=executor.param("namespace"),
+                service_account=executor.param("service_account"), image=executor.param("serving_image"),
+                canary_traffic_percent=canary if 0 < canary < 100 else None,
+                logger_url=executor.param("payload_logger_url"),
+                deployment_mode=executor.param("deployment_mode", "Standard"),
+                ready_timeout_seconds=float(executor.param("ready_timeout_seconds", 600)))
+        except (ValueError, TimeoutError) as error:
+            raise ComponentError(f"{error}; production was not changed") from None
     elif target == "local":
         deployed, details = deploy(
             model_dir=executor.input_path("model"),
@@ -60,10 +65,12 @@ def _run(executor: Executor) -> None:
         return
     pointer = details["pointer"]
     where = (details["serving"]["predict_url"] if "serving" in details
-             else f"InferenceService {details['inference_service']['namespace']}/{executor.param('model_name')}")
+             else f"InferenceService {details['inference_service']['namespace']}/{executor.param('model_name')}"
+             + (f" (canary, {canary}% of traffic; make promote or make rollback)" if details.get("canary") else ""))
     executor.set_metadata("deployment", {"deployed": True, "version": pointer["version"],
                                          "model_name": executor.param("model_name"), "target": target,
-                                         "model_dir": pointer["model_dir"], "serving_url": where})
+                                         "model_dir": pointer["model_dir"], "serving_url": where,
+                                         "canary": bool(details.get("canary"))})
     print(f"[deploy] {pointer['version']} published to {pointer['model_dir']}", flush=True)
     print(f"[deploy] serving at {where}", flush=True)
 

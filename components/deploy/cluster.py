@@ -10,13 +10,38 @@ InferenceService schema before they are sent.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, Optional
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+#: KServe's deployment modes (kserve pkg/constants/constants.go): Knative (formerly Serverless)
+#: splits traffic by revision and honours canaryTrafficPercent; Standard (formerly
+#: RawDeployment) runs one Deployment, which the new version replaces at once.
+CANARY_MODES = ("Knative", "Serverless")
+MODES = CANARY_MODES + ("Standard", "RawDeployment")
+
+
+def check_canary(deployment_mode: str, canary_traffic_percent: Optional[int]) -> None:
+    """Refuses a canary that the deployment mode cannot split traffic for.
+
+    Raises:
+        ValueError: Unknown mode, or a canary share in a mode without revisions.
+    """
+    if deployment_mode not in MODES:
+        raise ValueError(f"deployment_mode must be one of {', '.join(MODES)}, got {deployment_mode!r}")
+    if canary_traffic_percent and 0 < canary_traffic_percent < 100 and deployment_mode not in CANARY_MODES:
+        raise ValueError(
+            f"canary_traffic_percent={canary_traffic_percent} needs KServe's Knative (Serverless) mode: in "
+            f"{deployment_mode} mode KServe replaces the model's Deployment and the new version takes all "
+            "traffic at once, so there is nothing to split or roll back to. Deploy with "
+            "canary_traffic_percent=0, or with deployment_mode=Knative on a cluster with Knative")
 
 
 def inference_service(name: str, namespace: str, storage_uri: str, image: str, service_account: str,
-                      canary_traffic_percent: Optional[int] = None, logger_url: str = "") -> dict[str, Any]:
+                      canary_traffic_percent: Optional[int] = None, logger_url: str = "",
+                      deployment_mode: str = "Standard") -> dict[str, Any]:
     """Builds the InferenceService for a model version, as the dict the Kubernetes API takes.
 
     Args:
@@ -29,6 +54,7 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
             previous one keeps the rest; None sends all traffic to it.
         logger_url: The monitor KServe's payload logger posts every request and
             response to ("" for none).
+        deployment_mode: KServe's mode for this service (``MODES``), set as its annotation.
     """
     from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec, V1beta1LoggerSpec, V1beta1PredictorSpec
     from kserve.api_client import ApiClient as KServeApiClient
@@ -55,7 +81,8 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
         api_version=f"{GROUP}/{VERSION}",
         kind="InferenceService",
         metadata=client.V1ObjectMeta(name=name, namespace=namespace,
-                                     labels={"app.kubernetes.io/part-of": "kfp-ct"}),
+                                     labels={"app.kubernetes.io/part-of": "kfp-ct"},
+                                     annotations={MODE_ANNOTATION: deployment_mode}),
         spec=V1beta1InferenceServiceSpec(predictor=V1beta1PredictorSpec(
             # The storage initializer in this pod downloads the model: the label admits it to the
             # object store (manifests/components/store-*/s3-egress.yaml).
@@ -136,20 +163,50 @@ class ClusterDeployer:
         return self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, patch)
 
     def deploy(self, name: str, storage_uri: str, image: str, service_account: str,
-               canary_traffic_percent: Optional[int] = None, logger_url: str = "") -> dict[str, Any]:
+               canary_traffic_percent: Optional[int] = None, logger_url: str = "",
+               deployment_mode: str = "Standard") -> dict[str, Any]:
         """Creates the service, or moves it to a new model version (optionally as a canary).
 
-        On an existing service with a canary share, KServe routes that share to the
-        new revision and the rest to the last ready one.
+        On an existing service with a canary share (Knative mode), KServe routes that share
+        to the new revision and the rest to the last ready one. An empty ``logger_url``
+        removes a payload logger set before.
+
+        Raises:
+            ValueError: A canary in a mode that cannot split traffic (``check_canary``).
         """
+        check_canary(deployment_mode, canary_traffic_percent)
         desired = inference_service(name, self.namespace, storage_uri, image, service_account,
-                                    canary_traffic_percent, logger_url)
+                                    canary_traffic_percent, logger_url, deployment_mode)
         if self.get(name) is None:
             desired["spec"]["predictor"].pop("canaryTrafficPercent", None)  # nothing to split with yet
             return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, desired)
-        patch = {"spec": {"predictor": {**desired["spec"]["predictor"],
-                                        "canaryTrafficPercent": canary_traffic_percent}}}
+        # A JSON merge patch keeps what it does not name: a cleared logger must be named null.
+        patch = {"metadata": {"annotations": desired["metadata"]["annotations"]},
+                 "spec": {"predictor": {**desired["spec"]["predictor"], "logger": desired["spec"]["predictor"].get(
+                     "logger"), "canaryTrafficPercent": canary_traffic_percent}}}
         return self._patch(name, patch)
+
+    def wait_ready(self, name: str, generation: int, timeout_seconds: float = 600, poll_seconds: float = 5,
+                   sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+        """Waits until KServe reports the service Ready for ``generation`` (or later).
+
+        Raises:
+            TimeoutError: Not Ready in time; the message has KServe's conditions.
+        """
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            service = self.get(name) or {}
+            status = service.get("status") or {}
+            conditions = {c.get("type"): c for c in status.get("conditions") or []}
+            if (status.get("observedGeneration", 0) >= generation
+                    and (conditions.get("Ready") or {}).get("status") == "True"):
+                return service
+            if time.monotonic() >= deadline:
+                reasons = "; ".join(f"{t}={c.get('status')} {c.get('reason', '')} {c.get('message', '')}".strip()
+                                    for t, c in conditions.items()) or "no status yet"
+                raise TimeoutError(f"InferenceService {self.namespace}/{name} generation {generation} was not Ready "
+                                   f"after {timeout_seconds:.0f} s ({reasons})")
+            sleep(poll_seconds)
 
     def promote(self, name: str) -> dict[str, Any]:
         """Sends all traffic to the latest revision (removes the canary split)."""

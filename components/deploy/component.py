@@ -22,6 +22,8 @@ def deploy(
     payload_logger_url: str,
     run_id: str,
     serving_image: str,
+    deployment_mode: str,
+    ready_timeout_seconds: int,
     deployment: dsl.Output[dsl.Artifact],
 ):
     """Publishes the model as a new registry version and points serving at it.
@@ -47,6 +49,8 @@ def deploy(
         payload_logger_url: Monitor receiving every request and response (KServe payload logger); "" for none.
         run_id: Identifier of this pipeline run, recorded with the release.
         serving_image: Predictor image of the InferenceService (kserve target), fixed at compile time.
+        deployment_mode: KServe mode of the InferenceService: Knative (canaries possible) or Standard.
+        ready_timeout_seconds: How long the new version may take to become Ready before deploy fails.
         deployment: What was done: version, folder and serving URL, or the refusal's reasons.
     """
     return dsl.ContainerSpec(

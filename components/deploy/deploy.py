@@ -48,13 +48,26 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
     return True, {"pointer": pointer, "serving": state}
 
 
+def _cluster_api(api):
+    if api is not None:
+        return api
+    from kubernetes import client, config
+
+    config.load_incluster_config()
+    return client.CustomObjectsApi()
+
+
 def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: Optional[dict[str, Any]],
                       model_store_uri: str, model_name: str, release: dict[str, Any], namespace: str,
                       service_account: str, image: str, canary_traffic_percent: Optional[int] = None,
-                      api=None, logger_url: str = "") -> tuple[bool, dict[str, Any]]:
-    """Publishes a blessed model to S3, then points the model's InferenceService at it.
+                      api=None, logger_url: str = "", deployment_mode: str = "Standard",
+                      ready_timeout_seconds: float = 600, poll_seconds: float = 5) -> tuple[bool, dict[str, Any]]:
+    """Publishes a blessed model to S3, points the model's InferenceService at it, and waits for it.
 
-    Nothing is touched when either blessing is missing or negative.
+    Nothing is touched when either blessing is missing or negative, or when a canary is asked
+    for in a mode that cannot split traffic. The registry's production pointer moves only
+    once KServe reports the new generation Ready; a canary is recorded as the canary
+    (``canary.json``), production staying the previous version until ``promote``.
 
     Args:
         model_dir: The candidate model folder.
@@ -68,29 +81,94 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
         image: The serving runtime image.
         canary_traffic_percent: Share of traffic for the new version (None: all of it).
         api: A ``CustomObjectsApi``; default: the in-cluster configuration.
-        logger_url: The monitor KServe's payload logger posts to ("" for none).
+        logger_url: The monitor KServe's payload logger posts to ("" for none, removing one set before).
+        deployment_mode: KServe's mode (``cluster.MODES``); canaries need Knative.
+        ready_timeout_seconds: How long KServe may take to make the new version Ready.
+        poll_seconds: Interval between readiness checks.
 
     Returns:
         ``(deployed, details)`` like ``deploy``.
+
+    Raises:
+        ValueError: A canary in a mode without traffic splitting, or a registry that is not on S3.
+        TimeoutError: The new version did not become Ready (production is left as it was).
     """
-    from components.deploy.cluster import ClusterDeployer
+    from components.deploy.cluster import ClusterDeployer, check_canary
 
     reasons = refusal_reasons(blessing, infra_blessing)
     if reasons:
         return False, {"reasons": reasons}
+    check_canary(deployment_mode, canary_traffic_percent)
     if not model_store_uri.startswith("s3://"):
         raise ValueError(f"registry_uri must be s3://bucket/prefix for serving_target=kserve (KServe downloads "
                          f"the model from there), got {model_store_uri!r}")
-    pointer = registry.open_registry(model_store_uri).publish(model_name, model_dir, release)
+    store = registry.open_registry(model_store_uri)
+    pointer = store.publish(model_name, model_dir, release, point=False)
     if pointer.get("unchanged"):
         return False, {"reasons": [f"the model is identical to production {pointer['version']}"]}
-    if api is None:
-        from kubernetes import client, config
+    deployer = ClusterDeployer(_cluster_api(api), namespace)
+    service = deployer.deploy(model_name, pointer["model_dir"], image, service_account, canary_traffic_percent,
+                              logger_url, deployment_mode)
+    generation = service["metadata"].get("generation") or 1
+    deployer.wait_ready(model_name, generation, ready_timeout_seconds, poll_seconds)
+    # The first version of a service takes all traffic: there is nothing to split with.
+    canary = 0 < (canary_traffic_percent or 0) < 100 and pointer["previous_version"] is not None
+    if canary:
+        store.set_canary(model_name, pointer)
+    else:
+        store.point(model_name, pointer, "deploy")
+    return True, {"pointer": pointer, "canary": canary,
+                  "inference_service": {"name": model_name, "namespace": namespace, "generation": generation,
+                                        "canary_traffic_percent": canary_traffic_percent if canary else None,
+                                        "deployment_mode": deployment_mode}}
 
-        config.load_incluster_config()
-        api = client.CustomObjectsApi()
-    service = ClusterDeployer(api, namespace).deploy(model_name, pointer["model_dir"], image, service_account,
-                                                     canary_traffic_percent, logger_url)
-    return True, {"pointer": pointer, "inference_service": {"name": model_name, "namespace": namespace,
-                                                            "canary_traffic_percent": canary_traffic_percent,
-                                                            "generation": service["metadata"].get("generation")}}
+
+def promote_on_cluster(model_store_uri: str, model_name: str, namespace: str, api=None,
+                       ready_timeout_seconds: float = 600, poll_seconds: float = 5) -> dict[str, Any]:
+    """Sends all traffic to the canary, waits for Ready, then makes it production in the registry.
+
+    Raises:
+        ValueError: There is no canary.
+    """
+    from components.deploy.cluster import ClusterDeployer
+
+    store = registry.open_registry(model_store_uri)
+    canary = store.canary(model_name)
+    if canary is None:
+        raise ValueError(f"{model_name} has no canary to promote in {model_store_uri}")
+    deployer = ClusterDeployer(_cluster_api(api), namespace)
+    service = deployer.promote(model_name)
+    deployer.wait_ready(model_name, service["metadata"].get("generation") or 1, ready_timeout_seconds, poll_seconds)
+    store.point(model_name, canary, "promote")
+    store.set_canary(model_name, None, "promoted")
+    return canary
+
+
+def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, image: str, service_account: str,
+                        version: Optional[str] = None, api=None, logger_url: str = "",
+                        deployment_mode: str = "Standard", ready_timeout_seconds: float = 600,
+                        poll_seconds: float = 5) -> dict[str, Any]:
+    """Undoes a canary (all traffic back to production), or serves an earlier version again.
+
+    The registry moves only once KServe reports the service Ready.
+
+    Returns:
+        The registry pointer now in production.
+    """
+    from components.deploy.cluster import ClusterDeployer
+
+    store = registry.open_registry(model_store_uri)
+    deployer = ClusterDeployer(_cluster_api(api), namespace)
+    if store.canary(model_name) is not None and version is None:
+        service = deployer.rollback(model_name)
+        deployer.wait_ready(model_name, service["metadata"].get("generation") or 1, ready_timeout_seconds,
+                            poll_seconds)
+        store.set_canary(model_name, None, "canary_rolled_back")
+        return store.current(model_name)
+    target = registry.rollback_target(model_name, store.current(model_name), version, store.versions(model_name),
+                                      model_store_uri)
+    service = deployer.deploy(model_name, store.uri(model_name, "versions", target), image, service_account, None,
+                              logger_url, deployment_mode)
+    deployer.wait_ready(model_name, service["metadata"].get("generation") or 1, ready_timeout_seconds, poll_seconds)
+    store.set_canary(model_name, None, "canary_rolled_back")
+    return store.rollback(model_name, target)

@@ -41,6 +41,14 @@ def other_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def third_model(tmp_path_factory):
+    """A third, different model folder."""
+    folder = tmp_path_factory.mktemp("third")
+    _build_model(str(folder), max_iter=7)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
 def samples(trained):
     """Serving samples as evaluate writes them: rows and the training runtime's probabilities."""
     from components import dataset

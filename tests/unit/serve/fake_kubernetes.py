@@ -1,5 +1,10 @@
 """A FAKE Kubernetes API server (no cluster runs here): just enough of the custom-objects API
-for InferenceServices (get, create, JSON merge-patch), over real HTTP on loopback."""
+for InferenceServices (get, create, JSON merge-patch), over real HTTP on loopback.
+
+A FAKE of KServe's controller stands behind it: after each change it reports the service Ready
+for that generation (``status.observedGeneration`` and a ``Ready`` condition, the fields
+kserve's v1beta1 InferenceServiceStatus carries), unless the model's storage URI contains one
+of ``never_ready`` (then Ready=False with a reason, as for a model that cannot load)."""
 
 import json
 import re
@@ -27,6 +32,7 @@ class FakeKubernetesApi:
 
     def __init__(self):
         self.objects, self.requests = {}, []
+        self.never_ready: list[str] = []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,7 +66,7 @@ class FakeKubernetesApi:
                     if key in api.objects:
                         return self._reply(409, {"kind": "Status", "code": 409, "reason": "AlreadyExists"})
                     body["metadata"]["generation"] = 1
-                    api.objects[key] = body
+                    api.objects[key] = api.reconcile(body)
                     return self._reply(201, body)
                 if method == "PATCH":
                     if key not in api.objects:
@@ -69,7 +75,7 @@ class FakeKubernetesApi:
                         return self._reply(415, {"kind": "Status", "code": 415})
                     patched = merge_patch(api.objects[key], body)
                     patched["metadata"]["generation"] = api.objects[key]["metadata"]["generation"] + 1
-                    api.objects[key] = patched
+                    api.objects[key] = api.reconcile(patched)
                     return self._reply(200, patched)
                 return self._reply(405, {"kind": "Status", "code": 405})
 
@@ -85,6 +91,15 @@ class FakeKubernetesApi:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reconcile(self, service):
+        """FAKE KServe controller: the status it would report for this generation."""
+        storage = json.dumps(service["spec"]["predictor"])
+        failing = next((marker for marker in self.never_ready if marker in storage), None)
+        condition = ({"type": "Ready", "status": "False", "reason": "RevisionFailed",
+                      "message": f"model {failing} failed to load"} if failing else {"type": "Ready", "status": "True"})
+        return {**service, "status": {"observedGeneration": service["metadata"]["generation"],
+                                      "conditions": [condition]}}
 
     def custom_objects_api(self):
         """A real kubernetes client pointed at this fake server."""

@@ -3,6 +3,7 @@
 import pytest
 from fake_kubernetes import FakeKubernetesApi
 
+from components import registry
 from components.deploy.cluster import ClusterDeployer, inference_service, schema_errors
 
 IMAGE = "localhost/kfp-ct/serve:0.1.0"
@@ -46,12 +47,17 @@ def test_schema_check_names_unknown_fields():
 
 def test_first_deploy_creates_then_canary_promote_and_rollback_patch(fake_api):
     deployer = ClusterDeployer(fake_api.custom_objects_api(), "ml")
-    deployer.deploy("flights-delay", "s3://models/flights-delay/v0001", IMAGE, "ct-serving", canary_traffic_percent=10)
+    with pytest.raises(ValueError, match="Knative"):
+        deployer.deploy("flights-delay", "s3://models/flights-delay/v0001", IMAGE, "ct-serving",
+                        canary_traffic_percent=10)
+    deployer.deploy("flights-delay", "s3://models/flights-delay/v0001", IMAGE, "ct-serving", canary_traffic_percent=10,
+                    deployment_mode="Knative")
     created = fake_api.objects[("ml", "flights-delay")]
     assert "canaryTrafficPercent" not in created["spec"]["predictor"]  # nothing to split with on creation
     assert [r[0] for r in fake_api.requests] == ["GET", "POST"]
 
-    deployer.deploy("flights-delay", "s3://models/flights-delay/v0002", IMAGE, "ct-serving", canary_traffic_percent=10)
+    deployer.deploy("flights-delay", "s3://models/flights-delay/v0002", IMAGE, "ct-serving", canary_traffic_percent=10,
+                    deployment_mode="Knative")
     canary = fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]
     assert canary["canaryTrafficPercent"] == 10
     assert canary["containers"][0]["env"][0]["value"].endswith("/v0002")
@@ -60,7 +66,8 @@ def test_first_deploy_creates_then_canary_promote_and_rollback_patch(fake_api):
     deployer.promote("flights-delay")
     assert "canaryTrafficPercent" not in fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]
 
-    deployer.deploy("flights-delay", "s3://models/flights-delay/v0003", IMAGE, "ct-serving", canary_traffic_percent=20)
+    deployer.deploy("flights-delay", "s3://models/flights-delay/v0003", IMAGE, "ct-serving", canary_traffic_percent=20,
+                    deployment_mode="Knative")
     deployer.rollback("flights-delay")
     assert fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]["canaryTrafficPercent"] == 0
     assert fake_api.objects[("ml", "flights-delay")]["metadata"]["generation"] == 5
@@ -76,20 +83,89 @@ def test_get_missing_service_is_none_and_other_errors_raise(fake_api):
         deployer.promote("nope")
 
 
-def test_deploy_step_in_cluster_mode_publishes_to_s3_then_canaries(env, fake_api, trained, other_model):
+@pytest.fixture
+def uri():
+    """A registry prefix of its own for each test (the S3 server lives for the session)."""
+    import uuid
+
+    return f"s3://models/cluster-{uuid.uuid4().hex[:8]}"
+
+
+def _common(fake_api, uri, **extra):
+    return dict(model_store_uri=uri, model_name="flights-delay", release={}, namespace="ml",
+                service_account="ct-serving", image=IMAGE, api=fake_api.custom_objects_api(), poll_seconds=0.05,
+                **extra)
+
+
+BLESSED = ({"blessed": True}, {"blessed": True})
+
+
+def test_a_canary_in_standard_mode_is_refused_before_anything_changes(env, fake_api, uri, trained):
     from components.deploy.deploy import deploy_to_cluster
 
-    api = fake_api.custom_objects_api()
-    common = dict(model_store_uri="s3://models/cluster", model_name="flights-delay", release={},
-                  namespace="ml", service_account="ct-serving", image=IMAGE, api=api)
-    deployed, details = deploy_to_cluster(trained[0], {"blessed": False}, {"blessed": True}, **common)
-    assert not deployed and fake_api.requests == []  # refused: nothing sent anywhere
-    deployed, details = deploy_to_cluster(trained[0], {"blessed": True}, {"blessed": True}, **common,
-                                          canary_traffic_percent=10)
-    assert deployed and details["pointer"]["model_dir"] == "s3://models/cluster/flights-delay/versions/v0001"
+    deployed, _ = deploy_to_cluster(trained[0], {"blessed": False}, {"blessed": True}, **_common(fake_api, uri))
+    assert not deployed and fake_api.requests == []  # unblessed: nothing sent anywhere
+    with pytest.raises(ValueError, match="needs KServe's Knative"):
+        deploy_to_cluster(trained[0], *BLESSED, **_common(fake_api, uri), canary_traffic_percent=10,
+                          deployment_mode="Standard")
+    assert fake_api.requests == [] and registry.open_registry(uri).versions("flights-delay") == []
+
+
+def test_knative_canary_lifecycle_moves_production_only_when_ready(env, fake_api, uri, trained, other_model,
+                                                                  third_model):
+    from components.deploy.deploy import deploy_to_cluster, promote_on_cluster, rollback_on_cluster
+
+    store = registry.open_registry(uri)
+    common = _common(fake_api, uri, deployment_mode="Knative")
+    deployed, details = deploy_to_cluster(trained[0], *BLESSED, **common, canary_traffic_percent=10)
+    assert deployed and not details["canary"]  # the first version takes all traffic
+    assert store.current("flights-delay")["version"] == "v0001" and store.canary("flights-delay") is None
     service = fake_api.objects[("ml", "flights-delay")]
-    assert service["spec"]["predictor"]["containers"][0]["env"][0]["value"].endswith("/v0001")
-    deployed, details = deploy_to_cluster(other_model, {"blessed": True}, {"blessed": True}, **common,
-                                          canary_traffic_percent=10)
+    assert service["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+
+    deployed, details = deploy_to_cluster(other_model, *BLESSED, **common, canary_traffic_percent=10)
+    assert deployed and details["canary"]
     predictor = fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]
     assert predictor["canaryTrafficPercent"] == 10 and predictor["containers"][0]["env"][0]["value"].endswith("/v0002")
+    assert store.current("flights-delay")["version"] == "v0001"  # a canary is not production
+    assert store.canary("flights-delay")["version"] == "v0002"
+
+    promoted = promote_on_cluster(uri, "flights-delay", "ml", api=common["api"], poll_seconds=0.05)
+    assert promoted["version"] == "v0002" and store.current("flights-delay")["version"] == "v0002"
+    assert store.canary("flights-delay") is None
+    assert "canaryTrafficPercent" not in fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]
+
+    deploy_to_cluster(third_model, *BLESSED, **common, canary_traffic_percent=20)
+    now = rollback_on_cluster(uri, "flights-delay", "ml", IMAGE, "ct-serving", api=common["api"],
+                              deployment_mode="Knative", poll_seconds=0.05)
+    assert now["version"] == "v0002" and store.canary("flights-delay") is None
+    assert fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert [h["event"] for h in store.history("flights-delay")] == [
+        "deploy", "canary", "promote", "promoted", "canary", "canary_rolled_back"]
+
+
+def test_a_version_that_never_gets_ready_leaves_production_alone(env, fake_api, uri, trained, other_model):
+    from components.deploy.deploy import deploy_to_cluster
+
+    store = registry.open_registry(uri)
+    deploy_to_cluster(trained[0], *BLESSED, **_common(fake_api, uri))
+    fake_api.never_ready.append("/v0002")
+    with pytest.raises(TimeoutError, match="not Ready after 0 s.*failed to load"):
+        deploy_to_cluster(other_model, *BLESSED, **_common(fake_api, uri), ready_timeout_seconds=0.2)
+    assert store.current("flights-delay")["version"] == "v0001"
+
+
+def test_rollback_serves_the_previous_version_and_clearing_the_logger_removes_it(env, fake_api, uri, trained,
+                                                                                 other_model):
+    from components.deploy.deploy import deploy_to_cluster, rollback_on_cluster
+
+    store = registry.open_registry(uri)
+    deploy_to_cluster(trained[0], *BLESSED, **_common(fake_api, uri), logger_url="http://ct-monitor/")
+    assert fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]["logger"]["url"] == "http://ct-monitor/"
+    deploy_to_cluster(other_model, *BLESSED, **_common(fake_api, uri), logger_url="")
+    assert "logger" not in fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]
+    now = rollback_on_cluster(uri, "flights-delay", "ml", IMAGE, "ct-serving",
+                              api=fake_api.custom_objects_api(), poll_seconds=0.05)
+    assert now["version"] == "v0001" and store.current("flights-delay")["rolled_back_from"] == "v0002"
+    env_value = fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]["containers"][0]["env"][0]["value"]
+    assert env_value.endswith("/v0001")
