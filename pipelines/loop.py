@@ -45,6 +45,13 @@ def window_for(spans: list[str], train_months: int) -> Optional[str]:
     return f"{chosen[0]}:{chosen[-1]}"
 
 
+def source_spans(source_uri: str) -> list[str]:
+    """Span ids in a source (local folder or S3 prefix)."""
+    from components.extract.source import open_source
+
+    return open_source(source_uri).spans()
+
+
 class LocalLauncher:
     """Starts ``pipelines.run`` for a batch of triggers and reads its summary."""
 
@@ -69,9 +76,7 @@ class LocalLauncher:
 
     def spans(self) -> list[str]:
         """Span ids in the source (local folder or S3 prefix)."""
-        from components.extract.source import open_source
-
-        return open_source(self.source_uri).spans()
+        return source_spans(self.source_uri)
 
     def __call__(self, batch: list[Trigger]) -> dict[str, Any]:
         """Runs the pipeline once; raises ``StartError`` when it could not start."""
@@ -119,7 +124,8 @@ class Watcher:
     """Checks every trigger once per tick and keeps what it has seen (in ``<state_dir>/watch.json``)."""
 
     def __init__(self, state_dir: str, policy: TriggerPolicy, spans: Callable[[], list[str]],
-                 monitor_status: Optional[Callable[[], Optional[dict]]] = None):
+                 monitor_status: Optional[Callable[[], Optional[dict]]] = None,
+                 close_window: Optional[Callable[[str], None]] = None, close_cron: str = ""):
         """Creates a watcher.
 
         Args:
@@ -127,12 +133,18 @@ class Watcher:
             policy: Which triggers are on and their thresholds.
             spans: Lists the source's spans.
             monitor_status: Returns the monitor's ``/v1/status`` (None: no monitor-driven triggers).
+            close_window: Closes the monitor's open window under a label (None: windows are closed by others).
+            close_cron: When to close it (KFP's 6-field cron; empty: never), so that windows close on a
+                schedule on a cluster and their skew, drift and AUC are judged.
         """
         self.path = os.path.join(state_dir, "watch.json")
         self.policy = policy
         self.spans = spans
         self.monitor_status = monitor_status
-        self.state = {"last_check": None, "tested_through": None, "seen_windows": [], "deployed_any": False}
+        self.close_window = close_window
+        self.close_cron = close_cron
+        self.state = {"last_check": None, "tested_through": None, "seen_windows": [], "deployed_any": False,
+                      "last_close": None}
         if os.path.exists(self.path):
             with open(self.path, encoding="utf-8") as handle:
                 self.state.update(json.load(handle))
@@ -153,6 +165,14 @@ class Watcher:
                  check_new_data(self.spans(), self.state["tested_through"],
                                 self.policy.new_data_min_spans if self.state["deployed_any"] else
                                 min(1, self.policy.new_data_min_spans), now)]
+        if self.close_window and self.close_cron:
+            last_close = self.state.get("last_close")
+            # The first check starts the clock (no catch-up); then each due time closes the window once.
+            if last_close is None or check_schedule(self.close_cron, datetime.datetime.fromisoformat(last_close),
+                                                    now):
+                if last_close is not None:
+                    self.close_window(now.strftime("%Y%m%dT%H%M%S"))
+                self.state["last_close"] = now.isoformat(timespec="seconds")
         status = self.monitor_status() if self.monitor_status else None
         for window in (status or {}).get("windows", []):
             if window["window"] not in self.state["seen_windows"]:
@@ -185,6 +205,21 @@ def monitor_status_from(url: str) -> Callable[[], Optional[dict]]:
     return read
 
 
+def monitor_window_closer(url: str) -> Callable[[str], None]:
+    """Closes the monitor's open window under a label over HTTP (a warning when it does not answer)."""
+    from components.monitor.control import request
+
+    def close(label: str) -> None:
+        try:
+            status, body = request("POST", f"{url.rstrip('/')}/v1/windows/close?label={label}", timeout=300)
+        except OSError as error:
+            print(f"monitor at {url} does not answer ({error}); window {label} is not closed", flush=True)
+            return
+        print(f"closed monitor window {label}: {status}", flush=True)
+
+    return close
+
+
 def policy_arguments(parser: argparse.ArgumentParser, defaults: Optional[TriggerPolicy] = None) -> None:
     """Adds the trigger policy's options to a command line."""
     defaults = defaults or TriggerPolicy()
@@ -210,6 +245,37 @@ def policy_from(args: argparse.Namespace) -> TriggerPolicy:
                          tuple(f for f in args.skew_features.split(",") if f))
 
 
+def watcher_health(state_dir: str, max_age: float) -> int:
+    """0 when the watcher's last check is at most ``max_age`` seconds old, else 1 (with the reason)."""
+    path = os.path.join(state_dir, "watch.json")
+    if not os.path.exists(path):
+        print(f"no check yet ({path} is missing)")
+        return 1
+    age = time.time() - os.path.getmtime(path)
+    if age > max_age:
+        print(f"last check {age:.0f} s ago, more than {max_age:.0f} s")
+        return 1
+    return 0
+
+
+def kfp_launcher(args: argparse.Namespace, state_dir: str, source: str):
+    """The cluster launcher from the command line (``--launcher kfp``).
+
+    Raises:
+        ValueError: No host or no pipeline version, or a parameter the pipeline does not declare.
+    """
+    from pipelines.deliver import connect
+    from pipelines.kfp_launcher import KfpLauncher
+    from pipelines.run import parse_params
+
+    if not args.pipeline_version:
+        raise ValueError("--launcher kfp needs --pipeline-version (or KFP_PIPELINE_VERSION)")
+    params = {"source_uri": source, **parse_params(getattr(args, "params", []))}
+    return KfpLauncher(connect(args.kfp_host), state_dir, args.pipeline_version,
+                       lambda: source_spans(source), params, args.train_months,
+                       args.experiment, args.namespace, args.service_account)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Command line of the loop."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.loop", description=__doc__,
@@ -217,6 +283,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--var", default=os.path.join(REPO_ROOT, "var"))
     parser.add_argument("--source", default=None, help="span source (default <var>/source/flights)")
     parser.add_argument("--train-months", type=int, default=3)
+    parser.add_argument("--state", default=None, help="folder kept across restarts (default <var>/loop)")
+    parser.add_argument("--launcher", choices=["local", "kfp"], default="local",
+                        help="local: kfp.local runs (make run); kfp: runs on a Kubeflow Pipelines server")
+    parser.add_argument("--kfp-host", default=os.environ.get("KFP_HOST", ""), help="KFP API (launcher kfp)")
+    parser.add_argument("--namespace", default=os.environ.get("KFP_NAMESPACE", ""),
+                        help="profile namespace of the runs (multi-user Kubeflow); empty on standalone KFP")
+    parser.add_argument("--pipeline-version", default=os.environ.get("KFP_PIPELINE_VERSION", ""),
+                        help="uploaded pipeline version to run (launcher kfp; make deploy-pipeline names it)")
+    parser.add_argument("--experiment", default="continuous-training")
+    parser.add_argument("--service-account", default=os.environ.get("KFP_SERVICE_ACCOUNT", ""),
+                        help="service account of the runs' pods (launcher kfp)")
     commands = parser.add_subparsers(dest="command", required=True)
     on_demand = commands.add_parser("trigger", help="fire the on-demand trigger and run")
     on_demand.add_argument("--reason", default="asked for from the command line")
@@ -224,15 +301,27 @@ def main(argv: Optional[list[str]] = None) -> int:
     watch.add_argument("--interval", type=float, default=60.0)
     watch.add_argument("--monitor-url", default="", help="monitor for degradation, drift and skew triggers")
     watch.add_argument("--once", action="store_true", help="check once, run if needed, and exit")
+    watch.add_argument("--close-windows", default="",
+                       help="cron (6 fields) at which the monitor's open window is closed and judged (empty: never)")
     policy_arguments(watch)
     commands.add_parser("journal", help="print the journal")
+    health = commands.add_parser("health", help="exit 0 when the watcher checked its triggers recently (a probe)")
+    health.add_argument("--max-age", type=float, default=600.0, help="seconds since the last check")
     for command in (on_demand, watch):
         command.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE")
     args = parser.parse_args(argv)
     var = os.path.abspath(args.var)
-    state_dir = os.path.join(var, "loop")
-    launcher = LocalLauncher(var, args.source or os.path.join(var, "source", "flights"), args.train_months,
-                             getattr(args, "params", []))
+    state_dir = args.state or os.path.join(var, "loop")
+    source = args.source or os.path.join(var, "source", "flights")
+    if args.command == "health":
+        return watcher_health(state_dir, args.max_age)
+    if args.launcher == "kfp":
+        try:
+            launcher = kfp_launcher(args, state_dir, source)
+        except ValueError as error:
+            parser.error(str(error))
+    else:
+        launcher = LocalLauncher(var, source, args.train_months, getattr(args, "params", []))
     coordinator = RunCoordinator(state_dir, launcher, log=lambda line: print(line, flush=True))
     if args.command == "journal":
         for entry in coordinator.read_journal():
@@ -249,8 +338,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     watcher = Watcher(state_dir, policy, launcher.spans,
-                      monitor_status_from(args.monitor_url) if args.monitor_url else None)
-    print(f"watching {launcher.source_uri} every {args.interval:.0f} s; triggers: "
+                      monitor_status_from(args.monitor_url) if args.monitor_url else None,
+                      monitor_window_closer(args.monitor_url) if args.monitor_url else None, args.close_windows)
+    print(f"watching {source} every {args.interval:.0f} s with the {args.launcher} launcher; triggers: "
           f"{', '.join(k for k in KINDS if k != 'on_demand')}", flush=True)
     while True:
         for trigger in watcher.tick(datetime.datetime.now().replace(microsecond=0)):

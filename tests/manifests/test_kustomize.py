@@ -125,7 +125,7 @@ def test_base_uses_the_image_tags_the_pipeline_uses():
     objects = build(os.path.join(ROOT, "manifests", "base"))
     used = {c["image"] for o in objects if o["kind"] == "Deployment"
             for c in o["spec"]["template"]["spec"]["containers"]}
-    assert used == {images.image("monitor")}
+    assert used == {images.image("monitor"), images.image("dev")}
 
 
 @needs_kubectl
@@ -157,3 +157,19 @@ def test_checkov_finds_no_failed_check(folder, tmp_path):
     summary = [line for line in result.stdout.splitlines() if line.startswith("Passed checks")]
     print(os.path.relpath(folder, ROOT), summary)
     assert summary and "Failed checks: 0" in summary[0], result.stdout[-3000:]
+
+
+@needs_kubectl
+@pytest.mark.parametrize("folder", TARGETS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_the_watcher_reaches_the_kfp_api_of_its_target(folder):
+    watcher = next(o for o in build(folder) if o["kind"] == "Deployment" and o["metadata"]["name"] == "ct-watcher")
+    env = {e["name"]: e for e in watcher["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KFP_HOST"]["value"].startswith("http://ml-pipeline.kubeflow:8888")
+    multi_user = os.path.basename(folder) != "standalone-kfp"
+    if multi_user:  # runs go to the profile namespace the watcher lives in
+        assert env["KFP_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    else:
+        assert env["KFP_NAMESPACE"] == {"name": "KFP_NAMESPACE", "value": ""}
+    volumes = {v["name"]: v for v in watcher["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["kfp-token"]["projected"]["sources"][0]["serviceAccountToken"]["audience"] == \
+        "pipelines.kubeflow.org"

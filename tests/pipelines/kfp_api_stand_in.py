@@ -40,6 +40,10 @@ class KfpApiStandIn:
         self.versions: dict[str, dict[str, Any]] = {}
         self.experiments: dict[str, dict[str, Any]] = {}
         self.recurring_runs: dict[str, dict[str, Any]] = {}
+        self.runs: dict[str, dict[str, Any]] = {}
+        #: A run reports RUNNING to this many reads, then SUCCEEDED (or ``final_state``).
+        self.polls_until_done = 2
+        self.final_state = "SUCCEEDED"
         self.requests: list[tuple[str, str]] = []
         self._ids = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -117,6 +121,28 @@ class KfpApiStandIn:
         self.recurring_runs[run_id] = {**body, "recurring_run_id": run_id, "status": "ENABLED"}
         return self.recurring_runs[run_id]
 
+    def _create_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        reference = body.get("pipeline_version_reference") or {}
+        version = self.versions.get(reference.get("pipeline_version_id"))
+        if version is None:
+            raise InvalidInputError("Invalid input error: the pipeline version reference names no pipeline version")
+        if body.get("experiment_id") not in self.experiments:
+            raise InvalidInputError("Invalid input error: experiment not found")
+        self._validate_runtime_config(version, body.get("runtime_config"))
+        run_id = self._new_id("run")
+        running = [r["run_id"] for r in self.runs.values() if r["state"] == "RUNNING"]
+        self.runs[run_id] = {**body, "run_id": run_id, "state": "RUNNING", "reads": 0, "running_at_create": running}
+        return {k: v for k, v in self.runs[run_id].items() if k not in ("reads", "running_at_create")}
+
+    def _read_run(self, run_id: str) -> tuple[int, Any]:
+        run = self.runs.get(run_id)
+        if run is None:
+            return 404, {"error": f"run {run_id} not found", "code": 5}
+        run["reads"] += 1
+        if run["state"] == "RUNNING" and run["reads"] > self.polls_until_done:
+            run["state"] = self.final_state
+        return 200, {k: v for k, v in run.items() if k not in ("reads", "running_at_create")}
+
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         """Answers one request: (HTTP status, JSON body)."""
         self.requests.append((method, path))
@@ -160,6 +186,10 @@ class KfpApiStandIn:
                 found = [r for r in self.recurring_runs.values() if r["experiment_id"] == experiment]
                 return 200, {"recurringRuns": found, "recurring_runs": found} if found else {}
             return 200, self._create_recurring_run(body)
+        if parts == ["runs"] and method == "POST":
+            return 200, self._create_run(body)
+        if len(parts) == 2 and parts[0] == "runs" and method == "GET":
+            return self._read_run(parts[1])
         if len(parts) == 2 and parts[0] == "recurringruns" and method == "DELETE":
             if self.recurring_runs.pop(parts[1], None) is None:
                 return 404, {"error": f"recurring run {parts[1]} not found", "code": 5}

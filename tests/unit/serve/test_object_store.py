@@ -27,3 +27,18 @@ def test_bad_uris_and_missing_endpoint_are_named(monkeypatch):
     monkeypatch.delenv("S3_ENDPOINT", raising=False)
     with pytest.raises(ValueError, match="S3_ENDPOINT"):
         S3Registry("s3://models/ct")
+
+
+def test_credentials_can_come_from_the_mounted_secret(monkeypatch, tmp_path):
+    from components.s3_settings import client_settings
+
+    (tmp_path / "AWS_ACCESS_KEY_ID").write_text("from-file\n")
+    (tmp_path / "AWS_SECRET_ACCESS_KEY").write_text("secret-from-file")
+    monkeypatch.setenv("S3_ENDPOINT", "https://s3.example.invalid:443")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    monkeypatch.setenv("S3_CREDENTIALS_DIR", str(tmp_path))
+    settings = client_settings()
+    assert settings == {"endpoint": "s3.example.invalid:443", "access_key": "from-file",
+                        "secret_key": "secret-from-file", "secure": True}
+    monkeypatch.delenv("S3_CREDENTIALS_DIR")
+    assert client_settings()["access_key"] == "from-env"
