@@ -193,8 +193,8 @@ DRY_RUN ?=
 deploy-pipeline: setup ## Upload the compiled pipeline to KFP as version <git sha> (KFP_HOST, KFP_NAMESPACE, KFP_TOKEN; DRY_RUN=1)
 	$(VENVS)/dev/bin/python -m pipelines.deliver deploy-pipeline $(if $(DRY_RUN),--dry-run)
 
-schedule: setup ## Create or replace the recurring run (CRON="0 0 6 * * *", max concurrency 1, no catch-up; DRY_RUN=1)
-	$(VENVS)/dev/bin/python -m pipelines.deliver schedule $(if $(CRON),--cron "$(CRON)") $(if $(DRY_RUN),--dry-run)
+schedule: setup ## Create or replace the recurring run (CRON="0 0 6 * * *", PARAMS="k=v ...", max concurrency 1, no catch-up; DRY_RUN=1)
+	$(VENVS)/dev/bin/python -m pipelines.deliver schedule $(if $(CRON),--cron "$(CRON)") $(foreach p,$(PARAMS),--param $(p)) $(if $(DRY_RUN),--dry-run)
 
 clean: ## Remove runs, registry, serving state and landed data (keeps the runtimes)
 	-$(MAKE) --no-print-directory serve-stop
