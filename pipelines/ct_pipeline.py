@@ -112,6 +112,10 @@ def ct_pipeline(
     schema_uri: str = "",
     drift_js_threshold: float = 0.1,
     drift_linf_threshold: float = 0.1,
+    min_rows_fraction: float = 0.5,
+    max_rows_fraction: float = 2.0,
+    max_label_rate_change: float = 0.25,
+    max_missing_rate_change: float = 0.25,
     learning_rate: float = 0.1,
     max_iter: int = 100,
     max_leaf_nodes: int = 15,
@@ -145,6 +149,10 @@ def ct_pipeline(
         schema_uri: Schema to validate against; empty for the curated schema in git.
         drift_js_threshold: Jensen-Shannon threshold for numeric drift.
         drift_linf_threshold: L-infinity threshold for categorical drift.
+        min_rows_fraction: A span with fewer rows than this times the previous span's stops the run.
+        max_rows_fraction: A span with more rows than this times the previous span's stops the run.
+        max_label_rate_change: Largest change of the delayed share against the previous span.
+        max_missing_rate_change: Largest change of a feature's missing share against the previous span.
         learning_rate: Boosting learning rate.
         max_iter: Boosting iterations.
         max_leaf_nodes: Leaves per tree.
@@ -177,7 +185,10 @@ def ct_pipeline(
     extracted = extract(source_uri=source_uri, train_spans=train_spans, test_span=test_span,
                         data_version=version.outputs["data_version"])
     validated = validate_data(dataset=extracted.outputs["dataset"], schema_uri=schema_uri,
-                              drift_js_threshold=drift_js_threshold, drift_linf_threshold=drift_linf_threshold)
+                              drift_js_threshold=drift_js_threshold, drift_linf_threshold=drift_linf_threshold,
+                              min_rows_fraction=min_rows_fraction, max_rows_fraction=max_rows_fraction,
+                              max_label_rate_change=max_label_rate_change,
+                              max_missing_rate_change=max_missing_rate_change)
     prepared = prepare(dataset=extracted.outputs["dataset"], test_span=test_span,
                        eval_fraction=eval_fraction).after(validated)
     trained = train(train_data=prepared.outputs["train_data"], eval_data=prepared.outputs["eval_data"],

@@ -1,8 +1,10 @@
 """Changes span files of a test source the way real feeds go wrong (run with the data runtime).
 
-Usage: ``python tests/span_tools.py SOURCE SPAN KIND`` where KIND is one of
-missing_column, unexpected_column, changed_type, out_of_domain, empty_span,
-drop_last_row, shuffle_labels.
+Usage: ``python tests/span_tools.py SOURCE SPAN KIND`` where KIND is a key of ``CORRUPTIONS``
+or ``FILE_CORRUPTIONS``, or drop_last_row / shuffle_labels (valid data, a worse model).
+``CORRUPTIONS`` is the catalogue of bad data the tests feed the pipeline: per kind, what is
+done to the span's rows, the feature named and the check that must stop the run (README
+"What stops a run").
 """
 
 import os
@@ -14,32 +16,98 @@ import pandas as pd
 from components.extract.source import SPAN_FILE
 
 
+def _scaled(column, factor):
+    return lambda f: f.assign(**{column: f[column] * factor})
+
+
+def _set(column, value):
+    return lambda f: f.assign(**{column: value})
+
+
+def _head(frame, share):
+    return frame.iloc[: max(1, int(len(frame) * share))]
+
+
+def _some(column, value, share=0.05):
+    def change(frame):
+        frame = frame.copy()
+        rows = frame.index[: max(1, int(len(frame) * share))]
+        frame.loc[rows, column] = value
+        return frame
+    return change
+
+
+#: kind -> (change, feature named, anomaly kind that stops the run, what it stands for).
+CORRUPTIONS = {
+    "missing_column": (lambda f: f.drop(columns=["carrier"]), "carrier", "SCHEMA_MISSING_COLUMN",
+                       "a column dropped by the feed"),
+    "unexpected_column": (_set("seat_pitch", 31.0), "seat_pitch", "SCHEMA_NEW_COLUMN", "a new column"),
+    "changed_type": (lambda f: f.assign(distance=f["distance"].astype(str)), "distance", "UNEXPECTED_DATA_TYPE",
+                     "numbers arriving as text"),
+    "out_of_domain": (_some("carrier", "ZZ", 0.002), "carrier", "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+                      "an unknown airline code"),
+    "empty_span": (lambda f: f.iloc[:0], "(dataset)", "DATASET_LOW_NUM_EXAMPLES", "a span without rows"),
+    "distance_in_feet": (_scaled("distance", 5280), "distance", "FLOAT_TYPE_BIG_FLOAT",
+                         "distance in feet instead of miles"),
+    "negative_air_time": (_scaled("air_time", -1), "air_time", "FLOAT_TYPE_SMALL_FLOAT", "a sign flipped"),
+    "temperature_in_kelvin": (lambda f: f.assign(temp=f["temp"] + 459.67), "temp", "FLOAT_TYPE_BIG_FLOAT",
+                              "temperature in Rankine/Kelvin-like units"),
+    "humidity_per_mille": (_scaled("humid", 10), "humid", "FLOAT_TYPE_BIG_FLOAT", "humidity on another scale"),
+    "pressure_in_inhg": (_scaled("pressure", 0.02953), "pressure", "FLOAT_TYPE_SMALL_FLOAT",
+                         "pressure in inches of mercury instead of millibars"),
+    "visibility_in_meters": (_scaled("visib", 1609.34), "visib", "FLOAT_TYPE_BIG_FLOAT",
+                             "visibility in meters instead of miles"),
+    "wind_in_knots_x10": (_scaled("wind_speed", 100), "wind_speed", "FLOAT_TYPE_BIG_FLOAT",
+                          "wind on a wrong scale"),
+    "hour_25": (_some("hour", 25), "hour", "INT_TYPE_BIG_INT", "an impossible hour"),
+    "month_13": (_set("month", 13), "month", "INT_TYPE_BIG_INT", "an impossible month"),
+    "year_1970": (_set("year", 1970), "year", "INT_TYPE_SMALL_INT", "epoch-zero dates"),
+    "clock_minutes_over_59": (lambda f: f.assign(dep_time=(f["dep_time"] // 100) * 100 + 75), "dep_time",
+                              "CLOCK_TIME_MINUTES_OUT_OF_RANGE", "clock times in decimal hours"),
+    "unknown_origin": (_some("origin", "BOS"), "origin", "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+                       "a flight from outside New York"),
+    "unknown_destinations": (_some("dest", "XXX", 0.05), "dest", "ENUM_TYPE_UNEXPECTED_STRING_VALUES",
+                             "5% of destinations unknown"),
+    "tiny_span": (lambda f: _head(f, 0.03), "(dataset)", "COMPARATOR_LOW_NUM_EXAMPLES",
+                  "a partial delivery: 3% of the usual rows"),
+    "duplicated_span": (lambda f: pd.concat([f, f, f], ignore_index=True), "(dataset)",
+                        "COMPARATOR_HIGH_NUM_EXAMPLES", "the same rows delivered three times"),
+    "delays_shifted": (lambda f: f.assign(arr_delay=f["arr_delay"] + 60), "arr_delay", "LABEL_RATE_CHANGE",
+                       "arrival delays an hour off: the label rate jumps"),
+    "weather_missing": (_set("temp", np.nan), "temp", "MISSING_RATE_CHANGE", "the weather join lost a feature"),
+}
+
+#: kind -> (what is written instead of the Parquet file, words of the error, what it stands for).
+FILE_CORRUPTIONS = {
+    "truncated_file": (lambda data: data[: len(data) // 2], "not a readable Parquet file", "a cut-off upload"),
+    "not_parquet": (lambda data: b"year,month,day\n2013,4,1\n", "not a readable Parquet file",
+                    "CSV where Parquet was expected"),
+}
+
+
 def corrupt(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Returns the span's rows changed according to ``kind``."""
     frame = frame.copy()
-    if kind == "missing_column":
-        return frame.drop(columns=["carrier"])
-    if kind == "unexpected_column":
-        frame["seat_pitch"] = 31.0
-    elif kind == "changed_type":
-        frame["distance"] = frame["distance"].astype(str)
-    elif kind == "out_of_domain":
-        frame.loc[frame.index[:50], "carrier"] = "ZZ"
-    elif kind == "empty_span":
-        return frame.iloc[:0]
-    elif kind == "drop_last_row":
+    if kind in CORRUPTIONS:
+        return CORRUPTIONS[kind][0](frame)
+    if kind == "drop_last_row":
         return frame.iloc[:-1]
-    elif kind == "shuffle_labels":
+    if kind == "shuffle_labels":
         frame["arr_delay"] = np.random.default_rng(0).permutation(frame["arr_delay"].to_numpy())
-    else:
-        raise ValueError(f"unknown kind {kind}")
-    return frame
+        return frame
+    raise ValueError(f"unknown kind {kind}")
 
 
 def main() -> int:
     """Rewrites one span file in place."""
     source, span, kind = sys.argv[1:4]
     path = os.path.join(source, span, SPAN_FILE)
+    if kind in FILE_CORRUPTIONS:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        with open(path, "wb") as handle:
+            handle.write(FILE_CORRUPTIONS[kind][0](data))
+        return 0
     corrupt(pd.read_parquet(path), kind).to_parquet(path, index=False)
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from components import dataset
 from components.extract.source import data_version, is_span_id, open_source, read_span_frame
-from components.kfp_io import ComponentError
+from components.kfp_io import ComponentError, error_line
 
 
 def parse_spans(text: str) -> list[str]:
@@ -48,6 +48,19 @@ def check_spans_present(source, source_uri: str, spans: list[str]) -> None:
         )
 
 
+def _read_span(source, span: str):
+    """A span's rows; a file that cannot be read or is not Parquet is one clear error naming it."""
+    try:
+        data = source.read_bytes(span)
+    except Exception as error:  # noqa: BLE001 - OSError locally, S3Error or urllib3 errors from S3
+        raise ComponentError(f"span {span}: {source.location(span)}: cannot be read: {error_line(error)}") from None
+    try:
+        return read_span_frame(data)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError and others
+        raise ComponentError(f"span {span}: {source.location(span)}: not a readable Parquet file "
+                             f"({len(data):,} bytes): {error_line(error)}") from None
+
+
 def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
     """Reads the given spans from the source and writes them into one dataset folder.
 
@@ -65,7 +78,7 @@ def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
         the span files (the data version).
 
     Raises:
-        ComponentError: A span is missing from the source.
+        ComponentError: A span is missing from the source, or its file cannot be read as Parquet.
     """
     import os
 
@@ -74,7 +87,7 @@ def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
     os.makedirs(output_path, exist_ok=True)
     rows = {}
     for span in spans:
-        frame = read_span_frame(source.read_bytes(span))
+        frame = _read_span(source, span)
         frame[dataset.SPAN_COLUMN] = span
         frame.to_parquet(os.path.join(output_path, dataset.span_file(span)), index=False)
         rows[span] = int(len(frame))

@@ -37,9 +37,13 @@ class LocalSource:
             if is_span_id(name) and os.path.isfile(os.path.join(self.root, name, SPAN_FILE))
         )
 
+    def location(self, span: str) -> str:
+        """Where a span's file is (named in errors)."""
+        return os.path.join(self.root, span, SPAN_FILE)
+
     def read_bytes(self, span: str) -> bytes:
         """Returns the raw bytes of a span's file."""
-        with open(os.path.join(self.root, span, SPAN_FILE), "rb") as handle:
+        with open(self.location(span), "rb") as handle:
             return handle.read()
 
 
@@ -72,6 +76,10 @@ class S3Source:
             if len(relative) == 2 and relative[1] == SPAN_FILE and is_span_id(relative[0]):
                 found.add(relative[0])
         return sorted(found)
+
+    def location(self, span: str) -> str:
+        """Where a span's file is (named in errors)."""
+        return f"s3://{self.bucket}/{self._key(span, SPAN_FILE)}"
 
     def read_bytes(self, span: str) -> bytes:
         """Returns the raw bytes of a span's file."""

@@ -30,6 +30,12 @@ class ComponentError(Exception):
     """An expected failure of a step: reported as one clear message, no traceback."""
 
 
+def error_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one line for an error message: its type and its text, whitespace folded."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:limit]}" if text else type(error).__name__
+
+
 def uri_to_path(uri: str) -> str:
     """Maps an artifact URI to the local path where the task reads or writes it.
 

@@ -13,7 +13,10 @@ def _run(executor: Executor) -> None:
     import tensorflow_data_validation as tfdv
 
     spans = executor.input_metadata("dataset")["spans"]
-    frames = validation.read_spans(executor.input_path("dataset"), spans)
+    try:
+        frames = validation.read_spans(executor.input_path("dataset"), spans)
+    except validation.UnreadableInputError as error:
+        raise ComponentError(str(error)) from None
     started = time.perf_counter()
     statistics = validation.span_statistics(frames)
     # Kept for the benchmark that compares this step's TFDV throughput with a direct call.
@@ -26,13 +29,22 @@ def _run(executor: Executor) -> None:
     executor.set_metadata("statistics", {"spans": list(statistics), "statistics_seconds": statistics_seconds,
                                          "rows": sum(len(frame) for frame in frames.values())})
 
-    schema, inferred = validation.load_or_infer_schema(executor.param("schema_uri") or None,
-                                                       next(iter(statistics.values())))
+    try:
+        schema, inferred = validation.load_or_infer_schema(executor.param("schema_uri") or None,
+                                                           next(iter(statistics.values())))
+    except validation.UnreadableInputError as error:
+        raise ComponentError(str(error)) from None
     tfdv.write_schema_text(schema, executor.output_path("schema"))
     executor.set_metadata("schema", {"inferred": inferred,
                                      "source": executor.param("schema_uri") or validation.CURATED_SCHEMA})
 
-    anomalies = validation.schema_anomalies(statistics, schema)
+    limits = validation.SpanLimits(
+        min_rows_fraction=float(executor.param("min_rows_fraction", 0.5)),
+        max_rows_fraction=float(executor.param("max_rows_fraction", 2.0)),
+        max_label_rate_change=float(executor.param("max_label_rate_change", 0.25)),
+        max_missing_rate_change=float(executor.param("max_missing_rate_change", 0.25)))
+    anomalies = validation.merge_anomalies(validation.schema_anomalies(statistics, schema, limits),
+                                           validation.history_anomalies(frames, limits))
     drift = validation.drift_between_spans(statistics, validation.with_drift_thresholds(
         schema, float(executor.param("drift_js_threshold")), float(executor.param("drift_linf_threshold"))))
     drifted = sorted({f"{row['feature']}@{row['span']}" for row in drift if row["drifted"]})

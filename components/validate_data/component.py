@@ -11,19 +11,27 @@ def validate_data(
     schema_uri: str,
     drift_js_threshold: float,
     drift_linf_threshold: float,
+    min_rows_fraction: float,
+    max_rows_fraction: float,
+    max_label_rate_change: float,
+    max_missing_rate_change: float,
     statistics: dsl.Output[dsl.Artifact],
     schema: dsl.Output[dsl.Artifact],
     anomalies: dsl.Output[dsl.Artifact],
     report: dsl.Output[dsl.HTML],
     statistics_view: dsl.Output[dsl.HTML],
 ):
-    """TFDV statistics per span; fails on schema anomalies, reports drift between spans.
+    """TFDV statistics per span; fails on schema and span anomalies, reports drift between spans.
 
     Args:
         dataset: The extracted dataset.
         schema_uri: Schema (pbtxt) to validate against; empty for the curated schema in git.
         drift_js_threshold: Jensen-Shannon divergence above which a numeric feature drifted.
         drift_linf_threshold: L-infinity distance above which a categorical feature drifted.
+        min_rows_fraction: A span with fewer rows than this times the previous span's is an anomaly.
+        max_rows_fraction: A span with more rows than this times the previous span's is an anomaly.
+        max_label_rate_change: Largest allowed change of the delayed share against the previous span.
+        max_missing_rate_change: Largest allowed change of a feature's missing share against the previous span.
         statistics: One TFDV statistics file per span.
         schema: The schema used (inferred only when none exists).
         anomalies: JSON with schema anomalies per span and drift measurements.

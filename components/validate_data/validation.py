@@ -1,26 +1,67 @@
 """Data validation with TFDV: statistics per span, schema anomalies, drift between spans.
 
-Schema anomalies (missing or unexpected columns, wrong types, out-of-domain
-values, too few rows) fail the run; drift between consecutive spans is measured
-and reported, never fatal.
+Schema anomalies (missing or unexpected columns, wrong types, values outside their physical
+domain, too few rows) and span-level anomalies against the previous span (row count, label
+rate, per-feature missing rate) fail the run; drift between consecutive spans is measured and
+reported, never fatal. TFDV checks what it can (the schema, and the row count through its
+``num_examples_drift_comparator``); this module checks only what TFDV has nothing for (label
+rate, missing-rate change, the minutes of HHMM clock times).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Optional
 
 from components import dataset
+from components.kfp_io import error_line
+
+#: Clock times written HHMM: their last two digits are minutes.
+CLOCK_TIME_FEATURES = ("dep_time", "sched_dep_time", "arr_time", "sched_arr_time")
+#: A row is delayed (the label) when it arrived this many minutes late or more.
+DELAY_MINUTES = 15
+
+
+@dataclass(frozen=True)
+class SpanLimits:
+    """How far a span may depart from the span before it.
+
+    Defaults are calibrated on the twelve months of 2013 (rows 0.92x-1.16x month to month, label
+    rate change <= 0.154 on all flights and 0.172 on a 10% slice, missing-rate change <= 0.102),
+    with room to spare.
+    """
+
+    min_rows_fraction: float = 0.5
+    max_rows_fraction: float = 2.0
+    max_label_rate_change: float = 0.25
+    max_missing_rate_change: float = 0.25
 
 #: The curated schema kept in git, used when the pipeline names none.
 CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "flights.pbtxt")
 
 
+class UnreadableInputError(Exception):
+    """A span file or the schema cannot be read: the message names it and what is wrong, in one line."""
+
+
 def read_spans(dataset_dir: str, spans: list[str]) -> dict[str, object]:
-    """Reads each span of an extracted dataset folder as its own DataFrame, types as they came."""
+    """Reads each span of an extracted dataset folder as its own DataFrame, types as they came.
+
+    Raises:
+        UnreadableInputError: A span's file is missing, unreadable or not Parquet.
+    """
     import pandas as pd
 
-    return {span: pd.read_parquet(os.path.join(dataset_dir, dataset.span_file(span))) for span in sorted(spans)}
+    frames = {}
+    for span in sorted(spans):
+        path = os.path.join(dataset_dir, dataset.span_file(span))
+        try:
+            frames[span] = pd.read_parquet(path)
+        except Exception as error:  # noqa: BLE001 - pyarrow raises several types; all mean "unreadable"
+            raise UnreadableInputError(f"span {span}: {path}: {error_line(error)}") from None
+    return frames
+
 
 
 def span_statistics(frames: dict[str, object], span_column: str = dataset.SPAN_COLUMN) -> dict[str, object]:
@@ -53,7 +94,10 @@ def load_or_infer_schema(schema_path: Optional[str], statistics) -> tuple:
 
     path = schema_path or CURATED_SCHEMA
     if os.path.exists(path):
-        return tfdv.load_schema_text(path), False
+        try:
+            return tfdv.load_schema_text(path), False
+        except Exception as error:  # noqa: BLE001 - text_format raises ParseError, reading OSError or UnicodeError
+            raise UnreadableInputError(f"schema {path} does not parse: {error_line(error)}") from None
     return tfdv.infer_schema(statistics), True
 
 
@@ -71,8 +115,27 @@ def _anomaly_list(anomalies) -> list[dict[str, str]]:
     return found
 
 
-def schema_anomalies(statistics_by_span: dict[str, object], schema) -> dict[str, list[dict[str, str]]]:
-    """Validates each span's statistics against the schema (no drift comparison).
+def _checks_only(schema, limits: SpanLimits):
+    """The schema for the checks that fail a run.
+
+    Drift comparators are left out (drift is reported, never fatal); the row-count comparator
+    takes ``limits``.
+    """
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    copy = schema_pb2.Schema()
+    copy.CopyFrom(schema)
+    for feature in copy.feature:
+        feature.ClearField("drift_comparator")
+    comparator = copy.dataset_constraints.num_examples_drift_comparator
+    comparator.min_fraction_threshold = limits.min_rows_fraction
+    comparator.max_fraction_threshold = limits.max_rows_fraction
+    return copy
+
+
+def schema_anomalies(statistics_by_span: dict[str, object], schema,
+                     limits: Optional[SpanLimits] = None) -> dict[str, list[dict[str, str]]]:
+    """Validates each span's statistics against the schema, and its row count against the previous span's.
 
     Returns:
         Span id -> list of anomalies (feature, kind, short and long description);
@@ -81,9 +144,12 @@ def schema_anomalies(statistics_by_span: dict[str, object], schema) -> dict[str,
     import tensorflow_data_validation as tfdv
 
     result = {}
+    checks = _checks_only(schema, limits or SpanLimits())
     minimum = schema.dataset_constraints.min_examples_count
+    previous = None
     for span, stats in statistics_by_span.items():
-        found = _anomaly_list(tfdv.validate_statistics(stats, schema))
+        found = _anomaly_list(tfdv.validate_statistics(stats, checks, previous_statistics=previous))
+        previous = stats
         rows = stats.datasets[0].num_examples if stats.datasets else 0
         # TFDV skips dataset constraints for a dataset without examples; an empty span must still fail.
         if rows < minimum and not any(a["kind"] == "DATASET_LOW_NUM_EXAMPLES" for a in found):
@@ -93,6 +159,78 @@ def schema_anomalies(statistics_by_span: dict[str, object], schema) -> dict[str,
         if found:
             result[span] = found
     return result
+
+
+def _anomaly(feature: str, kind: str, short: str, description: str) -> dict[str, str]:
+    return {"feature": feature, "kind": kind, "short_description": short, "description": description}
+
+
+def history_anomalies(frames: dict[str, object], limits: Optional[SpanLimits] = None) -> dict[str, list[dict]]:
+    """What TFDV does not check: label rate and missing rates against the previous span, HHMM minutes.
+
+    Args:
+        frames: Span id -> the span's rows.
+        limits: Allowed change against the previous span.
+
+    Returns:
+        Span id -> anomalies, in the shape of ``schema_anomalies``; clean spans left out.
+    """
+    limits = limits or SpanLimits()
+    found: dict[str, list[dict]] = {}
+    spans = sorted(frames)
+    facts = {span: _span_facts(frames[span]) for span in spans}
+    for span in spans:
+        for feature, bad in facts[span]["bad_clock_minutes"].items():
+            found.setdefault(span, []).append(_anomaly(
+                feature, "CLOCK_TIME_MINUTES_OUT_OF_RANGE", "Clock time with 60 minutes or more",
+                f"{bad} values of {feature} (HHMM) have minutes of 60 or more"))
+    for previous, span in zip(spans, spans[1:]):
+        before, now = facts[previous], facts[span]
+        if before["label_rate"] is not None and now["label_rate"] is not None:
+            change = now["label_rate"] - before["label_rate"]
+            if abs(change) > limits.max_label_rate_change:
+                found.setdefault(span, []).append(_anomaly(
+                    dataset.LABEL_SOURCE, "LABEL_RATE_CHANGE", "Label rate departs from the previous span",
+                    f"{now['label_rate']:.3f} of the rows arrived {DELAY_MINUTES}+ minutes late, against "
+                    f"{before['label_rate']:.3f} in {previous} (change {change:+.3f}, allowed "
+                    f"{limits.max_label_rate_change})"))
+        for feature, rate in now["missing"].items():
+            if feature not in before["missing"]:
+                continue
+            change = rate - before["missing"][feature]
+            if abs(change) > limits.max_missing_rate_change:
+                found.setdefault(span, []).append(_anomaly(
+                    feature, "MISSING_RATE_CHANGE", "Missing rate departs from the previous span",
+                    f"{rate:.3f} of the rows lack {feature}, against {before['missing'][feature]:.3f} in "
+                    f"{previous} (change {change:+.3f}, allowed {limits.max_missing_rate_change})"))
+    return found
+
+
+def _span_facts(frame) -> dict[str, object]:
+    import pandas as pd
+
+    label_source = pd.to_numeric(frame[dataset.LABEL_SOURCE], errors="coerce").dropna() \
+        if dataset.LABEL_SOURCE in frame else pd.Series(dtype=float)
+    bad_minutes = {}
+    for feature in CLOCK_TIME_FEATURES:
+        if feature in frame:
+            values = pd.to_numeric(frame[feature], errors="coerce").dropna()
+            bad = int(((values % 100) >= 60).sum())
+            if bad:
+                bad_minutes[feature] = bad
+    columns = [c for c in frame.columns if c != dataset.SPAN_COLUMN]
+    return {"label_rate": float((label_source >= DELAY_MINUTES).mean()) if len(label_source) else None,
+            "missing": {c: float(frame[c].isna().mean()) for c in columns} if len(frame) else {},
+            "bad_clock_minutes": bad_minutes}
+
+
+def merge_anomalies(*found: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Anomalies by span from several checks, in span order."""
+    merged: dict[str, list[dict]] = {}
+    for part in found:
+        for span, anomalies in part.items():
+            merged.setdefault(span, []).extend(anomalies)
+    return dict(sorted(merged.items()))
 
 
 def with_drift_thresholds(schema, js_threshold: float, linf_threshold: float):

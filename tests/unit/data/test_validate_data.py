@@ -84,3 +84,62 @@ def test_reports_render(flights):
     html = validation.drift_html(drift, {})
     assert "<table>" in html and "temp" in html
     assert "facets" in validation.statistics_html(stats).lower()
+
+
+def _previous_and(flights, kind):
+    """Real March, then April changed by ``kind`` (span checks compare with the span before)."""
+    from span_tools import corrupt
+
+    march = _with_span(flights[flights.month == 3], "2013-03")
+    april = _with_span(corrupt(flights[flights.month == 4], kind), "2013-04")
+    return {"2013-03": march, "2013-04": april}
+
+
+def _all_anomalies(frames):
+    stats = validation.span_statistics(frames)
+    return validation.merge_anomalies(validation.schema_anomalies(stats, _schema()),
+                                      validation.history_anomalies(frames))
+
+
+@pytest.mark.parametrize("kind", sorted(__import__("span_tools").CORRUPTIONS))
+def test_every_corruption_in_the_catalogue_is_caught_and_named(flights, kind):
+    from span_tools import CORRUPTIONS
+
+    _, feature, anomaly, _ = CORRUPTIONS[kind]
+    found = _all_anomalies(_previous_and(flights, kind))
+    assert list(found) == ["2013-04"], found  # the clean span before it passes
+    kinds = {}
+    for entry in found["2013-04"]:
+        kinds.setdefault(entry["feature"], set()).update(entry["kind"].split(","))
+    assert anomaly in kinds.get(feature, set()), kinds
+    assert feature in validation.describe_anomalies(found)
+
+
+def test_the_twelve_months_of_2013_raise_no_anomaly_with_the_default_limits():
+    """Calibration: every real month, all flights, each against the month before: zero false stops."""
+    from components.extract.land import load_flights
+
+    everything = load_flights()
+    frames = {f"2013-{m:02d}": _with_span(everything[everything.month == m], f"2013-{m:02d}") for m in range(1, 13)}
+    assert _all_anomalies(frames) == {}
+
+
+def test_limits_are_honoured_on_both_sides(flights):
+    frames = _previous_and(flights, "tiny_span")
+    stats = validation.span_statistics(frames)
+    assert validation.schema_anomalies(stats, _schema(), validation.SpanLimits(min_rows_fraction=0.01)) == {}
+    shifted = _previous_and(flights, "delays_shifted")
+    assert validation.history_anomalies(shifted, validation.SpanLimits(max_label_rate_change=0.9)) == {}
+    assert validation.history_anomalies(shifted, validation.SpanLimits(max_label_rate_change=0.05))
+
+
+def test_an_unreadable_span_file_or_schema_is_one_line_naming_it(tmp_path):
+    (tmp_path / "2013-04.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(validation.UnreadableInputError) as error:
+        validation.read_spans(str(tmp_path), ["2013-04"])
+    message = str(error.value)
+    assert message.startswith("span 2013-04: ") and "2013-04.parquet" in message and "\n" not in message
+    bad_schema = tmp_path / "schema.pbtxt"
+    bad_schema.write_text("feature { name: 'x' type: NOT_A_TYPE }")
+    with pytest.raises(validation.UnreadableInputError, match=r"schema .*schema.pbtxt does not parse"):
+        validation.load_or_infer_schema(str(bad_schema), None)
