@@ -10,10 +10,8 @@ done to the span's rows, the feature named and the check that must stop the run 
 import os
 import sys
 
-import numpy as np
-import pandas as pd
-
-from components.extract.source import SPAN_FILE
+# pandas is imported where rows are changed: the catalogue itself is read by the dev runtime too.
+SPAN_FILE = "flights.parquet"  # components.extract.source.SPAN_FILE (a test checks they agree)
 
 
 def _scaled(column, factor):
@@ -22,6 +20,12 @@ def _scaled(column, factor):
 
 def _set(column, value):
     return lambda f: f.assign(**{column: value})
+
+
+def _tripled(frame):
+    import pandas as pd
+
+    return pd.concat([frame, frame, frame], ignore_index=True)
 
 
 def _head(frame, share):
@@ -70,11 +74,11 @@ CORRUPTIONS = {
                              "5% of destinations unknown"),
     "tiny_span": (lambda f: _head(f, 0.03), "(dataset)", "COMPARATOR_LOW_NUM_EXAMPLES",
                   "a partial delivery: 3% of the usual rows"),
-    "duplicated_span": (lambda f: pd.concat([f, f, f], ignore_index=True), "(dataset)",
+    "duplicated_span": (_tripled, "(dataset)",
                         "COMPARATOR_HIGH_NUM_EXAMPLES", "the same rows delivered three times"),
     "delays_shifted": (lambda f: f.assign(arr_delay=f["arr_delay"] + 60), "arr_delay", "LABEL_RATE_CHANGE",
                        "arrival delays an hour off: the label rate jumps"),
-    "weather_missing": (_set("temp", np.nan), "temp", "MISSING_RATE_CHANGE", "the weather join lost a feature"),
+    "weather_missing": (_set("temp", float("nan")), "temp", "MISSING_RATE_CHANGE", "the weather join lost a feature"),
 }
 
 #: kind -> (what is written instead of the Parquet file, words of the error, what it stands for).
@@ -85,7 +89,7 @@ FILE_CORRUPTIONS = {
 }
 
 
-def corrupt(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+def corrupt(frame, kind: str):
     """Returns the span's rows changed according to ``kind``."""
     frame = frame.copy()
     if kind in CORRUPTIONS:
@@ -93,6 +97,8 @@ def corrupt(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     if kind == "drop_last_row":
         return frame.iloc[:-1]
     if kind == "shuffle_labels":
+        import numpy as np
+
         frame["arr_delay"] = np.random.default_rng(0).permutation(frame["arr_delay"].to_numpy())
         return frame
     raise ValueError(f"unknown kind {kind}")
@@ -108,6 +114,8 @@ def main() -> int:
         with open(path, "wb") as handle:
             handle.write(FILE_CORRUPTIONS[kind][0](data))
         return 0
+    import pandas as pd
+
     corrupt(pd.read_parquet(path), kind).to_parquet(path, index=False)
     return 0
 

@@ -57,22 +57,31 @@ def test_next_window_is_compared_with_the_deployed_model(deployed, sliced_source
     assert _serving_state(deployed["var"])["version"] == "v0002"
 
 
-@pytest.mark.parametrize("kind, named", [
-    ("missing_column", "carrier"),
-    ("unexpected_column", "seat_pitch"),
-    ("changed_type", "distance"),
-    ("out_of_domain", "carrier"),
-    ("empty_span", "Low num examples"),
-])
-def test_bad_data_stops_at_validate_data_and_leaves_serving_untouched(deployed, sliced_source, tmp_path,
-                                                                      kind, named):
+def _catalogue():
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from span_tools import CORRUPTIONS, FILE_CORRUPTIONS
+
+    cases = [pytest.param(kind, "validate-data", (feature, anomaly), id=kind)
+             for kind, (_, feature, anomaly, _) in sorted(CORRUPTIONS.items())]
+    cases += [pytest.param(kind, "extract", ("flights.parquet", words), id=kind)
+              for kind, (_, words, _) in sorted(FILE_CORRUPTIONS.items())]
+    return cases
+
+
+@pytest.mark.parametrize("kind, stopped_at, named", _catalogue())
+def test_bad_data_stops_before_training_and_leaves_serving_untouched(deployed, sliced_source, tmp_path,
+                                                                     kind, stopped_at, named):
+    """Every corruption of the catalogue (tests/span_tools.py), in the test span of a real window."""
     before_pointer, before_state = _current(deployed["var"]), _serving_state(deployed["var"])
     source = copy_source(sliced_source, tmp_path / "source", span="2013-05", kind=kind)
     code, facts = run_window(deployed["var"], "2013-02:2013-05", source, deployed["port"])
     assert code == 1
-    assert facts["failed_step"] == "validate-data"
-    assert named in facts["failure"] and "2013-05" in facts["failure"]
-    assert named in json.dumps(facts["schema_anomalies"]["2013-05"])
+    assert facts["failed_step"] == stopped_at
+    assert "2013-05" in facts["failure"] and all(word in facts["failure"] for word in named), facts["failure"]
+    if stopped_at == "validate-data":
+        assert named[0] in json.dumps(facts["schema_anomalies"]["2013-05"])
     ran = {s["step"] for s in facts["steps"]}
     assert not ran & {"prepare", "train", "evaluate", "infra-validate", "deploy"}
     assert _current(deployed["var"]) == before_pointer

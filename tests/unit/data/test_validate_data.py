@@ -143,3 +143,21 @@ def test_an_unreadable_span_file_or_schema_is_one_line_naming_it(tmp_path):
     bad_schema.write_text("feature { name: 'x' type: NOT_A_TYPE }")
     with pytest.raises(validation.UnreadableInputError, match=r"schema .*schema.pbtxt does not parse"):
         validation.load_or_infer_schema(str(bad_schema), None)
+
+
+def test_the_corruption_tool_writes_the_span_file_the_source_reads():
+    from span_tools import SPAN_FILE
+
+    from components.extract.source import SPAN_FILE as SOURCE_SPAN_FILE
+
+    assert SPAN_FILE == SOURCE_SPAN_FILE
+
+
+def test_the_readme_table_lists_every_corruption_of_the_catalogue():
+    import os
+
+    from span_tools import CORRUPTIONS, FILE_CORRUPTIONS
+
+    readme = open(os.path.join(os.path.dirname(validation.CURATED_SCHEMA), "..", "..", "..", "README.md")).read()
+    table = readme[readme.index("## What stops a run"):]
+    assert all(f"| `{kind}` |" in table for kind in [*CORRUPTIONS, *FILE_CORRUPTIONS])
