@@ -6,6 +6,13 @@ runtime (prepare, train, evaluate) both read it, so they cannot disagree.
 
 from __future__ import annotations
 
+import os
+
+#: The curated schema kept in git (components/validate_data/curate_schema.py writes it): one
+#: definition of the data's constraints for validation, monitoring and the serving boundary.
+CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "validate_data", "schema",
+                              "flights.pbtxt")
+
 #: Column name -> pandas dtype of a landed span. Fixed, so that a month without
 #: missing values does not turn a float column into an integer one.
 COLUMNS = {

@@ -66,7 +66,7 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
         name="kserve-container",
         image=image,
         command=["python", "-m", "components.model_server", "serve", "--model-dir", "/mnt/models",
-                 "--name", name, "--port", "8080"],
+                 "--name", name, "--port", "8080", "--host", "0.0.0.0"],
         env=[client.V1EnvVar(name="STORAGE_URI", value=storage_uri)],
         ports=[client.V1ContainerPort(container_port=8080, protocol="TCP")],
         resources=client.V1ResourceRequirements(requests={"cpu": "100m", "memory": "512Mi"},

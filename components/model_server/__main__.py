@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from components import registry
+from components import dataset, registry
 from components.model_server import control
 from components.model_server.server import DEFAULT_MAX_BODY_BYTES, serve
 
@@ -29,13 +29,18 @@ def main() -> int:
     parser.add_argument("--state-dir", default="var/serving", help="state folder of the background server")
     parser.add_argument("--version", help="rollback target (default: the previous version)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default loopback; 0.0.0.0 for all interfaces, as in a pod)")
+    parser.add_argument("--schema", default=dataset.CURATED_SCHEMA,
+                        help="data validation schema whose domains requests must respect ('' turns the guard off)")
     parser.add_argument("--logger-url", default="",
                         help="log every request and response to this monitor URL (KServe payload-logger events)")
     args, _ = parser.parse_known_args()
     if args.command == "serve":
         if bool(args.model_dir) == bool(args.registry):
             parser.error("serve needs exactly one of --model-dir and --registry")
-        serve(args.name, args.port, model_dir=args.model_dir, registry_uri=args.registry,
+        serve(args.name, args.port, model_dir=args.model_dir, registry_uri=args.registry, host=args.host,
+              schema_path=args.schema or None,
               max_body_bytes=args.max_body_bytes, logger_url=args.logger_url or None)
     elif args.command == "start":
         print(json.dumps(control.ensure_serving(args.state_dir, args.registry or "var/registry", args.name,

@@ -25,8 +25,9 @@ from typing import Any, Optional
 import kserve
 from kserve.errors import InvalidInput
 
-from components import model_files, registry
+from components import dataset, model_files, registry
 from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, PayloadLogger, is_probe, request_id
+from components.schema_domains import Domain, read_domains
 
 NUMERIC_DATATYPES = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT8", "UINT16", "UINT32",
                      "UINT64"}
@@ -155,11 +156,28 @@ class LoadedModel:
         return self.pipeline.predict_proba(pd.DataFrame(columns, copy=False))[:, 1]
 
 
+def check_domains(rows: list[dict[str, Any]], domains: dict[str, Domain]) -> None:
+    """The skew guard: refuses a row whose value lies outside the curated schema's domain.
+
+    The domains are read from the same schema file that data validation uses
+    (``components/schema_domains.py``), so serving takes nothing that validation would stop.
+
+    Raises:
+        InvalidInput: Naming the instance, the feature, the value and the domain.
+    """
+    for index, row in enumerate(rows):
+        for name, value in row.items():
+            domain = domains.get(name)
+            problem = domain.violation(value) if domain is not None else None
+            if problem:
+                raise InvalidInput(f"instance {index}: feature {name!r}: {problem} (the data validation schema)")
+
+
 class FlightsDelayModel(kserve.Model):
     """Serves a model folder, or the current version of a model in a registry."""
 
     def __init__(self, name: str, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
-                 poll_seconds: float = 0.5, payload_logger=None):
+                 poll_seconds: float = 0.5, payload_logger=None, schema_path: Optional[str] = dataset.CURATED_SCHEMA):
         """Creates the model; ``load()`` reads it.
 
         Args:
@@ -168,8 +186,10 @@ class FlightsDelayModel(kserve.Model):
             registry_uri: A registry whose current version is followed.
             poll_seconds: How often the registry pointer is read.
             payload_logger: A ``PayloadLogger`` receiving every request and response (None: no logging).
+            schema_path: The data validation schema whose domains requests must respect (None: no guard).
         """
         super().__init__(name)
+        self.domains = read_domains(schema_path) if schema_path else {}
         self.payload_logger = payload_logger
         if (model_dir is None) == (registry_uri is None):
             raise ValueError("give either model_dir or registry_uri")
@@ -245,6 +265,7 @@ class FlightsDelayModel(kserve.Model):
         model = self.current
         if isinstance(payload, kserve.InferRequest):
             rows = tensors_to_rows(payload.inputs, model.info["features"], model.info["categorical_features"])
+            check_domains(rows, self.domains)
             probabilities = model.predict(rows)
             outputs = [kserve.InferOutput("probability", [len(rows)], "FP64", [float(p) for p in probabilities]),
                        kserve.InferOutput("prediction", [len(rows)], "INT64", [int(p >= 0.5) for p in probabilities])]
@@ -254,6 +275,7 @@ class FlightsDelayModel(kserve.Model):
         if not isinstance(payload, dict) or "instances" not in payload:
             raise InvalidInput("request body must be a JSON object with 'instances'")
         rows = instances_to_rows(payload["instances"], model.info["features"], model.info["categorical_features"])
+        check_domains(rows, self.domains)
         probabilities = model.predict(rows)
         return {"predictions": [int(p >= 0.5) for p in probabilities],
                 "probabilities": [float(p) for p in probabilities], "model_version": model.version}
@@ -327,9 +349,61 @@ class _BodyTooLargeError(Exception):
         self.size = size
 
 
+class V2JsonWithoutContentType:
+    """ASGI middleware: a V2 infer request without a Content-Type or binary header is JSON (as Triton takes it).
+
+    ``tritonclient.http`` without binary tensors sends JSON and no Content-Type; kserve 0.21
+    hands such a body over as bytes and refuses it for the missing
+    ``inference-header-content-length`` (kserve/protocol/dataplane.py decode_inference_request).
+    """
+
+    def __init__(self, app):
+        """Args: app: the ASGI app."""
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        """Marks such a request as JSON, then passes it on."""
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path", "").endswith("/infer"):
+            headers = scope.get("headers") or []
+            names = {name.lower() for name, _ in headers}
+            if b"content-type" not in names and b"inference-header-content-length" not in names:
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        return await self.app(scope, receive, send)
+
+
+class _BoundModelServer(kserve.ModelServer):
+    """kserve's model server on a chosen address.
+
+    kserve 0.21's RESTServer binds 0.0.0.0 (kserve/protocol/rest/server.py); its uvicorn config
+    is read only when serving begins, after ``start`` has built it and before the event loop
+    runs, which is when this sets the host.
+    """
+
+    def __init__(self, host: str, **kwargs):
+        super().__init__(**kwargs)
+        self._bind_host = host
+
+    def setup_event_loop(self):
+        if getattr(self, "_rest_server", None) is not None:
+            self._rest_server.config.host = self._bind_host
+        super().setup_event_loop()
+
+
 def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
-          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, logger_url: Optional[str] = None) -> None:
-    """Starts the KServe model server (blocks until stopped); ``logger_url``: where to log payloads."""
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, logger_url: Optional[str] = None,
+          host: str = "127.0.0.1", schema_path: Optional[str] = dataset.CURATED_SCHEMA) -> None:
+    """Starts the KServe model server (blocks until stopped).
+
+    Args:
+        model_name: The model's name in URLs.
+        port: HTTP port.
+        model_dir: A fixed model folder (or ``registry_uri``).
+        registry_uri: A registry whose current version is followed.
+        max_body_bytes: Largest request body accepted (413 beyond).
+        logger_url: Where to log payloads (None: nowhere).
+        host: Address to listen on: loopback unless all interfaces (0.0.0.0, in the cluster image) are asked for.
+        schema_path: The data validation schema whose domains requests must respect (None: no guard).
+    """
     from kserve.model_server import app
 
     payload_logger = None
@@ -337,10 +411,12 @@ def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_
         payload_logger = PayloadLogger(logger_url, model_name, source=f"http://localhost:{port}/")
         print(f"logging requests and responses to {logger_url}", flush=True)
     model = FlightsDelayModel(model_name, model_dir=model_dir, registry_uri=registry_uri,
-                              payload_logger=payload_logger)
+                              payload_logger=payload_logger, schema_path=schema_path)
     model.load()
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(V2JsonWithoutContentType)
     source = model_dir or f"registry {registry_uri} ({model.current.version})"
-    print(f"serving {model_name} from {source} on http://127.0.0.1:{port}", flush=True)
+    print(f"serving {model_name} from {source} on http://{host}:{port}", flush=True)
     # Per-request latency log lines cost more than the prediction of a single row.
-    kserve.ModelServer(http_port=port, enable_grpc=False, workers=1, enable_latency_logging=False).start([model])
+    _BoundModelServer(host, http_port=port, enable_grpc=False, workers=1,
+                      enable_latency_logging=False).start([model])

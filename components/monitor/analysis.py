@@ -13,15 +13,13 @@ Scores are reported per feature; thresholds decide the flags.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from components import dataset
 
-_REPO_COMPONENTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The curated schema of the data validation step: one definition of the comparisons.
-CURATED_SCHEMA = os.path.join(_REPO_COMPONENTS, "validate_data", "schema", "flights.pbtxt")
+CURATED_SCHEMA = dataset.CURATED_SCHEMA
 
 
 @dataclass

@@ -38,7 +38,7 @@ class SpanLimits:
     max_missing_rate_change: float = 0.25
 
 #: The curated schema kept in git, used when the pipeline names none.
-CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "flights.pbtxt")
+CURATED_SCHEMA = dataset.CURATED_SCHEMA
 
 
 class UnreadableInputError(Exception):

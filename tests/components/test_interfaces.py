@@ -16,7 +16,7 @@ STEPS = ["fingerprint", "extract", "validate_data", "prepare", "train", "evaluat
 #: Helpers every runtime may import: standard library only.
 SHARED = {"components", "components.kfp_io", "components.images", "components.dataset",
           "components.model_files", "components.registry", "components.run_folder",
-          "components.s3_settings"}
+          "components.s3_settings", "components.schema_domains"}
 #: Helpers with one third-party dependency, importable by the runtimes whose lock holds it.
 SHARED_WITH = {"components.object_store": "minio"}
 #: Libraries of one runtime that are not components themselves.

@@ -161,3 +161,29 @@ def test_the_readme_table_lists_every_corruption_of_the_catalogue():
     readme = open(os.path.join(os.path.dirname(validation.CURATED_SCHEMA), "..", "..", "..", "README.md")).read()
     table = readme[readme.index("## What stops a run"):]
     assert all(f"| `{kind}` |" in table for kind in [*CORRUPTIONS, *FILE_CORRUPTIONS])
+
+
+def test_the_serving_guard_reads_the_domains_tfdv_reads():
+    """components/schema_domains.py (serving runtime, no TFDV) against TFDV on the same schema file."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from components.schema_domains import read_domains
+
+    schema = _schema()
+    domains = read_domains(validation.CURATED_SCHEMA)
+    string_domains = {d.name: set(d.value) for d in schema.string_domain}
+    for feature in schema.feature:
+        domain = domains.get(feature.name)
+        kind = feature.WhichOneof("domain_info")
+        if kind in ("int_domain", "float_domain"):
+            expected = getattr(feature, kind)
+            assert (domain.minimum, domain.maximum) == (expected.min, expected.max), feature.name
+        elif kind == "domain":
+            assert set(domain.values) == string_domains[feature.domain], feature.name
+            closed = (not feature.HasField("distribution_constraints")
+                      or feature.distribution_constraints.min_domain_mass >= 1.0)
+            assert domain.closed == closed, feature.name
+        else:
+            assert domain is None, feature.name
+    assert feature.type in (schema_pb2.INT, schema_pb2.FLOAT, schema_pb2.BYTES)
+    assert domains["carrier"].closed and not domains["dest"].closed and domains["distance"].maximum == 6000

@@ -12,9 +12,15 @@ def _build_model(folder, max_iter=20):
     from components import dataset
     from components.train.train import save, train
 
+    from components.schema_domains import read_domains
+
     rng = np.random.default_rng(0)
     rows = 800
-    frame = pd.DataFrame({name: rng.uniform(0, 10, rows) for name in dataset.NUMERIC_FEATURES})
+    # Values inside the data validation schema's domains: the server refuses others (its skew guard).
+    domains = read_domains(dataset.CURATED_SCHEMA)
+    frame = pd.DataFrame({name: rng.uniform(domains[name].minimum, min(domains[name].maximum,
+                                                                    domains[name].minimum + 10), rows)
+                          for name in dataset.NUMERIC_FEATURES})
     frame["carrier"] = rng.choice(["UA", "EV", "DL"], rows)
     frame["origin"] = rng.choice(["EWR", "JFK", "LGA"], rows)
     frame["dest"] = rng.choice(["ORD", "ATL"], rows)
