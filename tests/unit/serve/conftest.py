@@ -10,9 +10,8 @@ def _build_model(folder, max_iter=20):
     import pandas as pd
 
     from components import dataset
-    from components.train.train import save, train
-
     from components.schema_domains import read_domains
+    from components.train.train import save, train
 
     rng = np.random.default_rng(0)
     rows = 800

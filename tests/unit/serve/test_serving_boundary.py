@@ -1,7 +1,6 @@
 """The serving boundary on a real model server: the schema's skew guard, loopback only, and V2 JSON
 from tritonclient with and without binary tensors."""
 
-import json
 
 import numpy as np
 import pytest
