@@ -39,7 +39,10 @@ def parse_spans(text: str) -> list[str]:
 
 def check_spans_present(source, source_uri: str, spans: list[str]) -> None:
     """Raises ComponentError naming the spans missing from the source, and those available."""
-    available = source.spans()
+    try:
+        available = source.spans()
+    except Exception as error:  # noqa: BLE001 - OSError locally, S3Error or urllib3 errors from S3
+        raise ComponentError(f"source {source_uri}: its spans cannot be listed: {error_line(error)}") from None
     missing = [s for s in spans if s not in available]
     if missing:
         shown = ", ".join(available[-24:]) or "none"

@@ -68,3 +68,24 @@ def test_window_data_version_tracks_span_content(source):
     assert window_data_version(str(source), "2013-01:2013-02", "2013-03") != first
     with pytest.raises(ComponentError, match="2013-09"):
         window_data_version(str(source), "2013-01", "2013-09")
+
+
+def test_an_unreadable_source_or_span_file_is_one_line_naming_it(tmp_path, monkeypatch):
+    import os
+
+    from components.extract.extract import extract_spans
+
+    (tmp_path / "src" / "2013-04").mkdir(parents=True)
+    (tmp_path / "src" / "2013-04" / "flights.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(ComponentError) as error:
+        extract_spans(str(tmp_path / "src"), ["2013-04"], str(tmp_path / "out"))
+    message = str(error.value)
+    assert message.startswith("span 2013-04: ") and "flights.parquet: not a readable Parquet file" in message
+    assert "\n" not in message
+
+    def refused(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(os, "listdir", refused)
+    with pytest.raises(ComponentError, match=r"src: its spans cannot be listed: PermissionError"):
+        extract_spans(str(tmp_path / "src"), ["2013-04"], str(tmp_path / "out"))
