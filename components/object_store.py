@@ -22,7 +22,7 @@ from components import registry
 from components.s3_settings import client_settings
 
 
-class S3Registry:
+class S3Registry(registry.RegistryStore):
     """Versioned model folders and a ``current.json`` pointer under ``s3://bucket/prefix``."""
 
     def __init__(self, uri: str, client=None):
@@ -107,45 +107,23 @@ class S3Registry:
         if pointer or previous:
             self._record(model_name, event, pointer or previous)
 
-    def publish(self, model_name: str, model_dir: str, release: dict[str, Any], point: bool = True) -> dict[str, Any]:
-        """Uploads a model folder as a new version, then (``point``) points ``current.json`` at it (last).
-
-        Returns:
-            The new pointer; the current one with ``unchanged: True`` when the model
-            is byte for byte the one in production.
-        """
-        digest = registry.model_digest(model_dir)
-        previous = self.current(model_name)
-        if previous and previous.get("model_sha256") == digest:
-            return {**previous, "unchanged": True}
+    def _write_version(self, model_name: str, version: str, model_dir: str, release: dict[str, Any]) -> None:
         if not self.client.bucket_exists(self.bucket):
             self.client.make_bucket(self.bucket)
-        version = f"v{len(self.versions(model_name)) + 1:04d}"
         for name in sorted(os.listdir(model_dir)):
             path = os.path.join(model_dir, name)
             if os.path.isfile(path):
                 self.client.fput_object(self.bucket, self._key(model_name, "versions", version, name), path)
-        self._put_json(self._key(model_name, "versions", version, registry.RELEASE),
-                       {**release, "version": version, "model_sha256": digest})
-        pointer = registry.new_pointer(model_name, version, self.uri(model_name, "versions", version), previous,
-                                       release, digest)
-        if point:
-            self.point(model_name, pointer, "deploy")
-        return pointer
+        self._put_json(self._key(model_name, "versions", version, registry.RELEASE), release)
 
-    def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
-        """Points ``current.json`` back at an earlier version (default: the one before the current).
+    def _read_release(self, model_name: str, version: str) -> dict[str, Any]:
+        return self._get_json(self._key(model_name, "versions", version, registry.RELEASE)) or {}
 
-        Raises:
-            ValueError: There is nothing to roll back to, or the version does not exist.
-        """
-        pointer = self.current(model_name)
-        target = registry.rollback_target(model_name, pointer, version, self.versions(model_name), self.uri())
-        release = self._get_json(self._key(model_name, "versions", target, registry.RELEASE)) or {}
-        new = registry.new_pointer(model_name, target, self.uri(model_name, "versions", target), pointer, release,
-                                   release.get("model_sha256"), rolled_back_from=pointer["version"])
-        self.point(model_name, new, "rollback")
-        return new
+    def _location(self, model_name: str, version: str) -> str:
+        return self.uri(model_name, "versions", version) if version else self.uri()
+
+    def _digest(self, model_name: str, version: str, release: dict[str, Any]) -> Optional[str]:
+        return release.get("model_sha256")
 
     def history(self, model_name: str) -> list[dict[str, Any]]:
         """Every deployment and rollback, oldest first."""

@@ -126,7 +126,53 @@ def local_copy(store: Registry, model_name: str, version: str, cache_root: str) 
     return folder
 
 
-class LocalRegistry:
+class RegistryStore:
+    """What publishing and rolling back mean, once for every store; a store supplies the storage.
+
+    A store implements ``current``, ``versions``, ``point`` and these four: ``_write_version``
+    (a version's files plus its release record), ``_read_release``, ``_location`` (where a
+    version lives, as the pointer names it) and ``_digest`` (of a stored version).
+    """
+
+    def publish(self, model_name: str, model_dir: str, release: dict[str, Any], point: bool = True) -> dict[str, Any]:
+        """Stores a model folder as a new version, then (``point``) makes it production, written last.
+
+        A reader sees either the old production model or the complete new one. With
+        ``point=False`` only the version is stored: the caller makes it production (``point``)
+        or a canary once it serves.
+
+        Returns:
+            The new pointer; the current one with ``unchanged: True`` when the model is byte
+            for byte the one in production.
+        """
+        digest = model_digest(model_dir)
+        previous = self.current(model_name)
+        if previous and previous.get("model_sha256") == digest:
+            return {**previous, "unchanged": True}
+        version = f"v{len(self.versions(model_name)) + 1:04d}"
+        self._write_version(model_name, version, model_dir, {**release, "version": version, "model_sha256": digest})
+        pointer = new_pointer(model_name, version, self._location(model_name, version), previous, release, digest)
+        if point:
+            self.point(model_name, pointer, "deploy")
+        return pointer
+
+    def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
+        """Makes an earlier version production again (default: the one before the current).
+
+        Raises:
+            ValueError: There is nothing to roll back to, or the version does not exist.
+        """
+        pointer = self.current(model_name)
+        where = self._location(model_name, "")
+        target = rollback_target(model_name, pointer, version, self.versions(model_name), where)
+        release = self._read_release(model_name, target)
+        new = new_pointer(model_name, target, self._location(model_name, target), pointer, release,
+                          self._digest(model_name, target, release), rolled_back_from=pointer["version"])
+        self.point(model_name, new, "rollback")
+        return new
+
+
+class LocalRegistry(RegistryStore):
     """The registry in a local folder."""
 
     def __init__(self, root: str):
@@ -191,48 +237,23 @@ class LocalRegistry:
         if pointer or previous:
             self._record(model_name, event, pointer or previous)
 
-    def publish(self, model_name: str, model_dir: str, release: dict[str, Any], point: bool = True) -> dict[str, Any]:
-        """Copies a model into a new version folder, then points ``current.json`` at it.
-
-        The pointer is written last and atomically: a reader sees either the old
-        production model or the complete new one. With ``point=False`` only the version is
-        stored: the caller makes it production (``point``) or a canary once it serves.
-
-        Returns:
-            The new pointer; the current one with ``unchanged: True`` when the model
-            is byte for byte the one in production.
-        """
-        digest = model_digest(model_dir)
-        previous = self.current(model_name)
-        if previous and previous.get("model_sha256") == digest:
-            return {**previous, "unchanged": True}
-        version = f"v{len(self.versions(model_name)) + 1:04d}"
+    def _write_version(self, model_name: str, version: str, model_dir: str, release: dict[str, Any]) -> None:
         target = self.version_dir(model_name, version)
         staging = f"{target}.staging-{os.getpid()}"
         shutil.copytree(model_dir, staging)
         with open(os.path.join(staging, RELEASE), "w", encoding="utf-8") as handle:
-            json.dump({**release, "version": version, "model_sha256": digest}, handle, indent=2, sort_keys=True)
+            json.dump(release, handle, indent=2, sort_keys=True)
         os.replace(staging, target)
-        pointer = new_pointer(model_name, version, os.path.abspath(target), previous, release, digest)
-        if point:
-            self.point(model_name, pointer, "deploy")
-        return pointer
 
-    def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
-        """Points ``current.json`` back at an earlier version (default: the one before the current).
+    def _read_release(self, model_name: str, version: str) -> dict[str, Any]:
+        with open(os.path.join(self.version_dir(model_name, version), RELEASE), encoding="utf-8") as handle:
+            return json.load(handle)
 
-        Raises:
-            ValueError: There is nothing to roll back to, or the version does not exist.
-        """
-        pointer = self.current(model_name)
-        target = rollback_target(model_name, pointer, version, self.versions(model_name), self.root)
-        target_dir = self.version_dir(model_name, target)
-        with open(os.path.join(target_dir, RELEASE), encoding="utf-8") as handle:
-            release = json.load(handle)
-        new = new_pointer(model_name, target, os.path.abspath(target_dir), pointer, release,
-                          model_digest(target_dir), rolled_back_from=pointer["version"])
-        self.point(model_name, new, "rollback")
-        return new
+    def _location(self, model_name: str, version: str) -> str:
+        return os.path.abspath(self.version_dir(model_name, version)) if version else self.root
+
+    def _digest(self, model_name: str, version: str, release: dict[str, Any]) -> Optional[str]:
+        return model_digest(self.version_dir(model_name, version))
 
     def history(self, model_name: str) -> list[dict[str, Any]]:
         """Every deployment and rollback, oldest first."""
