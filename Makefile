@@ -23,13 +23,16 @@ $(UV):
 	$(VENVS)/tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # One local environment per runtime, from the same lock as its image (plus the test runner).
+# Byte-compiled: uv writes no .pyc unless asked, and with PYTHONDONTWRITEBYTECODE set (as in CI)
+# Python never writes them, so every step would compile its imports again on every run.
 $(VENVS)/%/.synced: images/%/requirements-dev.lock | $(UV)
 	@echo "Building the local '$*' runtime from images/$*/requirements-dev.lock ..."
 	@test -x $(VENVS)/$*/bin/python || $(UV) venv --quiet --python $$(command -v $(PYTHON)) $(VENVS)/$*
-	$(UV) pip sync --quiet --python $(VENVS)/$*/bin/python images/$*/requirements-dev.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(VENVS)/$*/bin/python images/$*/requirements-dev.lock
 	@touch $@
 
 setup: $(foreach r,$(RUNTIMES),$(VENVS)/$(r)/.synced) ## Build one local environment per runtime image (idempotent)
+	@$(PYTHON) -m compileall -q -j 0 components pipelines >/dev/null
 	@echo "Local runtimes ready: $(RUNTIMES) (in $(VENVS)/)"
 
 RUNTIME ?= $(RUNTIMES)

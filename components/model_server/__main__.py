@@ -31,6 +31,8 @@ def main() -> int:
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default loopback; 0.0.0.0 for all interfaces, as in a pod)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="OpenMP/BLAS threads per prediction (default 1: small requests, busy neighbours)")
     parser.add_argument("--schema", default=dataset.CURATED_SCHEMA,
                         help="data validation schema whose domains requests must respect ('' turns the guard off)")
     parser.add_argument("--logger-url", default="",
@@ -40,7 +42,7 @@ def main() -> int:
         if bool(args.model_dir) == bool(args.registry):
             parser.error("serve needs exactly one of --model-dir and --registry")
         serve(args.name, args.port, model_dir=args.model_dir, registry_uri=args.registry, host=args.host,
-              schema_path=args.schema or None,
+              schema_path=args.schema or None, threads=args.threads,
               max_body_bytes=args.max_body_bytes, logger_url=args.logger_url or None)
     elif args.command == "start":
         print(json.dumps(control.ensure_serving(args.state_dir, args.registry or "var/registry", args.name,
