@@ -40,6 +40,41 @@ DEFAULT_VENVS = os.path.join(REPO_ROOT, ".venvs")
 
 CACHED_DIR = "cached"
 
+#: The kfp whose kfp.local internals this module relies on (images/dev/requirements.lock pins it).
+KFP_VERSION = "2.17.3"
+
+
+def kfp_local_problems() -> list[str]:
+    """What changed in kfp.local that this runner relies on (empty while it is the pinned kfp).
+
+    The runner swaps two task handler classes (no registration hook exists), reads the cache's
+    entry files and recognises cache hits by their log line; an upgrade of kfp must fail here,
+    loudly, rather than run tasks some other way.
+    """
+    import inspect
+
+    import kfp
+    from kfp.local import cache, subprocess_task_handler
+    from kfp.local.orchestrator import task_executor
+
+    problems = []
+    if kfp.__version__ != KFP_VERSION:
+        problems.append(f"kfp is {kfp.__version__}, this runner was written against {KFP_VERSION}")
+    if not hasattr(subprocess_task_handler, "SubprocessTaskHandler"):
+        problems.append("kfp.local.subprocess_task_handler.SubprocessTaskHandler is gone (swapped for ours)")
+    try:
+        from kfp.local import docker_task_handler
+
+        if not hasattr(docker_task_handler, "DockerTaskHandler"):
+            problems.append("kfp.local.docker_task_handler.DockerTaskHandler is gone (wrapped for container runs)")
+    except ImportError:
+        pass  # only needed with a Docker API; its absence is reported when containers are asked for
+    if getattr(cache, "_ARTIFACT_MARKER", None) != "__kfp_artifact__":
+        problems.append("kfp.local's cache entries no longer mark artifacts with '__kfp_artifact__'")
+    if "cache hit (key=" not in inspect.getsource(task_executor):
+        problems.append("kfp.local no longer logs 'Task X cache hit (key=...)', which marks cached tasks")
+    return problems
+
 
 def runtime_python(runtime: str, venvs_dir: str = DEFAULT_VENVS) -> str:
     """Returns the interpreter of a runtime's local environment.
@@ -354,6 +389,9 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     """
     from kfp import components, local
 
+    problems = kfp_local_problems()
+    if problems:
+        raise RuntimeError("the local runner does not fit this kfp: " + "; ".join(problems))
     os.makedirs(run_dir, exist_ok=True)
     cache_root = os.path.abspath(cache_root or os.path.join(run_dir, ".kfp_cache"))
     info = {**(run_info or {}), "pipeline_yaml": os.path.abspath(pipeline_yaml), "parameters": arguments,

@@ -64,3 +64,19 @@ def test_a_container_lost_before_its_status_is_read_reports_what_the_program_rec
         (task_dir / "exit_status.json").write_text('{"exit_code": 0}')
         assert handler.run() == status.Status.SUCCESS
     assert json.loads((task_dir / "timing.json").read_text())["container"]
+
+
+def test_the_runner_fails_loudly_when_kfp_local_changes(monkeypatch):
+    """local_runner relies on kfp.local internals: an upgrade must be named, not run differently."""
+    import kfp
+    from kfp.local import subprocess_task_handler
+
+    from pipelines import local_runner
+
+    assert local_runner.kfp_local_problems() == []
+    monkeypatch.setattr(kfp, "__version__", "9.9.9")
+    monkeypatch.delattr(subprocess_task_handler, "SubprocessTaskHandler")
+    problems = local_runner.kfp_local_problems()
+    assert any("9.9.9" in p for p in problems) and any("SubprocessTaskHandler" in p for p in problems)
+    with pytest.raises(RuntimeError, match="does not fit this kfp"):
+        local_runner.run_pipeline_file("pipelines/ct_pipeline.yaml", {}, "/nonexistent/run")
