@@ -70,8 +70,10 @@ def deployed(tmp_path_factory, sliced_source):
 
 def lineage(var, *args):
     """Asks the lineage CLI (data runtime) a question about a var folder's metadata store, as JSON."""
+    # The var folder's own registry: the CLI's default (var/registry of the checkout) is another one.
     result = subprocess.run([runtime_python("data"), "-m", "components.lineage", "--store",
-                             os.path.join(str(var), "runs", "metadata.sqlite"), "--json", *args],
+                             os.path.join(str(var), "runs", "metadata.sqlite"), "--registry",
+                             os.path.join(str(var), "registry"), "--json", *args],
                             cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT},
                             capture_output=True, text=True, check=True)
     return json.loads(result.stdout)

@@ -73,7 +73,7 @@ def test_stand_in_backend_store_holds_only_backend_records(backend_var):
 
 def test_make_lineage_on_a_backend_shaped_store(backend_var, tmp_path):
     var = backend_var["var"]
-    serving = lineage(var, "--registry", os.path.join(str(var), "registry"), "serving")
+    serving = lineage(var, "serving")
     assert serving["version"] == "v0002" and serving["spans"] == ["2013-02", "2013-03", "2013-04", "2013-05"]
     assert serving["trigger"] == "on_demand" and serving["git_sha"]
     assert serving["parameters"]["test_span"] == "2013-05"
