@@ -183,9 +183,11 @@ images: base-image ## Build every runtime image with docker or podman, tagged as
 
 docker-api: container-deps ## Serve the Docker API with podman when no Docker daemon runs
 	@# A socket file can outlive its service (a reboot, a new session): probe it, never trust it.
+	@# The service runs from /: one whose working folder was deleted (a checkout cloned again)
+	@# fails every container start with "write child: broken pipe", leaving them "Created".
 	@if [ "$(ENGINE)" = podman ] && ! $(PODMAN_PING); then \
 	  rm -f $(PODMAN_SOCKET) && mkdir -p $$(dirname $(PODMAN_SOCKET)) && \
-	  (podman system service --time=0 unix://$(PODMAN_SOCKET) >/tmp/podman-service.log 2>&1 &) && \
+	  (cd / && podman system service --time=0 unix://$(PODMAN_SOCKET) >/tmp/podman-service.log 2>&1 &) && \
 	  for i in $$(seq 100); do $(PODMAN_PING) && break; sleep 0.2; done; \
 	  $(PODMAN_PING) || { echo "podman system service did not answer on $(PODMAN_SOCKET); see /tmp/podman-service.log" >&2; exit 1; }; fi
 
