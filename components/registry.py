@@ -187,13 +187,16 @@ class LocalRegistry(RegistryStore):
         """Folder of one version."""
         return os.path.join(self.model_root(model_name), "versions", version)
 
-    def current(self, model_name: str) -> Optional[dict[str, Any]]:
-        """The production pointer, or None before the first deployment."""
-        path = os.path.join(self.model_root(model_name), CURRENT)
+    def _read_json(self, model_name: str, name: str) -> Optional[dict[str, Any]]:
+        path = os.path.join(self.model_root(model_name), name)
         if not os.path.exists(path):
             return None
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
+
+    def current(self, model_name: str) -> Optional[dict[str, Any]]:
+        """The production pointer, or None before the first deployment."""
+        return self._read_json(model_name, CURRENT)
 
     def versions(self, model_name: str) -> list[str]:
         """Versions stored for a model, oldest first."""
@@ -224,11 +227,7 @@ class LocalRegistry(RegistryStore):
 
     def canary(self, model_name: str) -> Optional[dict[str, Any]]:
         """The version serving a canary share, or None."""
-        path = os.path.join(self.model_root(model_name), CANARY)
-        if not os.path.exists(path):
-            return None
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        return self._read_json(model_name, CANARY)
 
     def set_canary(self, model_name: str, pointer: Optional[dict[str, Any]], event: str = "canary") -> None:
         """Records (or, with None, clears) the canary version, with ``event`` in the history."""
