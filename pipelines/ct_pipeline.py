@@ -201,7 +201,7 @@ def ct_pipeline(
     judged = validate_model(evaluation=evaluated.outputs["evaluation"], min_auc=min_auc, max_auc_drop=max_auc_drop)
     release(blessed=judged.outputs["blessed"], model=trained.outputs["model"],
             blessing=judged.outputs["blessing"], evaluation=evaluated.outputs["evaluation"],
-            serving_samples=evaluated.outputs["serving_samples"], infra_max_p99_ms=infra_max_p99_ms,
+            serving_samples=trained.outputs["serving_samples"], infra_max_p99_ms=infra_max_p99_ms,
             infra_requests=infra_requests, registry_uri=registry_uri, model_name=model_name,
             serving_state_dir=serving_state_dir, serving_port=serving_port, serving_target=serving_target,
             namespace=namespace, service_account=service_account, canary_traffic_percent=canary_traffic_percent,

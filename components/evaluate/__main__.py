@@ -4,7 +4,7 @@ import json
 import sys
 
 from components import model_files
-from components.evaluate.evaluate import confusion_matrix, evaluate, roc_curve_points, score, serving_samples
+from components.evaluate.evaluate import confusion_matrix, evaluate, roc_curve_points, score
 from components.kfp_io import Executor, run_component
 from components.train.train import load
 
@@ -35,8 +35,6 @@ def _run(executor: Executor) -> None:
         "confidenceMetrics": roc_curve_points(labels, scores),
         "confusionMatrix": confusion_matrix(labels, scores),
     })
-    with open(executor.output_path("serving_samples"), "w", encoding="utf-8") as handle:
-        json.dump(serving_samples(candidate, test_frame), handle)
     line = f"[evaluate] candidate AUC {overall['auc']:.4f}"
     if result["baseline"]:
         line += f", baseline AUC {result['baseline']['auc']:.4f} on the same test span"

@@ -13,7 +13,6 @@ def evaluate(
     metrics: dsl.Output[dsl.Metrics],
     classification_metrics: dsl.Output[dsl.ClassificationMetrics],
     evaluation: dsl.Output[dsl.Artifact],
-    serving_samples: dsl.Output[dsl.Artifact],
 ):
     """Scores the candidate (and the baseline, if any) on the test span, overall and per slice.
 
@@ -24,7 +23,6 @@ def evaluate(
         metrics: The candidate's scalar metrics (dashboard scalars).
         classification_metrics: ROC curve and confusion matrix (dashboard plots).
         evaluation: JSON with candidate and baseline metrics, overall and per slice.
-        serving_samples: Test rows with the training runtime's predictions, for infra validation.
     """
     return dsl.ContainerSpec(
         image=image("train"),

@@ -85,19 +85,3 @@ def evaluate(candidate, test_frame, baseline: Optional[object] = None) -> dict[s
         result["baseline"] = {**scalar_metrics(labels, baseline_scores),
                               "slices": slice_metrics(test_frame, baseline_scores)}
     return result
-
-
-def serving_samples(model, test_frame, count: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Rows for infra validation with the probabilities the training runtime predicts for them.
-
-    Missing values become ``None`` (JSON null), as a client would send them.
-    """
-    sample = test_frame.sample(n=min(count, len(test_frame)), random_state=seed)
-    features = sample[dataset.FEATURES]
-    instances = [
-        {name: (None if value is None or (isinstance(value, float) and math.isnan(value)) else
-                (value.item() if hasattr(value, "item") else value))
-         for name, value in row.items()}
-        for row in features.to_dict(orient="records")
-    ]
-    return {"instances": instances, "probabilities": [float(p) for p in score(model, sample)]}

@@ -17,7 +17,7 @@ def infra_validate(
 
     Args:
         model: The candidate model.
-        serving_samples: Test rows with the training runtime's predictions.
+        serving_samples: Eval rows with the training runtime's predictions (from train).
         max_p99_ms: Bound on p99 latency of single-row requests, in milliseconds.
         requests: Number of single-row requests timed.
         infra_blessing: The decision with reasons and measurements.

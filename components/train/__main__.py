@@ -1,9 +1,10 @@
 """Program of the train image: ``python -m components.train --executor-input JSON``."""
 
+import json
 import sys
 
 from components.kfp_io import Executor, run_component
-from components.train.train import save, save_reference, train
+from components.train.train import save, save_reference, serving_samples, train
 
 
 def _run(executor: Executor) -> None:
@@ -25,6 +26,8 @@ def _run(executor: Executor) -> None:
     executor.set_metadata("model", {"hyperparameters": hyperparameters, "train_spans": spans,
                                     "framework": "scikit-learn"})
     executor.set_metadata("train_metrics", metrics)
+    with open(executor.output_path("serving_samples"), "w", encoding="utf-8") as handle:
+        json.dump(serving_samples(pipeline, eval_frame), handle)
     print(f"[train] train AUC {metrics['train_auc']:.4f}, eval AUC {metrics['eval_auc']:.4f}", flush=True)
 
 

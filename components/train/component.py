@@ -15,6 +15,7 @@ def train(
     l2_regularization: float,
     model: dsl.Output[dsl.Model],
     train_metrics: dsl.Output[dsl.Metrics],
+    serving_samples: dsl.Output[dsl.Artifact],
 ):
     """Fits the sklearn pipeline (encoding + HistGradientBoostingClassifier).
 
@@ -27,6 +28,7 @@ def train(
         l2_regularization: L2 penalty on leaf values.
         model: Folder with ``model.joblib`` and ``model.json``.
         train_metrics: AUC on train and eval splits.
+        serving_samples: Eval rows with the training runtime's predictions, for infra validation.
     """
     return dsl.ContainerSpec(
         image=image("train"),

@@ -97,6 +97,26 @@ def save_reference(train_frame, model_dir: str, rows: int = model_files.REFERENC
     return len(sample)
 
 
+def serving_samples(model, frame, count: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Rows for infra validation with the probabilities the training runtime predicts for them.
+
+    Taken from the eval rows, here in train: infra validation then depends on this step's outputs
+    only, so it is reused from the cache when a rerun trains the same model. Missing values become
+    ``None`` (JSON null), as a client would send them.
+    """
+    import math
+
+    sample = frame.sample(n=min(count, len(frame)), random_state=seed)
+    features = sample[dataset.FEATURES]
+    instances = [
+        {name: (None if value is None or (isinstance(value, float) and math.isnan(value)) else
+                (value.item() if hasattr(value, "item") else value))
+         for name, value in row.items()}
+        for row in features.to_dict(orient="records")
+    ]
+    return {"instances": instances, "probabilities": [float(p) for p in model.predict_proba(features)[:, 1]]}
+
+
 def load(model_dir: str):
     """Loads the sklearn pipeline of a model directory."""
     import joblib

@@ -33,10 +33,10 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
     from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401
 
     from components import dataset, registry
-    from components.evaluate.evaluate import evaluate, serving_samples
+    from components.evaluate.evaluate import evaluate
     from components.extract.source import open_source, read_span_frame
     from components.prepare.prepare import add_label, split
-    from components.train.train import save, save_reference, train
+    from components.train.train import save, save_reference, serving_samples, train
     from components.validate_data import validation
     from components.validate_model.validate_model import judge
     lap("imports")
