@@ -16,6 +16,9 @@ TASK_LOG = "task.log"
 TASK_TIMING = "timing.json"
 TASK_INPUT = "executor_input.json"
 RUN_INFO = "run.json"
+#: Folders of a run folder that are no task's: cached tasks' records, kfp.local's own cache.
+CACHED_DIR = "cached"
+KFP_CACHE_DIR = ".kfp_cache"
 
 
 def read_json(path: str) -> Optional[Any]:
@@ -38,3 +41,14 @@ def write_task_record(task_dir: str, executor_input: dict[str, Any], timing: dic
         json.dump(executor_input, handle, indent=2)
     with open(os.path.join(task_dir, TASK_TIMING), "w", encoding="utf-8") as handle:
         json.dump(timing, handle)
+
+
+def run_id_of(run_dir: str) -> str:
+    """The run's id: ``run.json``'s, else the KFP job name kfp.local gave it (its folder in the run folder)."""
+    info = read_json(os.path.join(run_dir, RUN_INFO)) or {}
+    if info.get("run_id"):
+        return info["run_id"]
+    for name in sorted(os.listdir(run_dir)):
+        if os.path.isdir(os.path.join(run_dir, name)) and name not in (CACHED_DIR, KFP_CACHE_DIR):
+            return name
+    return os.path.basename(os.path.abspath(run_dir))

@@ -25,11 +25,14 @@ from typing import Any, Optional
 
 from components.images import runtime_of
 from components.run_folder import (
+    CACHED_DIR,
+    KFP_CACHE_DIR,
     RUN_INFO,
     TASK_INPUT,
     TASK_LOG,
     TASK_TIMING,
     read_json,
+    run_id_of,
     task_folders,
     write_task_record,
 )
@@ -38,7 +41,6 @@ from pipelines.kfp_backend_contract import BackendContract, ContractError
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_VENVS = os.path.join(REPO_ROOT, ".venvs")
 
-CACHED_DIR = "cached"
 
 #: The kfp whose kfp.local internals this module relies on (images/dev/requirements.lock pins it).
 KFP_VERSION = "2.17.3"
@@ -393,7 +395,7 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     if problems:
         raise RuntimeError("the local runner does not fit this kfp: " + "; ".join(problems))
     os.makedirs(run_dir, exist_ok=True)
-    cache_root = os.path.abspath(cache_root or os.path.join(run_dir, ".kfp_cache"))
+    cache_root = os.path.abspath(cache_root or os.path.join(run_dir, KFP_CACHE_DIR))
     info = {**(run_info or {}), "pipeline_yaml": os.path.abspath(pipeline_yaml), "parameters": arguments,
             "caching": enable_caching, "started": time.time(), "status": "RUNNING"}
     _write_run_info(run_dir, info)
@@ -427,7 +429,7 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
         for task_name, key in hits.hits:
             cached = _record_cached_task(run_dir, cache_root, task_name, key)
             if contract is not None and cached is not None:
-                contract.cached(contract.run_id or _run_id(run_dir), task_name, cached[1], cached[2] or "", cached[0])
+                contract.cached(contract.run_id or run_id_of(run_dir), task_name, cached[1], cached[2] or "", cached[0])
         failed = _failed_tasks(run_dir)
         info.update(ended=time.time(), cached_tasks=[name for name, _ in hits.hits], failed_tasks=failed)
         if contract is not None:
@@ -437,12 +439,6 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     _write_run_info(run_dir, info)
     return ok
 
-
-def _run_id(run_dir: str) -> str:
-    """The run's id: the folder kfp.local made for the pipeline job inside the run folder."""
-    names = [n for n in sorted(os.listdir(run_dir))
-             if os.path.isdir(os.path.join(run_dir, n)) and n not in (CACHED_DIR, ".kfp_cache")]
-    return names[0] if names else os.path.basename(os.path.abspath(run_dir))
 
 
 def _write_run_info(run_dir: str, info: dict[str, Any]) -> None:

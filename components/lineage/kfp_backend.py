@@ -165,6 +165,13 @@ class BackendMetadataClient:
         self.contexts: list = []
         self.root_dag_id: Optional[int] = None
         self.store_session_info = json.dumps({"Provider": "minio", "Params": {}})
+        self._type_ids: dict[tuple[str, str], int] = {}
+
+    def _type_id(self, kind: str, name: str) -> int:
+        """The id of an MLMD type, registered once per client (the Go client caches them too)."""
+        if (kind, name) not in self._type_ids:
+            self._type_ids[(kind, name)] = _type_id(self.store, kind, name)
+        return self._type_ids[(kind, name)]
 
     def _context(self, type_name: str, name: str, properties: dict[str, Any]):
         from ml_metadata.proto import metadata_store_pb2 as pb
@@ -172,7 +179,7 @@ class BackendMetadataClient:
         context = self.store.get_context_by_type_and_name(type_name, name)
         if context is not None:
             return context
-        context = pb.Context(type_id=_type_id(self.store, "context", type_name), name=name)
+        context = pb.Context(type_id=self._type_id("context", type_name), name=name)
         for key, value in properties.items():
             context.custom_properties[key].CopyFrom(_string(value))
         [context.id] = self.store.put_contexts([context])
@@ -191,7 +198,7 @@ class BackendMetadataClient:
         if not self.store.get_parent_contexts_by_context(run.id):
             self.store.put_parent_contexts([pb.ParentContext(child_id=run.id, parent_id=pipeline.id)])
         self.contexts = [pipeline, run]
-        execution = pb.Execution(type_id=_type_id(self.store, "execution", DAG_EXECUTION),
+        execution = pb.Execution(type_id=self._type_id("execution", DAG_EXECUTION),
                                  name=f"{ROOT_DAG_PREFIX}{run_id}", last_known_state=pb.Execution.RUNNING)
         execution.custom_properties["display_name"].CopyFrom(_string(""))
         execution.custom_properties["task_name"].CopyFrom(_string(""))
@@ -211,7 +218,7 @@ class BackendMetadataClient:
         """The driver's ``CreateExecution`` for a container task: RUNNING, inputs and INPUT events."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
-        execution = pb.Execution(type_id=_type_id(self.store, "execution", CONTAINER_EXECUTION),
+        execution = pb.Execution(type_id=self._type_id("execution", CONTAINER_EXECUTION),
                                  last_known_state=pb.Execution.RUNNING)
         properties = execution.custom_properties
         properties["display_name"].CopyFrom(_string(task_name))
@@ -240,7 +247,7 @@ class BackendMetadataClient:
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         artifact = to_mlmd_artifact(runtime_artifact)
-        artifact.type_id = _type_id(self.store, "artifact", schema_title or "system.Artifact")
+        artifact.type_id = self._type_id("artifact", schema_title or "system.Artifact")
         artifact.state = pb.Artifact.LIVE
         if "display_name" not in artifact.custom_properties:
             artifact.custom_properties["display_name"].CopyFrom(_string(output_name))

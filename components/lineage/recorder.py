@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from components.kfp_io import unwrap_metadata_value
-from components.run_folder import RUN_INFO, TASK_INPUT, TASK_TIMING, read_json, task_folders
+from components.run_folder import RUN_INFO, TASK_INPUT, TASK_TIMING, read_json, run_id_of, task_folders
 
 CONTEXT_PIPELINE = "system.Pipeline"
 CONTEXT_RUN = "system.PipelineRun"
@@ -94,16 +94,6 @@ def _tasks(run_dir: str) -> list[dict[str, Any]]:
              for name, folder in task_folders(run_dir).items()]
     return sorted(tasks, key=lambda t: t["timing"].get("started") or 0)
 
-
-def run_id_of(run_dir: str) -> str:
-    """The run's id: the KFP job name kfp.local gave it (its folder in the run folder)."""
-    info = read_json(os.path.join(run_dir, RUN_INFO)) or {}
-    if info.get("run_id"):
-        return info["run_id"]
-    for name in sorted(os.listdir(run_dir)):
-        if os.path.isdir(os.path.join(run_dir, name)) and name not in ("cached", ".kfp_cache"):
-            return name
-    return os.path.basename(os.path.abspath(run_dir))
 
 
 def _artifact(store, uri: str, type_name: str, name: str, metadata: dict[str, Any], contexts) -> int:

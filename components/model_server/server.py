@@ -195,6 +195,8 @@ class FlightsDelayModel(kserve.Model):
             raise ValueError("give either model_dir or registry_uri")
         self.model_dir = model_dir
         self.registry_uri = registry_uri
+        # Opened once: the follower reads the pointer every poll_seconds (an S3 store holds a client).
+        self._registry = registry.open_registry(registry_uri) if registry_uri else None
         self.poll_seconds = poll_seconds
         self.current: Optional[LoadedModel] = None
         self._watcher: Optional[threading.Thread] = None
@@ -204,7 +206,7 @@ class FlightsDelayModel(kserve.Model):
         if self.model_dir:
             self.current = LoadedModel(self.model_dir, os.path.basename(os.path.normpath(self.model_dir)))
         else:
-            pointer = self._store().current(self.name)
+            pointer = self._registry.current(self.name)
             if pointer is None:
                 raise RuntimeError(f"registry {self.registry_uri} has no current version of {self.name}")
             self.current = self._load_version(pointer["version"])
@@ -213,19 +215,16 @@ class FlightsDelayModel(kserve.Model):
         self.ready = True
         return self.ready
 
-    def _store(self) -> registry.Registry:
-        return registry.open_registry(self.registry_uri)
-
     def _load_version(self, version: str) -> LoadedModel:
         """Loads a registry version (downloaded once into a cache when the registry is on S3)."""
         cache = os.path.join(tempfile.gettempdir(), "kfp-ct-registry-cache")
-        return LoadedModel(registry.local_copy(self._store(), self.name, version, cache), version)
+        return LoadedModel(registry.local_copy(self._registry, self.name, version, cache), version)
 
     def _follow(self) -> None:
         while True:
             time.sleep(self.poll_seconds)
             try:
-                pointer = self._store().current(self.name)
+                pointer = self._registry.current(self.name)
                 if pointer and pointer["version"] != self.current.version:
                     # Load beside the serving model, then swap the reference: requests in
                     # flight finish on the old one, new ones get the new one.

@@ -51,6 +51,7 @@ class Monitor:
         self.metrics = MonitorMetrics()
         self._analysis_lock = threading.Lock()
         self._schema = None
+        self._registry = registry.open_registry(registry_uri) if registry_uri else None
 
     def receive(self, headers: dict[str, str], body: bytes) -> int:
         """Takes one CloudEvent; returns the prediction rows it completed.
@@ -90,12 +91,10 @@ class Monitor:
 
     def _version_dir(self, version: str) -> Optional[str]:
         """A local folder with a version's files (a local registry's own, or a download from S3), or None."""
-        if not self.registry_uri or not version:
+        if self._registry is None or not version or version not in self._registry.versions(self.model_name):
             return None
-        store = registry.open_registry(self.registry_uri)
-        if version not in store.versions(self.model_name):
-            return None
-        return registry.local_copy(store, self.model_name, version, os.path.join(self.state_dir, "registry-cache"))
+        return registry.local_copy(self._registry, self.model_name, version,
+                                   os.path.join(self.state_dir, "registry-cache"))
 
     def reference_statistics(self, version: str):
         """TFDV statistics of a model version's training sample (computed once, then cached), or None."""

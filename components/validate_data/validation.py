@@ -312,7 +312,7 @@ def drift_html(drift_rows: list[dict[str, object]], anomalies_by_span: dict[str,
     parts = ["<html><head><meta charset='utf-8'><title>Data validation</title>",
              "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
              ".bad{color:#b00;font-weight:bold}</style></head><body>",
-             "<h2>Schema anomalies</h2>"]
+             "<h2>Anomalies (schema and span checks)</h2>"]
     if anomalies_by_span:
         parts.append("<ul>")
         for span, found in anomalies_by_span.items():
