@@ -6,10 +6,13 @@ Commands:
   stop      stop it
   status    show what it serves
   rollback  point the registry back at the previous (or --version) model; the server follows
+  compare   predict every row of --source's spans with the compiled path and Pipeline.predict_proba
+            and say whether they agree bit for bit (exit 1 if not)
 """
 
 import argparse
 import json
+import os
 import sys
 
 from components import dataset, registry
@@ -21,18 +24,24 @@ def main() -> int:
     """Parses the command line and acts."""
     parser = argparse.ArgumentParser(prog="python -m components.model_server", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "start", "stop", "status", "rollback"])
+    parser.add_argument("command", nargs="?", default="serve",
+                        choices=["serve", "start", "stop", "status", "rollback", "compare"])
     parser.add_argument("--model-dir", help="serve this model folder (fixed)")
     parser.add_argument("--registry", help="serve the current version of the model in this registry")
     parser.add_argument("--name", default="flights-delay", help="model name in the URLs and the registry")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     parser.add_argument("--state-dir", default="var/serving", help="state folder of the background server")
     parser.add_argument("--version", help="rollback target (default: the previous version)")
+    parser.add_argument("--source", help="compare: a span folder (one YYYY-MM/flights.parquet per month)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default loopback; 0.0.0.0 for all interfaces, as in a pod)")
     parser.add_argument("--threads", type=int, default=1,
                         help="OpenMP/BLAS threads per prediction (default 1: small requests, busy neighbours)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes sharing the port (default 1; one per core on multi-core hosts)")
+    parser.add_argument("--reference-path", action="store_true",
+                        help="predict with Pipeline.predict_proba on every request, not the compiled path")
     parser.add_argument("--schema", default=dataset.CURATED_SCHEMA,
                         help="data validation schema whose domains requests must respect ('' turns the guard off)")
     parser.add_argument("--logger-url", default="",
@@ -42,8 +51,13 @@ def main() -> int:
         if bool(args.model_dir) == bool(args.registry):
             parser.error("serve needs exactly one of --model-dir and --registry")
         serve(args.name, args.port, model_dir=args.model_dir, registry_uri=args.registry, host=args.host,
-              schema_path=args.schema or None, threads=args.threads,
+              schema_path=args.schema or None, threads=args.threads, workers=args.workers,
+              compiled=not args.reference_path,
               max_body_bytes=args.max_body_bytes, logger_url=args.logger_url or None)
+    elif args.command == "compare":
+        if not args.model_dir or not args.source:
+            parser.error("compare needs --model-dir and --source")
+        return _compare(args.model_dir, args.source)
     elif args.command == "start":
         print(json.dumps(control.ensure_serving(args.state_dir, args.registry or "var/registry", args.name,
                                                 args.port, logger_url=args.logger_url), indent=2))
@@ -60,6 +74,25 @@ def main() -> int:
                                                  "model_dir": pointer["model_dir"]})
         print(f"{args.name}: production is now {pointer['version']} (was {pointer['previous_version']})")
     return 0
+
+
+def _compare(model_dir: str, source: str) -> int:
+    import glob
+
+    import pandas as pd
+    from threadpoolctl import threadpool_limits
+
+    from components.model_server.model import compare_paths
+
+    files = sorted(glob.glob(os.path.join(source, "[0-9][0-9][0-9][0-9]-[0-9][0-9]", "flights.parquet")))
+    if not files:
+        print(f"error: no span files (YYYY-MM/flights.parquet) under {source}", file=sys.stderr)
+        return 2
+    threadpool_limits(1)
+    frame = pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
+    result = {"spans": len(files), **compare_paths(model_dir, frame)}
+    print(json.dumps(result, indent=2))
+    return 1 if result["differing_rows"] else 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -119,3 +120,21 @@ def test_lineage_answers_what_produced_the_serving_model(deployed, sliced_source
     assert answer["baseline"]["version"] and answer["baseline"]["auc_on_same_test_span"] is not None
     runs = lineage(deployed["var"], "runs")
     assert len(runs) >= 2 and all(r["status"] in ("COMPLETE", "FAILED") for r in runs)
+
+
+def test_served_path_equals_pipeline_predict_proba_over_a_year_of_rows(deployed, tmp_path):
+    """The deployed model's compiled prediction path against Pipeline.predict_proba on every 2013 flight."""
+    from pipelines.local_runner import REPO_ROOT, runtime_python
+
+    from .conftest import data_python
+
+    year = tmp_path / "flights"
+    data_python("-m", "components.extract.land", str(year), "--months", "1-12", "--fraction", "1.0")
+    model_dir = registry.current(os.path.join(str(deployed["var"]), "registry"), "flights-delay")["model_dir"]
+    result = subprocess.run([runtime_python("serve"), "-m", "components.model_server", "compare", "--model-dir",
+                             model_dir, "--source", str(year)], cwd=REPO_ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": REPO_ROOT}, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["spans"] == 12 and figures["rows"] > 330_000, figures
+    assert figures["differing_rows"] == 0 and figures["path"].startswith("compiled"), figures

@@ -1,0 +1,191 @@
+"""The model server's hot path: column-wise request checks and the compiled prediction path.
+
+The compiled path must give exactly ``Pipeline.predict_proba``'s probabilities (the real
+fitted pipeline, compared bit for bit), fall back when it cannot, and the column-wise checks
+must refuse exactly what the row-by-row ones did, naming the same instance and feature.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from kserve.errors import InvalidInput
+
+from components import dataset, model_files
+from components.model_server import control
+from components.model_server.inputs import check_domains, instances_to_columns
+from components.model_server.model import CompiledPredictor, LoadedModel, compare_paths
+from components.schema_domains import read_domains
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def _hostile_frame(frame, rows=5000):
+    """Rows of the training frame with unknown and missing categories, NaN and extreme numbers mixed in."""
+    rng = np.random.default_rng(1)
+    sample = frame.sample(rows, replace=True, random_state=1).reset_index(drop=True)
+    for name in dataset.CATEGORICAL_FEATURES:
+        values = sample[name].astype(object)
+        values[rng.random(rows) < 0.1] = "never-seen"
+        values[rng.random(rows) < 0.1] = None
+        sample[name] = values
+    for name in dataset.NUMERIC_FEATURES:
+        values = sample[name].astype("float64")
+        values[rng.random(rows) < 0.1] = np.nan
+        values[rng.random(rows) < 0.02] = 1e300
+        values[rng.random(rows) < 0.02] = -1e300
+        sample[name] = values
+    return sample
+
+
+def test_compiled_path_is_bit_for_bit_pipeline_predict_proba(trained):
+    folder, frame = trained
+    model = LoadedModel(folder, "v")
+    assert model.compiled is not None, model.path_note
+    result = compare_paths(folder, _hostile_frame(frame))
+    assert result == {"rows": 5000, "differing_rows": 0, "max_abs_difference": 0.0, "path": model.path_note}
+
+
+def test_the_compare_command_agrees_and_names_the_path(trained, tmp_path):
+    folder, frame = trained
+    for month in ("2013-01", "2013-02"):
+        (tmp_path / month).mkdir()
+        _hostile_frame(frame, 500).to_parquet(tmp_path / month / "flights.parquet")
+    result = subprocess.run([sys.executable, "-m", "components.model_server", "compare", "--model-dir", folder,
+                             "--source", str(tmp_path)], capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    assert '"rows": 1000' in result.stdout and '"differing_rows": 0' in result.stdout, result.stdout
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_pipeline_of_another_shape_is_served_by_pipeline_predict_proba(trained, tmp_path, capsys):
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    folder, frame = trained
+    fitted = joblib.load(model_files.model_path(folder))
+    encoded = fitted.named_steps["encode"].transform(frame[dataset.FEATURES])
+    other = Pipeline([("encode", fitted.named_steps["encode"]),
+                      ("model", LogisticRegression(max_iter=200).fit(np.nan_to_num(encoded), frame[dataset.LABEL]))])
+    shutil.copytree(folder, tmp_path / "m")
+    joblib.dump(other, model_files.model_path(str(tmp_path / "m")))
+    model = LoadedModel(str(tmp_path / "m"), "v")
+    assert model.compiled is None and model.path_note == "Pipeline.predict_proba"
+    assert "the compiled path is not used" in capsys.readouterr().out
+    columns = instances_to_columns(frame[dataset.FEATURES].head(3).to_dict("records"), model.info["features"],
+                                   model.info["categorical_features"])
+    expected = other.predict_proba(frame[dataset.FEATURES].head(3))[:, 1]
+    assert np.array_equal(model.predict(columns.values, columns.rows), expected)
+
+
+def test_a_compiled_path_that_disagrees_at_load_is_not_used(trained, monkeypatch, capsys):
+    folder, _ = trained
+    original = CompiledPredictor.predict
+    monkeypatch.setattr(CompiledPredictor, "predict", lambda self, columns, rows: original(self, columns, rows) + 1e-15)
+    model = LoadedModel(folder, "v")
+    assert model.compiled is None
+    assert "differs from Pipeline.predict_proba" in capsys.readouterr().out
+
+
+FEATURES = dataset.FEATURES
+CATEGORICAL = dataset.CATEGORICAL_FEATURES
+
+
+def _rows(samples, count=5):
+    return [dict(row) for row in samples["instances"][:count]]
+
+
+@pytest.mark.parametrize("feature, value, words", [
+    ("temp", True, "must be a number or null, got bool"),
+    ("temp", "21.0", "must be a number or null, got str"),
+    ("temp", float("nan"), "must be finite"),
+    ("temp", float("inf"), "must be finite"),
+    ("temp", 10 ** 400, "must be finite"),
+    ("carrier", 7, "must be a string or null, got int"),
+    ("carrier", ["UA"], "must be a string or null, got list"),
+])
+def test_column_checks_name_the_first_bad_instance_and_feature(samples, feature, value, words):
+    rows = _rows(samples)
+    rows[3][feature] = value
+    rows[4][feature] = value
+    with pytest.raises(InvalidInput) as refused:
+        instances_to_columns(rows, FEATURES, CATEGORICAL)
+    assert f"instance 3: feature {feature!r}" in str(refused.value) and words in str(refused.value)
+
+
+def test_objects_and_lists_may_be_mixed_and_give_the_same_columns(samples):
+    rows = _rows(samples)
+    mixed = [row if i % 2 else [row[f] for f in FEATURES] for i, row in enumerate(rows)]
+    expected = instances_to_columns(rows, FEATURES, CATEGORICAL)
+    got = instances_to_columns(mixed, FEATURES, CATEGORICAL)
+    for name in FEATURES:
+        assert np.array_equal(np.asarray(got.values[name], dtype=object), np.asarray(expected.values[name],
+                                                                                     dtype=object))
+
+
+@pytest.mark.parametrize("instances, words", [
+    ([], "non-empty list"),
+    ([{"carrier": "UA"}], "instance 0: missing feature(s)"),
+    ([1], "instance 0: must be an object of named features or a list of values"),
+    ([[1, 2]], "instance 0: expected 16 values"),
+])
+def test_shape_problems_are_named(instances, words):
+    with pytest.raises(InvalidInput) as refused:
+        instances_to_columns(instances, FEATURES, CATEGORICAL)
+    assert words in str(refused.value)
+
+
+def test_domain_guard_names_the_first_row_then_the_first_feature(samples):
+    rows = _rows(samples)
+    rows[2]["visib"] = 99.0
+    rows[2]["month"] = 13
+    rows[4]["carrier"] = "ZZ"
+    columns = instances_to_columns(rows, FEATURES, CATEGORICAL)
+    with pytest.raises(InvalidInput) as refused:
+        check_domains(columns, read_domains(dataset.CURATED_SCHEMA))
+    assert str(refused.value) == ("instance 2: feature 'month': 13.0 is above the schema's maximum 12 "
+                                  "(the data validation schema)")
+
+
+def test_a_huge_integer_is_a_400_and_the_server_stays_up(server, samples):
+    import json
+    import urllib.error
+    import urllib.request
+
+    row = {**samples["instances"][0]}
+    body = json.dumps({"instances": [{**row, "temp": "HUGE"}]}).replace('"HUGE"', "1" + "0" * 400)
+    request = urllib.request.Request(server["predict_url"], data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert 400 <= refused.value.code < 500
+    assert control.http_json("POST", server["predict_url"], {"instances": [row]})[0] == 200
+
+
+def test_workers_share_the_port_answer_alike_and_stop_together(trained, samples, tmp_path):
+    folder, _ = trained
+    port = control.free_port()
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "components.model_server", "serve", "--model-dir", folder,
+                                "--port", str(port), "--workers", "2"], stdout=log, stderr=subprocess.STDOUT,
+                               cwd=REPO_ROOT, start_new_session=True, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+    try:
+        control.wait_ready(f"http://127.0.0.1:{port}", "flights-delay", 60, process)
+        url = f"http://127.0.0.1:{port}/v1/models/flights-delay:predict"
+        answers = [control.http_json("POST", url, {"instances": samples["instances"][:5]}) for _ in range(20)]
+        assert {status for status, _ in answers} == {200}
+        assert all(body["probabilities"] == answers[0][1]["probabilities"] for _, body in answers)
+        assert np.allclose(answers[0][1]["probabilities"], samples["probabilities"][:5], rtol=0, atol=0)
+        workers = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+        assert len(workers) == 3, workers  # the parent and two forked servers
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).stdout == b""
+    finally:
+        control.stop_process(process.pid)
+        log.close()
