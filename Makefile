@@ -135,10 +135,16 @@ demo: setup ## Replay 2013 through the CT loop (monitor, triggers, runs); report
 	$(VENVS)/dev/bin/python -m pipelines.demo $(DEMO_ARGS)
 
 BENCH_ARGS ?=
-bench: setup $(VENVS)/bench/.synced ## Benchmark suite (about 15 min): overhead vs floor, cached rerun, TFDV, scaling, serving -> tests/benchmarks/results/
+bench-deps: ## The serving benchmark's load generator, hey (Debian); installs when root
+	@if command -v hey >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then echo "Installing hey (Debian) for the serving benchmark ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hey >/dev/null; \
+	else echo "note: hey is not installed and this is not root: the serving benchmark will not run"; fi
+
+bench: setup $(VENVS)/bench/.synced bench-deps ## Benchmark suite (about 15 min): overhead vs floor, cached rerun, TFDV, scaling, serving -> tests/benchmarks/results/
 	$(VENVS)/dev/bin/python -m tests.benchmarks.ct $(BENCH_ARGS)
 
-bench-serving: setup $(VENVS)/bench/.synced ## Serving benchmark vs MLServer on the production model (after make run)
+bench-serving: setup $(VENVS)/bench/.synced bench-deps ## Serving benchmark vs MLServer on the production model (after make run)
 	$(VENVS)/serve/bin/python -m tests.benchmarks.serving
 
 # Container images. No base image can be pulled here, so the default base is built
@@ -208,4 +214,4 @@ clean: ## Remove runs, registry, serving state and landed data (keeps the runtim
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: promote help setup system-deps lock bench demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

@@ -54,6 +54,8 @@ TARGETS = [
      lambda v: v >= 2),
     ("contention_p99", "p99, 1-row V1 and V2, concurrency 1, two busy processes on the cores (ms)", "<= 15 ms",
      lambda v: v <= 15),
+    ("differing_rows", "rows whose served (compiled) probability differs from Pipeline.predict_proba's, "
+     "every row of the benchmark's spans", "0", lambda v: v == 0),
 ]
 
 
@@ -157,6 +159,18 @@ def model_floor(model_dir: str, info: dict[str, Any], repeat: int = 300) -> dict
     return floor
 
 
+def compare_on_source(model_dir: str, source: str) -> dict[str, Any]:
+    """The compiled path against ``Pipeline.predict_proba`` on every row of a span folder."""
+    import glob
+
+    import pandas as pd
+
+    from components.model_server.model import compare_paths
+
+    files = sorted(glob.glob(os.path.join(source, "*", "flights.parquet")))
+    return compare_paths(model_dir, pd.concat([pd.read_parquet(f) for f in files], ignore_index=True))
+
+
 def start_ours(model_dir: str, workers: int, cpus: Optional[str]) -> tuple[subprocess.Popen, int]:
     """Starts our server on a free port (pinned to ``cpus`` when given); returns it once ready."""
     port = control.free_port()
@@ -251,6 +265,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="requests per measurement (default 2000)")
     parser.add_argument("--mlserver-python", default=os.path.join(REPO_ROOT, ".venvs", "bench", "bin", "python"))
     parser.add_argument("--output", help="also write the results as JSON here")
+    parser.add_argument("--source", help="span folder: compare the compiled path with Pipeline.predict_proba on "
+                                         "every row of it (bit for bit)")
     args = parser.parse_args(argv)
     if not shutil.which("hey"):
         parser.error("the load generator `hey` is not installed (Debian package hey; `make bench` installs it)")
@@ -268,6 +284,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"model floor (in process, 1 thread): compiled {floor['compiled_1_ms']} ms (1 row), "
           f"{floor['compiled_100_ms']} ms (100 rows, {floor['compiled_rows_per_second']:,} rows/s); "
           f"Pipeline.predict_proba {floor['pipeline_1_ms']} / {floor['pipeline_100_ms']} ms", flush=True)
+    parity = compare_on_source(model_dir, args.source) if args.source else None
+    if parity:
+        print(f"compiled path vs Pipeline.predict_proba on {parity['rows']:,} rows: {parity['differing_rows']} differ",
+              flush=True)
     runs: list[dict[str, Any]] = []
     bodies = {rows: synthetic_rows(info, rows) for rows in (1, 100)}
 
@@ -324,7 +344,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         control.stop_process(mlserver.pid)
     summary = summarize(runs, contention)
-    result = {"model_floor": floor, "http_floor": {k: round(v, 3) for k, v in http_floor.items()},
+    if parity:
+        summary["differing_rows"] = parity["differing_rows"]
+    result = {"parity": parity, "model_floor": floor, "http_floor": {k: round(v, 3) for k, v in http_floor.items()},
               "runs": runs, "contention_p99": contention, "summary": summary,
               "load_generator": "hey (GOMAXPROCS=1)" + (", pinned apart from a one-worker server"
                                                           if server_cpus else "")}
@@ -340,6 +362,8 @@ def markdown(result: dict[str, Any]) -> str:
     floor, summary = result["model_floor"], result["summary"]
     lines = ["| measure | figure | target | |", "|---|---|---|---|"]
     for key, what, target, check in TARGETS:
+        if key not in summary:
+            continue
         value = summary[key]
         lines.append(f"| {what} | **{value:,}** | {target} | {'meets' if check(value) else 'misses'} |")
     lines += ["", f"Model floor in process, one thread: compiled path {floor['compiled_1_ms']} ms for 1 row, "
