@@ -46,17 +46,17 @@ lock: | $(UV) ## Re-resolve the locks of RUNTIME (default: all) from requirement
 
 CONTRACT ?= kfp-local
 run: setup ## Run the CT pipeline on WINDOW (default 2013-01:2013-04, last month = test span); CACHE=false reruns all; CONTRACT=kfp-backend
-	$(VENVS)/dev/bin/python -m pipelines.run --window $(WINDOW) --contract $(CONTRACT) $(if $(filter false,$(CACHE)),--no-cache) $(PARAMS)
+	$(VENVS)/dev/bin/python -m pipelines.local.run --window $(WINDOW) --contract $(CONTRACT) $(if $(filter false,$(CACHE)),--no-cache) $(PARAMS)
 
 lineage: setup ## Ask ML Metadata: ARGS="serving" (default), "runs", "steps RUN", "diff v0001 v0002", "graph RUN -o f.html"
 	$(VENVS)/data/bin/python -m components.lineage --store var/runs/metadata.sqlite $(ARGS)
 
 compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml
-	$(VENVS)/dev/bin/python -m pipelines.compile
+	$(VENVS)/dev/bin/python -m pipelines.ct.compile
 
 lint: setup ## Ruff (style, imports, docstrings) and the compiled YAML's freshness
 	$(VENVS)/dev/bin/ruff check components pipelines tests
-	$(VENVS)/dev/bin/python -m pipelines.compile --check
+	$(VENVS)/dev/bin/python -m pipelines.ct.compile --check
 
 system-deps: ## Debian packages the tests use (MariaDB for the MLMD MySQL backend); installs when root
 	@if command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd; then :; \
@@ -182,7 +182,7 @@ images: base-image ## Build every runtime image with docker or podman, tagged as
 	  ref=$$($(PYTHON) -c "from components.images import image; print(image('$$r'))"); \
 	  echo "== $$ref"; start=$$(date +%s); \
 	  $(ENGINE) build --network=host $(if $(filter podman,$(ENGINE)),-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro) \
-	    --build-arg BASE_IMAGE=$(BASE_IMAGE) -f images/$$r/Dockerfile -t $$ref . >/tmp/kfp-ct-build-$$r.log 2>&1 \
+	    --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg RUNTIME=$$r -f images/Dockerfile -t $$ref . >/tmp/kfp-ct-build-$$r.log 2>&1 \
 	    || { tail -30 /tmp/kfp-ct-build-$$r.log; exit 1; }; \
 	  echo "   built in $$(( $$(date +%s) - start )) s, $$($(ENGINE) image inspect $$ref --format '{{.Size}}') bytes"; \
 	done
@@ -202,10 +202,10 @@ e2e-containers: setup images docker-api ## The compiled pipeline through kfp.loc
 
 DRY_RUN ?=
 deploy-pipeline: setup ## Upload the compiled pipeline to KFP as version <git sha> (KFP_HOST, KFP_NAMESPACE, KFP_TOKEN; DRY_RUN=1)
-	$(VENVS)/dev/bin/python -m pipelines.deliver deploy-pipeline $(if $(DRY_RUN),--dry-run)
+	$(VENVS)/dev/bin/python -m pipelines.ct.deliver deploy-pipeline $(if $(DRY_RUN),--dry-run)
 
 schedule: setup ## Create or replace the recurring run (CRON="0 0 6 * * *", PARAMS="k=v ...", max concurrency 1, no catch-up; DRY_RUN=1)
-	$(VENVS)/dev/bin/python -m pipelines.deliver schedule $(if $(CRON),--cron "$(CRON)") $(foreach p,$(PARAMS),--param $(p)) $(if $(DRY_RUN),--dry-run)
+	$(VENVS)/dev/bin/python -m pipelines.ct.deliver schedule $(if $(CRON),--cron "$(CRON)") $(foreach p,$(PARAMS),--param $(p)) $(if $(DRY_RUN),--dry-run)
 
 clean: ## Remove runs, registry, serving state and landed data (keeps the runtimes)
 	-$(MAKE) --no-print-directory serve-stop

@@ -9,6 +9,7 @@ IMAGE_REGISTRY=...``) without touching code.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 #: Runtimes, one per folder under ``images/``.
 RUNTIMES = ("data", "train", "serve", "monitor", "dev")
@@ -18,6 +19,21 @@ DEFAULT_REGISTRY = "localhost/kfp-ct"
 
 #: Image tag; bumped with the project version.
 VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    """What a step's pod needs on a cluster (kfp.local ignores it); declared in the step's ``component.py``.
+
+    Attributes:
+        cpu: (request, limit).
+        memory: (request, limit).
+        s3: The step's program reaches S3 itself, so its pod gets the S3 endpoint and credentials.
+    """
+
+    cpu: tuple[str, str]
+    memory: tuple[str, str]
+    s3: bool = False
 
 
 def image(runtime: str, registry: str | None = None) -> str:

@@ -49,3 +49,10 @@ def write_info(model_dir: str, info: dict[str, Any]) -> None:
 def has_model(model_dir: str) -> bool:
     """Tells whether a directory holds a model."""
     return os.path.isfile(model_path(model_dir))
+
+
+def load_model(model_dir: str):
+    """Loads the sklearn pipeline of a model folder (joblib; needs scikit-learn in the runtime)."""
+    import joblib
+
+    return joblib.load(model_path(model_dir))

@@ -280,6 +280,18 @@ def current(registry_uri: str, model_name: str) -> Optional[dict[str, Any]]:
     return open_registry(registry_uri).current(model_name)
 
 
+def production_version(registry_uri: str, model_name: str) -> str:
+    """What identifies production now: ``<version>@<deployed_at>``, or ``none``.
+
+    It changes with every deployment and rollback, so a task that takes it as an
+    input is cached exactly as long as production stays the same.
+    """
+    pointer = current(registry_uri, model_name)
+    if pointer is None:
+        return "none"
+    return f"{pointer['version']}@{pointer.get('deployed_at') or pointer.get('rolled_back_at') or ''}"
+
+
 def versions(registry_uri: str, model_name: str) -> list[str]:
     """``open_registry(registry_uri).versions(model_name)``."""
     return open_registry(registry_uri).versions(model_name)

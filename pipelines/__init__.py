@@ -1,1 +1,1 @@
-"""The CT pipeline definition, its compiled YAML, and the local runner."""
+"""The CT pipeline (ct/), its local execution (local/), the operational loop (loop/) and the demo (demo/)."""

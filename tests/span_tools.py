@@ -11,7 +11,7 @@ import os
 import sys
 
 # pandas is imported where rows are changed: the catalogue itself is read by the dev runtime too.
-SPAN_FILE = "flights.parquet"  # components.extract.source.SPAN_FILE (a test checks they agree)
+SPAN_FILE = "flights.parquet"  # components.sources.SPAN_FILE (a test checks they agree)
 
 
 def _scaled(column, factor):

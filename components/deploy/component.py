@@ -2,7 +2,11 @@
 
 from kfp import dsl
 
-from components.images import image
+from components.container_spec import program_spec
+from components.images import PodSettings
+
+#: Its pod on a cluster: CPU and memory (request, limit), and the S3 endpoint and credentials.
+POD = PodSettings(cpu=("100m", "500m"), memory=("512Mi", "1Gi"), s3=True)
 
 
 @dsl.container_component
@@ -53,8 +57,4 @@ def deploy(
         ready_timeout_seconds: How long the new version may take to become Ready before deploy fails.
         deployment: What was done: version, folder and serving URL, or the refusal's reasons.
     """
-    return dsl.ContainerSpec(
-        image=image("serve"),
-        command=["python", "-m", "components.deploy"],
-        args=["--executor-input", "{{$}}"],
-    )
+    return program_spec("serve", "deploy")

@@ -6,16 +6,15 @@ import sys
 from components import model_files
 from components.evaluate.evaluate import confusion_matrix, evaluate, roc_curve_points, score
 from components.kfp_io import Executor, run_component
-from components.train.train import load
 
 
 def _run(executor: Executor) -> None:
     import pandas as pd
 
     test_frame = pd.read_parquet(executor.input_path("test_data"))
-    candidate = load(executor.input_path("model"))
+    candidate = model_files.load_model(executor.input_path("model"))
     baseline_dir = executor.input_path("baseline")
-    baseline = load(baseline_dir) if model_files.has_model(baseline_dir) else None
+    baseline = model_files.load_model(baseline_dir) if model_files.has_model(baseline_dir) else None
     print(f"[evaluate] {len(test_frame):,} test rows; baseline: "
           f"{executor.input_metadata('baseline').get('version') if baseline is not None else 'none'}", flush=True)
 

@@ -2,7 +2,11 @@
 
 from kfp import dsl
 
-from components.images import image
+from components.container_spec import program_spec
+from components.images import PodSettings
+
+#: Its pod on a cluster: CPU and memory (request, limit).
+POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"))
 
 
 @dsl.container_component
@@ -24,8 +28,4 @@ def evaluate(
         classification_metrics: ROC curve and confusion matrix (dashboard plots).
         evaluation: JSON with candidate and baseline metrics, overall and per slice.
     """
-    return dsl.ContainerSpec(
-        image=image("train"),
-        command=["python", "-m", "components.evaluate"],
-        args=["--executor-input", "{{$}}"],
-    )
+    return program_spec("train", "evaluate")

@@ -3,8 +3,8 @@
 import sys
 
 from components.extract.extract import extract_spans
-from components.fingerprint.fingerprint import window_spans
 from components.kfp_io import Executor, run_component
+from components.spans import window_spans
 
 
 def _run(executor: Executor) -> None:

@@ -2,7 +2,11 @@
 
 from kfp import dsl
 
-from components.images import image
+from components.container_spec import program_spec
+from components.images import PodSettings
+
+#: Its pod on a cluster: CPU and memory (request, limit), and the S3 endpoint and credentials.
+POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"), s3=True)
 
 
 @dsl.container_component
@@ -18,8 +22,4 @@ def extract(source_uri: str, train_spans: str, test_span: str, data_version: str
             so that a changed span is extracted again.
         dataset: Parquet file; metadata holds spans, rows per span and the data hash.
     """
-    return dsl.ContainerSpec(
-        image=image("data"),
-        command=["python", "-m", "components.extract"],
-        args=["--executor-input", "{{$}}"],
-    )
+    return program_spec("data", "extract")

@@ -3,52 +3,8 @@
 from __future__ import annotations
 
 from components import dataset
-from components.extract.source import data_version, is_span_id, open_source, read_span_frame
 from components.kfp_io import ComponentError, error_line
-
-
-def parse_spans(text: str) -> list[str]:
-    """Parses a span list: ``2013-01,2013-02`` or a range ``2013-01:2013-03``.
-
-    Raises:
-        ComponentError: A span id is not ``YYYY-MM`` or a range runs backwards.
-    """
-    spans: list[str] = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        if ":" in part:
-            first, last = (s.strip() for s in part.split(":", 1))
-            for span in (first, last):
-                if not is_span_id(span):
-                    raise ComponentError(f"span {span!r} is not of the form YYYY-MM")
-            if first > last:
-                raise ComponentError(f"span range {part!r} runs backwards")
-            year, month = int(first[:4]), int(first[5:])
-            while f"{year:04d}-{month:02d}" <= last:
-                spans.append(f"{year:04d}-{month:02d}")
-                year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        else:
-            if not is_span_id(part):
-                raise ComponentError(f"span {part!r} is not of the form YYYY-MM")
-            spans.append(part)
-    if not spans:
-        raise ComponentError("no span given")
-    return sorted(set(spans))
-
-
-def check_spans_present(source, source_uri: str, spans: list[str]) -> None:
-    """Raises ComponentError naming the spans missing from the source, and those available."""
-    try:
-        available = source.spans()
-    except Exception as error:  # noqa: BLE001 - OSError locally, S3Error or urllib3 errors from S3
-        raise ComponentError(f"source {source_uri}: its spans cannot be listed: {error_line(error)}") from None
-    missing = [s for s in spans if s not in available]
-    if missing:
-        shown = ", ".join(available[-24:]) or "none"
-        raise ComponentError(
-            f"span(s) {', '.join(missing)} not found in source {source_uri}; spans available: {shown}"
-        )
+from components.sources import check_spans_present, data_version, open_source, read_span_frame
 
 
 def _read_span(source, span: str):

@@ -15,7 +15,7 @@ import tempfile
 from typing import Optional
 
 from components import dataset
-from components.extract.source import SPAN_FILE
+from components.sources import SPAN_FILE
 
 _WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib"]
 

@@ -2,7 +2,11 @@
 
 from kfp import dsl
 
-from components.images import image
+from components.container_spec import program_spec
+from components.images import PodSettings
+
+#: Its pod on a cluster: CPU and memory (request, limit), and the S3 endpoint and credentials.
+POD = PodSettings(cpu=("100m", "500m"), memory=("256Mi", "1Gi"), s3=True)
 
 
 @dsl.container_component
@@ -20,8 +24,4 @@ def fingerprint(source_uri: str, train_spans: str, test_span: str, registry_uri:
         production_version: ``<version>@<deployed at>`` of the model in production, or ``none``
             (resolve_baseline's cache key: it reruns after every deployment or rollback).
     """
-    return dsl.ContainerSpec(
-        image=image("data"),
-        command=["python", "-m", "components.fingerprint"],
-        args=["--executor-input", "{{$}}"],
-    )
+    return program_spec("data", "fingerprint")

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from components.extract.extract import check_spans_present, parse_spans
-from components.extract.source import data_version, open_source
-
-
-def window_spans(train_spans: str, test_span: str) -> list[str]:
-    """All span ids of a window (training spans and the test span), sorted and unique."""
-    return sorted(set(parse_spans(train_spans) + parse_spans(test_span)))
+from components.sources import check_spans_present, data_version, open_source
+from components.spans import window_spans
 
 
 def window_data_version(source_uri: str, train_spans: str, test_span: str) -> str:

@@ -2,7 +2,11 @@
 
 from kfp import dsl
 
-from components.images import image
+from components.container_spec import program_spec
+from components.images import PodSettings
+
+#: Its pod on a cluster: CPU and memory (request, limit).
+POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "2Gi"))
 
 
 @dsl.container_component
@@ -22,8 +26,4 @@ def infra_validate(
         requests: Number of single-row requests timed.
         infra_blessing: The decision with reasons and measurements.
     """
-    return dsl.ContainerSpec(
-        image=image("serve"),
-        command=["python", "-m", "components.infra_validate"],
-        args=["--executor-input", "{{$}}"],
-    )
+    return program_spec("serve", "infra_validate")

@@ -30,7 +30,7 @@ Not emulated: executions of nested DAGs (conditions, sub-pipelines: every task's
 
 Run as ``python -m components.lineage.kfp_backend --store URI``: one JSON request a line
 on stdin, one JSON answer a line on stdout (the local runner drives it, see
-``pipelines/kfp_backend_contract.py``).
+``pipelines/local/backend_contract.py``).
 """
 
 from __future__ import annotations

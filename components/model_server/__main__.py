@@ -16,8 +16,9 @@ import os
 import sys
 
 from components import dataset, registry
+from components.body_limit import DEFAULT_MAX_BODY_BYTES
 from components.model_server import control
-from components.model_server.server import DEFAULT_MAX_BODY_BYTES, serve
+from components.model_server.server import serve
 
 
 def main() -> int:

@@ -19,9 +19,9 @@ import urllib.request
 from typing import Any, Optional
 
 from components.model_server.payload_logger import PROBE_HEADER
+from components.paths import REPO_ROOT
 
 STATE_FILE = "server.json"
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def free_port() -> int:
@@ -93,13 +93,13 @@ def start_process(source: list[str], model_name: str, port: int, log_path: str,
         logger_url: Monitor receiving every request and response ("" for none).
     """
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": _REPO_ROOT, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "a", encoding="utf-8") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "components.model_server", "serve", *source,
              "--name", model_name, "--port", str(port), *(["--logger-url", logger_url] if logger_url else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-            cwd=_REPO_ROOT, start_new_session=True)
+            cwd=REPO_ROOT, start_new_session=True)
 
 
 def stop_process(pid: int, timeout: float = 10.0) -> None:

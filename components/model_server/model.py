@@ -150,12 +150,10 @@ class LoadedModel:
             threads: OpenMP threads per prediction.
             compiled: Try the compiled path (falls back to the pipeline when it cannot be proven equal).
         """
-        import joblib
-
         self.model_dir = model_dir
         self.version = version
         self.info = model_files.read_info(model_dir)
-        self.pipeline = joblib.load(model_files.model_path(model_dir))
+        self.pipeline = model_files.load_model(model_dir)
         self.compiled: Optional[CompiledPredictor] = None
         self.path_note = "Pipeline.predict_proba"
         if compiled:

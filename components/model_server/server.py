@@ -26,13 +26,12 @@ import kserve
 from kserve.errors import InvalidInput
 
 from components import dataset, registry
-from components.model_server.asgi import BodySizeLimit, V2JsonWithoutContentType
+from components.body_limit import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from components.model_server.asgi import V2JsonWithoutContentType
 from components.model_server.inputs import check_domains, instances_to_columns, tensors_to_columns
 from components.model_server.model import LoadedModel
 from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, PayloadLogger, is_probe, request_id
 from components.schema_domains import read_domains
-
-DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 
 class FlightsDelayModel(kserve.Model):

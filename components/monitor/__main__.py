@@ -39,7 +39,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     status.add_argument("--url", default="http://127.0.0.1:8090")
     args = parser.parse_args(argv)
     if args.command == "serve":
-        from components.monitor.service import serve as run
+        from components.monitor.app import serve as run
 
         run(args.state, args.registry, args.model_name, args.host, args.port,
             Thresholds(args.drift_threshold, args.skew_threshold, args.auc_drop_threshold, args.min_labeled_rows))

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from typing import Optional
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from components.paths import REPO_ROOT
 
 
 def start(python: str, state_dir: str, port: int, log_path: str, registry_uri: Optional[str] = None,
@@ -36,8 +36,8 @@ def start(python: str, state_dir: str, port: int, log_path: str, registry_uri: O
                "--model-name", model_name, *(["--registry", registry_uri] if registry_uri else []), *(extra or [])]
     with open(log_path, "a", encoding="utf-8") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=_REPO_ROOT, start_new_session=True,
-                                   env={**os.environ, "PYTHONPATH": _REPO_ROOT, "PYTHONUNBUFFERED": "1",
+                                   cwd=REPO_ROOT, start_new_session=True,
+                                   env={**os.environ, "PYTHONPATH": REPO_ROOT, "PYTHONUNBUFFERED": "1",
                                         "TF_CPP_MIN_LOG_LEVEL": "2"})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -2,7 +2,11 @@
 
 from kfp import dsl
 
-from components.images import image
+from components.container_spec import program_spec
+from components.images import PodSettings
+
+#: Its pod on a cluster: CPU and memory (request, limit).
+POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"))
 
 
 @dsl.container_component
@@ -24,8 +28,4 @@ def prepare(
         eval_data: Eval rows (Parquet).
         test_data: Test-span rows (Parquet).
     """
-    return dsl.ContainerSpec(
-        image=image("train"),
-        command=["python", "-m", "components.prepare"],
-        args=["--executor-input", "{{$}}"],
-    )
+    return program_spec("train", "prepare")

@@ -2,7 +2,11 @@
 
 from kfp import dsl
 
-from components.images import image
+from components.container_spec import program_spec
+from components.images import PodSettings
+
+#: Its pod on a cluster: CPU and memory (request, limit), and the S3 endpoint and credentials.
+POD = PodSettings(cpu=("100m", "500m"), memory=("256Mi", "1Gi"), s3=True)
 
 
 @dsl.container_component
@@ -20,8 +24,4 @@ def resolve_baseline(metadata_uri: str, registry_uri: str, model_name: str, prod
         production_version: What identifies production now (the cache key; not otherwise read).
         baseline: The production model's folder (empty, with ``found: false``, when there is none).
     """
-    return dsl.ContainerSpec(
-        image=image("data"),
-        command=["python", "-m", "components.resolve_baseline"],
-        args=["--executor-input", "{{$}}"],
-    )
+    return program_spec("data", "resolve_baseline")

@@ -14,29 +14,12 @@ from typing import Any, Optional
 from components import model_files, registry
 
 
-def registry_pointer(registry_uri: str, model_name: str) -> Optional[dict[str, Any]]:
-    """The production pointer (``current.json``) of a local or ``s3://bucket/prefix`` registry, or None."""
-    return registry.open_registry(registry_uri).current(model_name)
-
-
-def production_version(registry_uri: str, model_name: str) -> str:
-    """What identifies production now: ``<version>@<deployed_at>``, or ``none``.
-
-    It changes with every deployment and rollback, so a task that takes it as an
-    input is cached exactly as long as production stays the same.
-    """
-    pointer = registry_pointer(registry_uri, model_name)
-    if pointer is None:
-        return "none"
-    return f"{pointer['version']}@{pointer.get('deployed_at') or pointer.get('rolled_back_at') or ''}"
-
-
 def resolve_from_registry(registry_uri: str, model_name: str) -> Optional[dict[str, Any]]:
     """Returns the production model's pointer (version, model_dir, metrics), or None.
 
     A pointer whose model folder has gone is treated as no baseline, with a warning.
     """
-    pointer = registry_pointer(registry_uri, model_name)
+    pointer = registry.current(registry_uri, model_name)
     if pointer is None:
         return None
     if not pointer["model_dir"].startswith("s3://") and not model_files.has_model(pointer["model_dir"]):
@@ -57,7 +40,7 @@ def resolve_from_metadata(metadata_uri: str, model_name: str,
     from components.lineage.store import connect
 
     found = deployments(connect(metadata_uri), model_name)
-    pointer = registry_pointer(registry_uri, model_name) if registry_uri else None
+    pointer = registry.current(registry_uri, model_name) if registry_uri else None
     if pointer and pointer.get("rolled_back_from"):
         found = [d for d in found if d["version"] == pointer["version"]]
     latest = found[-1] if found else None

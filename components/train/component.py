@@ -2,7 +2,11 @@
 
 from kfp import dsl
 
-from components.images import image
+from components.container_spec import program_spec
+from components.images import PodSettings
+
+#: Its pod on a cluster: CPU and memory (request, limit).
+POD = PodSettings(cpu=("1", "2"), memory=("2Gi", "8Gi"))
 
 
 @dsl.container_component
@@ -30,8 +34,4 @@ def train(
         train_metrics: AUC on train and eval splits.
         serving_samples: Eval rows with the training runtime's predictions, for infra validation.
     """
-    return dsl.ContainerSpec(
-        image=image("train"),
-        command=["python", "-m", "components.train"],
-        args=["--executor-input", "{{$}}"],
-    )
+    return program_spec("train", "train")

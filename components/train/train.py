@@ -115,10 +115,3 @@ def serving_samples(model, frame, count: int = 200, seed: int = 0) -> dict[str, 
         for row in features.to_dict(orient="records")
     ]
     return {"instances": instances, "probabilities": [float(p) for p in model.predict_proba(features)[:, 1]]}
-
-
-def load(model_dir: str):
-    """Loads the sklearn pipeline of a model directory."""
-    import joblib
-
-    return joblib.load(model_files.model_path(model_dir))

@@ -2,7 +2,11 @@
 
 from kfp import dsl
 
-from components.images import image
+from components.container_spec import program_spec
+from components.images import PodSettings
+
+#: Its pod on a cluster: CPU and memory (request, limit).
+POD = PodSettings(cpu=("1", "2"), memory=("2Gi", "8Gi"))
 
 
 @dsl.container_component
@@ -38,8 +42,4 @@ def validate_data(
         report: HTML view of anomalies and drift.
         statistics_view: TFDV's statistics view, last span against the one before.
     """
-    return dsl.ContainerSpec(
-        image=image("data"),
-        command=["python", "-m", "components.validate_data"],
-        args=["--executor-input", "{{$}}"],
-    )
+    return program_spec("data", "validate_data")

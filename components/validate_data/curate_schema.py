@@ -140,7 +140,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     import pandas as pd
     import tensorflow_data_validation as tfdv
 
-    from components.extract.source import LocalSource
+    from components.sources import LocalSource
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("source", nargs="?", help="local source folder with landed spans")

@@ -2,7 +2,11 @@
 
 from kfp import dsl
 
-from components.images import image
+from components.container_spec import program_spec
+from components.images import PodSettings
+
+#: Its pod on a cluster: CPU and memory (request, limit).
+POD = PodSettings(cpu=("100m", "500m"), memory=("256Mi", "1Gi"))
 
 
 @dsl.container_component
@@ -22,8 +26,4 @@ def validate_model(
         blessing: The decision with its reasons (JSON and metadata).
         blessed: The decision, for the pipeline's condition.
     """
-    return dsl.ContainerSpec(
-        image=image("train"),
-        command=["python", "-m", "components.validate_model"],
-        args=["--executor-input", "{{$}}"],
-    )
+    return program_spec("train", "validate_model")

@@ -24,6 +24,7 @@ import glob
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -31,7 +32,9 @@ import sys
 import time
 from typing import Any, Optional
 
+from components import images
 from components.model_server import control
+from pipelines.ct.spec import steps
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENVS = os.path.join(REPO_ROOT, ".venvs")
@@ -41,21 +44,32 @@ SCALING_WINDOWS = {1: "2013-01:2013-02", 3: "2013-01:2013-04", 6: "2013-01:2013-
 FLOOR_PHASE = {"extract": "read", "validate-data": "tfdv", "prepare": "prepare", "train": "train",
                "evaluate": "evaluate", "validate-model": "validate_model", "infra-validate": "serve_check",
                "deploy": "publish"}
-#: What each step's program imports before its work (timed as ``python -c``: interpreter start included).
-STEP_IMPORTS = {
-    "fingerprint": ("data", "import components.fingerprint.__main__"),
-    "extract": ("data", "import pandas, pyarrow.parquet, components.extract.__main__"),
-    "validate-data": ("data", "import tensorflow_data_validation, components.validate_data.__main__"),
-    "prepare": ("train", "import pandas, pyarrow.parquet, components.prepare.__main__"),
-    "train": ("train", "import sklearn.ensemble, pandas, pyarrow.parquet, joblib, components.train.__main__"),
-    "resolve-baseline": ("data", "import ml_metadata.metadata_store, components.resolve_baseline.__main__"),
-    "evaluate": ("train", "import sklearn.ensemble, sklearn.metrics, pandas, pyarrow.parquet, joblib, "
-                          "components.evaluate.__main__"),
-    "validate-model": ("train", "import components.validate_model.__main__"),
-    "infra-validate": ("serve", "import components.infra_validate.__main__"),
-    "deploy": ("serve", "import components.deploy.__main__"),
-}
-STEPS = list(STEP_IMPORTS)
+
+
+_IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| (\S.*)$")  # a top-level import (not nested)
+
+
+def import_seconds(run_dir: str) -> dict[str, float]:
+    """Seconds each step's process spent importing, from a run made with ``PYTHONPROFILEIMPORTTIME=1``.
+
+    Python writes one line per import to the task's log; the cumulative times of the top-level
+    ones add up to everything the step imported, lazily or not, on the path it really took.
+    """
+    from components.run_folder import TASK_LOG, task_folders
+
+    seconds = {}
+    for step, folder in task_folders(run_dir).items():
+        total = 0
+        with open(os.path.join(folder, TASK_LOG), encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                match = _IMPORT_LINE.match(line.rstrip("\n"))
+                if match:
+                    total += int(match.group(1))
+        seconds[step] = round(total / 1e6, 3)
+    return seconds
+
+
+STEPS = [step.name for step in steps()]
 
 
 def python(runtime: str) -> str:
@@ -78,17 +92,19 @@ def say(line: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-def run_pipeline(var: str, window: str, source: str, cache: bool = True) -> dict[str, Any]:
-    """Runs ``pipelines.run`` like ``make run``; returns its wall times, steps and rows."""
+def run_pipeline(var: str, window: str, source: str, cache: bool = True,
+                 extra_env: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """Runs ``pipelines.local.run`` like ``make run``; returns its wall times, steps and rows."""
     before = set(glob.glob(os.path.join(var, "runs", "2*")))
     os.makedirs(var, exist_ok=True)
-    command = [python("dev"), "-m", "pipelines.run", "--var", var, "--window", window, f"source_uri={source}",
+    command = [python("dev"), "-m", "pipelines.local.run", "--var", var, "--window", window, f"source_uri={source}",
                # Every window size must reach deployment (the 1-month model is not blessed at 0.6).
                f"serving_port={control.free_port()}", "infra_max_p99_ms=2000", "min_auc=0.5",
                *([] if cache else ["--no-cache"])]
     started = time.perf_counter()
     with open(os.path.join(var, "bench-runs.log"), "a", encoding="utf-8") as log:
-        code = subprocess.run(command, cwd=REPO_ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(command, cwd=REPO_ROOT, env={**_env(), **(extra_env or {})}, stdout=log,
+                              stderr=subprocess.STDOUT).returncode
     wall = time.perf_counter() - started
     run_dir = sorted(set(glob.glob(os.path.join(var, "runs", "2*"))) - before)[-1]
     if code != 0:
@@ -188,9 +204,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                           ",".join(full[0]["statistics"]["spans"]), "--repeat", str(args.repeat)],
                          cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, check=True).stdout
     tfdv = json.loads(out.strip().splitlines()[-1])
-    say("imports and server start per step ...")
-    imports = {step: timed_command([python(runtime), "-c", statement], args.repeat)
-               for step, (runtime, statement) in STEP_IMPORTS.items()}
+    say("imports per step (a run with PYTHONPROFILEIMPORTTIME=1), interpreter start, server start ...")
+    var = os.path.join(bench_dir, "importtime")
+    shutil.rmtree(var, ignore_errors=True)
+    profiled = run_pipeline(var, WINDOW, source, cache=False, extra_env={"PYTHONPROFILEIMPORTTIME": "1"})
+    stop_server(var)
+    started = {runtime: timed_command([python(runtime), "-c", "pass"], args.repeat)
+               for runtime in {images.runtime_of(step.image) for step in steps()}}
+    imported = import_seconds(profiled["run_dir"])
+    imports = {step.name: round(started[images.runtime_of(step.image)] + imported.get(step.name, 0.0), 3)
+               for step in steps()}
     model_dir = glob.glob(os.path.join(full[0]["run_dir"], "*", "train", "model"))[0]
     server_start = server_start_seconds(model_dir, args.repeat)
     scaling = {}
@@ -449,8 +472,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     info = machine()
     if raw["serving"] is None:
         raw["serving"] = previous_serving(os.path.join(args.out, "bench.json"))
-    elif "summary" in raw["serving"]:
-        raw["serving"]["measured"] = f"measured {info['date']}"
     result = analyse(raw)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w", encoding="utf-8") as handle:

@@ -34,8 +34,8 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
 
     from components import dataset, registry
     from components.evaluate.evaluate import evaluate
-    from components.extract.source import open_source, read_span_frame
     from components.prepare.prepare import add_label, split
+    from components.sources import open_source, read_span_frame
     from components.train.train import save, save_reference, serving_samples, train
     from components.validate_data import validation
     from components.validate_model.validate_model import judge
@@ -78,7 +78,7 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
     blessed, _ = judge(result["candidate"], None, 0.6, 0.01)
     lap("validate_model")
 
-    from components.train.train import load
+    from components.model_files import load_model as load
 
     served = load(model_dir)
     rows = pd.DataFrame(samples["instances"])[dataset.FEATURES]

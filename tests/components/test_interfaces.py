@@ -8,17 +8,19 @@ import pytest
 from kfp import compiler, dsl
 
 from components import images
+from pipelines.ct.spec import steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMPONENTS = os.path.join(ROOT, "components")
-STEPS = ["fingerprint", "extract", "validate_data", "prepare", "train", "evaluate", "resolve_baseline",
-         "validate_model", "infra_validate", "deploy"]
+#: The steps of the compiled pipeline (their component packages).
+STEPS = [step.package for step in steps()]
 #: Helpers every runtime may import: standard library only.
 SHARED = {"components", "components.kfp_io", "components.images", "components.dataset",
-          "components.model_files", "components.registry", "components.run_folder",
-          "components.s3_settings", "components.schema_domains"}
-#: Helpers with one third-party dependency, importable by the runtimes whose lock holds it.
-SHARED_WITH = {"components.object_store": "minio"}
+          "components.registry", "components.run_folder",
+          "components.s3_settings", "components.schema_domains", "components.spans", "components.paths"}
+#: Helpers with third-party dependencies (imported where used), importable by the runtimes whose lock holds them.
+SHARED_WITH = {"components.object_store": {"minio"}, "components.sources": {"minio", "pyarrow", "pandas"},
+               "components.model_files": {"joblib"}}
 #: Libraries of one runtime that are not components themselves.
 LIBRARIES = {"model_server": "serve", "lineage": "data", "monitor": "monitor"}
 
@@ -48,7 +50,7 @@ def test_component_is_a_container_component_running_its_program(step):
     assert list(container.args) == ["--executor-input", "{{$}}"]
     assert container.image == images.image(_runtime(step))
     runtime_dir = os.path.join(ROOT, "images", _runtime(step))
-    assert os.path.isfile(os.path.join(runtime_dir, "Dockerfile"))
+    assert os.path.isfile(os.path.join(ROOT, "images", "Dockerfile"))  # one template, RUNTIME build argument
     assert os.path.isfile(os.path.join(runtime_dir, "requirements.lock"))
     assert component.component_spec.description, "component needs a docstring"
 
@@ -89,15 +91,34 @@ def test_no_component_imports_code_of_another_runtime():
                 for module in _imports(os.path.join(dirpath, name)):
                     if module.split(".")[0] == "kfp":
                         problems.append(f"{step}/{name} imports kfp: only component.py may")
-                    if module in SHARED_WITH and not _locked(runtime, SHARED_WITH[module]):
-                        problems.append(f"{step}/{name} ({runtime}) imports {module}, which needs "
-                                        f"{SHARED_WITH[module]}, absent from the {runtime} lock")
+                    for dependency in SHARED_WITH.get(module, ()):
+                        if not _locked(runtime, dependency):
+                            problems.append(f"{step}/{name} ({runtime}) imports {module}, which needs "
+                                            f"{dependency}, absent from the {runtime} lock")
                     if not module.startswith("components.") or module in SHARED or module in SHARED_WITH:
                         continue
                     other = _step_of(module)
                     if other in runtime_of_step and runtime_of_step[other] != runtime:
                         problems.append(f"{step}/{name} ({runtime}) imports {module} ({runtime_of_step[other]})")
     assert not problems, "\n".join(problems)
+
+
+def test_no_step_imports_another_step():
+    """Code two steps share lives in a shared module (components/*.py), not in one of the steps."""
+    problems = []
+    for step in STEPS:
+        for dirpath, _dirs, files in os.walk(os.path.join(COMPONENTS, step)):
+            for name in files:
+                if name.endswith(".py"):
+                    problems += [f"{step}/{name} imports {module}" for module in _imports(os.path.join(dirpath, name))
+                                 if _step_of(module) in STEPS and _step_of(module) != step]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_step_folder_is_a_step_of_the_pipeline():
+    folders = {name for name in os.listdir(COMPONENTS)
+               if os.path.isfile(os.path.join(COMPONENTS, name, "component.py"))}
+    assert folders == set(STEPS), "a component folder that is not wired into the pipeline, or the reverse"
 
 
 def _locked(runtime, package):
@@ -109,11 +130,11 @@ def test_shared_helpers_use_the_standard_library_only():
     allowed_roots = {"components", "__future__"}
     import sys
 
-    for module, dependency in SHARED_WITH.items():
+    for module, dependencies in SHARED_WITH.items():
         path = os.path.join(ROOT, *module.split(".")) + ".py"
         for imported in _imports(path):
             root = imported.split(".")[0]
-            assert root in allowed_roots | {dependency} or root in sys.stdlib_module_names, f"{module}: {imported}"
+            assert root in allowed_roots | dependencies or root in sys.stdlib_module_names, f"{module}: {imported}"
     for module in SHARED - {"components"}:
         path = os.path.join(ROOT, *module.split(".")) + ".py"
         if not os.path.exists(path):

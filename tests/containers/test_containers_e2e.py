@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from pipelines.local_runner import REPO_ROOT, runtime_python
+from pipelines.local.runner import REPO_ROOT, runtime_python
 
 pytestmark = pytest.mark.e2e
 WINDOW = "2013-01:2013-04"
@@ -24,7 +24,7 @@ def _run(var, *extra):
     from components.model_server import control
 
     port = control.free_port()
-    result = subprocess.run([sys.executable, "-m", "pipelines.run", "--window", WINDOW, "--var", str(var),
+    result = subprocess.run([sys.executable, "-m", "pipelines.local.run", "--window", WINDOW, "--var", str(var),
                              "--no-cache", f"source_uri={var}/source/flights", f"serving_port={port}", *PARAMS,
                              *extra], cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT},
                             capture_output=True, text=True, check=False)

@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 
-from pipelines.local_runner import REPO_ROOT, runtime_python
-from pipelines.run import main as run_main
+from pipelines.local.run import main as run_main
+from pipelines.local.runner import REPO_ROOT, runtime_python
 
 FRACTION = "0.1"
 #: The slice is small, so the value threshold is set a little lower than the default.

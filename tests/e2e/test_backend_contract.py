@@ -18,7 +18,7 @@ import yaml
 
 from components import registry
 from components.model_server import control
-from pipelines.local_runner import REPO_ROOT, run_pipeline_file, runtime_python
+from pipelines.local.runner import REPO_ROOT, run_pipeline_file, runtime_python
 
 from .conftest import lineage, run_window
 

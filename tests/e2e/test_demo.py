@@ -4,10 +4,10 @@ import json
 import os
 import subprocess
 
-from pipelines.demo import main as demo_main
-from pipelines.local_runner import REPO_ROOT, runtime_python
-from pipelines.loop import trigger_label
-from pipelines.triggers import Trigger
+from pipelines.demo.demo import main as demo_main
+from pipelines.local.runner import REPO_ROOT, runtime_python
+from pipelines.loop.triggers import Trigger
+from pipelines.loop.watch import trigger_label
 from tests.e2e.conftest import MIN_AUC
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pipelines.local_runner import REPO_ROOT
+from pipelines.local.runner import REPO_ROOT
 
 from .conftest import MIN_AUC, copy_source, data_python, run_window
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 def _kill_during_train(var, source, port):
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.run", "--window", "2013-01:2013-04", "--var", str(var),
+        [sys.executable, "-m", "pipelines.local.run", "--window", "2013-01:2013-04", "--var", str(var),
          f"source_uri={source}", f"serving_port={port}", f"min_auc={MIN_AUC}", "infra_max_p99_ms=2000"],
         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True)

@@ -9,7 +9,7 @@ import json
 import pytest
 from kfp_api_stand_in import KfpApiStandIn
 
-from pipelines import deliver
+from pipelines.ct import deliver
 
 
 @pytest.fixture

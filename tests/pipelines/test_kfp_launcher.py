@@ -7,10 +7,10 @@ import os
 import pytest
 from kfp_api_stand_in import KfpApiStandIn
 
-from pipelines import deliver
-from pipelines.coordinator import RunCoordinator, StartError
-from pipelines.kfp_launcher import IN_FLIGHT, KfpLauncher
-from pipelines.triggers import Trigger
+from pipelines.ct import deliver
+from pipelines.loop.coordinator import RunCoordinator, StartError
+from pipelines.loop.kfp_launcher import IN_FLIGHT, KfpLauncher
+from pipelines.loop.triggers import Trigger
 
 SPANS = ["2013-01", "2013-02", "2013-03", "2013-04", "2013-05"]
 
@@ -80,8 +80,8 @@ def test_a_failed_run_is_reported_failed(api, tmp_path):
 def test_the_watcher_closes_the_monitor_window_on_its_schedule(tmp_path):
     import datetime
 
-    from pipelines.loop import Watcher, watcher_health
-    from pipelines.triggers import TriggerPolicy
+    from pipelines.loop.triggers import TriggerPolicy
+    from pipelines.loop.watch import Watcher, watcher_health
 
     closed = []
     watcher = Watcher(str(tmp_path), TriggerPolicy(schedule_cron=""), lambda: [], close_window=closed.append,

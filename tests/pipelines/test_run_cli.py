@@ -1,7 +1,8 @@
 import pytest
 
-from pipelines.local_runner import RuntimeTaskHandler
-from pipelines.run import parse_params, split_window
+from components.spans import split_window
+from pipelines.ct.spec import parse_params
+from pipelines.local.runner import RuntimeTaskHandler
 
 
 def test_window_is_training_months_then_the_test_month():
@@ -47,7 +48,7 @@ def test_a_container_lost_before_its_status_is_read_reports_what_the_program_rec
     import docker
     from kfp.local import docker_task_handler, status
 
-    from pipelines.local_runner import container_task_records
+    from pipelines.local.runner import container_task_records
 
     task_dir = tmp_path / "task"
     task_dir.mkdir()
@@ -71,12 +72,13 @@ def test_the_runner_fails_loudly_when_kfp_local_changes(monkeypatch):
     import kfp
     from kfp.local import subprocess_task_handler
 
-    from pipelines import local_runner
+    from pipelines.local import kfp_local_compat
+    from pipelines.local import runner as local_runner
 
-    assert local_runner.kfp_local_problems() == []
+    assert kfp_local_compat.problems() == []
     monkeypatch.setattr(kfp, "__version__", "9.9.9")
     monkeypatch.delattr(subprocess_task_handler, "SubprocessTaskHandler")
-    problems = local_runner.kfp_local_problems()
+    problems = kfp_local_compat.problems()
     assert any("9.9.9" in p for p in problems) and any("SubprocessTaskHandler" in p for p in problems)
     with pytest.raises(RuntimeError, match="does not fit this kfp"):
         local_runner.run_pipeline_file("pipelines/ct_pipeline.yaml", {}, "/nonexistent/run")

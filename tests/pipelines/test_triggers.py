@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from pipelines.coordinator import RunCoordinator, StartError
-from pipelines.loop import Watcher, trigger_label, window_for
-from pipelines.triggers import (
+from components.spans import window_for
+from pipelines.loop.coordinator import RunCoordinator, StartError
+from pipelines.loop.triggers import (
     Trigger,
     TriggerPolicy,
     check_degradation,
@@ -17,6 +17,7 @@ from pipelines.triggers import (
     check_schedule,
     check_window,
 )
+from pipelines.loop.watch import Watcher, trigger_label
 
 NOW = datetime.datetime(2013, 7, 1, 0, 0, 30)
 

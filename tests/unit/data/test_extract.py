@@ -2,10 +2,11 @@ import pandas as pd
 import pytest
 
 from components import dataset
-from components.extract.extract import extract_spans, parse_spans
+from components.extract.extract import extract_spans
 from components.extract.land import land_spans, load_flights
-from components.extract.source import SPAN_FILE, LocalSource
 from components.kfp_io import ComponentError
+from components.sources import SPAN_FILE, LocalSource
+from components.spans import parse_spans
 
 
 def test_parse_spans_accepts_ranges_and_lists():

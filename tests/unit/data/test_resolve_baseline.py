@@ -83,7 +83,7 @@ def test_after_a_rollback_the_baseline_is_the_rolled_back_to_version(tmp_path, r
 
 
 def test_production_version_changes_with_each_deployment_and_rollback(tmp_path):
-    from components.resolve_baseline.resolve import production_version
+    from components.registry import production_version
 
     root = str(tmp_path / "registry")
     assert production_version(root, "flights-delay") == "none"

@@ -6,9 +6,9 @@ from s3_server import moto_server, use_endpoint
 
 from components import dataset
 from components.extract.extract import extract_spans
-from components.extract.source import SPAN_FILE
 from components.fingerprint.fingerprint import window_data_version
 from components.kfp_io import ComponentError
+from components.sources import SPAN_FILE
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,8 @@ def test_baseline_on_s3_is_downloaded(s3_endpoint, monkeypatch, tmp_path):
 def test_production_pointer_is_read_from_an_s3_registry(s3_endpoint, monkeypatch, tmp_path):
     import json
 
-    from components.resolve_baseline.resolve import production_version, resolve_from_registry
+    from components.registry import production_version
+    from components.resolve_baseline.resolve import resolve_from_registry
 
     client = use_endpoint(monkeypatch, s3_endpoint)
     if not client.bucket_exists("registry"):

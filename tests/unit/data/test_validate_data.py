@@ -148,7 +148,7 @@ def test_an_unreadable_span_file_or_schema_is_one_line_naming_it(tmp_path):
 def test_the_corruption_tool_writes_the_span_file_the_source_reads():
     from span_tools import SPAN_FILE
 
-    from components.extract.source import SPAN_FILE as SOURCE_SPAN_FILE
+    from components.sources import SPAN_FILE as SOURCE_SPAN_FILE
 
     assert SPAN_FILE == SOURCE_SPAN_FILE
 

@@ -9,7 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from components.monitor.analysis import Thresholds
-from components.monitor.service import Monitor, create_app
+from components.monitor.app import create_app
+from components.monitor.monitor import Monitor
 
 
 def _client(tmp_path, registry_dir=None, **thresholds):

@@ -57,7 +57,7 @@ def third_model(tmp_path_factory):
 def samples(trained):
     """Serving samples as evaluate writes them: rows and the training runtime's probabilities."""
     from components import dataset
-    from components.train.train import load
+    from components.model_files import load_model as load
 
     folder, frame = trained
     rows = frame.head(40)

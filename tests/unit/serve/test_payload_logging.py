@@ -77,7 +77,7 @@ def _window_probabilities(monitor_url):
     """The probabilities the monitor stored, read back from its Parquet window with the monitor runtime."""
     import subprocess
 
-    script = ("import json,sys; from components.monitor.service import Monitor; "
+    script = ("import json,sys; from components.monitor.monitor import Monitor; "
               "print(json.dumps(Monitor(sys.argv[1], None, 'flights-delay').store.window_frame('w1')"
               "['probability'].tolist()))")
     _, status = monitor_control.request("GET", f"{monitor_url}/v1/status")

@@ -4,8 +4,9 @@ import numpy as np
 
 from components import dataset, model_files
 from components.evaluate.evaluate import confusion_matrix, evaluate, roc_curve_points
+from components.model_files import load_model as load
 from components.prepare.prepare import add_label, split
-from components.train.train import load, save, save_reference, serving_samples, train
+from components.train.train import save, save_reference, serving_samples, train
 
 PARAMS = {"learning_rate": 0.1, "max_iter": 50, "max_leaf_nodes": 15, "l2_regularization": 0.0}
 

@@ -4,13 +4,15 @@ fingerprint -> extract -> validate_data -> prepare -> train -> evaluate (against
 -> validate_model -> [if blessed] infra_validate -> deploy
 """
 
+import importlib
+
 from kfp import dsl, kubernetes
 
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.extract.component import extract
 from components.fingerprint.component import fingerprint
-from components.images import image
+from components.images import PodSettings, image
 from components.infra_validate.component import infra_validate
 from components.prepare.component import prepare
 from components.resolve_baseline.component import resolve_baseline
@@ -25,20 +27,12 @@ S3_SECRET = "ct-s3-credentials"
 #: ConfigMap with the S3 endpoint (manifests/base/s3-config.yaml): ``S3_ENDPOINT``, whose
 #: ``https://`` or ``http://`` scheme chooses TLS (components/s3_settings.py reads it).
 S3_CONFIG = "ct-s3-config"
-#: CPU and memory (request, limit) per step on a cluster; kfp.local ignores them.
-RESOURCES = {
-    "fingerprint": ("100m", "500m", "256Mi", "1Gi"),
-    "extract": ("500m", "1", "1Gi", "4Gi"),
-    "validate-data": ("1", "2", "2Gi", "8Gi"),
-    "prepare": ("500m", "1", "1Gi", "4Gi"),
-    "train": ("1", "2", "2Gi", "8Gi"),
-    "resolve-baseline": ("100m", "500m", "256Mi", "1Gi"),
-    "evaluate": ("500m", "1", "1Gi", "4Gi"),
-    "validate-model": ("100m", "500m", "256Mi", "1Gi"),
-    "infra-validate": ("500m", "1", "1Gi", "2Gi"),
-    "deploy": ("100m", "500m", "512Mi", "1Gi"),
-}
-_S3_STEPS = {"fingerprint", "extract", "resolve-baseline", "deploy"}
+
+
+def pod_settings(task: dsl.PipelineTask) -> PodSettings:
+    """The ``POD`` that the step's own ``component.py`` declares (found through the program the task runs)."""
+    program = task.component_spec.implementation.container.command[-1]  # components.<step>
+    return importlib.import_module(f"{program}.component").POD
 
 
 def _harden(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -51,10 +45,10 @@ def _harden(task: dsl.PipelineTask) -> dsl.PipelineTask:
     # Every task's launcher moves its artifacts to and from the object store: the label admits
     # the pod there (manifests/components/store-*/s3-egress.yaml).
     kubernetes.add_pod_label(task, "kfp-ct/s3-client", "true")
-    cpu_request, cpu_limit, memory_request, memory_limit = RESOURCES[task.name]
-    task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
-    task.set_memory_request(memory_request).set_memory_limit(memory_limit)
-    if task.name in _S3_STEPS:
+    pod = pod_settings(task)
+    task.set_cpu_request(pod.cpu[0]).set_cpu_limit(pod.cpu[1])
+    task.set_memory_request(pod.memory[0]).set_memory_limit(pod.memory[1])
+    if pod.s3:
         kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, optional=True, secret_key_to_env={
             "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"})
         kubernetes.use_config_map_as_env(task, config_map_name=S3_CONFIG, optional=True,

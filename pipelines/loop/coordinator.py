@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Optional
 
-from pipelines.triggers import Trigger
+from pipelines.loop.triggers import Trigger
 
 PENDING = "pending.jsonl"
 JOURNAL = "journal.jsonl"

@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from urllib.parse import urlparse
 
+from components.kfp_io import ComponentError, error_line
 from components.s3_settings import client_settings
+from components.spans import is_span_id
 
 SPAN_FILE = "flights.parquet"
-_SPAN_RE = re.compile(r"^\d{4}-\d{2}$")
-
-
-def is_span_id(name: str) -> bool:
-    """Tells whether ``name`` is a span id (``YYYY-MM``)."""
-    return bool(_SPAN_RE.match(name))
 
 
 class LocalSource:
@@ -118,3 +113,17 @@ def data_version(source, spans: list[str]) -> str:
     for span in sorted(spans):
         digest.update(span.encode() + b"\0" + hashlib.sha256(source.read_bytes(span)).digest())
     return digest.hexdigest()
+
+
+def check_spans_present(source, source_uri: str, spans: list[str]) -> None:
+    """Raises ComponentError naming the spans missing from the source, and those available."""
+    try:
+        available = source.spans()
+    except Exception as error:  # noqa: BLE001 - OSError locally, S3Error or urllib3 errors from S3
+        raise ComponentError(f"source {source_uri}: its spans cannot be listed: {error_line(error)}") from None
+    missing = [s for s in spans if s not in available]
+    if missing:
+        shown = ", ".join(available[-24:]) or "none"
+        raise ComponentError(
+            f"span(s) {', '.join(missing)} not found in source {source_uri}; spans available: {shown}"
+        )

@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Optional
 
-from pipelines.coordinator import StartError
-from pipelines.ct_pipeline import PIPELINE_NAME
-from pipelines.loop import trigger_label, window_for
-from pipelines.run import split_window
-from pipelines.triggers import Trigger
+from components.spans import split_window, window_for
+from pipelines.ct.pipeline import PIPELINE_NAME
+from pipelines.loop.coordinator import StartError
+from pipelines.loop.triggers import Trigger
+from pipelines.loop.watch import trigger_label
 
 IN_FLIGHT = "in_flight.json"
 FINISHED_STATES = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CANCELING"}

@@ -20,15 +20,16 @@ import sys
 import time
 from typing import Any, Optional
 
-from components.extract.source import SPAN_FILE
 from components.model_server import control as server_control
 from components.monitor import control as monitor_control
-from pipelines.coordinator import RunCoordinator
-from pipelines.local_runner import DEFAULT_VENVS, runtime_python
-from pipelines.loop import LocalLauncher, Watcher, policy_arguments, policy_from
-from pipelines.triggers import Trigger, TriggerPolicy
+from components.paths import REPO_ROOT
+from components.sources import SPAN_FILE
+from components.spans import add_months
+from pipelines.local.runner import DEFAULT_VENVS, runtime_python
+from pipelines.loop.coordinator import RunCoordinator
+from pipelines.loop.triggers import Trigger, TriggerPolicy
+from pipelines.loop.watch import LocalLauncher, Watcher, policy_arguments, policy_from
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MONTHS = [f"2013-{m:02d}" for m in range(1, 13)]
 #: The demo's triggers, on the replay's clock. Skew is watched on the features whose distribution
 #: should not move with the season (a change there is a broken feed): against a model trained on
@@ -58,8 +59,8 @@ def land(staging: str, source: str, span: str) -> None:
 
 def month_end(span: str) -> datetime.datetime:
     """The simulated clock when a month's span lands: the first of the next month, just after midnight."""
-    year, month = int(span[:4]), int(span[5:7])
-    return datetime.datetime(year + month // 12, month % 12 + 1, 1, 0, 0, 30)
+    following = add_months(span, 1)
+    return datetime.datetime(int(following[:4]), int(following[5:7]), 1, 0, 0, 30)
 
 
 def _describe(window: Optional[dict[str, Any]]) -> str:
@@ -169,7 +170,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                "traffic_rows": args.traffic_rows}
     with open(os.path.join(var, "demo.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2, default=str)
-    from pipelines.report import write_report
+    from pipelines.demo.report import write_report
 
     report = write_report(results, os.path.join(var, "report"))
     print(f"[demo] done in {results['seconds']:.0f} s; report: {report}", flush=True)

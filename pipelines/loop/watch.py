@@ -7,7 +7,7 @@ Usage::
     python -m pipelines.loop journal                      # what fired, what ran, what came out
 
 State (pending triggers, run lock, journal, what was seen) lives in
-``<var>/loop``. Runs go through ``pipelines.run`` like ``make run``, each with
+``<var>/loop``. Runs go through ``pipelines.local.run`` like ``make run``, each with
 its triggers recorded as the run's reason in ML Metadata.
 """
 
@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Optional
 
-from pipelines.coordinator import RunCoordinator, StartError
-from pipelines.triggers import KINDS, Trigger, TriggerPolicy, check_new_data, check_schedule, check_window
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from components.paths import REPO_ROOT
+from components.spans import window_for
+from pipelines.loop.coordinator import RunCoordinator, StartError
+from pipelines.loop.triggers import KINDS, Trigger, TriggerPolicy, check_new_data, check_schedule, check_window
 
 
 def trigger_label(batch: list[Trigger]) -> str:
@@ -36,24 +36,15 @@ def trigger_label(batch: list[Trigger]) -> str:
     return f"{kinds}: " + " | ".join(t.reason for t in batch)
 
 
-def window_for(spans: list[str], train_months: int) -> Optional[str]:
-    """The run window over the newest spans: ``train_months`` training spans, then the newest as test span."""
-    spans = sorted(spans)
-    if len(spans) < 2:
-        return None
-    chosen = spans[-(train_months + 1):]
-    return f"{chosen[0]}:{chosen[-1]}"
-
-
 def source_spans(source_uri: str) -> list[str]:
     """Span ids in a source (local folder or S3 prefix)."""
-    from components.extract.source import open_source
+    from components.sources import open_source
 
     return open_source(source_uri).spans()
 
 
 class LocalLauncher:
-    """Starts ``pipelines.run`` for a batch of triggers and reads its summary."""
+    """Starts ``pipelines.local.run`` for a batch of triggers and reads its summary."""
 
     def __init__(self, var: str, source_uri: str, train_months: int = 3, params: Optional[list[str]] = None,
                  python: str = sys.executable, log_dir: Optional[str] = None):
@@ -86,7 +77,7 @@ class LocalLauncher:
         os.makedirs(self.log_dir, exist_ok=True)
         before = set(glob.glob(os.path.join(self.var, "runs", "2*")))
         log_path = os.path.join(self.log_dir, datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f") + ".log")
-        command = [self.python, "-m", "pipelines.run", "--var", self.var, "--window", window,
+        command = [self.python, "-m", "pipelines.local.run", "--var", self.var, "--window", window,
                    "--trigger", trigger_label(batch), f"source_uri={self.source_uri}", *self.params]
         with open(log_path, "w", encoding="utf-8") as log:
             try:
@@ -96,7 +87,7 @@ class LocalLauncher:
                 raise StartError(f"could not start {command[0]}: {error}") from error
         runs = sorted(set(glob.glob(os.path.join(self.var, "runs", "2*"))) - before)
         if not runs:
-            raise StartError(f"pipelines.run exited with {code} before creating a run (log: {log_path})")
+            raise StartError(f"pipelines.local.run exited with {code} before creating a run (log: {log_path})")
         return summarize_run(runs[-1], window, code, log_path)
 
 
@@ -264,9 +255,9 @@ def kfp_launcher(args: argparse.Namespace, state_dir: str, source: str):
     Raises:
         ValueError: No host or no pipeline version, or a parameter the pipeline does not declare.
     """
-    from pipelines.deliver import connect
-    from pipelines.kfp_launcher import KfpLauncher
-    from pipelines.run import parse_params
+    from pipelines.ct.deliver import connect
+    from pipelines.ct.spec import parse_params
+    from pipelines.loop.kfp_launcher import KfpLauncher
 
     if not args.pipeline_version:
         raise ValueError("--launcher kfp needs --pipeline-version (or KFP_PIPELINE_VERSION)")

@@ -10,11 +10,9 @@ Python interpreter of the local environment built from the task image's lock
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 from components.images import runtime_of
+from components.paths import REPO_ROOT
 from components.run_folder import (
     CACHED_DIR,
     KFP_CACHE_DIR,
@@ -36,46 +35,10 @@ from components.run_folder import (
     task_folders,
     write_task_record,
 )
-from pipelines.kfp_backend_contract import BackendContract, ContractError
+from pipelines.local import kfp_local_compat
+from pipelines.local.backend_contract import BackendContract, ContractError
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_VENVS = os.path.join(REPO_ROOT, ".venvs")
-
-
-#: The kfp whose kfp.local internals this module relies on (images/dev/requirements.lock pins it).
-KFP_VERSION = "2.17.3"
-
-
-def kfp_local_problems() -> list[str]:
-    """What changed in kfp.local that this runner relies on (empty while it is the pinned kfp).
-
-    The runner swaps two task handler classes (no registration hook exists), reads the cache's
-    entry files and recognises cache hits by their log line; an upgrade of kfp must fail here,
-    loudly, rather than run tasks some other way.
-    """
-    import inspect
-
-    import kfp
-    from kfp.local import cache, subprocess_task_handler
-    from kfp.local.orchestrator import task_executor
-
-    problems = []
-    if kfp.__version__ != KFP_VERSION:
-        problems.append(f"kfp is {kfp.__version__}, this runner was written against {KFP_VERSION}")
-    if not hasattr(subprocess_task_handler, "SubprocessTaskHandler"):
-        problems.append("kfp.local.subprocess_task_handler.SubprocessTaskHandler is gone (swapped for ours)")
-    try:
-        from kfp.local import docker_task_handler
-
-        if not hasattr(docker_task_handler, "DockerTaskHandler"):
-            problems.append("kfp.local.docker_task_handler.DockerTaskHandler is gone (wrapped for container runs)")
-    except ImportError:
-        pass  # only needed with a Docker API; its absence is reported when containers are asked for
-    if getattr(cache, "_ARTIFACT_MARKER", None) != "__kfp_artifact__":
-        problems.append("kfp.local's cache entries no longer mark artifacts with '__kfp_artifact__'")
-    if "cache hit (key=" not in inspect.getsource(task_executor):
-        problems.append("kfp.local no longer logs 'Task X cache hit (key=...)', which marks cached tasks")
-    return problems
 
 
 def runtime_python(runtime: str, venvs_dir: str = DEFAULT_VENVS) -> str:
@@ -115,7 +78,7 @@ class RuntimeTaskHandler:
         """Args follow kfp.local's ITaskHandler.
 
         ``venvs_dir`` holds one venv per runtime; with ``contract`` the task meets the KFP
-        backend's contract (pipelines/kfp_backend_contract.py).
+        backend's contract (pipelines/local/backend_contract.py).
         """
         self.image = image
         self.contract = contract
@@ -223,35 +186,32 @@ def container_task_records(contract: Optional[BackendContract] = None) -> Iterat
     Swaps the handler kfp.local uses for DockerRunner for a subclass that records
     them around the container run, and puts it back afterwards.
     """
-    from kfp.local import docker_task_handler, status
+    from kfp.local import status
 
-    original = docker_task_handler.DockerTaskHandler
+    def recording(original: type) -> type:
+        class RecordingDockerTaskHandler(original):
+            def run(self):
+                import docker
 
-    class RecordingDockerTaskHandler(original):
-        def run(self):
-            import docker
+                started = time.time()
+                with _contract_around(contract, _executor_input(self.full_command), self.image,
+                                      lambda line: print(line, end="", flush=True)) as outcome:
+                    try:
+                        result = super().run()
+                    except docker.errors.APIError as error:
+                        # The program left its exit code in the task folder.
+                        if not kfp_local_compat.is_vanished_container(error):
+                            raise
+                        result = _exit_status_of(self.full_command)
+                    outcome["exit_code"] = 0 if result == status.Status.SUCCESS else 1
+                _record_task(self.image, self.full_command, started, time.time(), outcome["exit_code"],
+                             container=True)
+                return status.Status.SUCCESS if outcome["exit_code"] == 0 else status.Status.FAILURE
 
-            started = time.time()
-            with _contract_around(contract, _executor_input(self.full_command), self.image,
-                                  lambda line: print(line, end="", flush=True)) as outcome:
-                try:
-                    result = super().run()
-                except docker.errors.APIError as error:
-                    # kfp.local runs containers with auto-remove; when one exits before its logs
-                    # are attached, podman answers 500 "no such container" (Docker 404, which
-                    # kfp.local handles). The program left its exit code in the task folder.
-                    if "no such container" not in str(error):
-                        raise
-                    result = _exit_status_of(self.full_command)
-                outcome["exit_code"] = 0 if result == status.Status.SUCCESS else 1
-            _record_task(self.image, self.full_command, started, time.time(), outcome["exit_code"], container=True)
-            return status.Status.SUCCESS if outcome["exit_code"] == 0 else status.Status.FAILURE
+        return RecordingDockerTaskHandler
 
-    docker_task_handler.DockerTaskHandler = RecordingDockerTaskHandler
-    try:
+    with kfp_local_compat.docker_handler(recording):
         yield
-    finally:
-        docker_task_handler.DockerTaskHandler = original
 
 
 def _exit_status_of(full_command: list[str]):
@@ -291,33 +251,11 @@ def runtime_task_handler(venvs_dir: str = DEFAULT_VENVS, extra_env: Optional[dic
     and offers no registration hook, so the handler it uses for
     ``SubprocessRunner`` is swapped for ours, and put back afterwards.
     """
-    from kfp.local import subprocess_task_handler
-
-    original = subprocess_task_handler.SubprocessTaskHandler
-
     def factory(**kwargs):
         return RuntimeTaskHandler(venvs_dir=venvs_dir, extra_env=extra_env, contract=contract, **kwargs)
 
-    subprocess_task_handler.SubprocessTaskHandler = factory
-    try:
+    with kfp_local_compat.subprocess_handler(factory):
         yield
-    finally:
-        subprocess_task_handler.SubprocessTaskHandler = original
-
-
-class _CacheHits(logging.Handler):
-    """Collects kfp.local's "Task X cache hit (key=...)" log records."""
-
-    _PATTERN = re.compile(r"Task (\S+) cache hit \(key=([0-9a-f]+)\)")
-
-    def __init__(self):
-        super().__init__(level=logging.INFO)
-        self.hits: list[tuple[str, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        match = self._PATTERN.search(record.getMessage())
-        if match:
-            self.hits.append((match.group(1), match.group(2)))
 
 
 def _record_cached_task(run_dir: str, cache_root: str, task: str, key_prefix: str
@@ -332,19 +270,12 @@ def _record_cached_task(run_dir: str, cache_root: str, task: str, key_prefix: st
         (cached outputs as an executor output, the executor input, the image), or None
         when the cache entry is not found.
     """
-    entries = glob.glob(os.path.join(cache_root, f"{key_prefix}*.json"))
-    if len(entries) != 1:
+    entry = kfp_local_compat.read_cache_entry(cache_root, key_prefix)
+    if entry is None:
         return None
-    with open(entries[0], encoding="utf-8") as handle:
-        outputs = json.load(handle)
-    artifacts, parameters, origin = {}, {}, None
-    for name, value in outputs.items():
-        if isinstance(value, dict) and value.get("__kfp_artifact__"):
-            artifacts[name] = {"artifacts": [{"name": value["name"], "uri": value["uri"],
-                                              "metadata": value.get("metadata") or {}}]}
-            origin = origin or os.path.dirname(value["uri"])
-        else:
-            parameters[name] = value
+    found, parameters = entry
+    artifacts = {name: {"artifacts": [artifact]} for name, artifact in found.items()}
+    origin = next((os.path.dirname(artifact["uri"]) for artifact in found.values()), None)
     task_dir = os.path.join(run_dir, CACHED_DIR, task)
     os.makedirs(task_dir, exist_ok=True)
     with open(os.path.join(task_dir, "executor_output.json"), "w", encoding="utf-8") as handle:
@@ -384,14 +315,14 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
             Docker API: Docker, or podman's service), with these folders mounted;
             None runs tasks in the local runtime environments.
         backend_contract_store: Run in backend-contract mode, the KFP backend's MLMD
-            records going to this store (pipelines/kfp_backend_contract.py); None for plain kfp.local.
+            records going to this store (pipelines/local/backend_contract.py); None for plain kfp.local.
 
     Returns:
         True when every task that ran succeeded.
     """
     from kfp import components, local
 
-    problems = kfp_local_problems()
+    problems = kfp_local_compat.problems()
     if problems:
         raise RuntimeError("the local runner does not fit this kfp: " + "; ".join(problems))
     os.makedirs(run_dir, exist_ok=True)
@@ -412,7 +343,7 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
         info["backend_contract_store"] = backend_contract_store
     # CPU and memory settings are for clusters; kfp.local warns once per task that it ignores them.
     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
-    hits = _CacheHits()
+    hits = kfp_local_compat.CacheHits()
     root_logger = logging.getLogger()
     level = root_logger.level
     root_logger.addHandler(hits)
@@ -455,19 +386,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Command line: run a compiled pipeline YAML with parameters given as KEY=VALUE."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m pipelines.local_runner", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipelines.local.runner", description=__doc__)
     parser.add_argument("pipeline_yaml")
     parser.add_argument("run_dir")
-    parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE (JSON values parsed)")
+    parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE (of the YAML's types)")
     parser.add_argument("--cache", action="store_true", help="enable kfp.local's task cache")
     args = parser.parse_args(argv)
-    params = {}
-    for item in args.params:
-        key, _, value = item.partition("=")
-        try:
-            params[key] = json.loads(value)
-        except ValueError:
-            params[key] = value
+    from pipelines.ct.spec import parse_params, pipeline_parameters
+
+    try:
+        params = parse_params(args.params, pipeline_parameters(args.pipeline_yaml))
+    except ValueError as error:
+        parser.error(str(error))
     return 0 if run_pipeline_file(args.pipeline_yaml, params, args.run_dir, enable_caching=args.cache) else 1
 
 

@@ -1,6 +1,6 @@
 """``make run``: land the demo data if needed, run the CT pipeline locally, print a summary.
 
-Usage: ``python -m pipelines.run [--window 2013-01:2013-04] [KEY=VALUE ...]``. The
+Usage: ``python -m pipelines.local.run [--window 2013-01:2013-04] [KEY=VALUE ...]``. The
 window's last span is the test span, the others are trained on.
 """
 
@@ -16,31 +16,13 @@ import sys
 import time
 from typing import Optional
 
-from pipelines.ct_pipeline import PIPELINE_NAME
-from pipelines.local_runner import DEFAULT_VENVS, REPO_ROOT, run_pipeline_file, runtime_python
-from pipelines.run_summary import collect, format_summary
+from components.spans import split_window
+from pipelines.ct.pipeline import PIPELINE_NAME
+from pipelines.ct.spec import PIPELINE_YAML, git_sha, parse_params, pipeline_defaults
+from pipelines.local.runner import DEFAULT_VENVS, REPO_ROOT, run_pipeline_file, runtime_python
+from pipelines.local.summary import collect, format_summary
 
-PIPELINE_YAML = os.path.join(REPO_ROOT, "pipelines", "ct_pipeline.yaml")
 DEFAULT_WINDOW = "2013-01:2013-04"
-
-
-def split_window(window: str) -> tuple[str, str]:
-    """``2013-01:2013-04`` -> (train spans ``2013-01:2013-03``, test span ``2013-04``).
-
-    Raises:
-        ValueError: The window is not ``FIRST:LAST`` with at least two months.
-    """
-    try:
-        first, last = window.split(":")
-        y1, m1 = int(first[:4]), int(first[5:7])
-        y2, m2 = int(last[:4]), int(last[5:7])
-    except ValueError:
-        raise ValueError(
-            f"window {window!r} must look like 2013-01:2013-04 (train months, then the test month)") from None
-    if (y2, m2) <= (y1, m1):
-        raise ValueError(f"window {window!r} needs at least two months: training months and a test month")
-    year, month = (y2 - 1, 12) if m2 == 1 else (y2, m2 - 1)
-    return f"{first}:{year:04d}-{month:02d}", last
 
 
 def ensure_source(source: str, venvs_dir: str = DEFAULT_VENVS) -> None:
@@ -52,50 +34,9 @@ def ensure_source(source: str, venvs_dir: str = DEFAULT_VENVS) -> None:
                    check=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT})
 
 
-def _root_parameters(pipeline_yaml: str) -> dict[str, dict]:
-    import yaml
-
-    with open(pipeline_yaml, encoding="utf-8") as handle:
-        # The pipeline spec is the first document; platform (Kubernetes) settings follow it.
-        return next(yaml.safe_load_all(handle))["root"]["inputDefinitions"]["parameters"]
-
-
-def pipeline_parameters(pipeline_yaml: str = PIPELINE_YAML) -> dict[str, str]:
-    """Parameter name -> KFP type (STRING, NUMBER_DOUBLE, NUMBER_INTEGER, BOOLEAN) of a compiled pipeline."""
-    return {name: p["parameterType"] for name, p in _root_parameters(pipeline_yaml).items()}
-
-
-def pipeline_defaults(pipeline_yaml: str = PIPELINE_YAML) -> dict[str, object]:
-    """Parameter name -> default value of a compiled pipeline."""
-    return {name: p.get("defaultValue") for name, p in _root_parameters(pipeline_yaml).items()}
-
-
-def parse_params(items: list[str], types: Optional[dict[str, str]] = None) -> dict[str, object]:
-    """KEY=VALUE pairs, converted to the pipeline's declared parameter types.
-
-    Raises:
-        ValueError: A pair is malformed, names no parameter, or its value does not fit the type.
-    """
-    types = types if types is not None else pipeline_parameters()
-    converters = {"NUMBER_DOUBLE": float, "NUMBER_INTEGER": int, "STRING": str,
-                  "BOOLEAN": lambda v: {"true": True, "false": False}[v.lower()]}
-    params: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"parameter {item!r} must be KEY=VALUE")
-        if key not in types:
-            raise ValueError(f"unknown pipeline parameter {key!r}; parameters: {', '.join(sorted(types))}")
-        try:
-            params[key] = converters[types[key]](value)
-        except (ValueError, KeyError):
-            raise ValueError(f"parameter {key}={value!r} is not a valid {types[key]}") from None
-    return params
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the pipeline for a window and prints what happened."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.run", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pipelines.local.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--window", default=DEFAULT_WINDOW, help=f"FIRST:LAST month (default {DEFAULT_WINDOW})")
     parser.add_argument("--var", default=os.path.join(REPO_ROOT, "var"),
@@ -165,18 +106,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(facts, handle, indent=2, default=str)
     return 0 if ok and lineage_ok else 1
-
-
-def git_sha() -> Optional[str]:
-    """The checkout's commit, with ``-dirty`` when it has uncommitted changes; None outside git."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return sha + ("-dirty" if dirty else "")
 
 
 def run_info(trigger: str) -> dict:

@@ -7,9 +7,7 @@ from typing import Any
 
 from components.kfp_io import unwrap_metadata
 from components.run_folder import TASK_LOG, TASK_TIMING, read_json, task_folders
-
-STEP_ORDER = ["fingerprint", "extract", "validate-data", "prepare", "train", "resolve-baseline", "evaluate",
-              "validate-model", "infra-validate", "deploy"]
+from pipelines.ct.spec import step_names
 
 
 def output_metadata(task_dir: str, name: str) -> dict[str, Any]:
@@ -25,7 +23,8 @@ def collect(run_dir: str) -> dict[str, Any]:
     """Gathers the facts of a run: steps with timings, data, anomalies, metrics, decisions."""
     steps, tasks = [], {}
     found = task_folders(run_dir)
-    for name in sorted(found, key=lambda n: STEP_ORDER.index(n) if n in STEP_ORDER else 99):
+    order = step_names()
+    for name in sorted(found, key=lambda n: order.index(n) if n in order else len(order)):
         timing = read_json(os.path.join(found[name], TASK_TIMING))
         # A cached task's outputs are in the folder of the run that produced them.
         tasks[name] = timing.get("cached_from") or found[name] if timing.get("cached") else found[name]

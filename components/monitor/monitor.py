@@ -1,20 +1,11 @@
-"""The monitor service: an HTTP app over a ``Monitor``.
+"""The monitor's domain: payload events into windows, ground truth, and the analysis of a closed window.
 
-Endpoints:
-    ``POST /`` (or ``/v1/events``): a payload-logger CloudEvent (KServe's logger URL points here).
-    ``POST /v1/ground-truth``: labels, JSON records or CSV ``request_id,index,label``.
-    ``POST /v1/windows/close?label=L``: closes the open window as ``L`` and analyses it.
-    ``POST /v1/windows/{label}/evaluate``: analyses a closed window again (late ground truth).
-    ``GET /v1/status``: JSON of every analysed window. ``GET /metrics``: Prometheus. ``GET /healthz``.
-
-Bad input gets a 4xx naming the problem; nothing already stored is lost.
+The HTTP app around it is ``components/monitor/app.py``.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime
-import io
 import json
 import os
 import threading
@@ -25,8 +16,6 @@ from components.monitor import analysis
 from components.monitor.events import EventError, parse_event
 from components.monitor.metrics import MonitorMetrics
 from components.monitor.store import GroundTruthError, WindowStore, check_label
-
-DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 
 class Monitor:
@@ -98,16 +87,11 @@ class Monitor:
 
     def reference_statistics(self, version: str):
         """TFDV statistics of a model version's training sample (computed once, then cached), or None."""
-        from tensorflow_metadata.proto.v0 import statistics_pb2
-
         from components import model_files
 
         cache = os.path.join(self.state_dir, "reference", f"{version}.pb")
         if os.path.exists(cache):
-            stats = statistics_pb2.DatasetFeatureStatisticsList()
-            with open(cache, "rb") as handle:
-                stats.ParseFromString(handle.read())
-            return stats
+            return read_statistics(cache)
         folder = self._version_dir(version)
         if folder is None or not os.path.exists(model_files.reference_path(folder)):
             return None
@@ -160,7 +144,7 @@ class Monitor:
             with open(os.path.join(folder, STATISTICS_FILE), "wb") as handle:
                 handle.write(stats.SerializeToString())
         previous_file = os.path.join(self.state_dir, "windows", previous or "", STATISTICS_FILE)
-        previous_stats = _read_statistics(previous_file) if previous and os.path.exists(previous_file) else None
+        previous_stats = read_statistics(previous_file) if previous and os.path.exists(previous_file) else None
         versions = frame["model_version"].value_counts()
         version = str(versions.index[0]) if len(versions) else ""
         if stats is None:
@@ -185,125 +169,11 @@ class Monitor:
                 "dropped_unanswered_requests": self.store.dropped_unanswered}
 
 
-def _read_statistics(path: str):
+def read_statistics(path: str):
+    """A serialized ``DatasetFeatureStatisticsList`` (TFDV statistics) from a file."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     stats = statistics_pb2.DatasetFeatureStatisticsList()
     with open(path, "rb") as handle:
         stats.ParseFromString(handle.read())
     return stats
-
-
-def parse_ground_truth_body(body: bytes, content_type: str) -> Any:
-    """Ground-truth records from a JSON body (list or ``{"records": [...]}``) or a CSV body.
-
-    Raises:
-        GroundTruthError: The body is neither.
-    """
-    text = body.decode("utf-8", errors="replace")
-    if "csv" in content_type:
-        rows = list(csv.DictReader(io.StringIO(text)))
-        if not rows or "request_id" not in rows[0] or "label" not in rows[0]:
-            raise GroundTruthError("CSV ground truth needs a header with request_id, label (and index)")
-        return rows
-    try:
-        parsed = json.loads(text)
-    except ValueError as error:
-        raise GroundTruthError(f"ground truth is not valid JSON: {error}") from None
-    return parsed.get("records") if isinstance(parsed, dict) and "records" in parsed else parsed
-
-
-def create_app(monitor: Monitor, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
-    """The Starlette app of a monitor."""
-    from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
-
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
-
-    async def read_body(request):
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body_bytes:
-            return None
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body_bytes:
-                return None
-        return body
-
-    async def receive_event(request):
-        body = await read_body(request)
-        if body is None:
-            monitor.metrics.rejected.labels("too_large").inc()
-            return error(413, f"event body exceeds the limit of {max_body_bytes} bytes")
-        try:
-            rows = monitor.receive(dict(request.headers), body)
-        except EventError as problem:
-            return error(400, str(problem))
-        return JSONResponse({"accepted": True, "rows": rows}, status_code=202)
-
-    async def ground_truth(request):
-        body = await read_body(request)
-        if body is None:
-            monitor.metrics.rejected.labels("too_large").inc()
-            return error(413, f"ground-truth body exceeds the limit of {max_body_bytes} bytes")
-        try:
-            records = parse_ground_truth_body(body, request.headers.get("content-type", ""))
-        except GroundTruthError as problem:
-            monitor.metrics.rejected.labels("bad_ground_truth").inc()
-            return error(400, str(problem))
-        try:
-            count = monitor.add_ground_truth(records)  # counts its own refusals
-        except GroundTruthError as problem:
-            return error(400, str(problem))
-        return JSONResponse({"stored": count})
-
-    async def close_window(request):
-        label = request.query_params.get("label") or datetime.datetime.now(
-            datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-        try:
-            return JSONResponse(await run_in_threadpool(monitor.close_window, label))
-        except ValueError as problem:
-            return error(409 if "exists" in str(problem) else 400, str(problem))
-
-    async def evaluate_window(request):
-        label = request.path_params["label"]
-        try:
-            return JSONResponse(await run_in_threadpool(monitor.evaluate_window, label))
-        except KeyError:
-            return error(404, f"no closed window {label!r}")
-        except ValueError as problem:
-            return error(400, str(problem))
-
-    async def status(request):
-        return JSONResponse(await run_in_threadpool(monitor.status))
-
-    async def metrics(request):
-        return Response(monitor.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    async def healthz(request):
-        return JSONResponse({"ok": True})
-
-    return Starlette(routes=[
-        Route("/", receive_event, methods=["POST"]),
-        Route("/v1/events", receive_event, methods=["POST"]),
-        Route("/v1/ground-truth", ground_truth, methods=["POST"]),
-        Route("/v1/windows/close", close_window, methods=["POST"]),
-        Route("/v1/windows/{label}/evaluate", evaluate_window, methods=["POST"]),
-        Route("/v1/status", status, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ])
-
-
-def serve(state_dir: str, registry_uri: Optional[str], model_name: str, host: str, port: int,
-          thresholds: Optional[analysis.Thresholds] = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
-    """Runs the monitor service (blocks until stopped)."""
-    import uvicorn
-
-    monitor = Monitor(state_dir, registry_uri, model_name, thresholds)
-    print(f"monitor of {model_name} on http://{host}:{port} (state {monitor.state_dir})", flush=True)
-    uvicorn.run(create_app(monitor, max_body_bytes), host=host, port=port, log_level="warning")

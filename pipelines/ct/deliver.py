@@ -1,6 +1,6 @@
 """Pipeline delivery (CD) to a Kubeflow Pipelines server: upload the compiled YAML, schedule it.
 
-``python -m pipelines.deliver deploy-pipeline`` uploads ``ct_pipeline.yaml`` as a new
+``python -m pipelines.ct.deliver deploy-pipeline`` uploads ``ct_pipeline.yaml`` as a new
 version named with the git sha; ``schedule`` creates or replaces the recurring run
 (cron, at most one run at a time, no catch-up, the pipeline-runner service account; its runs
 carry ``trigger=schedule`` and the version's git sha as parameters, so both land in ML
@@ -20,8 +20,8 @@ import os
 import sys
 from typing import Any, Optional
 
-from pipelines.ct_pipeline import PIPELINE_NAME
-from pipelines.run import PIPELINE_YAML, git_sha
+from pipelines.ct.pipeline import PIPELINE_NAME
+from pipelines.ct.spec import PIPELINE_YAML, git_sha, parse_params
 
 
 def _versions(client, pipeline_id: str) -> dict[str, str]:
@@ -115,7 +115,7 @@ def connect(host: Optional[str]):
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Command line: deploy-pipeline or schedule."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.deliver", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pipelines.ct.deliver", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["deploy-pipeline", "schedule"])
     parser.add_argument("--host", default=os.environ.get("KFP_HOST"))
@@ -130,7 +130,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--param", action="append", default=[], help="pipeline parameter KEY=VALUE")
     parser.add_argument("--dry-run", action="store_true", help="print what would be sent; contact nothing")
     args = parser.parse_args(argv)
-    from pipelines.run import parse_params
 
     version = args.version or git_sha()
     if not version:

@@ -1,4 +1,4 @@
-"""Compiles the pipelines to their committed YAML: ``python -m pipelines.compile [--check]``."""
+"""Compiles the pipelines to their committed YAML: ``python -m pipelines.ct.compile [--check]``."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import sys
 import tempfile
 from typing import Optional
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 
 def pipelines():
     """(pipeline function, committed YAML path) for every pipeline of the repo."""
-    from pipelines.ct_pipeline import ct_pipeline
+    from pipelines.ct.pipeline import ct_pipeline
+    from pipelines.ct.spec import PIPELINE_YAML
 
-    return [(ct_pipeline, os.path.join(HERE, "ct_pipeline.yaml"))]
+    return [(ct_pipeline, PIPELINE_YAML)]
 
 
 def compile_to(pipeline_func, path: str) -> None:

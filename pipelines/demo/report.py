@@ -15,7 +15,7 @@ import html
 import os
 from typing import Any
 
-from pipelines.triggers import KINDS
+from pipelines.loop.triggers import KINDS
 
 
 def _pyplot():

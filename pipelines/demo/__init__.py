@@ -1,0 +1,1 @@
+"""The demo: a simulated year of arriving data, traffic and triggers, and its HTML report."""
