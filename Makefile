@@ -58,12 +58,18 @@ lint: setup ## Ruff (style, imports, docstrings) and the compiled YAML's freshne
 	$(VENVS)/dev/bin/ruff check components pipelines tests
 	$(VENVS)/dev/bin/python -m pipelines.ct.compile --check
 
-system-deps: ## Debian packages the tests use (MariaDB for the MLMD MySQL backend); installs when root
+system-deps: ## Debian packages the tests use (MariaDB for the MLMD MySQL backend, Chromium for the HTML views); installs when root
 	@if command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "Installing mariadb-server (Debian) for the ML Metadata MySQL-backend tests ..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null; \
 	else echo "note: mariadb-server is not installed and this is not root; the MariaDB lineage tests will be skipped"; fi
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing chromium (Debian) to open the HTML views as a reader would ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-liberation >/dev/null; \
+	else echo "note: chromium is not installed and this is not root; the browser tests will be skipped"; fi
 
 test-unit: setup system-deps ## Logic tests, each runtime in its own environment
 	$(VENVS)/data/bin/python -m pytest tests/unit/data
@@ -82,7 +88,7 @@ $(VENVS)/checkov/.synced: manifests/checkov.lock | $(UV)
 manifests-check: setup $(VENVS)/checkov/.synced ## Build every overlay; Kubernetes schemas (offline), secure defaults, checkov
 	$(VENVS)/dev/bin/python -m pytest tests/manifests -s -q
 
-test-e2e: setup ## End-to-end local runs of the compiled YAML on a slice of the real data
+test-e2e: setup system-deps ## End-to-end local runs of the compiled YAML on a slice of the real data
 	$(VENVS)/dev/bin/python -m pytest tests/e2e
 
 CONTAINERS ?= true

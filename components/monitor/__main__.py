@@ -28,6 +28,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     serve.add_argument("--skew-threshold", type=float, default=Thresholds.skew)
     serve.add_argument("--auc-drop-threshold", type=float, default=Thresholds.auc_drop)
     serve.add_argument("--min-labeled-rows", type=int, default=Thresholds.min_labeled_rows)
+    serve.add_argument("--beam-pipeline-args", default=os.environ.get("MONITOR_BEAM_PIPELINE_ARGS", ""),
+                       help="window statistics on this Beam runner (e.g. '--runner=FlinkRunner ...'); "
+                            "empty: in process")
     truth = commands.add_parser("ground-truth", help="upload a batch file of labels (CSV request_id,index,label "
                                                       "or JSON records)")
     truth.add_argument("file")
@@ -39,10 +42,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     status.add_argument("--url", default="http://127.0.0.1:8090")
     args = parser.parse_args(argv)
     if args.command == "serve":
+        from components.beam_statistics import parse_beam_args
         from components.monitor.app import serve as run
 
         run(args.state, args.registry, args.model_name, args.host, args.port,
-            Thresholds(args.drift_threshold, args.skew_threshold, args.auc_drop_threshold, args.min_labeled_rows))
+            Thresholds(args.drift_threshold, args.skew_threshold, args.auc_drop_threshold, args.min_labeled_rows),
+            beam_args=parse_beam_args(args.beam_pipeline_args))
         return 0
     if args.command == "ground-truth":
         with open(args.file, "rb") as handle:

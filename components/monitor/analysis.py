@@ -44,8 +44,12 @@ def typed_features(frame):
     return typed.reset_index(drop=True)
 
 
-def statistics(frame):
-    """TFDV statistics of a frame of features."""
+def statistics(frame, beam_args: Optional[list[str]] = None):
+    """TFDV statistics of a frame of features: in process, or on a Beam runner when ``beam_args`` are given."""
+    if beam_args:
+        from components.beam_statistics import beam_frame_statistics
+
+        return beam_frame_statistics(typed_features(frame), beam_args)
     import tensorflow_data_validation as tfdv
 
     return tfdv.generate_statistics_from_dataframe(typed_features(frame))

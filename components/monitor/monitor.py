@@ -22,7 +22,7 @@ class Monitor:
     """Receives events and ground truth, analyses windows, keeps the status."""
 
     def __init__(self, state_dir: str, registry_uri: Optional[str], model_name: str,
-                 thresholds: Optional[analysis.Thresholds] = None):
+                 thresholds: Optional[analysis.Thresholds] = None, beam_args: Optional[list[str]] = None):
         """Creates a monitor over a state folder.
 
         Args:
@@ -31,7 +31,9 @@ class Monitor:
                 skew or degradation, only drift.
             model_name: The served model's name in the registry.
             thresholds: When to flag drift, skew and degradation.
+            beam_args: Beam pipeline arguments: window statistics on that runner (None: in process).
         """
+        self.beam_args = beam_args or None
         self.state_dir = os.path.abspath(state_dir)
         self.registry_uri = registry_uri
         self.model_name = model_name
@@ -97,7 +99,7 @@ class Monitor:
             return None
         import pandas as pd
 
-        stats = analysis.statistics(pd.read_parquet(model_files.reference_path(folder)))
+        stats = analysis.statistics(pd.read_parquet(model_files.reference_path(folder)), self.beam_args)
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         with open(cache, "wb") as handle:
             handle.write(stats.SerializeToString())
@@ -139,7 +141,7 @@ class Monitor:
         position = windows.index(label)
         previous = windows[position - 1] if position > 0 else None
         folder = os.path.join(self.state_dir, "windows", label)
-        stats = analysis.statistics(frame) if len(frame) else None
+        stats = analysis.statistics(frame, self.beam_args) if len(frame) else None
         if stats is not None:
             with open(os.path.join(folder, STATISTICS_FILE), "wb") as handle:
                 handle.write(stats.SerializeToString())

@@ -19,6 +19,7 @@ def validate_data(
     max_rows_fraction: float,
     max_label_rate_change: float,
     max_missing_rate_change: float,
+    beam_pipeline_args: str,
     statistics: dsl.Output[dsl.Artifact],
     schema: dsl.Output[dsl.Artifact],
     anomalies: dsl.Output[dsl.Artifact],
@@ -36,10 +37,13 @@ def validate_data(
         max_rows_fraction: A span with more rows than this times the previous span's is an anomaly.
         max_label_rate_change: Largest allowed change of the delayed share against the previous span.
         max_missing_rate_change: Largest allowed change of a feature's missing share against the previous span.
+        beam_pipeline_args: Empty: statistics in process. Otherwise Beam pipeline arguments, and the
+            statistics run as a Beam pipeline on that runner (``--runner=FlinkRunner ...``).
         statistics: One TFDV statistics file per span.
         schema: The schema used (inferred only when none exists).
         anomalies: JSON with schema anomalies per span and drift measurements.
         report: HTML view of anomalies and drift.
-        statistics_view: TFDV's statistics view, last span against the one before.
+        statistics_view: Each feature's distribution per span side by side, with drift and anomaly
+            marks (self-contained HTML: no script, no external resource).
     """
     return program_spec("data", "validate_data")

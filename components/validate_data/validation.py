@@ -292,19 +292,6 @@ def describe_anomalies(anomalies_by_span: dict[str, list[dict[str, str]]]) -> st
     return "\n".join(lines)
 
 
-def statistics_html(statistics_by_span: dict[str, object]) -> str:
-    """TFDV's statistics view (Facets) of the last span against the one before it."""
-    from tensorflow_data_validation.utils.display_util import get_statistics_html
-
-    spans = list(statistics_by_span)
-    last = spans[-1]
-    if len(spans) == 1:
-        return get_statistics_html(statistics_by_span[last], lhs_name=f"span {last}")
-    previous = spans[-2]
-    return get_statistics_html(statistics_by_span[last], statistics_by_span[previous],
-                               lhs_name=f"span {last}", rhs_name=f"span {previous}")
-
-
 def drift_html(drift_rows: list[dict[str, object]], anomalies_by_span: dict[str, list]) -> str:
     """A small HTML report: schema anomalies, then drift per span and feature."""
     from html import escape

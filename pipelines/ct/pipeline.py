@@ -110,6 +110,7 @@ def ct_pipeline(
     max_rows_fraction: float = 2.0,
     max_label_rate_change: float = 0.25,
     max_missing_rate_change: float = 0.25,
+    beam_pipeline_args: str = "",
     learning_rate: float = 0.1,
     max_iter: int = 100,
     max_leaf_nodes: int = 15,
@@ -147,6 +148,9 @@ def ct_pipeline(
         max_rows_fraction: A span with more rows than this times the previous span's stops the run.
         max_label_rate_change: Largest change of the delayed share against the previous span.
         max_missing_rate_change: Largest change of a feature's missing share against the previous span.
+        beam_pipeline_args: Empty: data statistics in process. Otherwise Beam pipeline arguments
+            (e.g. ``--runner=FlinkRunner --flink_master=...``): validate_data computes its
+            statistics as a Beam pipeline on that runner.
         learning_rate: Boosting learning rate.
         max_iter: Boosting iterations.
         max_leaf_nodes: Leaves per tree.
@@ -182,7 +186,8 @@ def ct_pipeline(
                               drift_js_threshold=drift_js_threshold, drift_linf_threshold=drift_linf_threshold,
                               min_rows_fraction=min_rows_fraction, max_rows_fraction=max_rows_fraction,
                               max_label_rate_change=max_label_rate_change,
-                              max_missing_rate_change=max_missing_rate_change)
+                              max_missing_rate_change=max_missing_rate_change,
+                              beam_pipeline_args=beam_pipeline_args)
     prepared = prepare(dataset=extracted.outputs["dataset"], test_span=test_span,
                        eval_fraction=eval_fraction).after(validated)
     trained = train(train_data=prepared.outputs["train_data"], eval_data=prepared.outputs["eval_data"],

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import base64
 import collections
 import html
 import os
@@ -141,13 +142,20 @@ def plot_timeline(results: dict[str, Any], path: str) -> None:
 
 
 def write_report(results: dict[str, Any], folder: str) -> str:
-    """Writes the PNGs and ``index.html`` in ``folder``; returns the HTML path."""
+    """Writes the PNGs and ``index.html`` (charts inlined: it needs no other file) in ``folder``; returns its path."""
     os.makedirs(folder, exist_ok=True)
     plot_auc(results, os.path.join(folder, "auc.png"))
     plot_drift(results, os.path.join(folder, "drift.png"))
     plot_timeline(results, os.path.join(folder, "timeline.png"))
     numbers = summarize(results)
     esc = html.escape
+
+    def inline(name: str) -> str:
+        # The charts travel inside the page (a data: URI): the report renders alone, offline,
+        # in the Kubeflow dashboard's artifact viewer too. The PNG files stay beside it.
+        with open(os.path.join(folder, name), "rb") as handle:
+            return "data:image/png;base64," + base64.b64encode(handle.read()).decode("ascii")
+
     rows = []
     for month in results["months"]:
         window = month.get("window") or {}
@@ -176,9 +184,9 @@ td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;font-size:13
 <div><div class="n">{numbers['not_blessed']}</div>candidates refused</div>
 <div><div class="n">{numbers['coalesced_runs']}</div>runs for several triggers</div>
 <div><div class="n">{results['seconds'] / 60:.1f} min</div>wall time</div></div>
-<h2>Production model vs. retraining</h2><img src="auc.png" width="100%">
-<h2>Drift and skew</h2><img src="drift.png" width="100%">
-<h2>Triggers, runs, deployments</h2><img src="timeline.png" width="100%">
+<h2>Production model vs. retraining</h2><img src="{inline('auc.png')}" alt="AUC per month" width="100%">
+<h2>Drift and skew</h2><img src="{inline('drift.png')}" alt="drift and skew per month" width="100%">
+<h2>Triggers, runs, deployments</h2><img src="{inline('timeline.png')}" alt="timeline" width="100%">
 <h2>Triggers</h2><table><tr><th>kind</th><th>fired</th><th>runs it started (alone or coalesced)</th></tr>{kinds}
 </table>
 <h2>Month by month</h2><table><tr><th>month</th><th>served rows</th><th>production</th><th>AUC (ground truth)</th>

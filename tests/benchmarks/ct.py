@@ -204,6 +204,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                           ",".join(full[0]["statistics"]["spans"]), "--repeat", str(args.repeat)],
                          cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, check=True).stdout
     tfdv = json.loads(out.strip().splitlines()[-1])
+    say("TFDV statistics: in process against Beam's DirectRunner, 2 processes, 1 to 12 months ...")
+    out = subprocess.run([python("data"), os.path.join("tests", "benchmarks", "beam_stats.py"), source],
+                         cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, check=True).stdout
+    beam = json.loads(out.strip().splitlines()[-1])
     say("imports per step (a run with PYTHONPROFILEIMPORTTIME=1), interpreter start, server start ...")
     var = os.path.join(bench_dir, "importtime")
     shutil.rmtree(var, ignore_errors=True)
@@ -239,7 +243,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         else:
             say(f"serving benchmark failed: {result.stderr[-500:]}")
     return {"full": full, "first_rerun": first_rerun, "steady_rerun": steady, "floor": floors, "tfdv": tfdv,
-            "imports": imports, "server_start": server_start, "scaling": scaling, "serving": serving}
+            "imports": imports, "server_start": server_start, "scaling": scaling, "serving": serving, "beam": beam}
 
 
 def analyse(raw: dict[str, Any]) -> dict[str, Any]:
@@ -302,6 +306,7 @@ def analyse(raw: dict[str, Any]) -> dict[str, Any]:
                     "per_row_spread": round(max(per_row) / min(per_row), 2),
                     "marginal_per_row_spread": round(max(marginal) / min(marginal), 2), "target_spread": 1.15},
         "serving": raw["serving"],
+        "beam": raw.get("beam"),
     }
 
 
@@ -340,6 +345,13 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ("time per row, 1 to 11 training months, largest / smallest (fixed cost included)",
          f"{s['per_row_spread']:.2f}x", "", ""),
     ]
+    beam = result.get("beam")
+    if beam:
+        year = beam["windows"][-1]
+        crossover = f"{beam['crossover_rows']:,} rows" if beam["crossover_rows"] else "none up to all of 2013"
+        rows.append((f"TFDV statistics rows/s, all of 2013 ({year['rows']:,} rows): in process / DirectRunner, "
+                     f"{beam['workers']} processes", f"{year['in_process_rows_per_second']:,} / "
+                     f"{year['beam_rows_per_second']:,}; Beam faster from: {crossover}", "measured", ""))
     serving = result.get("serving")
     if serving and "summary" in serving:
         from tests.benchmarks.serving import TARGETS
@@ -383,6 +395,14 @@ def markdown(result: dict[str, Any], info: dict[str, Any], repeat: int) -> str:
               "| training months | " + " | ".join(STEPS) + " |", "|---|" + "---|" * len(STEPS)]
     for months, run in s["runs"].items():
         lines.append(f"| {months} | " + " | ".join(str(run["max_rss_mb"][step]) for step in STEPS) + " |")
+    if result.get("beam"):
+        beam = result["beam"]
+        lines += ["", f"TFDV statistics, in process against Beam's DirectRunner ({beam['workers']} processes, "
+                  "multi_processing), reading the files included:", "",
+                  "| months | rows | in process s | rows/s | DirectRunner s | rows/s |", "|---|---|---|---|---|---|"]
+        lines += [f"| {w['months']} | {w['rows']:,} | {w['in_process_seconds']} | "
+                  f"{w['in_process_rows_per_second']:,} | {w['beam_seconds']} | {w['beam_rows_per_second']:,} |"
+                  for w in beam["windows"]]
     if result.get("serving") and "runs" in result["serving"]:
         from tests.benchmarks.serving import markdown as serving_markdown
 

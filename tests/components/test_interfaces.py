@@ -20,7 +20,8 @@ SHARED = {"components", "components.kfp_io", "components.images", "components.da
           "components.s3_settings", "components.schema_domains", "components.spans", "components.paths"}
 #: Helpers with third-party dependencies (imported where used), importable by the runtimes whose lock holds them.
 SHARED_WITH = {"components.object_store": {"minio"}, "components.sources": {"minio", "pyarrow", "pandas"},
-               "components.model_files": {"joblib"}}
+               "components.model_files": {"joblib"},
+               "components.beam_statistics": {"apache_beam", "pyarrow", "tensorflow_data_validation", "tfx_bsl"}}
 #: Libraries of one runtime that are not components themselves.
 LIBRARIES = {"model_server": "serve", "lineage": "data", "monitor": "monitor"}
 
@@ -122,8 +123,10 @@ def test_every_step_folder_is_a_step_of_the_pipeline():
 
 
 def _locked(runtime, package):
+    """Whether the runtime's lock pins ``package`` (an import name; compared as normalized distribution names)."""
+    wanted = package.lower().replace("_", "-")
     with open(os.path.join(ROOT, "images", runtime, "requirements.lock"), encoding="utf-8") as handle:
-        return any(line.startswith(f"{package}==") for line in handle)
+        return any(line.split("==")[0].lower().replace("_", "-") == wanted for line in handle if "==" in line)
 
 
 def test_shared_helpers_use_the_standard_library_only():

@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 
+from browser import assert_renders_offline
+
 from pipelines.demo.demo import main as demo_main
 from pipelines.local.runner import REPO_ROOT, runtime_python
 from pipelines.loop.triggers import Trigger
@@ -50,3 +52,4 @@ def test_the_loop_serves_monitors_triggers_retrains_and_reports(tmp_path):
         assert (var / "report" / name).stat().st_size > 2000
     page = (var / "report" / "index.html").read_text(encoding="utf-8")
     assert "Production model vs. retraining" in page and "2013-05" in page
+    assert_renders_offline(str(var / "report" / "index.html"), str(tmp_path / "demo-report.png"))

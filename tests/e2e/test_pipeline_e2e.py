@@ -137,3 +137,24 @@ def test_served_path_equals_pipeline_predict_proba_over_a_year_of_rows(deployed,
     figures = json.loads(result.stdout)
     assert figures["spans"] == 12 and figures["rows"] > 330_000, figures
     assert figures["differing_rows"] == 0 and figures["path"].startswith("compiled"), figures
+
+
+def test_the_html_artifacts_render_offline_in_a_browser(deployed, tmp_path):
+    """Statistics view, validation report and lineage graph of a run, opened in headless Chromium."""
+    import glob
+
+    from browser import assert_renders_offline
+
+    from pipelines.local.runner import REPO_ROOT, runtime_python
+
+    var = str(deployed["var"])
+    views = [path for name in ("statistics_view", "report")
+             for path in glob.glob(os.path.join(var, "runs", "*", "*", "validate-data", name))]
+    assert len(views) >= 2, views
+    run_id = lineage(var, "runs")[-1]["run_id"]
+    graph = tmp_path / "graph.html"
+    subprocess.run([runtime_python("data"), "-m", "components.lineage", "--store",
+                    os.path.join(var, "runs", "metadata.sqlite"), "graph", run_id, "-o", str(graph)],
+                   cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT}, check=True, capture_output=True)
+    for index, page in enumerate([*views, str(graph)]):
+        assert_renders_offline(page, str(tmp_path / f"page-{index}.png"))

@@ -61,7 +61,7 @@ def count_rows(folder: str) -> int:
     """Number of files in a dataset folder (a stand-in for real logic)."""
     return len(os.listdir(folder))
 '''
-WIRING_AFTER = "                              max_missing_rate_change=max_missing_rate_change)\n"
+WIRING_AFTER = "                              beam_pipeline_args=beam_pipeline_args)\n"
 WIRING = "    _harden(row_count(dataset=extracted.outputs[\"dataset\"]))\n"
 
 

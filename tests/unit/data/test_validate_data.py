@@ -83,7 +83,30 @@ def test_reports_render(flights):
     drift = validation.drift_between_spans(stats, _schema())
     html = validation.drift_html(drift, {})
     assert "<table>" in html and "temp" in html
-    assert "facets" in validation.statistics_html(stats).lower()
+
+
+def test_statistics_view_is_self_contained_and_marks_drift_and_anomalies(flights):
+    import re
+
+    from components.validate_data.statistics_view import statistics_view_html
+
+    frame = pd.concat([_with_span(flights[flights.month == 1], "2013-01"),
+                       _with_span(flights[flights.month == 7], "2013-07")])
+    stats = validation.span_statistics(_by_span(frame))
+    drift = validation.drift_between_spans(stats, validation.with_drift_thresholds(_schema(), 0.05, 0.05))
+    anomalies = {"2013-07": [{"feature": "carrier", "short_description": "Unexpected string values",
+                              "description": "", "kind": "ENUM_TYPE_UNEXPECTED_STRING_VALUES"}]}
+    html = statistics_view_html(stats, anomalies, drift)
+    assert "<script" not in html.lower()
+    assert not re.search(r"""(src|href)\s*=|url\(|@import""", html, re.IGNORECASE), "an external resource"
+    features = {".".join(f.path.step) for f in stats["2013-01"].datasets[0].features}
+    assert html.count("<svg") == 2 * len(features)  # every feature, both spans
+    sections = {m.group(1): m.group(2) for m in re.finditer(r"<section class='feature' id='([^']+)'>(.*?)</section>",
+                                                             html, re.DOTALL)}
+    assert set(sections) == features
+    assert "mark drift" in sections["temp"] and "JENSEN_SHANNON_DIVERGENCE" in sections["temp"]
+    assert "mark anomaly" in sections["carrier"] and "Unexpected string values" in sections["carrier"]
+    assert "mark anomaly" not in sections["temp"]
 
 
 def _previous_and(flights, kind):
