@@ -29,14 +29,19 @@ def parse_beam_args(text: str) -> list[str]:
     return shlex.split(text or "")
 
 
-def _record_batches(table, span_column: str):
-    """The record batches TFDV's in-process path builds from a DataFrame of these rows."""
+def _tfdv_batch(batch, span_column: str):
+    """The record batch TFDV's in-process path builds from a DataFrame of these rows.
+
+    As ``_generate_partial_statistics_from_df`` in tensorflow_data_validation 1.16.1
+    (``utils/stats_gen_lib.py``): columns of a kind Arrow cannot take are left out, then
+    ``CanonicalizeRecordBatch``.
+    """
     import pyarrow as pa
     from tfx_bsl.arrow import table_util
 
-    frame = table.to_pandas().drop(columns=[span_column], errors="ignore").reset_index(drop=True)
+    frame = batch.to_pandas().drop(columns=[span_column], errors="ignore")
     kept = [name for name, dtype in zip(frame.columns, frame.dtypes) if table_util.NumpyKindToArrowType(dtype.kind)]
-    yield table_util.CanonicalizeRecordBatch(pa.RecordBatch.from_pandas(frame[kept]))
+    return table_util.CanonicalizeRecordBatch(pa.RecordBatch.from_pandas(frame[kept]))
 
 
 def _batches_of(path: str):
@@ -68,7 +73,6 @@ def beam_span_statistics(dataset_dir: str, spans: list[str], beam_args: list[str
         Span id -> ``DatasetFeatureStatisticsList``, in span order.
     """
     import apache_beam as beam
-    import pyarrow as pa
     import tensorflow_data_validation as tfdv
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -83,8 +87,7 @@ def beam_span_statistics(dataset_dir: str, spans: list[str], beam_args: list[str
                  | f"{span}: read" >> beam.FlatMap(_batches_of)
                  # One file's batches spread over the workers (a span may be larger than one worker's share).
                  | f"{span}: spread" >> beam.Reshuffle()
-                 | f"{span}: to TFDV batches" >> beam.FlatMap(
-                     lambda batch: _record_batches(pa.Table.from_batches([batch]), span_column))
+                 | f"{span}: to TFDV batches" >> beam.Map(_tfdv_batch, span_column)
                  | f"{span}: statistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
                  | f"{span}: write" >> tfdv.WriteStatisticsToBinaryFile(os.path.join(output, f"{span}.pb")))
     return {span: tfdv.load_stats_binary(os.path.join(output, f"{span}.pb")) for span in paths}

@@ -12,7 +12,6 @@ Commands:
 
 import argparse
 import json
-import os
 import sys
 
 from components import dataset, registry
@@ -78,20 +77,16 @@ def main() -> int:
 
 
 def _compare(model_dir: str, source: str) -> int:
-    import glob
-
-    import pandas as pd
     from threadpoolctl import threadpool_limits
 
-    from components.model_server.model import compare_paths
+    from components.model_server.model import compare_on_source
 
-    files = sorted(glob.glob(os.path.join(source, "[0-9][0-9][0-9][0-9]-[0-9][0-9]", "flights.parquet")))
-    if not files:
-        print(f"error: no span files (YYYY-MM/flights.parquet) under {source}", file=sys.stderr)
-        return 2
     threadpool_limits(1)
-    frame = pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
-    result = {"spans": len(files), **compare_paths(model_dir, frame)}
+    try:
+        result = compare_on_source(model_dir, source)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(result, indent=2))
     return 1 if result["differing_rows"] else 0
 

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from typing import Any, Optional
 
 from components.model_server.payload_logger import PROBE_HEADER
@@ -82,7 +83,8 @@ def wait_ready(url: str, model_name: str, timeout: float, process: Optional[subp
 
 
 def start_process(source: list[str], model_name: str, port: int, log_path: str,
-                  logger_url: str = "") -> subprocess.Popen:
+                  logger_url: str = "", extra_args: Sequence[str] = (), launcher: Sequence[str] = ()
+                  ) -> subprocess.Popen:
     """Starts a model server process in its own session, its output going to ``log_path``.
 
     Args:
@@ -91,13 +93,16 @@ def start_process(source: list[str], model_name: str, port: int, log_path: str,
         port: HTTP port on loopback.
         log_path: File receiving the server's output.
         logger_url: Monitor receiving every request and response ("" for none).
+        extra_args: More ``serve`` options (``--workers 2``, ...).
+        launcher: A command the server runs under (``taskset -c 1``, ...).
     """
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     env = {**os.environ, "PYTHONPATH": REPO_ROOT, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "a", encoding="utf-8") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "components.model_server", "serve", *source,
-             "--name", model_name, "--port", str(port), *(["--logger-url", logger_url] if logger_url else [])],
+            [*launcher, sys.executable, "-m", "components.model_server", "serve", *source,
+             "--name", model_name, "--port", str(port), *(["--logger-url", logger_url] if logger_url else []),
+             *extra_args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             cwd=REPO_ROOT, start_new_session=True)
 

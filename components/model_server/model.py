@@ -40,6 +40,7 @@ class CompiledPredictor:
                 another version.
         """
         import sklearn
+        from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
 
         if not sklearn.__version__.startswith(SKLEARN_VERSIONS):
             raise ValueError(f"scikit-learn {sklearn.__version__} is not one of {SKLEARN_VERSIONS}")
@@ -53,13 +54,14 @@ class CompiledPredictor:
         if self.features[: len(self.categorical)] != self.categorical:
             raise ValueError("the categorical features do not come first (the classifier's inner encoder puts "
                              "them first)")
-        self.numeric_positions = [i for i, f in enumerate(features) if f not in set(categorical)]
         self.threads = threads
+        self._predict_tree = _predict_from_raw_data
         self._model = model
         self._baseline = model._baseline_prediction
         self._trees = [predictors[0] for predictors in model._predictors]
         self._bitsets, self._feature_map = model._bin_mapper.make_known_categories_bitsets()
-        self._codes = self._encoding_tables(pipeline)
+        #: Per categorical feature: ({category or None: code the trees see}, code of any other value).
+        self.codes = self._encoding_tables(pipeline)
 
     def _encoding_tables(self, pipeline) -> dict[str, tuple[dict, float]]:
         """Per categorical feature: {category or None: code the trees see} and the code of any other value.
@@ -72,10 +74,13 @@ class CompiledPredictor:
         encode, model = pipeline.named_steps["encode"], pipeline.named_steps["model"]
         outer = encode.named_transformers_["categorical"]
         tables = {}
+        # While one column is probed the others hold a known category each; only its codes are read.
+        some_known = {f: next(c for c in outer.categories_[i] if isinstance(c, str))
+                      for i, f in enumerate(self.categorical)}
         for position, name in enumerate(self.categorical):
             known = [c for c in outer.categories_[position] if isinstance(c, str)]
             probe = [*known, None, "\x00never-seen"]
-            frame = pd.DataFrame({f: (probe if f == name else [self._any_value(outer, f)] * len(probe))
+            frame = pd.DataFrame({f: (probe if f == name else [some_known[f]] * len(probe))
                                   for f in self.categorical})
             outer_codes = outer.transform(frame)
             inner_input = np.zeros((len(probe), len(self.features)))
@@ -86,17 +91,12 @@ class CompiledPredictor:
                             float(column[-1]))
         return tables
 
-    def _any_value(self, outer, name: str) -> str:
-        return next(c for c in outer.categories_[self.categorical.index(name)] if isinstance(c, str))
-
     def predict(self, columns: dict[str, Any], rows: int) -> np.ndarray:
         """Probability of the positive class per row, as ``Pipeline.predict_proba(...)[:, 1]``."""
-        from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
-
         matrix = np.empty((rows, len(self.features)), dtype=np.float64)
         for position, name in enumerate(self.features):
-            if name in self._codes:
-                table, other = self._codes[name]
+            if name in self.codes:
+                table, other = self.codes[name]
                 matrix[:, position] = list(map(table.get, columns[name], [other] * rows))
             else:
                 matrix[:, position] = columns[name]
@@ -105,7 +105,7 @@ class CompiledPredictor:
         raw += self._baseline
         out = np.empty(rows, dtype=np.float64)
         for tree in self._trees:
-            _predict_from_raw_data(tree.nodes, matrix, tree.raw_left_cat_bitsets, self._bitsets,
+            self._predict_tree(tree.nodes, matrix, tree.raw_left_cat_bitsets, self._bitsets,
                                    self._feature_map, self.threads, out)
             raw[:, 0] += out
         return self._model._loss.predict_proba(raw)[:, 1]
@@ -123,12 +123,12 @@ def pipeline_predict(pipeline, features: list[str], numeric: list[str], columns:
 def probe_columns(predictor: CompiledPredictor, info: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Rows that reach every encoding and both sides of every split: each category, an unknown, missing values."""
     rng = np.random.default_rng(0)
-    lengths = [len(predictor._codes[name][0]) + 1 for name in predictor.categorical]
+    lengths = [len(predictor.codes[name][0]) + 1 for name in predictor.categorical]
     rows = max(lengths + [64])
     columns: dict[str, Any] = {}
     for name in info["features"]:
-        if name in predictor._codes:
-            values = [*predictor._codes[name][0], "\x00unknown"]  # the table holds None too
+        if name in predictor.codes:
+            values = [*predictor.codes[name][0], "\x00unknown"]  # the table holds None too
             columns[name] = [values[i % len(values)] for i in range(rows)]
         else:
             column = rng.normal(0, 1e3, rows)
@@ -206,3 +206,21 @@ def compare_paths(model_dir: str, frame) -> dict[str, Any]:
     return {"rows": len(frame), "differing_rows": int(np.count_nonzero(compiled != reference)),
             "max_abs_difference": float(np.max(np.abs(compiled - reference))) if len(frame) else 0.0,
             "path": model.path_note}
+
+
+def compare_on_source(model_dir: str, source_uri: str) -> dict[str, Any]:
+    """``compare_paths`` on every row of every span of a source (a span folder or ``s3://`` prefix).
+
+    Raises:
+        ValueError: The source holds no span.
+    """
+    import pandas as pd
+
+    from components.sources import open_source, read_span_frame
+
+    source = open_source(source_uri)
+    spans = source.spans()
+    if not spans:
+        raise ValueError(f"no span (YYYY-MM/flights.parquet) in {source_uri}")
+    frame = pd.concat([read_span_frame(source.read_bytes(span)) for span in spans], ignore_index=True)
+    return {"spans": len(spans), **compare_paths(model_dir, frame)}

@@ -115,13 +115,14 @@ def steps(pipeline_yaml: str = PIPELINE_YAML) -> list[Step]:
 
     walk(spec["root"]["dag"], set())
     consumers = {name: {other for other, needs in edges.items() if name in needs} for name in edges}
+    ancestors = {name: len(_ancestors(name, edges)) for name in edges}
     order: list[str] = []
     remaining = set(edges)
     while remaining:  # from the end: a task whose consumers are all placed goes last
         ready = [n for n in remaining if consumers[n] <= set(order)]
         if not ready:
             raise ValueError(f"the pipeline's tasks form a cycle: {sorted(remaining)}")
-        chosen = min(ready, key=lambda n: (len(_ancestors(n, edges)), n))
+        chosen = min(ready, key=lambda n: (ancestors[n], n))
         order.append(chosen)
         remaining.remove(chosen)
     return [found[name] for name in reversed(order)]

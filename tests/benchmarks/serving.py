@@ -37,6 +37,7 @@ from typing import Any, Optional
 from components import model_files, registry
 from components.infra_validate.infra_validate import percentile
 from components.model_server import control
+from components.model_server.model import compare_on_source
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = "flights-delay"
@@ -112,8 +113,7 @@ def hey(port: int, path: str, body: Optional[bytes], concurrency: int, requests:
             handle.write(body)
         command += ["-m", "POST", "-T", "application/json", "-D", os.path.join(folder, "body.json")]
     command.append(f"http://127.0.0.1:{port}{path}")
-    if cpus and shutil.which("taskset"):
-        command = ["taskset", "-c", cpus, *command]
+    command = [*_pinned(cpus), *command]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "GOMAXPROCS": "1"},
                             check=False)
@@ -159,32 +159,21 @@ def model_floor(model_dir: str, info: dict[str, Any], repeat: int = 300) -> dict
     return floor
 
 
-def compare_on_source(model_dir: str, source: str) -> dict[str, Any]:
-    """The compiled path against ``Pipeline.predict_proba`` on every row of a span folder."""
-    import glob
-
-    import pandas as pd
-
-    from components.model_server.model import compare_paths
-
-    files = sorted(glob.glob(os.path.join(source, "*", "flights.parquet")))
-    return compare_paths(model_dir, pd.concat([pd.read_parquet(f) for f in files], ignore_index=True))
-
-
 def start_ours(model_dir: str, workers: int, cpus: Optional[str]) -> tuple[subprocess.Popen, int]:
     """Starts our server on a free port (pinned to ``cpus`` when given); returns it once ready."""
     port = control.free_port()
-    command = [sys.executable, "-m", "components.model_server", "serve", "--model-dir", model_dir, "--name", NAME,
-               "--port", str(port), "--workers", str(workers)]
-    if cpus and shutil.which("taskset"):
-        command = ["taskset", "-c", cpus, *command]
-    log = open(os.path.join(tempfile.mkdtemp(prefix="ours-"), "server.log"), "w")
-    process = subprocess.Popen(command, stdout=log, stderr=log, cwd=REPO_ROOT, start_new_session=True,
-                               env={**os.environ, "PYTHONPATH": REPO_ROOT})
+    process = control.start_process(["--model-dir", model_dir], NAME, port,
+                                    os.path.join(tempfile.mkdtemp(prefix="ours-"), "server.log"),
+                                    extra_args=["--workers", str(workers)], launcher=_pinned(cpus))
     control.wait_ready(f"http://127.0.0.1:{port}", NAME, 60, process)
     if workers > 1:
         time.sleep(3)  # every worker loaded (the first one answering readiness says nothing of the others)
     return process, port
+
+
+def _pinned(cpus: Optional[str]) -> list[str]:
+    """``taskset -c CPUS`` when there is something to pin to and taskset exists."""
+    return ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
 
 
 def burn(count: int) -> list[subprocess.Popen]:
@@ -231,9 +220,7 @@ def start_mlserver(python: str, model_dir: str, name: str, workers: int,
                    "parameters": {"uri": model_files.model_path(os.path.abspath(model_dir))}}, handle)
     mlserver = os.path.join(os.path.dirname(python), "mlserver")
     log = open(os.path.join(folder, "mlserver.log"), "w")
-    command = [mlserver, "start", folder]
-    if cpus and shutil.which("taskset"):
-        command = ["taskset", "-c", cpus, *command]
+    command = [*_pinned(cpus), mlserver, "start", folder]
     # Its own folder as working directory: MLServer writes its metrics files there.
     process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=folder)
     deadline = time.monotonic() + 120

@@ -170,10 +170,8 @@ def test_a_huge_integer_is_a_400_and_the_server_stays_up(server, samples):
 def test_workers_share_the_port_answer_alike_and_stop_together(trained, samples, tmp_path):
     folder, _ = trained
     port = control.free_port()
-    log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "components.model_server", "serve", "--model-dir", folder,
-                                "--port", str(port), "--workers", "2"], stdout=log, stderr=subprocess.STDOUT,
-                               cwd=REPO_ROOT, start_new_session=True, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+    process = control.start_process(["--model-dir", folder], "flights-delay", port, str(tmp_path / "server.log"),
+                                    extra_args=["--workers", "2"])
     try:
         control.wait_ready(f"http://127.0.0.1:{port}", "flights-delay", 60, process)
         url = f"http://127.0.0.1:{port}/v1/models/flights-delay:predict"
@@ -188,4 +186,3 @@ def test_workers_share_the_port_answer_alike_and_stop_together(trained, samples,
         assert subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).stdout == b""
     finally:
         control.stop_process(process.pid)
-        log.close()
