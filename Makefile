@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENVS := .venvs
 UV_VERSION := 0.13.9
 UV := $(VENVS)/tools/bin/uv
-RUNTIMES := data train serve monitor dev
+RUNTIMES := data feature train serve monitor dev
 WINDOW ?= 2013-01:2013-04
 PARAMS ?=
 CACHE ?= true
@@ -73,6 +73,7 @@ system-deps: ## Debian packages the tests use (MariaDB for the MLMD MySQL backen
 
 test-unit: setup system-deps ## Logic tests, each runtime in its own environment
 	$(VENVS)/data/bin/python -m pytest tests/unit/data
+	$(VENVS)/feature/bin/python -m pytest tests/unit/feature
 	$(VENVS)/train/bin/python -m pytest tests/unit/train
 	$(VENVS)/serve/bin/python -m pytest tests/unit/serve
 	$(VENVS)/monitor/bin/python -m pytest tests/unit/monitor
@@ -103,6 +104,16 @@ serve-status: setup ## Show what the local model server serves
 
 serve-stop: setup ## Stop the local model server
 	@$(VENVS)/serve/bin/python -m components.model_server stop
+
+FEATURE_URL ?= http://127.0.0.1:6566
+features-start: setup ## Start Feast's feature server on FEATURE_URL for var/feature_store (materialize starts it too)
+	$(VENVS)/feature/bin/python -m components.feature_store start --repo var/feature_store --url $(FEATURE_URL)
+
+features-status: setup ## What the local feature server and the offline/online stores hold
+	@$(VENVS)/feature/bin/python -m components.feature_store status --repo var/feature_store
+
+features-stop: setup ## Stop the local feature server
+	@$(VENVS)/feature/bin/python -m components.feature_store stop --repo var/feature_store
 
 TARGET ?= local
 CLUSTER_ARGS = --registry "$(REGISTRY)" --namespace "$(NAMESPACE)" $(if $(MODE),--deployment-mode $(MODE))
@@ -160,7 +171,7 @@ DEBIAN_MIRROR ?= $(shell awk '/^URIs:/ {print $$2; exit}' /etc/apt/sources.list.
 ENGINE ?= $(shell if command -v docker >/dev/null && docker info >/dev/null 2>&1; then echo docker; else echo podman; fi)
 PODMAN_SOCKET := /run/podman/podman.sock
 PODMAN_PING = curl -sf --max-time 5 --unix-socket $(PODMAN_SOCKET) http://docker/_ping >/dev/null 2>&1
-IMAGE_RUNTIMES := data train serve monitor dev
+IMAGE_RUNTIMES := data feature train serve monitor dev
 
 container-deps: ## podman + runc + debootstrap from Debian when no Docker daemon answers (root)
 	@if [ "$(ENGINE)" = podman ] && ! command -v podman >/dev/null && [ "$$(id -u)" != 0 ]; then \
@@ -213,11 +224,11 @@ deploy-pipeline: setup ## Upload the compiled pipeline to KFP as version <git sh
 schedule: setup ## Create or replace the recurring run (CRON="0 0 6 * * *", PARAMS="k=v ...", max concurrency 1, no catch-up; DRY_RUN=1)
 	$(VENVS)/dev/bin/python -m pipelines.ct.deliver schedule $(if $(CRON),--cron "$(CRON)") $(foreach p,$(PARAMS),--param $(p)) $(if $(DRY_RUN),--dry-run)
 
-clean: ## Remove runs, registry, serving state and landed data (keeps the runtimes)
-	-$(MAKE) --no-print-directory serve-stop
+clean: ## Remove runs, registry, serving state, feature store and landed data (keeps the runtimes)
+	-$(MAKE) --no-print-directory serve-stop features-stop
 	rm -rf var
 
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: features-start features-status features-stop promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

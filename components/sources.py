@@ -1,6 +1,7 @@
 """Span sources: a local folder or an S3 bucket/prefix, one sub-folder per span.
 
-A span is a month (``YYYY-MM``) stored as ``<source>/<span>/flights.parquet``.
+A span is a month (``YYYY-MM``) stored as ``<source>/<span>/flights.parquet``, with the
+month's weather readings beside it (``weather.parquet``, read by the feature store).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from components.s3_settings import client_settings
 from components.spans import is_span_id
 
 SPAN_FILE = "flights.parquet"
+#: The weather feed's file in a span folder: the feature store's offline source.
+WEATHER_FILE = "weather.parquet"
 
 
 class LocalSource:
@@ -32,13 +35,17 @@ class LocalSource:
             if is_span_id(name) and os.path.isfile(os.path.join(self.root, name, SPAN_FILE))
         )
 
-    def location(self, span: str) -> str:
+    def location(self, span: str, name: str = SPAN_FILE) -> str:
         """Where a span's file is (named in errors)."""
-        return os.path.join(self.root, span, SPAN_FILE)
+        return os.path.join(self.root, span, name)
 
-    def read_bytes(self, span: str) -> bytes:
-        """Returns the raw bytes of a span's file."""
-        with open(self.location(span), "rb") as handle:
+    def has(self, span: str, name: str) -> bool:
+        """Tells whether a span folder holds a file."""
+        return os.path.isfile(self.location(span, name))
+
+    def read_bytes(self, span: str, name: str = SPAN_FILE) -> bytes:
+        """Returns the raw bytes of a span's file (the flights, or ``name`` beside them)."""
+        with open(self.location(span, name), "rb") as handle:
             return handle.read()
 
 
@@ -72,13 +79,25 @@ class S3Source:
                 found.add(relative[0])
         return sorted(found)
 
-    def location(self, span: str) -> str:
+    def location(self, span: str, name: str = SPAN_FILE) -> str:
         """Where a span's file is (named in errors)."""
-        return f"s3://{self.bucket}/{self._key(span, SPAN_FILE)}"
+        return f"s3://{self.bucket}/{self._key(span, name)}"
 
-    def read_bytes(self, span: str) -> bytes:
-        """Returns the raw bytes of a span's file."""
-        response = self.client.get_object(self.bucket, self._key(span, SPAN_FILE))
+    def has(self, span: str, name: str) -> bool:
+        """Tells whether a span folder holds a file."""
+        from minio.error import S3Error
+
+        try:
+            self.client.stat_object(self.bucket, self._key(span, name))
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchObject"):
+                return False
+            raise
+        return True
+
+    def read_bytes(self, span: str, name: str = SPAN_FILE) -> bytes:
+        """Returns the raw bytes of a span's file (the flights, or ``name`` beside them)."""
+        response = self.client.get_object(self.bucket, self._key(span, name))
         try:
             return response.read()
         finally:
@@ -100,8 +119,24 @@ def read_span_frame(data: bytes):
     return pd.read_parquet(io.BytesIO(data))
 
 
+#: What a reading is joined to a flight by: the origin and the local hour.
+WEATHER_KEY = ["origin", "year", "month", "day", "hour"]
+
+
+def join_on_hour(flights, weather):
+    """Each flight with the reading of its origin at its scheduled hour (missing when none), typed per ``COLUMNS``.
+
+    The plain join, without a feature store: the schema curation and the tests use it, and
+    ``tests/unit/feature`` checks that the feature store's point-in-time join gives the same rows.
+    """
+    from components import dataset
+
+    joined = flights.merge(weather, on=WEATHER_KEY, how="left")
+    return joined[list(dataset.COLUMNS)].astype(dataset.COLUMNS)
+
+
 def data_version(source, spans: list[str]) -> str:
-    """Content hash of the given spans: changes when any span's file changes.
+    """Content hash of the given spans: changes when any span's flights or weather file changes.
 
     Args:
         source: A source from ``open_source``.
@@ -112,6 +147,9 @@ def data_version(source, spans: list[str]) -> str:
     digest = hashlib.sha256()
     for span in sorted(spans):
         digest.update(span.encode() + b"\0" + hashlib.sha256(source.read_bytes(span)).digest())
+        # The weather joins the flights in the feature store: a corrected reading is new data too.
+        if source.has(span, WEATHER_FILE):
+            digest.update(b"weather\0" + hashlib.sha256(source.read_bytes(span, WEATHER_FILE)).digest())
     return digest.hexdigest()
 
 

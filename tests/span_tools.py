@@ -12,6 +12,11 @@ import sys
 
 # pandas is imported where rows are changed: the catalogue itself is read by the dev runtime too.
 SPAN_FILE = "flights.parquet"  # components.sources.SPAN_FILE (a test checks they agree)
+#: The weather feed's file beside it and its features (components.sources / components.dataset):
+#: a corruption of a weather feature is made to the weather feed, which reaches validation through
+#: the feature store's join.
+WEATHER_FILE = "weather.parquet"
+WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib")
 
 
 def _scaled(column, factor):
@@ -78,7 +83,7 @@ CORRUPTIONS = {
                         "COMPARATOR_HIGH_NUM_EXAMPLES", "the same rows delivered three times"),
     "delays_shifted": (lambda f: f.assign(arr_delay=f["arr_delay"] + 60), "arr_delay", "LABEL_RATE_CHANGE",
                        "arrival delays an hour off: the label rate jumps"),
-    "weather_missing": (_set("temp", float("nan")), "temp", "MISSING_RATE_CHANGE", "the weather join lost a feature"),
+    "weather_missing": (_set("temp", float("nan")), "temp", "MISSING_RATE_CHANGE", "the weather feed lost a feature"),
 }
 
 #: kind -> (what is written instead of the Parquet file, words of the error, what it stands for).
@@ -105,9 +110,10 @@ def corrupt(frame, kind: str):
 
 
 def main() -> int:
-    """Rewrites one span file in place."""
+    """Rewrites one span file in place (the weather feed's for a weather feature)."""
     source, span, kind = sys.argv[1:4]
-    path = os.path.join(source, span, SPAN_FILE)
+    weather = kind in CORRUPTIONS and CORRUPTIONS[kind][1] in WEATHER_FEATURES
+    path = os.path.join(source, span, WEATHER_FILE if weather else SPAN_FILE)
     if kind in FILE_CORRUPTIONS:
         with open(path, "rb") as handle:
             data = handle.read()

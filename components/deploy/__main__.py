@@ -54,6 +54,7 @@ def _run(executor: Executor) -> None:
             serving_state_dir=executor.param("serving_state_dir"),
             serving_port=int(executor.param("serving_port")),
             logger_url=executor.param("payload_logger_url"),
+            feature_server_url=executor.param("feature_server_url", ""),
         )
     else:
         raise ComponentError(f"serving_target must be 'local' or 'kserve', got {target!r}")

@@ -16,6 +16,8 @@ from typing import Any, Optional
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+#: ConfigMap of the cluster's feature store (manifests/components/feature-store): its server's URL for the model server.
+FEATURE_STORE_CONFIG = "ct-feature-store"
 #: KServe's deployment modes (kserve pkg/constants/constants.go): Knative (formerly Serverless)
 #: splits traffic by revision and honours canaryTrafficPercent; Standard (formerly
 #: RawDeployment) runs one Deployment, which the new version replaces at once.
@@ -67,7 +69,12 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
         image=image,
         command=["python", "-m", "components.model_server", "serve", "--model-dir", "/mnt/models",
                  "--name", name, "--port", "8080", "--host", "0.0.0.0"],
-        env=[client.V1EnvVar(name="STORAGE_URI", value=storage_uri)],
+        env=[client.V1EnvVar(name="STORAGE_URI", value=storage_uri),
+             # Where the weather requests leave out is looked up: the cluster's Feast feature server
+             # (manifests/components/feature-store); absent, requests must carry every feature.
+             client.V1EnvVar(name="FEATURE_SERVER_URL", value_from=client.V1EnvVarSource(
+                 config_map_key_ref=client.V1ConfigMapKeySelector(name=FEATURE_STORE_CONFIG,
+                                                                  key="FEATURE_SERVER_URL", optional=True)))],
         ports=[client.V1ContainerPort(container_port=8080, protocol="TCP")],
         resources=client.V1ResourceRequirements(requests={"cpu": "100m", "memory": "512Mi"},
                                                 limits={"cpu": "1", "memory": "1Gi"}),

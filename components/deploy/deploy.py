@@ -20,14 +20,15 @@ def refusal_reasons(blessing: Optional[dict[str, Any]], infra_blessing: Optional
 
 def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: Optional[dict[str, Any]],
            registry_uri: str, model_name: str, release: dict[str, Any], serving_state_dir: str,
-           serving_port: int, logger_url: str = "") -> tuple[bool, dict[str, Any]]:
+           serving_port: int, logger_url: str = "", feature_server_url: str = "") -> tuple[bool, dict[str, Any]]:
     """Publishes a blessed model to the registry, then serves it from the local model server.
 
     The running server follows the registry and swaps to the new version without
     dropping a request; a server is started when none runs.
 
     Nothing is touched when either blessing is missing or negative. With
-    ``logger_url`` the server logs every request and response to that monitor.
+    ``logger_url`` the server logs every request and response to that monitor; with
+    ``feature_server_url`` it looks up the weather requests leave out there.
 
     Returns:
         ``(deployed, details)``: details hold the reasons when refused, else the
@@ -40,11 +41,12 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
     if pointer.get("unchanged"):
         serving = control.read_state(serving_state_dir)
         if (control.is_alive(serving) and serving.get("version") == pointer["version"]
-                and serving.get("logger_url", "") == logger_url):
+                and serving.get("logger_url", "") == logger_url
+                and serving.get("feature_server_url", "") == feature_server_url):
             return False, {"reasons": [f"the model is identical to production {pointer['version']}, "
                                        "which is serving already"]}
     state = control.ensure_serving(serving_state_dir, registry_uri, model_name, serving_port,
-                                   logger_url=logger_url)
+                                   logger_url=logger_url, feature_server_url=feature_server_url)
     return True, {"pointer": pointer, "serving": state}
 
 

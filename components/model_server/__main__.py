@@ -12,6 +12,7 @@ Commands:
 
 import argparse
 import json
+import os
 import sys
 
 from components import dataset, registry
@@ -46,6 +47,9 @@ def main() -> int:
                         help="data validation schema whose domains requests must respect ('' turns the guard off)")
     parser.add_argument("--logger-url", default="",
                         help="log every request and response to this monitor URL (KServe payload-logger events)")
+    parser.add_argument("--feature-server-url", default=os.environ.get("FEATURE_SERVER_URL", ""),
+                        help="Feast's feature server, where the weather a request leaves out is looked up "
+                             "(default: $FEATURE_SERVER_URL; empty: requests carry every feature)")
     args, _ = parser.parse_known_args()
     if args.command == "serve":
         if bool(args.model_dir) == bool(args.registry):
@@ -53,14 +57,16 @@ def main() -> int:
         serve(args.name, args.port, model_dir=args.model_dir, registry_uri=args.registry, host=args.host,
               schema_path=args.schema or None, threads=args.threads, workers=args.workers,
               compiled=not args.reference_path,
-              max_body_bytes=args.max_body_bytes, logger_url=args.logger_url or None)
+              max_body_bytes=args.max_body_bytes, logger_url=args.logger_url or None,
+              feature_server_url=args.feature_server_url or None)
     elif args.command == "compare":
         if not args.model_dir or not args.source:
             parser.error("compare needs --model-dir and --source")
         return _compare(args.model_dir, args.source)
     elif args.command == "start":
         print(json.dumps(control.ensure_serving(args.state_dir, args.registry or "var/registry", args.name,
-                                                args.port, logger_url=args.logger_url), indent=2))
+                                                args.port, logger_url=args.logger_url,
+                                                feature_server_url=args.feature_server_url), indent=2))
     elif args.command == "stop":
         print(json.dumps(control.stop(args.state_dir) or {"stopped": "nothing was running"}, indent=2))
     elif args.command == "status":

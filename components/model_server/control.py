@@ -83,8 +83,8 @@ def wait_ready(url: str, model_name: str, timeout: float, process: Optional[subp
 
 
 def start_process(source: list[str], model_name: str, port: int, log_path: str,
-                  logger_url: str = "", extra_args: Sequence[str] = (), launcher: Sequence[str] = ()
-                  ) -> subprocess.Popen:
+                  logger_url: str = "", extra_args: Sequence[str] = (), launcher: Sequence[str] = (),
+                  feature_server_url: str = "") -> subprocess.Popen:
     """Starts a model server process in its own session, its output going to ``log_path``.
 
     Args:
@@ -93,6 +93,7 @@ def start_process(source: list[str], model_name: str, port: int, log_path: str,
         port: HTTP port on loopback.
         log_path: File receiving the server's output.
         logger_url: Monitor receiving every request and response ("" for none).
+        feature_server_url: Feast's feature server for the features requests leave out ("" for none).
         extra_args: More ``serve`` options (``--workers 2``, ...).
         launcher: A command the server runs under (``taskset -c 1``, ...).
     """
@@ -102,7 +103,7 @@ def start_process(source: list[str], model_name: str, port: int, log_path: str,
         return subprocess.Popen(
             [*launcher, sys.executable, "-m", "components.model_server", "serve", *source,
              "--name", model_name, "--port", str(port), *(["--logger-url", logger_url] if logger_url else []),
-             *extra_args],
+             *(["--feature-server-url", feature_server_url] if feature_server_url else []), *extra_args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             cwd=REPO_ROOT, start_new_session=True)
 
@@ -200,14 +201,15 @@ def status(state_dir: str) -> dict[str, Any]:
 
 
 def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int,
-                   timeout: float = 60.0, logger_url: str = "") -> dict[str, Any]:
+                   timeout: float = 60.0, logger_url: str = "", feature_server_url: str = "") -> dict[str, Any]:
     """Makes the local server serve the registry's current version of a model.
 
     A running server that follows the same registry switches by itself, without
     a restart and without dropping a request: this waits until it answers with
     the new version. Otherwise a server is started, following the registry.
 
-    A server logging to another monitor (``logger_url``) is restarted.
+    A server logging to another monitor (``logger_url``) or asking another feature server
+    (``feature_server_url``) is restarted.
 
     Returns:
         The server's state: pid, port, url, model name, version, log path.
@@ -220,7 +222,8 @@ def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int
     state = read_state(state_dir)
     registry_abs = os.path.abspath(registry_uri)
     if (is_alive(state) and state.get("registry") == registry_abs and state.get("model_name") == model_name
-            and state.get("logger_url", "") == logger_url):
+            and state.get("logger_url", "") == logger_url
+            and state.get("feature_server_url", "") == feature_server_url):
         wait_version(state["url"], model_name, pointer["version"], timeout)
     else:
         stop(state_dir)
@@ -229,7 +232,8 @@ def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int
                                "choose another with the serving_port parameter")
         os.makedirs(state_dir, exist_ok=True)
         log_path = os.path.join(state_dir, "server.log")
-        process = start_process(["--registry", registry_abs], model_name, port, log_path, logger_url)
+        process = start_process(["--registry", registry_abs], model_name, port, log_path, logger_url,
+                                feature_server_url=feature_server_url)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, model_name, timeout, process)
@@ -239,6 +243,7 @@ def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int
             raise
         state = {"pid": process.pid, "port": port, "url": url, "model_name": model_name,
                  "registry": registry_abs, "log": log_path, "logger_url": logger_url,
+                 "feature_server_url": feature_server_url,
                  "predict_url": f"{url}/v1/models/{model_name}:predict",
                  "infer_url": f"{url}/v2/models/{model_name}/infer"}
     state["version"] = pointer["version"]

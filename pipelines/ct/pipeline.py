@@ -1,7 +1,8 @@
 """The continuous-training pipeline: wiring only, in the order of Google's MLOps level 1.
 
-fingerprint -> extract -> validate_data -> prepare -> train -> evaluate (against resolve_baseline)
--> validate_model -> [if blessed] infra_validate -> deploy
+fingerprint -> extract -> join_features (Feast, point-in-time) -> validate_data -> prepare -> train
+-> evaluate (against resolve_baseline) -> validate_model -> [if blessed] infra_validate -> deploy;
+materialize (weather into the online store) once the data is validated, before any deployment.
 """
 
 import importlib
@@ -14,6 +15,8 @@ from components.extract.component import extract
 from components.fingerprint.component import fingerprint
 from components.images import PodSettings, image
 from components.infra_validate.component import infra_validate
+from components.join_features.component import join_features
+from components.materialize.component import materialize
 from components.prepare.component import prepare
 from components.resolve_baseline.component import resolve_baseline
 from components.train.component import train
@@ -74,6 +77,7 @@ def release(
     service_account: str,
     canary_traffic_percent: int,
     payload_logger_url: str,
+    feature_server_url: str,
     deployment_mode: str,
     ready_timeout_seconds: int,
 ):
@@ -90,7 +94,8 @@ def release(
                           serving_state_dir=serving_state_dir, serving_port=serving_port,
                           serving_target=serving_target, namespace=namespace, service_account=service_account,
                           canary_traffic_percent=canary_traffic_percent, payload_logger_url=payload_logger_url,
-                          deployment_mode=deployment_mode, ready_timeout_seconds=ready_timeout_seconds,
+                          feature_server_url=feature_server_url, deployment_mode=deployment_mode,
+                          ready_timeout_seconds=ready_timeout_seconds,
                           run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                           # Resolved here, at compile time, with the compiler's IMAGE_REGISTRY.
                           serving_image=image("serve"))
@@ -100,6 +105,8 @@ def release(
 @dsl.pipeline(name=PIPELINE_NAME, description="Continuous training of the flights arrival-delay model.")
 def ct_pipeline(
     source_uri: str = "var/source/flights",
+    feature_repo: str = "var/feature_store",
+    feature_server_url: str = "http://127.0.0.1:6566",
     train_spans: str = "2013-01:2013-03",
     test_span: str = "2013-04",
     eval_fraction: float = 0.2,
@@ -137,7 +144,12 @@ def ct_pipeline(
     """Trains, validates and deploys the arrival-delay model on a window of monthly spans.
 
     Args:
-        source_uri: Local folder or ``s3://bucket/prefix`` with one folder per span.
+        source_uri: Local folder or ``s3://bucket/prefix`` with one folder per span (flights and weather).
+        feature_repo: The Feast repository: a folder with ``feature_store.yaml`` (written with the
+            embedded default, SQLite online store and local files, when it has none; on a cluster
+            the ConfigMap ``ct-feature-store`` mounted, e.g. ``/etc/kfp-ct/feature-store``).
+        feature_server_url: Feast's feature server, where serving looks up the weather (locally
+            started by materialize; on a cluster the model server reads it from ``ct-feature-store``).
         train_spans: Training spans (``2013-01:2013-03`` or a comma list).
         test_span: The span after them, held out as test set.
         eval_fraction: Share of training rows kept for eval.
@@ -182,13 +194,19 @@ def ct_pipeline(
     version.set_caching_options(False)
     extracted = extract(source_uri=source_uri, train_spans=train_spans, test_span=test_span,
                         data_version=version.outputs["data_version"])
-    validated = validate_data(dataset=extracted.outputs["dataset"], schema_uri=schema_uri,
+    joined = join_features(dataset=extracted.outputs["dataset"], source_uri=source_uri, feature_repo=feature_repo)
+    validated = validate_data(dataset=joined.outputs["joined"], schema_uri=schema_uri,
                               drift_js_threshold=drift_js_threshold, drift_linf_threshold=drift_linf_threshold,
                               min_rows_fraction=min_rows_fraction, max_rows_fraction=max_rows_fraction,
                               max_label_rate_change=max_label_rate_change,
                               max_missing_rate_change=max_missing_rate_change,
                               beam_pipeline_args=beam_pipeline_args)
-    prepared = prepare(dataset=extracted.outputs["dataset"], test_span=test_span,
+    # Only validated data reaches the online store; serving never gets features a failed run refused.
+    materialized = materialize(source_uri=source_uri, feature_repo=feature_repo, serving_target=serving_target,
+                               feature_server_url=feature_server_url).after(validated)
+    # It reads the feed's current state, whatever the window: never cached (a no-op when nothing is new).
+    materialized.set_caching_options(False)
+    prepared = prepare(dataset=joined.outputs["joined"], test_span=test_span,
                        eval_fraction=eval_fraction).after(validated)
     trained = train(train_data=prepared.outputs["train_data"], eval_data=prepared.outputs["eval_data"],
                     learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
@@ -204,7 +222,7 @@ def ct_pipeline(
             infra_requests=infra_requests, registry_uri=registry_uri, model_name=model_name,
             serving_state_dir=serving_state_dir, serving_port=serving_port, serving_target=serving_target,
             namespace=namespace, service_account=service_account, canary_traffic_percent=canary_traffic_percent,
-            payload_logger_url=payload_logger_url, deployment_mode=deployment_mode,
-            ready_timeout_seconds=ready_timeout_seconds)
-    for task in (version, extracted, validated, prepared, trained, baseline, evaluated, judged):
+            payload_logger_url=payload_logger_url, feature_server_url=feature_server_url,
+            deployment_mode=deployment_mode, ready_timeout_seconds=ready_timeout_seconds).after(materialized)
+    for task in (version, extracted, joined, validated, materialized, prepared, trained, baseline, evaluated, judged):
         _harden(task)

@@ -65,6 +65,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "source_uri": os.path.join(var, "source", "flights"),
         "registry_uri": os.path.join(var, "registry"),
         "serving_state_dir": os.path.join(var, "serving"),
+        "feature_repo": os.path.join(var, "feature_store"),
         "metadata_uri": os.path.join(var, "runs", "metadata.sqlite"),
         "train_spans": train_spans,
         "test_span": test_span,

@@ -17,13 +17,14 @@ STEPS = [step.package for step in steps()]
 #: Helpers every runtime may import: standard library only.
 SHARED = {"components", "components.kfp_io", "components.images", "components.dataset",
           "components.registry", "components.run_folder",
-          "components.s3_settings", "components.schema_domains", "components.spans", "components.paths"}
+          "components.s3_settings", "components.schema_domains", "components.spans", "components.paths",
+          "components.feature_lookup"}
 #: Helpers with third-party dependencies (imported where used), importable by the runtimes whose lock holds them.
 SHARED_WITH = {"components.object_store": {"minio"}, "components.sources": {"minio", "pyarrow", "pandas"},
                "components.model_files": {"joblib"},
                "components.beam_statistics": {"apache_beam", "pyarrow", "tensorflow_data_validation", "tfx_bsl"}}
 #: Libraries of one runtime that are not components themselves.
-LIBRARIES = {"model_server": "serve", "lineage": "data", "monitor": "monitor"}
+LIBRARIES = {"model_server": "serve", "lineage": "data", "monitor": "monitor", "feature_store": "feature"}
 
 
 def _component(step):

@@ -3,9 +3,9 @@ import pytest
 
 from components import dataset
 from components.extract.extract import extract_spans
-from components.extract.land import land_spans, load_flights
+from components.extract.land import land_spans, load_flights, load_joined_flights, load_weather
 from components.kfp_io import ComponentError
-from components.sources import SPAN_FILE, LocalSource
+from components.sources import SPAN_FILE, WEATHER_FILE, LocalSource
 from components.spans import parse_spans
 
 
@@ -24,16 +24,23 @@ def test_landing_keeps_fixed_dtypes_and_all_rows(tmp_path):
     rows = land_spans(str(tmp_path), months=[1, 2], fraction=0.02)
     assert set(rows) == {"2013-01", "2013-02"}
     frame = pd.read_parquet(tmp_path / "2013-01" / SPAN_FILE)
-    assert list(frame.columns) == list(dataset.COLUMNS)
-    assert {c: str(t) for c, t in frame.dtypes.items()} == dataset.COLUMNS
+    assert list(frame.columns) == list(dataset.FLIGHT_COLUMNS)  # no weather: the feature store has it
+    assert {c: str(t) for c, t in frame.dtypes.items()} == dataset.FLIGHT_COLUMNS
     assert (frame["month"] == 1).all() and len(frame) == rows["2013-01"]
+    weather = pd.read_parquet(tmp_path / "2013-01" / WEATHER_FILE)
+    assert {c: str(t) for c, t in weather.dtypes.items()} == dataset.WEATHER_COLUMNS
+    assert (weather["month"] == 1).all()
+    assert len(weather) == int((load_weather()["month"] == 1).sum())  # every reading, whatever the fraction
     assert LocalSource(str(tmp_path)).spans() == ["2013-01", "2013-02"]
 
 
-def test_full_year_has_all_flights():
-    flights = load_flights()
-    assert len(flights) == 336_776
-    assert flights["temp"].notna().mean() > 0.95  # weather joined on origin and hour
+def test_full_year_has_all_flights_and_one_reading_per_origin_and_hour():
+    assert len(load_flights()) == 336_776
+    weather = load_weather()
+    assert not weather.duplicated(["origin", "year", "month", "day", "hour"]).any()
+    joined = load_joined_flights()
+    assert len(joined) == 336_776 and list(joined.columns) == list(dataset.COLUMNS)
+    assert joined["temp"].notna().mean() > 0.95  # weather joined on origin and hour
 
 
 def test_extract_writes_spans_with_counts_and_hash(source, tmp_path):

