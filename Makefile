@@ -135,7 +135,8 @@ $(VENVS)/bench/.synced: tests/benchmarks/mlserver.lock | $(UV)
 
 MONITOR_PORT ?= 8090
 monitor: setup ## Run the monitor in the foreground on MONITOR_PORT (deploy with PARAMS="payload_logger_url=http://127.0.0.1:8090")
-	$(VENVS)/monitor/bin/python -m components.monitor serve --state var/monitor --registry var/registry --port $(MONITOR_PORT)
+	$(VENVS)/monitor/bin/python -m components.monitor serve --state var/monitor --registry var/registry --port $(MONITOR_PORT) \
+	  --feature-server-url $(FEATURE_URL)
 
 REASON ?= asked for with make trigger
 trigger: setup ## On-demand trigger: one run on the newest spans now, or coalesced into the running one (REASON, PARAMS)

@@ -26,13 +26,13 @@ class LocalSource:
         """Args: root: the folder holding one sub-folder per span."""
         self.root = root
 
-    def spans(self) -> list[str]:
-        """Lists the span ids present, sorted."""
+    def spans(self, name: str = SPAN_FILE) -> list[str]:
+        """Lists the span ids whose folder holds the file ``name`` (the flights by default), sorted."""
         if not os.path.isdir(self.root):
             return []
         return sorted(
-            name for name in os.listdir(self.root)
-            if is_span_id(name) and os.path.isfile(os.path.join(self.root, name, SPAN_FILE))
+            span for span in os.listdir(self.root)
+            if is_span_id(span) and os.path.isfile(os.path.join(self.root, span, name))
         )
 
     def location(self, span: str, name: str = SPAN_FILE) -> str:
@@ -69,13 +69,13 @@ class S3Source:
     def _key(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
-    def spans(self) -> list[str]:
-        """Lists the span ids present, sorted."""
+    def spans(self, name: str = SPAN_FILE) -> list[str]:
+        """Lists the span ids whose folder holds the file ``name`` (the flights by default), sorted."""
         found = set()
         prefix = self._key() + "/" if self.prefix else ""
         for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
             relative = obj.object_name[len(prefix):].split("/")
-            if len(relative) == 2 and relative[1] == SPAN_FILE and is_span_id(relative[0]):
+            if len(relative) == 2 and relative[1] == name and is_span_id(relative[0]):
                 found.add(relative[0])
         return sorted(found)
 

@@ -34,8 +34,29 @@ def _filesystem(uri: str):
     return fs.LocalFileSystem(), os.path.abspath(uri)
 
 
+def hourly_grid(weather):
+    """The readings on a full grid: every origin of the span, every hour of its month(s).
+
+    An hour without a reading becomes a row of missing values. The store then tells "no reading
+    that hour" (found, missing values: as training saw it) from "an hour it knows nothing of"
+    (not found: serving refuses the flight).
+    """
+    import pandas as pd
+
+    months = weather[["year", "month"]].drop_duplicates()
+    hours = []
+    for year, month in months.itertuples(index=False):
+        days = pd.Period(year=int(year), month=int(month), freq="M").days_in_month
+        hours.append(pd.DataFrame([(year, month, day, hour) for day in range(1, days + 1) for hour in range(24)],
+                                  columns=["year", "month", "day", "hour"]))
+    if not hours:
+        return weather
+    grid = pd.concat(hours, ignore_index=True).merge(weather[["origin"]].drop_duplicates(), how="cross")
+    return grid.merge(weather, on=["origin", "year", "month", "day", "hour"], how="left")
+
+
 def offline_rows(weather) -> tuple[object, dict[str, int]]:
-    """A landed weather span as the feature view reads it: keys, event time and the features.
+    """A landed weather span as the feature view reads it: keys, event time and the features, hour by hour.
 
     Returns:
         (the rows, feature -> readings outside the schema's domain stored as missing).
@@ -45,6 +66,7 @@ def offline_rows(weather) -> tuple[object, dict[str, int]]:
     from components.schema_domains import read_domains
 
     domains = read_domains(dataset.CURATED_SCHEMA)
+    weather = hourly_grid(weather)
     rows = pd.DataFrame({"origin": weather["origin"].astype(str), dataset.WEATHER_HOUR: hour_keys(weather),
                          TIMESTAMP: hour_times(weather)})
     masked = {}
@@ -88,7 +110,8 @@ def sync_weather(source_uri: str, repo: str) -> dict:
     target = offline_uri(repo)
     filesystem, root = _filesystem(target)
     state = _read_json(filesystem, f"{root}/{SYNC_STATE}")
-    spans = [span for span in source.spans() if source.has(span, WEATHER_FILE)]
+    # The weather may land ahead of the flights (a live feed): a span folder with weather only counts.
+    spans = source.spans(WEATHER_FILE)
     written = []
     for span in spans:
         data = source.read_bytes(span, WEATHER_FILE)

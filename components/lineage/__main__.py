@@ -77,7 +77,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 return 1
             _print(latest if args.command == "baseline" else
                    {"version": latest["version"], "model_dir": latest["model_dir"],
-                    **queries.provenance(store, latest["model_uri"])}, args.json)
+                    **queries.provenance(store, latest["model_uri"], deployed_by=latest["run_id"])}, args.json)
         elif args.command == "model":
             _print(queries.provenance(store, args.args[0]), args.json)
         elif args.command == "runs":

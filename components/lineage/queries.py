@@ -170,8 +170,15 @@ def latest_deployed_model(store, model_name: Optional[str] = None) -> Optional[d
     return found[-1] if found else None
 
 
-def provenance(store, model_uri: str) -> dict[str, Any]:
-    """What produced a model: run, spans, data hash, parameters, code, images, metrics, baseline beaten."""
+def provenance(store, model_uri: str, deployed_by: Optional[str] = None) -> dict[str, Any]:
+    """What produced a model: run, spans, data hash, features, parameters, code, images, metrics, baseline beaten.
+
+    Args:
+        store: The MLMD store.
+        model_uri: The model artifact's URI.
+        deployed_by: The run that deployed it: its materialization (feature view, time range) is the
+            one serving started with (default: the run that trained it).
+    """
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     models = store.get_artifacts_by_uri(model_uri)
@@ -205,6 +212,16 @@ def provenance(store, model_uri: str) -> dict[str, Any]:
             data = _props(dataset)
             result.update(spans=data.get("spans"), rows_per_span=data.get("rows_per_span"),
                           data_hash=data.get("data_hash"), dataset_uri=dataset.uri)
+    # The feature store: the feature view joined for training, and what that run materialized for serving.
+    joined = _run_execution(store, run_id, "join-features")
+    if joined is not None:
+        data = _props(_artifacts_of(store, joined.id, pb.Event.OUTPUT).get("joined") or pb.Artifact())
+        result["features"] = {key: data.get(key) for key in ("feature_view", "features", "offline_uri",
+                                                              "rows_without_weather")}
+    materialized = _run_execution(store, deployed_by or run_id, "materialize")
+    if materialized is not None:
+        output = _artifacts_of(store, materialized.id, pb.Event.OUTPUT).get("features")
+        result["materialization"] = {**_props(output), "uri": output.uri} if output is not None else None
     evaluate = _run_execution(store, run_id, "evaluate")
     if evaluate is not None:
         outputs = _artifacts_of(store, evaluate.id, pb.Event.OUTPUT)

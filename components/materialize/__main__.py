@@ -2,8 +2,8 @@
 
 import sys
 
+from components.feature_store.materialization import materialize_new
 from components.kfp_io import ComponentError, Executor, run_component
-from components.materialize.materialize import materialize_new
 
 
 def _run(executor: Executor) -> None:

@@ -211,16 +211,21 @@ def compare_paths(model_dir: str, frame) -> dict[str, Any]:
 def compare_on_source(model_dir: str, source_uri: str) -> dict[str, Any]:
     """``compare_paths`` on every row of every span of a source (a span folder or ``s3://`` prefix).
 
+    Each span's flights get their weather by the plain join on origin and hour (the feature
+    store's point-in-time join gives the same values: ``tests/unit/feature``).
+
     Raises:
         ValueError: The source holds no span.
     """
     import pandas as pd
 
-    from components.sources import open_source, read_span_frame
+    from components.sources import WEATHER_FILE, join_on_hour, open_source, read_span_frame
 
     source = open_source(source_uri)
     spans = source.spans()
     if not spans:
         raise ValueError(f"no span (YYYY-MM/flights.parquet) in {source_uri}")
-    frame = pd.concat([read_span_frame(source.read_bytes(span)) for span in spans], ignore_index=True)
+    frame = pd.concat([join_on_hour(read_span_frame(source.read_bytes(span)),
+                                    read_span_frame(source.read_bytes(span, WEATHER_FILE)))
+                       for span in spans], ignore_index=True)
     return {"spans": len(spans), **compare_paths(model_dir, frame)}

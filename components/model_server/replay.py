@@ -3,7 +3,8 @@
 ``python -m components.model_server.replay SPAN.parquet --url PREDICT_URL --rows N --ground-truth OUT.csv``
 
 Sends a seeded sample of the span's flights as V1 requests of ``--batch``
-instances, each with its own ``ce-id`` (the id KServe's logger and our monitor
+instances without the weather (the server looks it up in the feature store, as for a real
+caller), each with its own ``ce-id`` (the id KServe's logger and our monitor
 join on), then writes what happened to those flights (arrived 15 minutes late
 or more) as a ground-truth batch file ``request_id,index,label``. Cancelled
 flights have no arrival, hence no label: they are not sent.
@@ -36,7 +37,8 @@ def replay(span_file: str, predict_url: str, rows: int, batch: int, ground_truth
     frame = frame[frame[dataset.LABEL_SOURCE].notna()]
     if len(frame) > rows:
         frame = frame.sample(n=rows, random_state=seed)
-    records = json.loads(frame[dataset.FEATURES].to_json(orient="records"))
+    flight = [name for name in dataset.FEATURES if name not in dataset.WEATHER_FEATURES]
+    records = json.loads(frame[flight].to_json(orient="records"))
     labels = (frame[dataset.LABEL_SOURCE] >= dataset.DELAY_THRESHOLD_MINUTES).astype(int).tolist()
     seconds = []
     with open(ground_truth_path, "w", newline="", encoding="utf-8") as handle:

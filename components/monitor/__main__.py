@@ -31,6 +31,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     serve.add_argument("--beam-pipeline-args", default=os.environ.get("MONITOR_BEAM_PIPELINE_ARGS", ""),
                        help="window statistics on this Beam runner (e.g. '--runner=FlinkRunner ...'); "
                             "empty: in process")
+    serve.add_argument("--feature-server-url", default=os.environ.get("FEATURE_SERVER_URL", ""),
+                       help="Feast's feature server: the weather of requests that left it out is looked up "
+                            "there, as the model server did (default: $FEATURE_SERVER_URL)")
     truth = commands.add_parser("ground-truth", help="upload a batch file of labels (CSV request_id,index,label "
                                                       "or JSON records)")
     truth.add_argument("file")
@@ -47,7 +50,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         run(args.state, args.registry, args.model_name, args.host, args.port,
             Thresholds(args.drift_threshold, args.skew_threshold, args.auc_drop_threshold, args.min_labeled_rows),
-            beam_args=parse_beam_args(args.beam_pipeline_args))
+            beam_args=parse_beam_args(args.beam_pipeline_args), feature_server_url=args.feature_server_url or None)
         return 0
     if args.command == "ground-truth":
         with open(args.file, "rb") as handle:

@@ -22,7 +22,8 @@ class Monitor:
     """Receives events and ground truth, analyses windows, keeps the status."""
 
     def __init__(self, state_dir: str, registry_uri: Optional[str], model_name: str,
-                 thresholds: Optional[analysis.Thresholds] = None, beam_args: Optional[list[str]] = None):
+                 thresholds: Optional[analysis.Thresholds] = None, beam_args: Optional[list[str]] = None,
+                 feature_server_url: Optional[str] = None):
         """Creates a monitor over a state folder.
 
         Args:
@@ -32,7 +33,12 @@ class Monitor:
             model_name: The served model's name in the registry.
             thresholds: When to flag drift, skew and degradation.
             beam_args: Beam pipeline arguments: window statistics on that runner (None: in process).
+            feature_server_url: Feast's feature server: the weather of served flights whose request
+                left it out is looked up there, as the model server did (None: such rows stay without).
         """
+        from components.feature_lookup import FeatureLookup
+
+        self.feature_lookup = FeatureLookup(feature_server_url) if feature_server_url else None
         self.beam_args = beam_args or None
         self.state_dir = os.path.abspath(state_dir)
         self.registry_uri = registry_uri
@@ -136,7 +142,7 @@ class Monitor:
     def _analyze(self, label: str) -> dict[str, Any]:
         from components.monitor.store import STATISTICS_FILE
 
-        frame = self.store.window_frame(label)
+        frame, looked_up = self._with_weather(self.store.window_frame(label))
         windows = self.store.closed_windows()
         position = windows.index(label)
         previous = windows[position - 1] if position > 0 else None
@@ -157,11 +163,50 @@ class Monitor:
             result = analysis.analyze_window(frame, stats, previous_stats, self.reference_statistics(version),
                                              self._comparison_schema(), self.blessed_auc(version), self.thresholds)
         result.update({"window": label, "previous_window": previous, "window_folder": folder,
+                       "weather_looked_up_rows": looked_up,
                        "analysed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                        "thresholds": vars(self.thresholds)})
         self.store.write_result(label, result)
         self.metrics.show_window(result)
         return result
+
+    def _lookup_year(self, version: str) -> Optional[int]:
+        """The year a model version looks the weather up in (its ``model.json`` ``lookup``), or None."""
+        folder = self._version_dir(version)
+        try:
+            with open(os.path.join(folder or "", "model.json"), encoding="utf-8") as handle:
+                return int(json.load(handle)["lookup"]["year"])
+        except (OSError, KeyError, TypeError, ValueError):
+            return None
+
+    def _with_weather(self, frame):
+        """Fills the weather of rows whose request left it out, from the feature store; returns (frame, rows filled).
+
+        The model server looked those features up to predict; KServe's payload logger (and ours)
+        logs the request as the caller sent it, so the monitor asks the same store for the same keys.
+        """
+        from components.feature_lookup import FeatureServerError, flight_hour
+
+        if self.feature_lookup is None or frame.empty:
+            return frame, 0
+        keys = ["origin", "month", "day", "sched_dep_time"]
+        wanting = frame[dataset.WEATHER_FEATURES].isna().all(axis=1) & frame[keys].notna().all(axis=1)
+        filled = 0
+        for version, rows in frame[wanting].groupby("model_version"):
+            year = self._lookup_year(str(version))
+            if year is None:
+                continue
+            hours = [flight_hour(year, m, d, s) for m, d, s in
+                     zip(rows["month"], rows["day"], rows["sched_dep_time"])]
+            try:
+                values, found = self.feature_lookup.lookup(rows["origin"].astype(str).tolist(), hours)
+            except FeatureServerError as error:
+                print(f"[monitor] the weather of {len(rows):,} served rows cannot be looked up: {error}", flush=True)
+                continue
+            for name in dataset.WEATHER_FEATURES:
+                frame.loc[rows.index, name] = [float("nan") if v is None else v for v in values[name]]
+            filled += sum(found)
+        return frame, filled
 
     def status(self) -> dict[str, Any]:
         """Every analysed window, oldest first, the latest one apart, and what is pending."""

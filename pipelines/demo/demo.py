@@ -23,7 +23,7 @@ from typing import Any, Optional
 from components.model_server import control as server_control
 from components.monitor import control as monitor_control
 from components.paths import REPO_ROOT
-from components.sources import SPAN_FILE
+from components.sources import SPAN_FILE, WEATHER_FILE
 from components.spans import add_months
 from pipelines.local.runner import DEFAULT_VENVS, runtime_python
 from pipelines.loop.coordinator import RunCoordinator
@@ -48,13 +48,17 @@ def _run(python: str, *args: str) -> str:
     return result.stdout
 
 
-def land(staging: str, source: str, span: str) -> None:
-    """Makes a staged month appear in the source folder at once (as a new span lands)."""
+def land(staging: str, source: str, span: str, name: str = SPAN_FILE) -> None:
+    """Makes a staged month's file appear in its span folder at once (as a feed delivers it).
+
+    The weather lands at the start of its month (a live feed: the feature store serves it while
+    the month's flights are flown), the flights at its end (the span the pipeline trains on).
+    """
     target = os.path.join(source, span)
-    temporary = os.path.join(source, f".{span}.landing")
-    os.makedirs(temporary, exist_ok=True)
-    shutil.copy(os.path.join(staging, span, SPAN_FILE), os.path.join(temporary, SPAN_FILE))
-    os.replace(temporary, target)
+    os.makedirs(target, exist_ok=True)
+    temporary = os.path.join(target, f".{name}.landing")
+    shutil.copy(os.path.join(staging, span, name), temporary)
+    os.replace(temporary, os.path.join(target, name))
 
 
 def month_end(span: str) -> datetime.datetime:
@@ -106,11 +110,14 @@ def main(argv: Optional[list[str]] = None) -> int:
          *(["--fraction", str(args.fraction)] if args.fraction < 1 else []))
     monitor_port, serving_port = server_control.free_port(), server_control.free_port()
     monitor_url = f"http://127.0.0.1:{monitor_port}"
+    feature_url, feature_repo = f"http://127.0.0.1:{server_control.free_port()}", os.path.join(var, "feature_store")
     print(f"[demo] starting the monitor on {monitor_url} ...", flush=True)
     monitor = monitor_control.start(runtime_python("monitor", DEFAULT_VENVS), os.path.join(var, "monitor"),
                                     monitor_port, os.path.join(var, "monitor.log"),
-                                    registry_uri=os.path.join(var, "registry"))
-    params = [f"payload_logger_url={monitor_url}", f"serving_port={serving_port}", *args.params]
+                                    registry_uri=os.path.join(var, "registry"),
+                                    extra=["--feature-server-url", feature_url])
+    params = [f"payload_logger_url={monitor_url}", f"serving_port={serving_port}",
+              f"feature_server_url={feature_url}", *args.params]
     launcher = LocalLauncher(var, source, args.train_months, params)
     loop_dir = os.path.join(var, "loop")
     coordinator = RunCoordinator(loop_dir, launcher, log=lambda line: print(f"           {line}", flush=True))
@@ -121,8 +128,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         watcher.tick(datetime.datetime(2013, 1, 1))  # the clock starts
         for number, span in enumerate(months, 1):
             entry: dict[str, Any] = {"month": span}
+            land(staging, source, span, WEATHER_FILE)
             serving = server_control.read_state(os.path.join(var, "serving"))
             if serving:
+                # The month's weather into the online store before its flights are served (a live
+                # feed materializes on its own schedule, not only when the pipeline runs).
+                _run(runtime_python("feature", DEFAULT_VENVS), "-m", "components.feature_store", "materialize",
+                     "--source", source, "--repo", feature_repo)
                 truth = os.path.join(var, "ground_truth", f"{span}.csv")
                 os.makedirs(os.path.dirname(truth), exist_ok=True)
                 traffic = json.loads(_run(runtime_python("serve", DEFAULT_VENVS), "-m",
@@ -165,6 +177,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         monitor_control.stop(monitor)
         server_control.stop(os.path.join(var, "serving"))
+        _run(runtime_python("feature", DEFAULT_VENVS), "-m", "components.feature_store", "stop", "--repo", feature_repo)
     results = {"months": timeline, "journal": coordinator.read_journal(), "policy": vars(policy),
                "seconds": round(time.time() - started, 1), "fraction": args.fraction,
                "traffic_rows": args.traffic_rows}

@@ -34,6 +34,10 @@ def collect(run_dir: str) -> dict[str, Any]:
     facts: dict[str, Any] = {"run_dir": run_dir, "steps": steps}
     if "extract" in tasks:
         facts["data"] = output_metadata(tasks["extract"], "dataset")
+    if "join-features" in tasks:
+        facts["features"] = output_metadata(tasks["join-features"], "joined")
+    if "materialize" in tasks:
+        facts["materialization"] = output_metadata(tasks["materialize"], "features")
     if "validate-data" in tasks:
         anomalies = read_json(os.path.join(tasks["validate-data"], "anomalies")) or {}
         facts["schema_anomalies"] = anomalies.get("schema_anomalies", {})
@@ -79,6 +83,18 @@ def format_summary(facts: dict[str, Any]) -> str:
         for span in data.get("spans", []):
             lines.append(f"  {span}: {int(data['rows_per_span'][span]):>8,}")
         lines.append(f"  data hash {str(data.get('data_hash', ''))[:16]}…")
+    features = facts.get("features") or {}
+    if features.get("feature_view"):
+        missing = sum(int(v) for v in (features.get("rows_without_weather") or {}).values())
+        lines.append(f"Features: {', '.join(features['features'])} from the feature view {features['feature_view']} "
+                     f"(point-in-time join; {missing:,} flights without a reading)")
+    materialized = facts.get("materialization") or {}
+    if materialized.get("feature_view"):
+        what = (f"{int(materialized['rows']):,} readings of {', '.join(materialized['spans'])} "
+                f"({materialized['start']} to {materialized['end']})" if materialized.get("spans")
+                else "nothing new")
+        lines.append(f"Online store: {what}; {len(materialized.get('online_spans', []))} span(s) of weather online, "
+                     f"feature server {materialized.get('feature_server_url')}")
     if "schema_anomalies" in facts:
         anomalies = facts["schema_anomalies"]
         count = sum(len(v) for v in anomalies.values())

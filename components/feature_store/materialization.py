@@ -1,4 +1,4 @@
-"""Materialization logic: which readings are new, are they sound, and into the online store with them."""
+"""Materialization: which readings are new, are they sound, and into the online store with them."""
 
 from __future__ import annotations
 
