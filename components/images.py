@@ -29,11 +29,14 @@ class PodSettings:
         cpu: (request, limit).
         memory: (request, limit).
         s3: The step's program reaches S3 itself, so its pod gets the S3 endpoint and credentials.
+        feature_store: The step opens the Feast repository: its pod gets the repository
+            (ConfigMap ``ct-feature-store``), the Redis password and the online store's label.
     """
 
     cpu: tuple[str, str]
     memory: tuple[str, str]
     s3: bool = False
+    feature_store: bool = False
 
 
 def image(runtime: str, registry: str | None = None) -> str:

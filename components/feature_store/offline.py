@@ -183,7 +183,17 @@ def read_spans(repo: str, spans: list[str]):
                      ignore_index=True)
 
 
-def join_weather(store, flights):
+def stored_keys(repo: str) -> set:
+    """Every (origin, weather_hour) the offline store holds."""
+    import pyarrow.dataset as ds
+
+    filesystem, root = _filesystem(offline_uri(repo))
+    table = ds.dataset(root, filesystem=filesystem, format="parquet").to_table(
+        columns=["origin", dataset.WEATHER_HOUR])
+    return set(zip(table.column("origin").to_pylist(), table.column(dataset.WEATHER_HOUR).to_pylist()))
+
+
+def join_weather(store, flights, known: set):
     """The flights with the weather features of their origin and scheduled hour, through Feast.
 
     Feast's point-in-time join (``get_historical_features``): for each flight the reading whose
@@ -194,6 +204,8 @@ def join_weather(store, flights):
     Args:
         store: An open ``FeatureStore`` (``repo.open_store``).
         flights: One span's flights.
+        known: The (origin, hour) keys the offline store holds (``stored_keys``): only those are
+            asked of Feast (whose file join fails on a time range it holds nothing of, e.g. 1970).
     """
     import pandas as pd
 
@@ -216,6 +228,11 @@ def join_weather(store, flights):
     # Feast answers once per distinct entity row (keys and time): ask for each hour once and
     # spread the answer over the hour's flights by key.
     unique = entities[entities["event_timestamp"].notna()].drop_duplicates()
+    unique = unique[[key in known for key in zip(unique["origin"], unique[dataset.WEATHER_HOUR])]]
+    if unique.empty:
+        for name in dataset.WEATHER_FEATURES:
+            joined[name] = float("nan")
+        return joined
     result = store.get_historical_features(entity_df=unique, features=feature_refs()).to_df()
     result = result.drop_duplicates(["origin", dataset.WEATHER_HOUR]).set_index(["origin", dataset.WEATHER_HOUR])
     looked_up = result.reindex(pd.MultiIndex.from_frame(entities[["origin", dataset.WEATHER_HOUR]]))

@@ -70,6 +70,9 @@ def open_store(repo: str):
 
     # Feast warns about its own experimental features on every call; our logs name what we do.
     logging.getLogger("feast").setLevel(logging.ERROR)
+    endpoint = os.environ.get("S3_ENDPOINT")
+    if endpoint:  # a registry on S3 is read with boto3, which takes the endpoint from here
+        os.environ.setdefault("FEAST_S3_ENDPOINT_URL", _endpoint_url(endpoint))
     ensure_config(repo)
     store = FeatureStore(repo_path=repo)
     store.apply(definitions(offline_uri(repo)))

@@ -25,18 +25,19 @@ def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, 
     """
     import pandas as pd
 
-    from components.feature_store.offline import join_weather, sync_weather
+    from components.feature_store.offline import join_weather, stored_keys, sync_weather
     from components.feature_store.repo import open_store
 
     synced = sync_weather(source_uri, repo)
     print(f"[join_features] weather of {len(synced['spans'])} span(s) in the offline store "
           f"{synced['offline_uri']} ({len(synced['written'])} new or changed)", flush=True)
     store = open_store(repo)
+    known = stored_keys(repo)
     os.makedirs(output_path, exist_ok=True)
     without = {}
     for span in extracted["spans"]:
         flights = pd.read_parquet(os.path.join(dataset_path, dataset.span_file(span)))
-        joined = join_weather(store, flights)
+        joined = join_weather(store, flights, known)
         joined.to_parquet(os.path.join(output_path, dataset.span_file(span)), index=False)
         without[span] = int(joined[dataset.WEATHER_FEATURES].isna().all(axis=1).sum())
         print(f"[join_features] span {span}: {len(joined):,} flights, {without[span]:,} without a reading",

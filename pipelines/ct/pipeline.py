@@ -30,6 +30,11 @@ S3_SECRET = "ct-s3-credentials"
 #: ConfigMap with the S3 endpoint (manifests/base/s3-config.yaml): ``S3_ENDPOINT``, whose
 #: ``https://`` or ``http://`` scheme chooses TLS (components/s3_settings.py reads it).
 S3_CONFIG = "ct-s3-config"
+#: The cluster's Feast repository and settings (manifests/base/feature-store.yaml), mounted where
+#: the feature steps find it with ``feature_repo=FEATURE_REPO_MOUNT``, and its Redis password.
+FEATURE_STORE_CONFIG = "ct-feature-store"
+FEATURE_STORE_SECRET = "ct-feature-store-credentials"
+FEATURE_REPO_MOUNT = "/etc/kfp-ct/feature-store"
 
 
 def pod_settings(task: dsl.PipelineTask) -> PodSettings:
@@ -56,6 +61,16 @@ def _harden(task: dsl.PipelineTask) -> dsl.PipelineTask:
             "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"})
         kubernetes.use_config_map_as_env(task, config_map_name=S3_CONFIG, optional=True,
                                          config_map_key_to_env={"S3_ENDPOINT": "S3_ENDPOINT"})
+    if pod.feature_store:
+        # Admits the pod to Redis (manifests/base/networkpolicy.yaml allow-redis-ingress).
+        kubernetes.add_pod_label(task, "kfp-ct/online-store-client", "true")
+        kubernetes.use_config_map_as_volume(task, config_map_name=FEATURE_STORE_CONFIG,
+                                            mount_path=FEATURE_REPO_MOUNT, optional=True)
+        kubernetes.use_config_map_as_env(task, config_map_name=FEATURE_STORE_CONFIG, optional=True,
+                                         config_map_key_to_env={"FEATURE_OFFLINE_URI": "FEATURE_OFFLINE_URI",
+                                                                "FEATURE_REGISTRY_URI": "FEATURE_REGISTRY_URI"})
+        kubernetes.use_secret_as_env(task, secret_name=FEATURE_STORE_SECRET, optional=True,
+                                     secret_key_to_env={"REDIS_PASSWORD": "REDIS_PASSWORD"})
     return task
 
 

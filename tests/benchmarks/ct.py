@@ -39,11 +39,14 @@ from pipelines.ct.spec import steps
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENVS = os.path.join(REPO_ROOT, ".venvs")
 WINDOW = "2013-01:2013-04"
+#: Each bench var folder's feature server URL (a free port, so runs never meet another checkout's server).
+_FEATURE_URLS: dict[str, str] = {}
 SCALING_WINDOWS = {1: "2013-01:2013-02", 3: "2013-01:2013-04", 6: "2013-01:2013-07", 11: "2013-01:2013-12"}
 #: Floor phase that does each step's work (fingerprint and resolve_baseline have none on a first run).
-FLOOR_PHASE = {"extract": "read", "validate-data": "tfdv", "prepare": "prepare", "train": "train",
-               "evaluate": "evaluate", "validate-model": "validate_model", "infra-validate": "serve_check",
-               "deploy": "publish"}
+#: materialize has none in the floor: Feast's SQLite writes cannot run in the floor's runtime.
+FLOOR_PHASE = {"extract": "read", "join-features": "join", "validate-data": "tfdv", "prepare": "prepare",
+               "train": "train", "evaluate": "evaluate", "validate-model": "validate_model",
+               "infra-validate": "serve_check", "deploy": "publish"}
 
 
 _IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| (\S.*)$")  # a top-level import (not nested)
@@ -100,6 +103,7 @@ def run_pipeline(var: str, window: str, source: str, cache: bool = True,
     command = [python("dev"), "-m", "pipelines.local.run", "--var", var, "--window", window, f"source_uri={source}",
                # Every window size must reach deployment (the 1-month model is not blessed at 0.6).
                f"serving_port={control.free_port()}", "infra_max_p99_ms=2000", "min_auc=0.5",
+               f"feature_server_url={_FEATURE_URLS.setdefault(var, f'http://127.0.0.1:{control.free_port()}')}",
                *([] if cache else ["--no-cache"])]
     started = time.perf_counter()
     with open(os.path.join(var, "bench-runs.log"), "a", encoding="utf-8") as log:
@@ -129,9 +133,11 @@ def run_pipeline(var: str, window: str, source: str, cache: bool = True,
 
 
 def stop_server(var: str) -> None:
-    """Stops the model server a bench run left serving."""
+    """Stops the model server and the feature server a bench run left serving."""
     subprocess.run([python("serve"), "-m", "components.model_server", "stop", "--state-dir",
                     os.path.join(var, "serving")], cwd=REPO_ROOT, env=_env(), capture_output=True, check=False)
+    subprocess.run([python("feature"), "-m", "components.feature_store", "stop", "--repo",
+                    os.path.join(var, "feature_store")], cwd=REPO_ROOT, env=_env(), capture_output=True, check=False)
 
 
 def timed_command(args: list[str], repeat: int) -> float:
@@ -235,7 +241,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         say("serving: ours against MLServer ...")
         output = os.path.join(bench_dir, "serving.json")
         result = subprocess.run([python("serve"), "-m", "tests.benchmarks.serving", "--model-dir", model_dir,
-                                 "--requests", str(args.serving_requests), "--output", output, "--source", source],
+                                 "--requests", str(args.serving_requests), "--output", output, "--source", source,
+                                 "--feature-repo", os.path.join(os.path.dirname(os.path.dirname(full[0]["run_dir"])),
+                                                                "feature_store")],
                                 cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, check=False)
         if result.returncode == 0:
             with open(output, encoding="utf-8") as handle:
@@ -360,7 +368,8 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         for key, what, target, check in TARGETS:
             if key in serving["summary"]:
                 value = serving["summary"][key]
-                rows.append((f"serving: {what}{when}", f"**{value:,}**", target, verdict(check(value))))
+                rows.append((f"serving: {what}{when}", f"**{value:,}**", target,
+                             "" if check is None else verdict(check(value))))
     return rows
 
 

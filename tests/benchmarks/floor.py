@@ -3,9 +3,10 @@
 Run with the monitor runtime (the one environment holding TFDV 1.16.1 and scikit-learn 1.7.2 together):
 ``.venvs/monitor/bin/python tests/benchmarks/floor.py SOURCE 2013-01:2013-04``. Prints one JSON line of
 phase timings (seconds). What the pipeline does per step, without its process starts, artifact files,
-model servers or kfp.local: read the spans, TFDV statistics + schema validation + drift, label and
-split, train, evaluate (+ serving samples), judge, check the served predictions (in process: the same
-200 rows twice and 100 single rows, as infra validation sends), publish to a registry.
+model servers or kfp.local: read the spans and their weather, join them, TFDV statistics + schema
+validation + drift, label and split, train, evaluate (+ serving samples), judge, check the served
+predictions (in process: the same 200 rows twice and 100 single rows, as infra validation sends),
+publish to a registry.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
     from components import dataset, registry
     from components.evaluate.evaluate import evaluate
     from components.prepare.prepare import add_label, split
-    from components.sources import open_source, read_span_frame
+    from components.sources import WEATHER_FILE, join_on_hour, open_source, read_span_frame
     from components.train.train import save, save_reference, serving_samples, train
     from components.validate_data import validation
     from components.validate_model.validate_model import judge
@@ -45,12 +46,15 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
     months = pd.period_range(first, last, freq="M")
     spans = [str(month) for month in months]
     source = open_source(source_uri)
-    frames = {}
+    frames, readings = {}, {}
     for span in spans:
-        frame = read_span_frame(source.read_bytes(span))
-        frame[dataset.SPAN_COLUMN] = span
-        frames[span] = frame
+        frames[span] = read_span_frame(source.read_bytes(span))
+        readings[span] = read_span_frame(source.read_bytes(span, WEATHER_FILE))
     lap("read")
+    for span in spans:  # join_features' work, as a plain join (the feature store's gives the same rows)
+        frames[span] = join_on_hour(frames[span], readings[span])
+        frames[span][dataset.SPAN_COLUMN] = span
+    lap("join")
 
     statistics = validation.span_statistics(frames)
     schema, _ = validation.load_or_infer_schema(None, next(iter(statistics.values())))

@@ -10,7 +10,10 @@ server its core:
 - ours (``--workers 1``): V1 and V2, 1 and 100 rows, concurrency 1 and 8; MLServer with
   ``parallel_workers`` 0 (everything in one process, as ours) on V2;
 - ours ``--workers 2`` against MLServer ``parallel_workers`` 2, 1-row V2 at concurrency 8;
-- 1-row p99 at concurrency 1 while two other processes keep every core busy.
+- 1-row p99 at concurrency 1 while two other processes keep every core busy;
+- with ``--feature-repo`` (a materialized feature store): Feast's feature server alone (1 and 100
+  keys), and our server asked real flights with and without their weather: the p50/p99 the
+  online lookup adds, V1 and V2, 1 and 100 rows.
 
 Every response must be HTTP 200 (requests outside the schema's domains would be 400s and are
 never sent). Prints a table with the targets of issue 14 and writes JSON with ``--output``.
@@ -57,6 +60,13 @@ TARGETS = [
      lambda v: v <= 15),
     ("differing_rows", "rows whose served (compiled) probability differs from Pipeline.predict_proba's, "
      "every row of the benchmark's spans", "0", lambda v: v == 0),
+    # Issue 16: measured, no target set.
+    ("feature_server_p50", "Feast feature server alone, 1 key, concurrency 1: p50 (ms)", "measured", None),
+    ("feature_server_p99", "Feast feature server alone, 1 key, concurrency 1: p99 (ms)", "measured", None),
+    ("lookup_added_p50", "p50 added by the weather lookup, 1-row V1 and V2, concurrency 1 (ms, worse of the two)",
+     "measured", None),
+    ("lookup_added_p99", "p99 added by the weather lookup, 1-row V1 and V2, concurrency 1 (ms, worse of the two)",
+     "measured", None),
 ]
 
 
@@ -83,9 +93,11 @@ def synthetic_rows(info: dict[str, Any], count: int) -> list[dict[str, Any]]:
 
 
 def v2_body(rows: list[dict[str, Any]], info: dict[str, Any], pandas_codec: bool) -> dict[str, Any]:
-    """A V2 request: one tensor per feature (MLServer also needs its pandas codec hint)."""
+    """A V2 request: one tensor per feature the rows carry (MLServer also needs its pandas codec hint)."""
     inputs = []
     for name in info["features"]:
+        if name not in rows[0]:
+            continue  # looked up by the server
         categorical = name in info["categorical_features"]
         tensor = {"name": name, "shape": [len(rows)], "datatype": "BYTES" if categorical else "FP64",
                   "data": [row[name] for row in rows]}
@@ -159,12 +171,14 @@ def model_floor(model_dir: str, info: dict[str, Any], repeat: int = 300) -> dict
     return floor
 
 
-def start_ours(model_dir: str, workers: int, cpus: Optional[str]) -> tuple[subprocess.Popen, int]:
+def start_ours(model_dir: str, workers: int, cpus: Optional[str],
+               feature_server_url: str = "") -> tuple[subprocess.Popen, int]:
     """Starts our server on a free port (pinned to ``cpus`` when given); returns it once ready."""
     port = control.free_port()
     process = control.start_process(["--model-dir", model_dir], NAME, port,
                                     os.path.join(tempfile.mkdtemp(prefix="ours-"), "server.log"),
-                                    extra_args=["--workers", str(workers)], launcher=_pinned(cpus))
+                                    extra_args=["--workers", str(workers)], launcher=_pinned(cpus),
+                                    feature_server_url=feature_server_url)
     control.wait_ready(f"http://127.0.0.1:{port}", NAME, 60, process)
     if workers > 1:
         time.sleep(3)  # every worker loaded (the first one answering readiness says nothing of the others)
@@ -245,6 +259,81 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def real_flights(source: str, count: int) -> list[dict[str, Any]]:
+    """``count`` real flights of a source's spans with their weather (seeded sample)."""
+    import pandas as pd
+
+    from components import dataset
+    from components.sources import WEATHER_FILE, join_on_hour, open_source, read_span_frame
+
+    spans = open_source(source)
+    frame = pd.concat([join_on_hour(read_span_frame(spans.read_bytes(span)),
+                                    read_span_frame(spans.read_bytes(span, WEATHER_FILE))) for span in spans.spans()],
+                      ignore_index=True).sample(n=count, random_state=0)
+    return json.loads(frame[dataset.FEATURES].to_json(orient="records"))
+
+
+def lookup_bench(model_dir: str, info: dict[str, Any], feature_repo: str, source: str, requests: int,
+                 server_cpus: Optional[str], load_cpus: Optional[str]) -> dict[str, Any]:
+    """The online lookup: Feast's feature server alone, then what it adds to our server's latency.
+
+    Starts Feast's feature server on the repository (feature runtime) and our server asking it;
+    real flights are sent with their weather (no lookup) and without (looked up), same server.
+    """
+    from components import dataset
+    from components.feature_lookup import flight_hour
+
+    url = f"http://127.0.0.1:{control.free_port()}"
+    feature = [os.path.join(REPO_ROOT, ".venvs", "feature", "bin", "python"), "-m", "components.feature_store"]
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    subprocess.run([*feature, "start", "--repo", feature_repo, "--url", url], cwd=REPO_ROOT, env=env, check=True,
+                   capture_output=True)
+    figures: dict[str, Any] = {"feature_server": {}, "ours": []}
+    try:
+        full = real_flights(source, 100)
+        flights = [{k: v for k, v in row.items() if k not in dataset.WEATHER_FEATURES} for row in full]
+        year = int(info["lookup"]["year"])
+        port = int(url.rsplit(":", 1)[1])
+        for rows in (1, 100):
+            body = {"features": [f"{dataset.WEATHER_VIEW}:{name}" for name in dataset.WEATHER_FEATURES],
+                    "entities": {"origin": [f["origin"] for f in flights[:rows]],
+                                 dataset.WEATHER_HOUR: [flight_hour(year, f["month"], f["day"], f["sched_dep_time"])
+                                                        for f in flights[:rows]]}}
+            hey(port, "/get-online-features", json.dumps(body).encode(), 1, 50, load_cpus)
+            got = hey(port, "/get-online-features", json.dumps(body).encode(), 1, requests, load_cpus)
+            figures["feature_server"][rows] = {k: round(v, 3) for k, v in got.items()}
+            print(f"feature server alone, {rows} key(s), c=1: p50 {got['p50']:.2f} ms  p99 {got['p99']:.2f} ms",
+                  flush=True)
+        ours, our_port = start_ours(model_dir, 1, server_cpus, feature_server_url=url)
+        try:
+            for protocol in ("V1", "V2"):
+                path = f"/v1/models/{NAME}:predict" if protocol == "V1" else f"/v2/models/{NAME}/infer"
+                for rows in (1, 100):
+                    pair = {}
+                    for sent, instances in (("with weather", full[:rows]), ("looked up", flights[:rows])):
+                        body = {"instances": instances} if protocol == "V1" else v2_body(instances, info, False)
+                        hey(our_port, path, json.dumps(body).encode(), 1, 50, load_cpus)
+                        pair[sent] = hey(our_port, path, json.dumps(body).encode(), 1, requests, load_cpus)
+                    run = {"protocol": protocol, "rows": rows,
+                           **{f"{k}_{s.replace(' ', '_')}": round(v, 3) for s, f in pair.items() for k, v in f.items()},
+                           "added_p50": round(pair["looked up"]["p50"] - pair["with weather"]["p50"], 3),
+                           "added_p99": round(pair["looked up"]["p99"] - pair["with weather"]["p99"], 3)}
+                    figures["ours"].append(run)
+                    print(f"ours {protocol} rows={rows:<3} c=1: with weather p50 {run['p50_with_weather']:.2f} / "
+                          f"p99 {run['p99_with_weather']:.2f} ms, looked up p50 {run['p50_looked_up']:.2f} / "
+                          f"p99 {run['p99_looked_up']:.2f} ms: +{run['added_p50']:.2f} / +{run['added_p99']:.2f} ms",
+                          flush=True)
+        finally:
+            control.stop_process(ours.pid)
+    finally:
+        subprocess.run([*feature, "stop", "--repo", feature_repo], cwd=REPO_ROOT, env=env, check=False,
+                       capture_output=True)
+    one_row = [r for r in figures["ours"] if r["rows"] == 1]
+    figures["added_p50"] = max(r["added_p50"] for r in one_row)
+    figures["added_p99"] = max(r["added_p99"] for r in one_row)
+    return figures
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the benchmark, prints the tables and the targets."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -254,6 +343,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--output", help="also write the results as JSON here")
     parser.add_argument("--source", help="span folder: compare the compiled path with Pipeline.predict_proba on "
                                          "every row of it (bit for bit)")
+    parser.add_argument("--feature-repo", help="a materialized Feast repository: measure the online weather lookup "
+                                               "(needs --source for real flights)")
     args = parser.parse_args(argv)
     if not shutil.which("hey"):
         parser.error("the load generator `hey` is not installed (Debian package hey; `make bench` installs it)")
@@ -330,10 +421,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         measure("mlserver", 2, "V2", 1, 8, ml_port, None)
     finally:
         control.stop_process(mlserver.pid)
+    lookup = None
+    if args.feature_repo and args.source:
+        lookup = lookup_bench(model_dir, info, args.feature_repo, args.source, args.requests, server_cpus, load_cpus)
     summary = summarize(runs, contention)
     if parity:
         summary["differing_rows"] = parity["differing_rows"]
-    result = {"parity": parity, "model_floor": floor, "http_floor": {k: round(v, 3) for k, v in http_floor.items()},
+    if lookup:
+        summary["lookup_added_p50"], summary["lookup_added_p99"] = lookup["added_p50"], lookup["added_p99"]
+        summary["feature_server_p50"] = lookup["feature_server"][1]["p50"]
+        summary["feature_server_p99"] = lookup["feature_server"][1]["p99"]
+    result = {"parity": parity, "model_floor": floor, "lookup": lookup,
+              "http_floor": {k: round(v, 3) for k, v in http_floor.items()},
               "runs": runs, "contention_p99": contention, "summary": summary,
               "load_generator": "hey (GOMAXPROCS=1)" + (", pinned apart from a one-worker server"
                                                           if server_cpus else "")}
@@ -352,7 +451,8 @@ def markdown(result: dict[str, Any]) -> str:
         if key not in summary:
             continue
         value = summary[key]
-        lines.append(f"| {what} | **{value:,}** | {target} | {'meets' if check(value) else 'misses'} |")
+        verdict = "" if check is None else "meets" if check(value) else "misses"
+        lines.append(f"| {what} | **{value:,}** | {target} | {verdict} |")
     lines += ["", f"Model floor in process, one thread: compiled path {floor['compiled_1_ms']} ms for 1 row, "
               f"{floor['compiled_100_ms']} ms for 100 ({floor['compiled_rows_per_second']:,} rows/s); "
               f"`Pipeline.predict_proba` {floor['pipeline_1_ms']} / {floor['pipeline_100_ms']} ms. HTTP floor "

@@ -126,7 +126,9 @@ def test_base_uses_the_image_tags_the_pipeline_uses():
     objects = build(os.path.join(ROOT, "manifests", "base"))
     used = {c["image"] for o in objects if o["kind"] == "Deployment"
             for c in o["spec"]["template"]["spec"]["containers"]}
-    assert used == {images.image("monitor"), images.image("dev")}
+    ours = {image for image in used if image.rsplit(":", 1)[0].rsplit("/", 1)[0].endswith("kfp-ct")}
+    assert ours == {images.image("monitor"), images.image("dev"), images.image("feature")}
+    assert used - ours == {"docker.io/library/redis:7.4.2"}  # the online store
 
 
 @needs_kubectl

@@ -20,6 +20,7 @@ needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kube
 PROFILE = {"app.kubernetes.io/part-of": "kubeflow-profile"}
 PIPELINE = {"pipelines.kubeflow.org/v2_component": "true"}  # every pod of a KFP v2 run (argocompiler/argo.go)
 S3_CLIENT = {"kfp-ct/s3-client": "true"}
+ONLINE_STORE_CLIENT = {"kfp-ct/online-store-client": "true"}  # the feature steps (pipelines/ct/pipeline.py)
 
 
 def _ingress_policy(name, namespace, selector, rules):
@@ -95,6 +96,9 @@ def model(overlay):
         "autoscaler": Pod("autoscaler", "knative-serving", {"app": "autoscaler"}),
         "pipeline-driver": Pod("pipeline-driver", pipeline_ns, dict(PIPELINE)),
         "pipeline-task": Pod("pipeline-task", pipeline_ns, {**PIPELINE, **S3_CLIENT}),
+        "feature-task": Pod("feature-task", pipeline_ns, {**PIPELINE, **S3_CLIENT, **ONLINE_STORE_CLIENT}),
+        "feature-server": Pod("feature-server", app, {"app.kubernetes.io/name": "ct-feature-server", **S3_CLIENT}),
+        "redis": Pod("redis", app, {"app.kubernetes.io/name": "ct-redis"}),
         "predictor": Pod("predictor", app, {"serving.kserve.io/inferenceservice": "flights-delay", **S3_CLIENT}),
         "monitor": Pod("monitor", app, {"app.kubernetes.io/name": "ct-monitor", **S3_CLIENT}),
         "watcher": Pod("watcher", app, {"app.kubernetes.io/name": "ct-watcher", **S3_CLIENT}),
@@ -124,6 +128,9 @@ def flows(overlay):
         ("watcher", "monitor", 8080, "TCP"), ("watcher", "ml-pipeline", 8888, "TCP"),
         ("predictor", store, store_port, "TCP"), ("monitor", store, store_port, "TCP"),
         ("watcher", store, store_port, "TCP"),
+        ("predictor", "feature-server", 6566, "TCP"), ("monitor", "feature-server", 6566, "TCP"),
+        ("feature-server", "redis", 6379, "TCP"), ("feature-server", store, store_port, "TCP"),
+        ("feature-server", "dns", 53, "UDP"), ("feature-task", "redis", 6379, "TCP"),
     ]
     forbidden = [
         ("notebook", "monitor", 8080, "TCP"), ("notebook", "predictor", 8080, "TCP"),
@@ -134,6 +141,10 @@ def flows(overlay):
         ("watcher", "apiserver", 6443, "TCP"), ("watcher", "mlmd", 8080, "TCP"),
         ("watcher", "ml-pipeline", 8887, "TCP"), ("notebook", store, store_port, "TCP"),
         ("monitor", "predictor", 8080, "TCP"), ("predictor", "dns", 80, "TCP"),
+        ("notebook", "feature-server", 6566, "TCP"), ("notebook", "redis", 6379, "TCP"),
+        ("predictor", "redis", 6379, "TCP"), ("monitor", "redis", 6379, "TCP"),
+        ("feature-server", "internet", 443, "TCP"), ("redis", "internet", 443, "TCP"),
+        ("pipeline-task", "redis", 6379, "TCP"), ("internet", "feature-server", 6566, "TCP"),
     ]
     if ours:
         required += [
@@ -141,7 +152,7 @@ def flows(overlay):
             ("pipeline-driver", "mlmd", 8080, "TCP"), ("pipeline-driver", "apiserver", 6443, "TCP"),
             ("pipeline-driver", "apiserver", 443, "TCP"), ("pipeline-task", "mlmd", 8080, "TCP"),
             ("pipeline-task", "ml-pipeline", 8887, "TCP"), ("pipeline-task", "apiserver", 6443, "TCP"),
-            ("pipeline-task", store, store_port, "TCP"),
+            ("pipeline-task", store, store_port, "TCP"), ("feature-task", store, store_port, "TCP"),
         ]
         forbidden += [
             ("pipeline-task", "internet", 443, "TCP"), ("pipeline-task", "monitor", 8080, "TCP"),

@@ -85,7 +85,7 @@ def _imports_of(module):
                     yield f"{node.module}.{alias.name}"
 
 
-def _reaches_s3(program):
+def _reaches(program, target="components.s3_settings"):
     seen, todo = set(), [program, f"{program}.__main__"]
     while todo:
         module = todo.pop()
@@ -93,7 +93,28 @@ def _reaches_s3(program):
             continue
         seen.add(module)
         todo.extend(_imports_of(module))
-    return "components.s3_settings" in seen
+    return any(module == target or module.startswith(f"{target}.") for module in seen)
+
+
+def _reaches_s3(program):
+    return _reaches(program)
+
+
+def test_every_task_that_opens_the_feature_store_gets_its_repository_password_and_label():
+    """On a cluster the Feast repository is the ConfigMap ct-feature-store, Redis admits labelled pods only."""
+    spec, platform = _platform_executors()
+    opening = {name for name, executor in spec["deploymentSpec"]["executors"].items()
+               if _reaches(executor["container"]["command"][-1], "components.feature_store")}
+    assert opening == {"exec-join-features", "exec-materialize"}
+    mounted = {n for n, e in platform.items()
+               if {"configMapName": "ct-feature-store", "mountPath": "/etc/kfp-ct/feature-store",
+                   "optional": True} in [{k: m.get(k) for k in ("configMapName", "mountPath", "optional")}
+                                         for m in e.get("configMapAsVolume", [])]}
+    labelled = {n for n, e in platform.items() if e.get("podMetadata", {}).get("labels", {}).get(
+        "kfp-ct/online-store-client") == "true"}
+    with_password = {n for n, e in platform.items()
+                     if any(s["secretName"] == "ct-feature-store-credentials" for s in e.get("secretAsEnv", []))}
+    assert opening == mounted == labelled == with_password
 
 
 def test_every_task_whose_program_can_reach_s3_gets_the_endpoint_and_credentials():

@@ -36,7 +36,7 @@ def test_the_point_in_time_join_equals_the_plain_join_bit_for_bit(source, repo):
     for span in ("2013-02", "2013-03"):
         flights = pd.read_parquet(source / span / SPAN_FILE)
         weather = pd.read_parquet(source / span / WEATHER_FILE)
-        joined = offline.join_weather(store, flights)
+        joined = offline.join_weather(store, flights, offline.stored_keys(repo))
         plain = join_on_hour(flights, weather)
         assert list(joined.columns) == list(dataset.COLUMNS)
         pd.testing.assert_frame_equal(joined[list(dataset.FLIGHT_COLUMNS)], flights.reset_index(drop=True))
@@ -58,14 +58,15 @@ def test_a_flight_never_gets_a_later_reading(source, repo):
     assert result[dataset.WEATHER_FEATURES].isna().all().all()
 
 
-@pytest.mark.parametrize("change", ["wrong_types", "no_keys", "empty"])
+@pytest.mark.parametrize("change", ["wrong_types", "no_keys", "empty", "year_1970", "hour_25"])
 def test_a_bad_span_reaches_validation_as_it_is(source, repo, change):
     offline.sync_weather(str(source), repo)
     store = feature_repo.open_store(repo)
     flights = pd.read_parquet(source / "2013-02" / SPAN_FILE)
     flights = {"wrong_types": flights.assign(month="February"), "no_keys": flights.drop(columns=["origin"]),
-               "empty": flights.iloc[:0]}[change]
-    joined = offline.join_weather(store, flights)
+               "empty": flights.iloc[:0], "year_1970": flights.assign(year=1970),
+               "hour_25": flights.assign(hour=25)}[change]
+    joined = offline.join_weather(store, flights, offline.stored_keys(repo))
     assert len(joined) == len(flights)
     pd.testing.assert_frame_equal(joined[list(flights.columns)], flights.reset_index(drop=True))
     assert joined[dataset.WEATHER_FEATURES].isna().all().all()
