@@ -33,6 +33,9 @@ def test_the_loop_serves_monitors_triggers_retrains_and_reports(tmp_path):
     assert served and all(m["window"]["rows"] == m["traffic"]["rows"] for m in served)
     assert all(m["window"]["labeled_rows"] == m["window"]["rows"] for m in served)
     assert all(m["window"]["skew"] for m in served)  # the serving model's training sample was found
+    # Traffic sends flights only: the server looked the weather up, and so did the monitor, for every row.
+    assert all(m["window"]["weather_looked_up_rows"] == m["window"]["rows"] for m in served)
+    assert all("temp" in m["window"]["drift"] for m in served[1:])
     assert all(m["window"]["drift"] for m in served[1:])  # every month after the first is compared
     # The schedule (1 April) and the on-demand request (after April) fired, and each started or joined a run.
     kinds = {t["kind"] for m in results["months"] for t in m["triggers"]}
