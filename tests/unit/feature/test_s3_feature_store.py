@@ -7,7 +7,8 @@ import pytest
 from s3_server import moto_server, use_endpoint
 
 from components import dataset
-from components.feature_store import offline, repo as feature_repo
+from components.feature_store import offline
+from components.feature_store import repo as feature_repo
 from components.feature_store.materialization import materialize_new
 from components.sources import SPAN_FILE, WEATHER_FILE, join_on_hour
 
