@@ -97,7 +97,7 @@ test: lint test-unit test-components manifests-check test-e2e $(if $(filter fals
 
 PORT ?= 8080
 serve-start: setup ## Start the local model server on PORT (default 8080), serving the registry's current model
-	$(VENVS)/serve/bin/python -m components.model_server start --registry var/registry --port $(PORT)
+	$(VENVS)/serve/bin/python -m components.model_server start --registry var/registry --port $(PORT) --feature-server-url $(FEATURE_URL)
 
 serve-status: setup ## Show what the local model server serves
 	@$(VENVS)/serve/bin/python -m components.model_server status

@@ -212,7 +212,8 @@ def compare_on_source(model_dir: str, source_uri: str) -> dict[str, Any]:
     """``compare_paths`` on every row of every span of a source (a span folder or ``s3://`` prefix).
 
     Each span's flights get their weather by the plain join on origin and hour (the feature
-    store's point-in-time join gives the same values: ``tests/unit/feature``).
+    store's point-in-time join gives the same values: ``tests/unit/feature``); a span without
+    a weather file must carry the weather itself.
 
     Raises:
         ValueError: The source holds no span.
@@ -225,7 +226,11 @@ def compare_on_source(model_dir: str, source_uri: str) -> dict[str, Any]:
     spans = source.spans()
     if not spans:
         raise ValueError(f"no span (YYYY-MM/flights.parquet) in {source_uri}")
-    frame = pd.concat([join_on_hour(read_span_frame(source.read_bytes(span)),
-                                    read_span_frame(source.read_bytes(span, WEATHER_FILE)))
-                       for span in spans], ignore_index=True)
+    frames = []
+    for span in spans:
+        flights = read_span_frame(source.read_bytes(span))
+        # A span without a weather file is taken to carry the weather already (a joined dataset).
+        frames.append(join_on_hour(flights, read_span_frame(source.read_bytes(span, WEATHER_FILE)))
+                      if source.has(span, WEATHER_FILE) else flights)
+    frame = pd.concat(frames, ignore_index=True)
     return {"spans": len(spans), **compare_paths(model_dir, frame)}

@@ -1,0 +1,45 @@
+"""Materialization step logic: the online store brought up to date, then (locally) its server answering.
+
+The materialization itself lives in the feature store library (``components/feature_store/
+materialization.py``), which a live feed's own schedule also runs (``python -m
+components.feature_store materialize``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.kfp_io import ComponentError
+
+
+def materialize_and_serve(source_uri: str, repo: str, serving_target: str, feature_server_url: str) -> dict[str, Any]:
+    """Materializes the readings not yet online; locally makes Feast's feature server answer.
+
+    Args:
+        source_uri: The span source whose weather feeds the store.
+        repo: The Feast repository.
+        serving_target: ``local`` (start the feature server when none answers) or ``kserve``
+            (the cluster runs it).
+        feature_server_url: Where the feature server answers.
+
+    Returns:
+        The materialization's lineage metadata, with the feature server's URL.
+
+    Raises:
+        ComponentError: A bad target, a broken weather feed, or a feature server that does not come up.
+    """
+    from components.feature_store.materialization import materialize_new
+
+    if serving_target not in ("local", "kserve"):
+        raise ComponentError(f"serving_target must be 'local' or 'kserve', got {serving_target!r}")
+    metadata = materialize_new(source_uri, repo)
+    if serving_target == "local":
+        from components.feature_store.server import ensure_serving
+
+        try:
+            state = ensure_serving(repo, feature_server_url)
+        except RuntimeError as error:
+            raise ComponentError(str(error)) from None
+        print(f"[materialize] feature server {'started' if state['started'] else 'answering'} on {state['url']}",
+              flush=True)
+    return {**metadata, "feature_server_url": feature_server_url}
