@@ -45,6 +45,16 @@ def read_state(repo: str) -> dict[str, Any]:
         return {}
 
 
+def serve_options(host: str, port: int) -> list[str]:
+    """Options of ``feast serve`` here and in the cluster's Deployment (a test keeps them equal).
+
+    ``--max-requests 0``: Feast's default (1000, feast/cli/serve.py) makes gunicorn restart its
+    worker every thousand requests; with Feast's import taking seconds, every lookup in that
+    window failed (measured: one request in 2,000 lost by the benchmark).
+    """
+    return ["-h", host, "-p", str(port), "--max-requests", "0", "--no-access-log"]
+
+
 def ensure_serving(repo: str, url: str, timeout: float = 60.0) -> dict[str, Any]:
     """Makes Feast's feature server answer on ``url`` (loopback) for the repository.
 
@@ -67,8 +77,8 @@ def ensure_serving(repo: str, url: str, timeout: float = 60.0) -> dict[str, Any]
     log_path = os.path.join(repo, "server.log")
     feast = os.path.join(os.path.dirname(sys.executable), "feast")
     with open(log_path, "ab") as log:
-        process = subprocess.Popen([feast, "-c", repo, "serve", "-h", "127.0.0.1", "-p", str(parsed.port),
-                                    "--no-access-log"], stdin=subprocess.DEVNULL, stdout=log,
+        process = subprocess.Popen([feast, "-c", repo, "serve", *serve_options("127.0.0.1", parsed.port)],
+                                   stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + timeout
     while not _healthy(url):

@@ -75,3 +75,16 @@ def test_an_hour_without_a_reading_is_found_with_missing_values_as_training_saw_
         server.stop_pid(state["pid"])
     assert found == [True, True, False]
     assert all(values[name][0] is None for name in dataset.WEATHER_FEATURES) and values["temp"][1] is not None
+
+
+def test_the_cluster_runs_the_feature_server_with_the_local_options():
+    import os
+
+    import yaml
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    with open(os.path.join(root, "manifests", "base", "feature-store.yaml"), encoding="utf-8") as handle:
+        deployment = next(d for d in yaml.safe_load_all(handle) if d["kind"] == "Deployment"
+                          and d["metadata"]["name"] == "ct-feature-server")
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert " ".join(["serve", *server.serve_options("0.0.0.0", 6566)]) in command
