@@ -205,7 +205,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                              cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, check=True).stdout
         floors.append(json.loads(out.strip().splitlines()[-1]))
     say("TFDV called directly on the same frames ...")
-    dataset_dir = glob.glob(os.path.join(full[0]["run_dir"], "*", "extract", "dataset"))[0]
+    # The frames validate_data sees: the flights with the feature store's weather joined.
+    dataset_dir = glob.glob(os.path.join(full[0]["run_dir"], "*", "join-features", "joined"))[0]
     out = subprocess.run([python("data"), os.path.join("tests", "benchmarks", "tfdv_direct.py"), dataset_dir,
                           ",".join(full[0]["statistics"]["spans"]), "--repeat", str(args.repeat)],
                          cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, check=True).stdout

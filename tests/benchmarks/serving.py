@@ -463,6 +463,19 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["runs"]:
         lines.append(f"| {r['server']} | {r['workers']} | {r['protocol']} | {r['rows']} | {r['concurrency']} | "
                      f"{r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} |")
+    lookup = result.get("lookup")
+    if lookup:
+        alone = {str(keys): figures for keys, figures in lookup["feature_server"].items()}  # JSON keys are text
+        lines += ["", f"Online weather lookup, concurrency 1 (ms): Feast's feature server alone answers 1 key in "
+                  f"p50 {alone['1']['p50']} / p99 {alone['1']['p99']}, 100 keys in p50 {alone['100']['p50']} / p99 "
+                  f"{alone['100']['p99']}; our server, the same real flights sent with their weather and without "
+                  "it (looked up):", "",
+                  "| protocol | rows | with weather p50 / p99 | looked up p50 / p99 | added p50 / p99 |",
+                  "|---|---|---|---|---|"]
+        for r in lookup["ours"]:
+            lines.append(f"| {r['protocol']} | {r['rows']} | {r['p50_with_weather']:.2f} / "
+                         f"{r['p99_with_weather']:.2f} | {r['p50_looked_up']:.2f} / {r['p99_looked_up']:.2f} | "
+                         f"+{r['added_p50']:.2f} / +{r['added_p99']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
