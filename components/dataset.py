@@ -71,6 +71,8 @@ NUMERIC_FEATURES = [
     *WEATHER_FEATURES,
 ]
 FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
+#: What a caller sends: the model's features but the weather, which the feature store supplies.
+FLIGHT_FEATURES = [name for name in FEATURES if name not in WEATHER_FEATURES]
 
 #: Columns whose hash decides the train/eval split of a row (stable across runs).
 SPLIT_KEY = ["year", "month", "day", "carrier", "flight", "sched_dep_time", "origin"]

@@ -29,6 +29,11 @@ def client_settings(purpose: str = "S3") -> dict[str, Any]:
             "secret_key": _credential("AWS_SECRET_ACCESS_KEY"), "secure": endpoint.startswith("https://")}
 
 
+def endpoint_url(endpoint: str) -> str:
+    """``S3_ENDPOINT`` as a URL: ``host:port`` means plain HTTP (as ``client_settings`` reads it)."""
+    return endpoint if "://" in endpoint else f"http://{endpoint}"
+
+
 def _credential(name: str) -> Any:
     """A credential from the mounted Secret (``S3_CREDENTIALS_DIR/<name>``), else from the environment."""
     folder = os.environ.get("S3_CREDENTIALS_DIR")

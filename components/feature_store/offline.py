@@ -23,13 +23,18 @@ GLITCH_SHARE = 0.01
 
 
 def _filesystem(uri: str):
-    """(pyarrow file system, path) of a local folder or an s3:// prefix (endpoint from ``S3_ENDPOINT``)."""
+    """(pyarrow file system, path) of a local folder or an s3:// prefix.
+
+    Endpoint and credentials as every S3 client of the project reads them (``components/s3_settings.py``).
+    """
     from pyarrow import fs
 
+    from components.s3_settings import client_settings
+
     if uri.startswith("s3://"):
-        endpoint = os.environ.get("S3_ENDPOINT", "")
-        scheme = "https" if endpoint.startswith("https://") else "http"
-        return fs.S3FileSystem(endpoint_override=endpoint.split("://")[-1] or None, scheme=scheme), uri[5:]
+        settings = client_settings(f"the feature store's offline files {uri}")
+        return fs.S3FileSystem(endpoint_override=settings["endpoint"], scheme="https" if settings["secure"] else "http",
+                               access_key=settings["access_key"], secret_key=settings["secret_key"]), uri[5:]
     os.makedirs(uri, exist_ok=True)
     return fs.LocalFileSystem(), os.path.abspath(uri)
 

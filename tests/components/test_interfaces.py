@@ -18,7 +18,7 @@ STEPS = [step.package for step in steps()]
 SHARED = {"components", "components.kfp_io", "components.images", "components.dataset",
           "components.registry", "components.run_folder",
           "components.s3_settings", "components.schema_domains", "components.spans", "components.paths",
-          "components.feature_lookup"}
+          "components.feature_lookup", "components.processes"}
 #: Helpers with third-party dependencies (imported where used), importable by the runtimes whose lock holds them.
 SHARED_WITH = {"components.object_store": {"minio"}, "components.sources": {"minio", "pyarrow", "pandas"},
                "components.model_files": {"joblib"},

@@ -19,9 +19,8 @@ def main() -> int:
     joined, model_dir, rows, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     frame = pd.read_parquet(joined).sample(n=rows, random_state=7)
     probabilities = model_files.load_model(model_dir).predict_proba(frame[dataset.FEATURES])[:, 1]
-    flight = [name for name in dataset.FEATURES if name not in dataset.WEATHER_FEATURES]
     with open(out, "w", encoding="utf-8") as handle:
-        json.dump({"instances": json.loads(frame[flight].to_json(orient="records")),
+        json.dump({"instances": json.loads(frame[dataset.FLIGHT_FEATURES].to_json(orient="records")),
                    "weather": {name: [None if v != v else v for v in frame[name].tolist()]
                                for name in dataset.WEATHER_FEATURES},
                    "probabilities": probabilities.tolist()}, handle)

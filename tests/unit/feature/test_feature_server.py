@@ -1,7 +1,5 @@
 """Feast's feature server, started as the local pipeline starts it, asked as serving asks it (HTTP)."""
 
-import socket
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,21 +8,16 @@ from components import dataset
 from components.feature_lookup import FeatureLookup, FeatureServerError
 from components.feature_store import offline, server
 from components.feature_store.materialization import materialize_new
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from components.processes import free_port, stop_process
 
 
 @pytest.fixture()
 def feature_server(source, repo):
     materialize_new(str(source), repo)
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     state = server.ensure_serving(repo, url)
     yield url
-    server.stop_pid(state["pid"])
+    stop_process(state["pid"])
 
 
 def test_the_served_features_are_the_offline_ones_bit_for_bit(feature_server, repo):
@@ -54,7 +47,7 @@ def test_a_second_start_keeps_the_running_server_and_a_foreign_one_is_refused(fe
 
 def test_an_unreachable_feature_server_is_a_clear_error():
     with pytest.raises(FeatureServerError, match=r"feature server http://127.0.0.1:\d+ cannot be reached"):
-        FeatureLookup(f"http://127.0.0.1:{_free_port()}", timeout=0.5).lookup(["EWR"], ["2013-02-10T12"])
+        FeatureLookup(f"http://127.0.0.1:{free_port()}", timeout=0.5).lookup(["EWR"], ["2013-02-10T12"])
 
 
 def test_an_hour_without_a_reading_is_found_with_missing_values_as_training_saw_it(source, repo):
@@ -66,13 +59,13 @@ def test_an_hour_without_a_reading_is_found_with_missing_values_as_training_saw_
     assert gap.sum() == 1
     weather[~gap].to_parquet(path, index=False)
     materialize_new(str(source), repo)
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     state = server.ensure_serving(repo, url)
     try:
         values, found = FeatureLookup(url).lookup(["LGA", "LGA", "LGA"], ["2013-02-14T09", "2013-02-14T10",
                                                                           "2013-04-01T00"])
     finally:
-        server.stop_pid(state["pid"])
+        stop_process(state["pid"])
     assert found == [True, True, False]
     assert all(values[name][0] is None for name in dataset.WEATHER_FEATURES) and values["temp"][1] is not None
 

@@ -3,7 +3,6 @@ what it answers when the weather cannot be looked up (a closed port is a real un
 The lookups themselves are tested against Feast's own feature server (tests/unit/feature, tests/e2e)."""
 
 import shutil
-import socket
 
 import kserve
 import pytest
@@ -12,12 +11,13 @@ from kserve.errors import InvalidInput, ServerNotReady
 from components import dataset, model_files
 from components.model_server.features import sent_features
 from components.model_server.server import FlightsDelayModel
+from components.processes import free_port
 
 FLIGHT = {"carrier": "UA", "origin": "EWR", "dest": "ORD", "month": 5, "day": 17, "sched_dep_time": 1730,
           "sched_arr_time": 1910, "distance": 719}
 WEATHER = {"temp": 64.9, "dewp": 51.1, "humid": 61.0, "wind_dir": 200.0, "wind_speed": 12.7, "precip": 0.0,
            "pressure": 1012.3, "visib": 10.0}
-FLIGHT_FEATURES = [f for f in dataset.FEATURES if f not in dataset.WEATHER_FEATURES]
+FLIGHT_FEATURES = dataset.FLIGHT_FEATURES
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +30,6 @@ def lookup_model(trained, tmp_path_factory):
                                                              "features": dataset.WEATHER_FEATURES,
                                                              "keys": ["origin", dataset.WEATHER_HOUR], "year": 2013}})
     return str(folder)
-
-
-def _closed_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _loaded(model_dir, **kwargs):
@@ -74,7 +68,7 @@ def test_without_a_feature_server_the_weather_must_be_sent(lookup_model):
 
 
 def test_an_unreachable_feature_server_is_a_503_and_a_full_request_still_served(lookup_model, trained):
-    model = _loaded(lookup_model, feature_server_url=f"http://127.0.0.1:{_closed_port()}")
+    model = _loaded(lookup_model, feature_server_url=f"http://127.0.0.1:{free_port()}")
     for payload in ({"instances": [FLIGHT]}, _v2(FLIGHT)):
         with pytest.raises(ServerNotReady, match="cannot be looked up.*cannot be reached"):
             model._predict(payload)
@@ -83,7 +77,7 @@ def test_an_unreachable_feature_server_is_a_503_and_a_full_request_still_served(
 
 
 def test_a_refused_flight_value_is_named_before_any_lookup(lookup_model):
-    model = _loaded(lookup_model, feature_server_url=f"http://127.0.0.1:{_closed_port()}")
+    model = _loaded(lookup_model, feature_server_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(InvalidInput, match="'sched_dep_time'.*above the schema's maximum"):
         model._predict({"instances": [{**FLIGHT, "sched_dep_time": 2730}]})
     with pytest.raises(InvalidInput, match="instance 0: feature 'origin' is null"):
