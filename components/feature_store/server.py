@@ -16,7 +16,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlparse
 
-from components.processes import pid_alive, stop_process
+from components.processes import pid_alive, start_ticks, stop_process
 
 STATE_FILE = "server.json"
 
@@ -62,7 +62,7 @@ def ensure_serving(repo: str, url: str, timeout: float = 60.0) -> dict[str, Any]
         raise RuntimeError(f"a local feature server needs an http://127.0.0.1:PORT URL, got {url!r}")
     repo = os.path.abspath(repo)
     state = read_state(repo)
-    if _healthy(url) and state.get("url") == url and pid_alive(state.get("pid", -1)):
+    if _healthy(url) and state.get("url") == url and pid_alive(state.get("pid", -1), state.get("started")):
         return {**state, "started": False}
     if _healthy(url):
         raise RuntimeError(f"{url} answers, but not as this repository's feature server ({repo}); "
@@ -81,7 +81,7 @@ def ensure_serving(repo: str, url: str, timeout: float = 60.0) -> dict[str, Any]
                 tail = handle.read()[-1500:]
             raise RuntimeError(f"the feature server did not come up on {url}; its log ({log_path}) ends:\n{tail}")
         time.sleep(0.2)
-    state = {"pid": process.pid, "url": url, "repo": repo, "log": log_path}
+    state = {"pid": process.pid, "started": start_ticks(process.pid), "url": url, "repo": repo, "log": log_path}
     with open(os.path.join(repo, STATE_FILE), "w", encoding="utf-8") as handle:
         json.dump(state, handle, indent=2)
     return {**state, "started": True}
@@ -90,8 +90,8 @@ def ensure_serving(repo: str, url: str, timeout: float = 60.0) -> dict[str, Any]
 def stop(repo: str) -> dict[str, Any]:
     """Stops the repository's local feature server, if one runs; returns what was stopped."""
     state = read_state(repo)
-    if state.get("pid") and pid_alive(state["pid"]):
-        stop_process(state["pid"])
+    if state.get("pid") and pid_alive(state["pid"], state.get("started")):
+        stop_process(state["pid"], started=state.get("started"))
         os.remove(os.path.join(repo, STATE_FILE))
         return state
     return {}

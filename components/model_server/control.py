@@ -20,7 +20,12 @@ from typing import Any, Optional
 
 from components.model_server.payload_logger import PROBE_HEADER
 from components.paths import REPO_ROOT
-from components.processes import free_port, pid_alive, stop_process  # noqa: F401 - free_port is part of this API
+from components.processes import (  # noqa: F401 - free_port is part of this API
+    free_port,
+    pid_alive,
+    start_ticks,
+    stop_process,
+)
 
 STATE_FILE = "server.json"
 
@@ -114,14 +119,14 @@ def is_alive(state: Optional[dict[str, Any]]) -> bool:
     """Tells whether the process of a recorded state still runs."""
     if not state:
         return False
-    return pid_alive(state["pid"])
+    return pid_alive(state["pid"], state.get("started"))
 
 
 def stop(state_dir: str) -> Optional[dict[str, Any]]:
     """Stops the local server recorded in ``state_dir`` (if running); returns its last state."""
     state = read_state(state_dir)
     if state and is_alive(state):
-        stop_process(state["pid"])
+        stop_process(state["pid"], started=state.get("started"))
     if state:
         os.remove(os.path.join(state_dir, STATE_FILE))
     return state
@@ -206,7 +211,8 @@ def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int
         except RuntimeError:
             stop_process(process.pid)
             raise
-        state = {"pid": process.pid, "port": port, "url": url, "model_name": model_name,
+        state = {"pid": process.pid, "started": start_ticks(process.pid), "port": port, "url": url,
+                 "model_name": model_name,
                  "registry": registry_abs, "log": log_path, "logger_url": logger_url,
                  "feature_server_url": feature_server_url,
                  "predict_url": f"{url}/v1/models/{model_name}:predict",

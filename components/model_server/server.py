@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
+import signal
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Optional
 
 import kserve
@@ -41,7 +45,8 @@ class FlightsDelayModel(kserve.Model):
 
     def __init__(self, name: str, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
                  poll_seconds: float = 0.5, payload_logger=None, schema_path: Optional[str] = dataset.CURATED_SCHEMA,
-                 threads: int = 1, compiled: bool = True, feature_server_url: Optional[str] = None):
+                 threads: int = 1, compiled: bool = True, feature_server_url: Optional[str] = None,
+                 peers_ready: Optional[Callable[[], bool]] = None):
         """Creates the model; ``load()`` reads it.
 
         Args:
@@ -56,8 +61,11 @@ class FlightsDelayModel(kserve.Model):
                 (False: always ``Pipeline.predict_proba``).
             feature_server_url: Feast's feature server, where the features a request leaves out
                 are looked up (None: requests carry every feature).
+            peers_ready: For a worker of a multi-worker server: tells whether every worker serves
+                (the model is healthy only then). None: a single process.
         """
         super().__init__(name)
+        self.peers_ready = peers_ready
         self.feature_lookup = FeatureLookup(feature_server_url) if feature_server_url else None
         self.threads = threads
         self.compiled = compiled
@@ -87,6 +95,10 @@ class FlightsDelayModel(kserve.Model):
             self._watcher.start()
         self.ready = True
         return self.ready
+
+    async def healthy(self) -> bool:
+        """Ready (kserve's model readiness, V1 and V2), and in a multi-worker server every worker serves."""
+        return self.ready and (self.peers_ready is None or self.peers_ready())
 
     def _load_version(self, version: str) -> LoadedModel:
         """Loads a registry version (downloaded once into a cache when the registry is on S3)."""
@@ -191,10 +203,12 @@ class _BoundModelServer(kserve.ModelServer):
     runs, which is when this sets the host (or hands uvicorn the inherited socket).
     """
 
-    def __init__(self, host: str, sockets: Optional[list] = None, **kwargs):
+    def __init__(self, host: str, sockets: Optional[list] = None, on_serving: Optional[Callable[[], None]] = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self._bind_host = host
         self._sockets = sockets
+        self._on_serving = on_serving
 
     def setup_event_loop(self):
         rest = getattr(self, "_rest_server", None)
@@ -203,6 +217,17 @@ class _BoundModelServer(kserve.ModelServer):
             if self._sockets:
                 serve_on = rest._server.serve
                 rest._server.serve = lambda sockets=None: serve_on(sockets=self._sockets)
+            if self._on_serving is not None:
+                # uvicorn's Server.startup (uvicorn 0.54 server.py) returns once the app's lifespan has
+                # started and the server accepts on its sockets.
+                startup = rest._server.startup
+
+                async def startup_then_report(sockets=None):
+                    await startup(sockets=sockets)
+                    if rest._server.started:
+                        self._on_serving()
+
+                rest._server.startup = startup_then_report
         super().setup_event_loop()
 
 
@@ -235,7 +260,6 @@ def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_
         _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, logger_url, host, schema_path,
                        threads, compiled, feature_server_url, sockets=None)
         return
-    import signal
     import socket
 
     # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so (else 40 ms delayed ACKs).
@@ -245,37 +269,126 @@ def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_
     listener.bind((host, port))
     listener.listen(2048)
     listener.set_inheritable(True)
-    children = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:  # a worker: a whole server on the shared socket
-            try:
-                _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, logger_url, host,
-                               schema_path, threads, compiled, feature_server_url, sockets=[listener])
-            finally:
-                os._exit(0)
-        children.append(pid)
-    print(f"{workers} workers on http://{host}:{port}: {', '.join(map(str, children))}", flush=True)
+    board = WorkerBoard(workers)
+
+    def serve_worker(index: int) -> None:
+        _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, logger_url, host, schema_path,
+                       threads, compiled, feature_server_url, sockets=[listener], board=board, worker=index)
+
+    raise SystemExit(run_workers(workers, serve_worker, f"http://{host}:{port}"))
+
+
+class WorkerBoard:
+    """Which workers of a multi-worker server serve: one byte each, in memory shared across ``fork``.
+
+    A worker's model reports healthy (kserve's readiness, V1 and V2) only when every worker
+    serves, so a caller that waits for ready does not race the slowest worker.
+    """
+
+    def __init__(self, workers: int):
+        """Args: workers: how many workers share the port."""
+        self.workers = workers
+        self._slots = mmap.mmap(-1, workers)  # anonymous and MAP_SHARED: forked children write the same bytes
+
+    def mark_serving(self, index: int) -> None:
+        """Records that worker ``index`` accepts requests."""
+        self._slots[index] = 1
+
+    def serving(self) -> int:
+        """How many workers accept requests."""
+        return self._slots[:].count(1)
+
+    def all_serving(self) -> bool:
+        """Tells whether every worker accepts requests."""
+        return self.serving() == self.workers
+
+
+def run_workers(workers: int, serve_worker: Callable[[int], None], where: str) -> int:
+    """Forks ``workers`` processes running ``serve_worker(index)`` and supervises them.
+
+    SIGTERM or SIGINT to the parent is a stop asked for: it is forwarded to every worker and the
+    parent returns 0 however far each worker got (one still loading ends at once, with status 0).
+    A worker that ends on its own is a broken server: the others are stopped and the parent
+    returns non-zero (the worker's status, 128 + signal when a signal killed it), for the
+    supervisor to restart the whole server.
+
+    Returns:
+        The parent's exit status.
+    """
+    children: list[int] = []
+    stop_asked = False
 
     def forward(signum, _frame):
+        nonlocal stop_asked
+        stop_asked = True
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    # One worker gone means a broken server: stop the others and exit, for the supervisor to restart it.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    # Blocked while forking: a stop arriving meanwhile is handled once the handlers and the child list
+    # are in place, in the parent and in each worker (no window where the default action kills).
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        for index in range(workers):
+            pid = os.fork()
+            if pid == 0:
+                _worker_main(serve_worker, index, stop_signals)
+            children.append(pid)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+    print(f"{workers} workers on {where}: {', '.join(map(str, children))}", flush=True)
+
     pid, status = os.wait()
-    forward(signal.SIGTERM, None)
+    first_code = os.waitstatus_to_exitcode(status)
+    asked = stop_asked
+    if not asked:
+        print(f"worker {pid} ended on its own ({_describe(first_code)}): stopping the others", flush=True)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
     for child in children:
         if child != pid:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(child, 0)
-    raise SystemExit(os.waitstatus_to_exitcode(status))
+    if asked:
+        print(f"stopped as asked: {workers} workers ended", flush=True)
+        return 0
+    return 128 - first_code if first_code < 0 else (first_code or 1)
+
+
+def _worker_main(serve_worker: Callable[[int], None], index: int, stop_signals: set) -> None:
+    """A forked worker: a stop before kserve installs its own handlers ends it with status 0."""
+
+    def stop_before_serving(_signum, _frame):
+        os._exit(0)
+
+    for signum in stop_signals:
+        signal.signal(signum, stop_before_serving)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+    code = 0
+    try:
+        serve_worker(index)
+    except BaseException:  # noqa: BLE001 - a worker's failure is its exit status, not a traceback in the parent
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _describe(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
 
 def _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, logger_url, host, schema_path,
-                   threads, compiled, feature_server_url, sockets) -> None:
+                   threads, compiled, feature_server_url, sockets, board: Optional[WorkerBoard] = None,
+                   worker: int = 0) -> None:
     from kserve.model_server import app
     from threadpoolctl import threadpool_limits
 
@@ -286,7 +399,8 @@ def _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, lo
         print(f"logging requests and responses to {logger_url}", flush=True)
     model = FlightsDelayModel(model_name, model_dir=model_dir, registry_uri=registry_uri,
                               payload_logger=payload_logger, schema_path=schema_path, threads=threads,
-                              compiled=compiled, feature_server_url=feature_server_url)
+                              compiled=compiled, feature_server_url=feature_server_url,
+                              peers_ready=board.all_serving if board else None)
     model.load()
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_middleware(V2JsonWithoutContentType)
@@ -294,5 +408,12 @@ def _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, lo
     print(f"serving {model_name} from {source} on http://{host}:{port} ({model.current.path_note})"
           + (f"; weather from the feature server {feature_server_url}" if feature_server_url else ""), flush=True)
     # Per-request latency log lines cost more than the prediction of a single row.
-    _BoundModelServer(host, sockets=sockets, http_port=port, enable_grpc=False, workers=1,
+    on_serving = None
+    if board is not None:
+        def on_serving():
+            board.mark_serving(worker)
+            if board.all_serving():
+                print(f"all {board.workers} workers serve", flush=True)
+
+    _BoundModelServer(host, sockets=sockets, on_serving=on_serving, http_port=port, enable_grpc=False, workers=1,
                       enable_latency_logging=False).start([model])

@@ -51,7 +51,7 @@ def start(python: str, state_dir: str, port: int, log_path: str, registry_uri: O
         except (urllib.error.URLError, ConnectionError, OSError, ValueError):
             pass
         time.sleep(0.2)
-    process.kill()
+    stop(process)
     raise RuntimeError(f"monitor on port {port} did not answer within {timeout:.0f} s (log: {log_path})")
 
 

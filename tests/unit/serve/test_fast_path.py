@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -167,22 +168,64 @@ def test_a_huge_integer_is_a_400_and_the_server_stays_up(server, samples):
     assert control.http_json("POST", server["predict_url"], {"instances": [row]})[0] == 200
 
 
+def _start_workers(folder, tmp_path, workers=2):
+    port = control.free_port()
+    log = tmp_path / "server.log"
+    process = control.start_process(["--model-dir", folder], "flights-delay", port, str(log),
+                                    extra_args=["--workers", str(workers)])
+    return process, port, log
+
+
+def _group(process):
+    return subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+
+
 def test_workers_share_the_port_answer_alike_and_stop_together(trained, samples, tmp_path):
     folder, _ = trained
-    port = control.free_port()
-    process = control.start_process(["--model-dir", folder], "flights-delay", port, str(tmp_path / "server.log"),
-                                    extra_args=["--workers", "2"])
+    process, port, log = _start_workers(folder, tmp_path)
     try:
-        control.wait_ready(f"http://127.0.0.1:{port}", "flights-delay", 60, process)
+        control.wait_ready(f"http://127.0.0.1:{port}", "flights-delay", 120, process)
+        # Ready means every worker serves: the parent says so in its log before any worker answers ready.
+        assert "all 2 workers serve" in log.read_text()
         url = f"http://127.0.0.1:{port}/v1/models/flights-delay:predict"
         answers = [control.http_json("POST", url, {"instances": samples["instances"][:5]}) for _ in range(20)]
         assert {status for status, _ in answers} == {200}
         assert all(body["probabilities"] == answers[0][1]["probabilities"] for _, body in answers)
         assert np.allclose(answers[0][1]["probabilities"], samples["probabilities"][:5], rtol=0, atol=0)
-        workers = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
-        assert len(workers) == 3, workers  # the parent and two forked servers
+        assert len(_group(process)) == 3, _group(process)  # the parent and two forked servers
         os.kill(process.pid, signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        assert subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).stdout == b""
+        assert process.wait(timeout=60) == 0, log.read_text()[-2000:]
+        assert _group(process) == []
+    finally:
+        control.stop_process(process.pid)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3, 1.0])
+def test_a_stop_asked_while_workers_load_ends_with_status_0(trained, tmp_path, delay):
+    """However far each worker got (forked, importing, loading, serving), a stop asked for is not a crash."""
+    folder, _ = trained
+    process, _, log = _start_workers(folder, tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while "workers on" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()[-2000:]
+        assert _group(process) == []
+    finally:
+        control.stop_process(process.pid)
+
+
+def test_a_worker_that_dies_on_its_own_stops_the_others_and_the_exit_status_says_so(trained, tmp_path):
+    folder, _ = trained
+    process, port, log = _start_workers(folder, tmp_path)
+    try:
+        control.wait_ready(f"http://127.0.0.1:{port}", "flights-delay", 120, process)
+        workers = [int(pid) for pid in _group(process) if int(pid) != process.pid]
+        os.kill(workers[0], signal.SIGKILL)
+        assert process.wait(timeout=60) == 128 + signal.SIGKILL
+        assert f"worker {workers[0]} ended on its own (killed by signal 9)" in log.read_text()
+        assert _group(process) == []
     finally:
         control.stop_process(process.pid)

@@ -58,9 +58,10 @@ def test_requests_and_responses_reach_the_monitor_joined_by_ce_id(logged_server,
     labels = [{"request_id": event_id, "index": i, "label": int(served[10 * n + i] >= 0.5)}
               for n, event_id in enumerate(ids) for i in range(10)]
     assert monitor_control.request("POST", f"{monitor_url}/v1/ground-truth", json.dumps(labels).encode())[0] == 200
-    for _ in range(100):  # events leave the server from a background thread
+    deadline = time.monotonic() + 60  # events leave the server from a background thread
+    while True:
         status, answer = monitor_control.request("GET", f"{monitor_url}/v1/status")
-        if answer["pending"]["rows"] >= 42:
+        if answer["pending"]["rows"] >= 42 or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert answer["pending"] == {"rows": 42, "requests": 1, "responses": 0}

@@ -22,20 +22,26 @@ def test_version_switch_and_rollback_under_traffic_lose_no_request(tmp_path, tra
             status, body = control.http_json("POST", state["predict_url"], {"instances": samples["instances"][:1]})
             answers.append((status, body.get("model_version") if isinstance(body, dict) else body))
 
+    def answered(more):
+        """Waits until the traffic thread has ``more`` new answers (not a fixed time: a busy machine is slow)."""
+        target, deadline = len(answers) + more, time.monotonic() + 60
+        while len(answers) < target and time.monotonic() < deadline and sender.is_alive():
+            time.sleep(0.05)
+
     sender = threading.Thread(target=traffic)
     sender.start()
     try:
-        time.sleep(1)
+        answered(20)
         registry.publish(registry_uri, "flights-delay", other_model, {})
         switched = control.ensure_serving(state_dir, registry_uri, "flights-delay", state["port"])
         assert switched["pid"] == state["pid"]  # same process: swapped, not restarted
-        time.sleep(1)
+        answered(20)
         result = subprocess.run([sys.executable, "-m", "components.model_server", "rollback", "--registry",
                                  registry_uri, "--state-dir", state_dir], capture_output=True, text=True,
                                 cwd=os.getcwd(), check=True)
         assert "production is now v0001 (was v0002)" in result.stdout
         assert control.status(state_dir)["version"] == control.status(state_dir)["serving_version"] == "v0001"
-        time.sleep(1)
+        answered(20)
     finally:
         stop.set()
         sender.join()
