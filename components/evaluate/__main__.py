@@ -11,6 +11,7 @@ from components.kfp_io import Executor, run_component
 def _run(executor: Executor) -> None:
     import pandas as pd
 
+    spec = executor.dataset_spec()
     test_frame = pd.read_parquet(executor.input_path("test_data"))
     candidate = model_files.load_model(executor.input_path("model"))
     baseline_dir = executor.input_path("baseline")
@@ -18,25 +19,29 @@ def _run(executor: Executor) -> None:
     print(f"[evaluate] {len(test_frame):,} test rows; baseline: "
           f"{executor.input_metadata('baseline').get('version') if baseline is not None else 'none'}", flush=True)
 
-    result = evaluate(candidate, test_frame, baseline)
+    result = evaluate(candidate, test_frame, spec, baseline)
     result["test_spans"] = executor.input_metadata("test_data").get("spans", [])
     result["baseline_version"] = executor.input_metadata("baseline").get("version") if baseline is not None else None
     with open(executor.output_path("evaluation"), "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2)
     overall = {k: v for k, v in result["candidate"].items() if k != "slices"}
     executor.set_metadata("metrics", overall)
-    executor.set_metadata("evaluation", {"candidate_auc": overall["auc"],
-                                         "baseline_auc": (result["baseline"] or {}).get("auc")})
+    metric = spec.metric["primary"]
+    executor.set_metadata("evaluation", {"metric": metric, f"candidate_{metric}": overall[metric],
+                                         f"baseline_{metric}": (result["baseline"] or {}).get(metric)})
 
-    labels = test_frame["delayed"].to_numpy()
-    scores = score(candidate, test_frame)
-    executor.set_metadata("classification_metrics", {
-        "confidenceMetrics": roc_curve_points(labels, scores),
-        "confusionMatrix": confusion_matrix(labels, scores),
-    })
-    line = f"[evaluate] candidate AUC {overall['auc']:.4f}"
+    if spec.task == "binary_classification":
+        labels = test_frame[spec.label].to_numpy()
+        scores = score(candidate, test_frame, spec)
+        class_names = spec.raw.get("evaluation", {}).get("class_names", ["0", "1"])
+        executor.set_metadata("classification_metrics", {
+            "confidenceMetrics": roc_curve_points(labels, scores),
+            "confusionMatrix": confusion_matrix(labels, scores, class_names),
+        })
+    name = metric.upper() if len(metric) <= 4 else metric
+    line = f"[evaluate] candidate {name} {overall[metric]:.4f}"
     if result["baseline"]:
-        line += f", baseline AUC {result['baseline']['auc']:.4f} on the same test span"
+        line += f", baseline {name} {result['baseline'][metric]:.4f} on the same test span"
     print(line, flush=True)
 
 

@@ -14,6 +14,7 @@ def evaluate(
     model: dsl.Input[dsl.Model],
     baseline: dsl.Input[dsl.Model],
     test_data: dsl.Input[dsl.Dataset],
+    dataset_spec: str,
     metrics: dsl.Output[dsl.Metrics],
     classification_metrics: dsl.Output[dsl.ClassificationMetrics],
     evaluation: dsl.Output[dsl.Artifact],
@@ -24,8 +25,9 @@ def evaluate(
         model: The candidate model.
         baseline: The production model from resolve_baseline (an empty folder when none).
         test_data: The test span's rows.
+        dataset_spec: The dataset spec (canonical JSON): task, label, slices, class names.
         metrics: The candidate's scalar metrics (dashboard scalars).
-        classification_metrics: ROC curve and confusion matrix (dashboard plots).
+        classification_metrics: ROC curve and confusion matrix (dashboard plots; empty for a regression).
         evaluation: JSON with candidate and baseline metrics, overall and per slice.
     """
     return program_spec("train", "evaluate")

@@ -119,6 +119,22 @@ class Executor:
         """Returns an input parameter's value, or ``default`` when it was not given."""
         return self._input.get("inputs", {}).get("parameterValues", {}).get(name, default)
 
+    def dataset_spec(self):
+        """The dataset spec the pipeline passed (input parameter ``dataset_spec``, its canonical JSON).
+
+        Raises:
+            ComponentError: It is missing or not a valid spec (the message names the key and the problem).
+        """
+        from components.dataset_spec import DatasetSpec, SpecError
+
+        text = self.param("dataset_spec")
+        if not text:
+            raise ComponentError("no dataset_spec was given: pass the spec's JSON (make run SPEC=path/spec.toml)")
+        try:
+            return DatasetSpec.from_json(text)
+        except SpecError as error:
+            raise ComponentError(str(error)) from None
+
     def _input_artifact(self, name: str) -> Optional[dict[str, Any]]:
         entry = self._input.get("inputs", {}).get("artifacts", {}).get(name)
         if not entry or not entry.get("artifacts"):

@@ -12,16 +12,18 @@ POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"))
 @dsl.container_component
 def prepare(
     dataset: dsl.Input[dsl.Dataset],
+    dataset_spec: str,
     test_span: str,
     eval_fraction: float,
     train_data: dsl.Output[dsl.Dataset],
     eval_data: dsl.Output[dsl.Dataset],
     test_data: dsl.Output[dsl.Dataset],
 ):
-    """Labels rows (arrival delay >= 15 min) and splits them: test span by time, train/eval by hash.
+    """Labels rows by the spec's rule and splits them: test span by time, train/eval by a hash of the split key.
 
     Args:
         dataset: The validated dataset.
+        dataset_spec: The dataset spec (canonical JSON): label rule, features, split key.
         test_span: The span held out as test set.
         eval_fraction: Share of the training spans' rows kept for eval.
         train_data: Training rows (Parquet).

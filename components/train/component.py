@@ -13,6 +13,7 @@ POD = PodSettings(cpu=("1", "2"), memory=("2Gi", "8Gi"))
 def train(
     train_data: dsl.Input[dsl.Dataset],
     eval_data: dsl.Input[dsl.Dataset],
+    dataset_spec: str,
     learning_rate: float,
     max_iter: int,
     max_leaf_nodes: int,
@@ -21,17 +22,18 @@ def train(
     train_metrics: dsl.Output[dsl.Metrics],
     serving_samples: dsl.Output[dsl.Artifact],
 ):
-    """Fits the sklearn pipeline (encoding + HistGradientBoostingClassifier).
+    """Fits the sklearn pipeline the spec declares (preprocessing by feature type + its estimator).
 
     Args:
         train_data: Training rows.
-        eval_data: Eval rows, scored for the eval AUC.
-        learning_rate: Boosting learning rate.
-        max_iter: Boosting iterations.
-        max_leaf_nodes: Leaves per tree.
-        l2_regularization: L2 penalty on leaf values.
+        eval_data: Eval rows, scored for the eval metric.
+        dataset_spec: The dataset spec (canonical JSON): features, label, estimator and hyperparameters.
+        learning_rate: Overrides the hyperparameter of that name when the spec lists it among pipeline_parameters.
+        max_iter: Likewise.
+        max_leaf_nodes: Likewise.
+        l2_regularization: Likewise.
         model: Folder with ``model.joblib`` and ``model.json``.
-        train_metrics: AUC on train and eval splits.
+        train_metrics: The primary metric on train and eval splits.
         serving_samples: Eval rows with the training runtime's predictions, for infra validation.
     """
     return program_spec("train", "train")

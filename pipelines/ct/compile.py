@@ -18,11 +18,15 @@ def pipelines():
     return [(ct_pipeline, PIPELINE_YAML)]
 
 
-def compile_to(pipeline_func, path: str) -> None:
-    """Compiles one pipeline function into a YAML file."""
+def compile_to(pipeline_func, path: str, spec_path: str = "") -> None:
+    """Compiles one pipeline function into a YAML file, the dataset spec's JSON as ``dataset_spec``'s default."""
     from kfp import compiler
 
-    compiler.Compiler().compile(pipeline_func, package_path=path)
+    from components.dataset_spec import DatasetSpec
+    from pipelines.examples import DEFAULT_SPEC
+
+    spec = DatasetSpec.load(spec_path or DEFAULT_SPEC)
+    compiler.Compiler().compile(pipeline_func, package_path=path, pipeline_parameters={"dataset_spec": spec.to_json()})
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -119,6 +119,7 @@ def release(
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Continuous training of the flights arrival-delay model.")
 def ct_pipeline(
+    dataset_spec: str = "",
     source_uri: str = "var/source/flights",
     feature_repo: str = "var/feature_store",
     feature_server_url: str = "http://127.0.0.1:6566",
@@ -137,8 +138,8 @@ def ct_pipeline(
     max_iter: int = 100,
     max_leaf_nodes: int = 15,
     l2_regularization: float = 0.0,
-    min_auc: float = 0.6,
-    max_auc_drop: float = 0.01,
+    metric_threshold: str = "",
+    metric_max_change: str = "",
     infra_max_p99_ms: float = 100.0,
     infra_requests: int = 100,
     model_name: str = "flights-delay",
@@ -159,6 +160,8 @@ def ct_pipeline(
     """Trains, validates and deploys the arrival-delay model on a window of monthly spans.
 
     Args:
+        dataset_spec: The dataset spec as its canonical JSON (``DatasetSpec.to_json``): label, features,
+            split, model, metric. Compiled in from ``make compile SPEC=...`` (the default example).
         source_uri: Local folder or ``s3://bucket/prefix`` with one folder per span (flights and weather).
         feature_repo: The Feast repository: a folder with ``feature_store.yaml`` (written with the
             embedded default, SQLite online store and local files, when it has none; on a cluster
@@ -178,12 +181,13 @@ def ct_pipeline(
         beam_pipeline_args: Empty: data statistics in process. Otherwise Beam pipeline arguments
             (e.g. ``--runner=FlinkRunner --flink_master=...``): validate_data computes its
             statistics as a Beam pipeline on that runner.
-        learning_rate: Boosting learning rate.
-        max_iter: Boosting iterations.
-        max_leaf_nodes: Leaves per tree.
-        l2_regularization: L2 penalty.
-        min_auc: Value threshold: the candidate's test AUC must reach it.
-        max_auc_drop: Change threshold: allowed AUC loss against production on the same test span.
+        learning_rate: Overrides the spec's hyperparameter when its ``model.pipeline_parameters`` lists it.
+        max_iter: Likewise.
+        max_leaf_nodes: Likewise.
+        l2_regularization: Likewise.
+        metric_threshold: Value threshold on the spec's primary metric ("": the spec's ``metric.threshold``).
+        metric_max_change: Change threshold: how much worse than production on the same test span the
+            candidate may be ("": the spec's ``metric.max_change``).
         infra_max_p99_ms: Bound on the served model's p99 latency.
         infra_requests: Single-row requests timed in infra validation.
         model_name: Model name in the registry and serving URLs.
@@ -221,16 +225,18 @@ def ct_pipeline(
                                feature_server_url=feature_server_url).after(validated)
     # It reads the feed's current state, whatever the window: never cached (a no-op when nothing is new).
     materialized.set_caching_options(False)
-    prepared = prepare(dataset=joined.outputs["joined"], test_span=test_span,
+    prepared = prepare(dataset=joined.outputs["joined"], dataset_spec=dataset_spec, test_span=test_span,
                        eval_fraction=eval_fraction).after(validated)
     trained = train(train_data=prepared.outputs["train_data"], eval_data=prepared.outputs["eval_data"],
+                    dataset_spec=dataset_spec,
                     learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
                     l2_regularization=l2_regularization)
     baseline = resolve_baseline(metadata_uri=metadata_uri, registry_uri=registry_uri, model_name=model_name,
                                 production_version=version.outputs["production_version"])
     evaluated = evaluate(model=trained.outputs["model"], baseline=baseline.outputs["baseline"],
-                         test_data=prepared.outputs["test_data"])
-    judged = validate_model(evaluation=evaluated.outputs["evaluation"], min_auc=min_auc, max_auc_drop=max_auc_drop)
+                         test_data=prepared.outputs["test_data"], dataset_spec=dataset_spec)
+    judged = validate_model(evaluation=evaluated.outputs["evaluation"], dataset_spec=dataset_spec,
+                            metric_threshold=metric_threshold, metric_max_change=metric_max_change)
     release(blessed=judged.outputs["blessed"], model=trained.outputs["model"],
             blessing=judged.outputs["blessing"], evaluation=evaluated.outputs["evaluation"],
             serving_samples=trained.outputs["serving_samples"], infra_max_p99_ms=infra_max_p99_ms,

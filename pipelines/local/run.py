@@ -16,9 +16,11 @@ import sys
 import time
 from typing import Optional
 
+from components.dataset_spec import DatasetSpec, SpecError
 from components.spans import split_window
 from pipelines.ct.pipeline import PIPELINE_NAME
 from pipelines.ct.spec import PIPELINE_YAML, git_sha, parse_params, pipeline_defaults
+from pipelines.examples import DEFAULT_SPEC
 from pipelines.local.runner import DEFAULT_VENVS, REPO_ROOT, run_pipeline_file, runtime_python
 from pipelines.local.summary import collect, format_summary
 
@@ -38,6 +40,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Runs the pipeline for a window and prints what happened."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.local.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", default=DEFAULT_SPEC,
+                        help=f"the dataset spec (default {os.path.relpath(DEFAULT_SPEC, REPO_ROOT)})")
     parser.add_argument("--window", default=DEFAULT_WINDOW, help=f"FIRST:LAST month (default {DEFAULT_WINDOW})")
     parser.add_argument("--var", default=os.path.join(REPO_ROOT, "var"),
                         help="folder for source data, runs, registry and serving state (default ./var)")
@@ -58,7 +62,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         train_spans, test_span = split_window(args.window)
         overrides = parse_params(args.params)
-    except ValueError as error:
+        spec = DatasetSpec.load(args.spec)
+    except (ValueError, SpecError) as error:
         parser.error(str(error))
     var = os.path.abspath(args.var)
     params = {
@@ -71,6 +76,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "test_span": test_span,
         "trigger": args.trigger,
         "git_sha": git_sha() or "",
+        "dataset_spec": spec.to_json(),
         **overrides,
     }
     if not str(params["source_uri"]).startswith("s3://"):
@@ -103,7 +109,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"Serving (unchanged): {serving['predict_url']}  version {serving['version']}")
     if serving:
         print(f"Try it: curl -s -H 'Content-Type: application/json' {serving['predict_url']} "
-              f"-d @{os.path.relpath(os.path.join(REPO_ROOT, 'pipelines', 'example_request.json'))}")
+              f"-d @{os.path.relpath(spec.path(spec.serving['example_request']))}")
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(facts, handle, indent=2, default=str)
     return 0 if ok and lineage_ok else 1

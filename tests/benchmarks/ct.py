@@ -102,7 +102,7 @@ def run_pipeline(var: str, window: str, source: str, cache: bool = True,
     os.makedirs(var, exist_ok=True)
     command = [python("dev"), "-m", "pipelines.local.run", "--var", var, "--window", window, f"source_uri={source}",
                # Every window size must reach deployment (the 1-month model is not blessed at 0.6).
-               f"serving_port={control.free_port()}", "infra_max_p99_ms=2000", "min_auc=0.5",
+               f"serving_port={control.free_port()}", "infra_max_p99_ms=2000", "metric_threshold=0.5",
                f"feature_server_url={_FEATURE_URLS.setdefault(var, f'http://127.0.0.1:{control.free_port()}')}",
                *([] if cache else ["--no-cache"])]
     started = time.perf_counter()

@@ -34,12 +34,15 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
     from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401
 
     from components import dataset, registry
+    from components.dataset_spec import DatasetSpec
     from components.evaluate.evaluate import evaluate
+    from components.paths import REPO_ROOT
     from components.prepare.prepare import add_label, split
     from components.sources import WEATHER_FILE, join_on_hour, open_source, read_span_frame
     from components.train.train import save, save_reference, serving_samples, train
     from components.validate_data import validation
     from components.validate_model.validate_model import judge
+    spec = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
     lap("imports")
 
     first, last = window.split(":")
@@ -64,22 +67,22 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
         raise SystemExit(f"schema anomalies: {anomalies}")
     lap("tfdv")
 
-    train_frame, eval_frame, test_frame = split(add_label(pd.concat(frames.values(), ignore_index=True)),
-                                                spans[-1], eval_fraction)
+    train_frame, eval_frame, test_frame = split(add_label(pd.concat(frames.values(), ignore_index=True), spec),
+                                                spec, spans[-1], eval_fraction)
     lap("prepare")
 
     hyperparameters = {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 15, "l2_regularization": 0.0}
-    pipeline, _ = train(train_frame, eval_frame, hyperparameters)
+    pipeline, _ = train(train_frame, eval_frame, spec, hyperparameters)
     model_dir = tempfile.mkdtemp(prefix="floor-model-")
-    save(pipeline, model_dir, {"hyperparameters": hyperparameters, "train_spans": spans[:-1]})
-    save_reference(train_frame, model_dir)
+    save(pipeline, model_dir, spec, {"hyperparameters": hyperparameters, "train_spans": spans[:-1]})
+    save_reference(train_frame, model_dir, spec)
     lap("train")
 
-    result = evaluate(pipeline, test_frame, None)
-    samples = serving_samples(pipeline, test_frame)
+    result = evaluate(pipeline, test_frame, spec, None)
+    samples = serving_samples(pipeline, test_frame, spec)
     lap("evaluate")
 
-    blessed, _ = judge(result["candidate"], None, 0.6, 0.01)
+    blessed, _ = judge(result["candidate"], None, "auc", "maximize", 0.6, 0.01)
     lap("validate_model")
 
     from components.model_files import load_model as load

@@ -15,13 +15,14 @@ COMPONENTS = os.path.join(ROOT, "components")
 #: The steps of the compiled pipeline (their component packages).
 STEPS = [step.package for step in steps()]
 #: Helpers every runtime may import: standard library only.
-SHARED = {"components", "components.kfp_io", "components.images", "components.dataset",
+SHARED = {"components", "components.kfp_io", "components.images", "components.dataset", "components.dataset_spec",
           "components.registry", "components.run_folder",
           "components.s3_settings", "components.schema_domains", "components.spans", "components.paths",
           "components.feature_lookup", "components.processes"}
 #: Helpers with third-party dependencies (imported where used), importable by the runtimes whose lock holds them.
 SHARED_WITH = {"components.object_store": {"minio"}, "components.sources": {"minio", "pyarrow", "pandas"},
-               "components.model_files": {"joblib"},
+               "components.model_files": {"joblib"}, "components.model_metrics": {"sklearn", "numpy"},
+               "components.labels": {"pandas", "numpy"},
                "components.beam_statistics": {"apache_beam", "pyarrow", "tensorflow_data_validation", "tfx_bsl"}}
 #: Libraries of one runtime that are not components themselves.
 LIBRARIES = {"model_server": "serve", "lineage": "data", "monitor": "monitor", "feature_store": "feature"}
@@ -125,7 +126,7 @@ def test_every_step_folder_is_a_step_of_the_pipeline():
 
 def _locked(runtime, package):
     """Whether the runtime's lock pins ``package`` (an import name; compared as normalized distribution names)."""
-    wanted = package.lower().replace("_", "-")
+    wanted = {"sklearn": "scikit-learn"}.get(package, package).lower().replace("_", "-")
     with open(os.path.join(ROOT, "images", runtime, "requirements.lock"), encoding="utf-8") as handle:
         return any(line.split("==")[0].lower().replace("_", "-") == wanted for line in handle if "==" in line)
 

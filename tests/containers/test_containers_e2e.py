@@ -17,7 +17,7 @@ from pipelines.local.runner import REPO_ROOT, runtime_python
 
 pytestmark = pytest.mark.e2e
 WINDOW = "2013-01:2013-04"
-PARAMS = ["min_auc=0.57", "infra_max_p99_ms=2000"]
+PARAMS = ["metric_threshold=0.57", "infra_max_p99_ms=2000"]
 
 
 def _run(var, *extra):

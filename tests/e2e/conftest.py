@@ -67,7 +67,7 @@ def run_window(var, window, source, port, contract="kfp-local", **params):
     """Runs the pipeline like `make run` (``contract``: kfp-local or kfp-backend); returns (exit code, facts)."""
     # Latency is judged in the serving tests; here a loaded, shared machine must not fail a run on it.
     args = ["--window", window, "--var", str(var), "--contract", contract, f"source_uri={source}",
-            f"serving_port={port}", f"min_auc={MIN_AUC}", "infra_max_p99_ms=2000",
+            f"serving_port={port}", f"metric_threshold={MIN_AUC}", "infra_max_p99_ms=2000",
             f"feature_server_url={feature_url(var)}",
             *[f"{k}={v}" for k, v in params.items()]]
     code = run_main(args)

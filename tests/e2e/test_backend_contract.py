@@ -30,7 +30,7 @@ def backend_var(tmp_path_factory, sliced_source):
     """Two windows run under the backend contract: v0001, then v0002 judged against it."""
     var, port = tmp_path_factory.mktemp("backend-var"), control.free_port()
     first = run_window(var, "2013-01:2013-04", sliced_source, port, contract="kfp-backend")
-    second = run_window(var, "2013-02:2013-05", sliced_source, port, contract="kfp-backend", max_auc_drop=1.0)
+    second = run_window(var, "2013-02:2013-05", sliced_source, port, contract="kfp-backend", metric_max_change="1.0")
     yield {"var": var, "first": first, "second": second}
     control.stop(os.path.join(str(var), "serving"))
 

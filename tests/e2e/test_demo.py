@@ -19,7 +19,7 @@ def test_the_loop_serves_monitors_triggers_retrains_and_reports(tmp_path):
     # are checked by their own tests; here the point is that the pieces run together.
     code = demo_main(["--var", str(var), "--months", "5", "--fraction", "0.1", "--traffic-rows", "600",
                       "--new-data-min-spans", "1", "--on-demand", "2013-04", "--schedule", "0 0 0 1 4 *",
-                      f"min_auc={MIN_AUC}", "infra_max_p99_ms=2000", "max_auc_drop=0.05"])
+                      f"metric_threshold={MIN_AUC}", "infra_max_p99_ms=2000", "metric_max_change=0.05"])
     assert code == 0
     with open(var / "demo.json", encoding="utf-8") as handle:
         results = json.load(handle)

@@ -13,7 +13,7 @@ from pipelines.ct.spec import step_names
 from .conftest import copy_source, feature_url, lineage, run_window
 
 pytestmark = pytest.mark.e2e
-EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "pipelines", "example_request.json")
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "pipelines", "examples", "flights", "request.json")
 
 
 def _serving_state(var):
@@ -122,7 +122,7 @@ def test_lookup_failures_are_clear_and_the_server_stays_up(deployed):
 
 def test_next_window_is_compared_with_the_deployed_model(deployed, sliced_source, tmp_path):
     code, facts = run_window(deployed["var"], "2013-02:2013-05", sliced_source, deployed["port"],
-                             max_auc_drop=1.0)
+                             metric_max_change="1.0")
     assert code == 0
     assert facts["baseline_version"] == "v0001"
     assert facts["baseline"]["rows"] == facts["candidate"]["rows"]  # same test span
@@ -198,7 +198,7 @@ def test_shuffled_label_candidate_is_not_blessed_and_not_deployed(deployed, slic
 
 def test_lineage_answers_what_produced_the_serving_model(deployed, sliced_source):
     code, facts = run_window(deployed["var"], "2013-02:2013-05", sliced_source, deployed["port"],
-                             max_auc_drop=1.0)
+                             metric_max_change="1.0")
     assert code == 0
     answer = lineage(deployed["var"], "serving")
     serving = _serving_state(deployed["var"])

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 def _kill_during_train(var, source, port):
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.local.run", "--window", "2013-01:2013-04", "--var", str(var),
-         f"source_uri={source}", f"serving_port={port}", f"min_auc={MIN_AUC}", "infra_max_p99_ms=2000",
+         f"source_uri={source}", f"serving_port={port}", f"metric_threshold={MIN_AUC}", "infra_max_p99_ms=2000",
          f"feature_server_url={feature_url(var)}"],
         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True)

@@ -23,8 +23,8 @@ def test_committed_yaml_equals_a_fresh_compile(monkeypatch, tmp_path):
 def test_compiled_pipeline_has_the_parameters_and_steps():
     spec = next(yaml.safe_load_all(open(os.path.join(ROOT, "pipelines", "ct_pipeline.yaml"))))
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    for name in ["source_uri", "train_spans", "test_span", "learning_rate", "max_iter", "min_auc",
-                 "max_auc_drop", "drift_js_threshold", "drift_linf_threshold", "metadata_uri"]:
+    for name in ["source_uri", "train_spans", "test_span", "learning_rate", "max_iter", "metric_threshold",
+                 "metric_max_change", "dataset_spec", "drift_js_threshold", "drift_linf_threshold", "metadata_uri"]:
         assert name in parameters
     executors = spec["deploymentSpec"]["executors"]
     step_folders = {name for name in os.listdir(os.path.join(ROOT, "components"))

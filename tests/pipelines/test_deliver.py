@@ -46,13 +46,13 @@ def test_versions_are_found_across_pages(api, client):
 
 def test_schedule_creates_then_keeps_then_replaces_the_recurring_run(api, client):
     deliver.deploy_pipeline(client, "abc123")
-    created = deliver.schedule(client, "abc123", "0 0 6 * * *", "ct", "ct-daily", {"min_auc": 0.62},
+    created = deliver.schedule(client, "abc123", "0 0 6 * * *", "ct", "ct-daily", {"eval_fraction": 0.3},
                                service_account="ct-pipeline-runner")
     run = api.recurring_runs[created["recurring_run_id"]]
-    assert run["runtime_config"]["parameters"] == {"min_auc": 0.62, "trigger": "schedule", "git_sha": "abc123"}
+    assert run["runtime_config"]["parameters"] == {"eval_fraction": 0.3, "trigger": "schedule", "git_sha": "abc123"}
     assert run["max_concurrency"] in ("1", 1) and run["no_catchup"] and run["mode"] == "ENABLE"
     assert run["service_account"] == "ct-pipeline-runner" and run["trigger"]["cron_schedule"]["cron"] == "0 0 6 * * *"
-    assert deliver.schedule(client, "abc123", "0 0 6 * * *", "ct", "ct-daily", {"min_auc": 0.62},
+    assert deliver.schedule(client, "abc123", "0 0 6 * * *", "ct", "ct-daily", {"eval_fraction": 0.3},
                             service_account="ct-pipeline-runner")["unchanged"]
     deliver.deploy_pipeline(client, "def456")
     replaced = deliver.schedule(client, "def456", "0 0 6 * * *", "ct", "ct-daily")
@@ -71,7 +71,7 @@ def test_parameters_the_pipeline_does_not_declare_are_refused_by_the_api(api, cl
     with pytest.raises(ApiException, match="no_such_parameter"):
         deliver.schedule(client, "abc123", "0 0 6 * * *", "ct", "ct-daily", {"no_such_parameter": 1})
     with pytest.raises(ApiException, match="requires type NUMBER_DOUBLE"):
-        deliver.schedule(client, "abc123", "0 0 6 * * *", "ct", "ct-daily", {"min_auc": "high"})
+        deliver.schedule(client, "abc123", "0 0 6 * * *", "ct", "ct-daily", {"eval_fraction": "high"})
 
 
 def test_multi_user_platform_gets_the_profile_namespace_on_every_namespaced_call(capsys):

@@ -17,9 +17,9 @@ def test_bad_windows_are_refused(window):
 
 
 def test_params_take_the_compiled_pipelines_types():
-    params = parse_params(["max_iter=300", "min_auc=1", "model_name=x", "infra_max_p99_ms=2000"])
-    assert params == {"max_iter": 300, "min_auc": 1.0, "model_name": "x", "infra_max_p99_ms": 2000.0}
-    assert isinstance(params["min_auc"], float)
+    params = parse_params(["max_iter=300", "eval_fraction=1", "model_name=x", "infra_max_p99_ms=2000"])
+    assert params == {"max_iter": 300, "eval_fraction": 1.0, "model_name": "x", "infra_max_p99_ms": 2000.0}
+    assert isinstance(params["eval_fraction"], float)
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_params(["oops"])
     with pytest.raises(ValueError, match="unknown pipeline parameter 'max_iters'.*max_iter"):

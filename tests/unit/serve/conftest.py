@@ -10,6 +10,8 @@ def _build_model(folder, max_iter=20):
     import pandas as pd
 
     from components import dataset
+    from components.dataset_spec import DatasetSpec
+    from components.paths import REPO_ROOT
     from components.schema_domains import read_domains
     from components.train.train import save, train
 
@@ -24,8 +26,9 @@ def _build_model(folder, max_iter=20):
     frame["origin"] = rng.choice(["EWR", "JFK", "LGA"], rows)
     frame["dest"] = rng.choice(["ORD", "ATL"], rows)
     frame[dataset.LABEL] = ((frame["precip"] > 5) ^ (frame["carrier"] == "EV")).astype(int)
-    pipeline, _ = train(frame, frame.head(100), {"max_iter": max_iter})
-    save(pipeline, str(folder), {})
+    spec = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
+    pipeline, _ = train(frame, frame.head(100), spec, {"max_iter": max_iter})
+    save(pipeline, str(folder), spec, {})
     return frame
 
 

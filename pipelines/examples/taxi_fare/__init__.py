@@ -1,0 +1,1 @@
+"""An example dataset: its spec, curated schema, landing and example request."""
