@@ -7,7 +7,8 @@ VENVS := .venvs
 UV_VERSION := 0.13.9
 UV := $(VENVS)/tools/bin/uv
 RUNTIMES := data feature train serve monitor dev
-WINDOW ?= 2013-01:2013-04
+SPEC ?= pipelines/examples/flights/spec.toml
+WINDOW ?=
 PARAMS ?=
 CACHE ?= true
 ARGS ?= serving
@@ -45,8 +46,8 @@ lock: | $(UV) ## Re-resolve the locks of RUNTIME (default: all) from requirement
 	done
 
 CONTRACT ?= kfp-local
-run: setup ## Run the CT pipeline on WINDOW (default 2013-01:2013-04, last month = test span); CACHE=false reruns all; CONTRACT=kfp-backend
-	$(VENVS)/dev/bin/python -m pipelines.local.run --window $(WINDOW) --contract $(CONTRACT) $(if $(filter false,$(CACHE)),--no-cache) $(PARAMS)
+run: setup ## Run the CT pipeline for SPEC (default: the flights example) on WINDOW (default: the spec's; last span = test span); CACHE=false reruns all; CONTRACT=kfp-backend
+	$(VENVS)/dev/bin/python -m pipelines.local.run --spec $(SPEC) $(if $(WINDOW),--window $(WINDOW)) --contract $(CONTRACT) $(if $(filter false,$(CACHE)),--no-cache) $(PARAMS)
 
 lineage: setup ## Ask ML Metadata: ARGS="serving" (default), "runs", "steps RUN", "diff v0001 v0002", "graph RUN -o f.html"
 	$(VENVS)/data/bin/python -m components.lineage --store var/runs/metadata.sqlite $(ARGS)

@@ -82,13 +82,16 @@ class FeatureView:
 class DatasetSpec:
     """A validated dataset spec (``load`` reads one; ``from_json`` reads what a step was given)."""
 
-    def __init__(self, raw: dict[str, Any], origin: str = "<spec>", base_dir: str = "."):
+    def __init__(self, raw: dict[str, Any], origin: str = "<spec>", base_dir: str = ".",
+                 schema_text: Optional[str] = None):
         """Validates a parsed spec.
 
         Args:
             raw: The parsed TOML (or the JSON a step received).
             origin: Where it came from, for error messages.
             base_dir: The folder relative paths in the spec (schema, example request) start from.
+            schema_text: The curated schema (TFDV text format) the spec names; None: read from
+                ``schema.file`` when the spec names one and it exists.
 
         Raises:
             SpecError: A key is missing, unknown, of the wrong type or inconsistent with another.
@@ -100,6 +103,9 @@ class DatasetSpec:
         self.name: str = raw["dataset"]["name"]
         source = raw["source"]
         self.granularity: str = source["granularity"]
+        #: The window ``make run`` runs by default, and the module that lands demo spans (python -m MODULE FOLDER).
+        self.window: Optional[str] = source.get("window")
+        self.landing: Optional[str] = source.get("landing")
         self.feeds: dict[str, Feed] = {
             name: Feed(name=name, file=feed.get("file", f"{name}.{feed.get('format', 'parquet')}"),
                        format=feed.get("format", "parquet"), columns=dict(feed["columns"]),
@@ -125,6 +131,11 @@ class DatasetSpec:
         self.serving: dict[str, Any] = dict(raw["serving"])
         self.monitoring: dict[str, Any] = dict(raw.get("monitoring", {}))
         self.checks: dict[str, Any] = dict(raw.get("checks", {}))
+        if schema_text is None and self.schema_path and os.path.exists(self.schema_path):
+            with open(self.schema_path, encoding="utf-8") as handle:
+                schema_text = handle.read()
+        #: The curated schema's text (it travels with the spec to every step), or None: inferred.
+        self.schema_text: Optional[str] = schema_text
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -159,18 +170,22 @@ class DatasetSpec:
             raise SpecError(f"dataset_spec: not valid JSON: {error}") from None
         if not isinstance(payload, dict) or "spec" not in payload:
             raise SpecError("dataset_spec: expected the JSON written by DatasetSpec.to_json ({'spec': ...})")
-        return cls(payload["spec"], origin="dataset_spec")
+        return cls(payload["spec"], origin="dataset_spec", schema_text=payload.get("schema"))
 
     def to_json(self) -> str:
         """The canonical JSON of the spec's content (sorted keys): what the pipeline passes to its steps.
 
-        Where it was read is left out, so a compiled pipeline is the same in every checkout.
+        The curated schema's text travels with it (a cluster's steps have no checkout); where the spec
+        was read is left out, so a compiled pipeline is the same in every checkout.
         """
-        return json.dumps({"spec": self.raw}, sort_keys=True, separators=(",", ":"))
+        payload: dict[str, Any] = {"spec": self.raw}
+        if self.schema_text is not None:
+            payload["schema"] = self.schema_text
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
     def digest(self) -> str:
-        """SHA-256 of the spec's content (not of where it was read): part of the data version."""
-        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        """SHA-256 of the spec's content and its curated schema (not of where it was read): part of the data version."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
 
     # -- what the core asks ------------------------------------------------------------------
 
@@ -341,8 +356,18 @@ class _Validator:
         self.string(dataset["name"], "dataset.name")
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", dataset["name"]):
             self.fail("dataset.name", f"{dataset['name']!r} must be lower-case letters, digits and '-'")
-        source = self.table(raw["source"], "source", {"granularity"}, {"main_feed"})
+        source = self.table(raw["source"], "source", {"granularity"}, {"main_feed", "window", "landing"})
         self.string(source["granularity"], "source.granularity", tuple(GRANULARITIES))
+        if "window" in source:
+            from components.spans import SpanError, split_window
+
+            try:
+                split_window(self.string(source["window"], "source.window"), source["granularity"])
+            except SpanError as error:
+                self.fail("source.window", str(error))
+        if "landing" in source and not re.fullmatch(r"[A-Za-z_][\w.]*", self.string(source["landing"],
+                                                                                    "source.landing")):
+            self.fail("source.landing", f"{source['landing']!r} must be a Python module (python -m MODULE FOLDER)")
         feeds = self.table(raw["feeds"], "feeds", set(), None)
         if not feeds:
             self.fail("feeds", "declares no feed")
@@ -369,6 +394,11 @@ class _Validator:
         both = sorted(set(categorical) & set(numeric))
         if both:
             self.fail("features", f"{', '.join(both)} both categorical and numeric")
+        for index, name in enumerate(categorical):
+            if joined[name] != "string":
+                self.fail(f"features.categorical[{index}]",
+                          f"{name!r} is a {joined[name]} column: categorical features are strings "
+                          "(a numeric code is a numeric feature)")
         for index, name in enumerate(numeric):
             if joined[name] not in ("int64", "float64", "bool"):
                 self.fail(f"features.numeric[{index}]", f"{name!r} is a {joined[name]} column, not a number")

@@ -15,6 +15,8 @@ from typing import Any
 MODEL_FILE = "model.joblib"
 INFO_FILE = "model.json"
 REFERENCE_FILE = "reference.parquet"
+#: The curated schema the model was trained under (its domains are the serving skew guard's).
+SCHEMA_FILE = "schema.pbtxt"
 #: Rows kept in the reference sample: enough for stable histograms, small beside the model.
 REFERENCE_ROWS = 20_000
 
@@ -27,6 +29,11 @@ def model_path(model_dir: str) -> str:
 def reference_path(model_dir: str) -> str:
     """Path of the training-features sample in a model directory."""
     return os.path.join(model_dir, REFERENCE_FILE)
+
+
+def schema_path(model_dir: str) -> str:
+    """Path of the curated schema in a model directory (absent when the dataset had none)."""
+    return os.path.join(model_dir, SCHEMA_FILE)
 
 
 def read_info(model_dir: str) -> dict[str, Any]:

@@ -88,7 +88,16 @@ def read_domains(schema_path: str) -> dict[str, Domain]:
         ValueError: The file is not a schema in text format.
     """
     with open(schema_path, encoding="utf-8") as handle:
-        top = _parse(handle.read())
+        return parse_domains(handle.read())
+
+
+def parse_domains(schema_text: str) -> dict[str, Domain]:
+    """Feature -> Domain, for the features of a schema (TFDV text format) that have one.
+
+    Raises:
+        ValueError: The text is not a schema in text format.
+    """
+    top = _parse(schema_text)
     string_domains = {_get(fields, "name"): frozenset(v for k, v in fields if k == "value")
                       for key, fields in top if key == "string_domain"}
     domains = {}

@@ -1,7 +1,7 @@
 """Span sources: a local folder or an S3 bucket/prefix, one sub-folder per span.
 
-A span is a month (``YYYY-MM``) stored as ``<source>/<span>/flights.parquet``, with the
-month's weather readings beside it (``weather.parquet``, read by the feature store).
+A span folder is named by its period (``components.spans``: ``2013-01``, ``2013-Q1``, ...) and
+holds one file per feed of the dataset spec (``<source>/<span>/<feed file>``), Parquet or CSV.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from components.kfp_io import ComponentError, error_line
 from components.s3_settings import client_settings
-from components.spans import is_span_id
+from components.spans import DEFAULT_GRANULARITY, is_span_id
 
 SPAN_FILE = "flights.parquet"
 #: The weather feed's file in a span folder: the feature store's offline source.
@@ -26,13 +26,13 @@ class LocalSource:
         """Args: root: the folder holding one sub-folder per span."""
         self.root = root
 
-    def spans(self, name: str = SPAN_FILE) -> list[str]:
-        """Lists the span ids whose folder holds the file ``name`` (the flights by default), sorted."""
+    def spans(self, name: str = SPAN_FILE, granularity: str = DEFAULT_GRANULARITY) -> list[str]:
+        """Lists the span ids (of the granularity) whose folder holds the file ``name``, sorted."""
         if not os.path.isdir(self.root):
             return []
         return sorted(
             span for span in os.listdir(self.root)
-            if is_span_id(span) and os.path.isfile(os.path.join(self.root, span, name))
+            if is_span_id(span, granularity) and os.path.isfile(os.path.join(self.root, span, name))
         )
 
     def location(self, span: str, name: str = SPAN_FILE) -> str:
@@ -69,13 +69,13 @@ class S3Source:
     def _key(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
-    def spans(self, name: str = SPAN_FILE) -> list[str]:
-        """Lists the span ids whose folder holds the file ``name`` (the flights by default), sorted."""
+    def spans(self, name: str = SPAN_FILE, granularity: str = DEFAULT_GRANULARITY) -> list[str]:
+        """Lists the span ids (of the granularity) whose folder holds the file ``name``, sorted."""
         found = set()
         prefix = self._key() + "/" if self.prefix else ""
         for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
             relative = obj.object_name[len(prefix):].split("/")
-            if len(relative) == 2 and relative[1] == name and is_span_id(relative[0]):
+            if len(relative) == 2 and relative[1] == name and is_span_id(relative[0], granularity):
                 found.add(relative[0])
         return sorted(found)
 
@@ -113,10 +113,31 @@ def open_source(uri: str):
 
 
 def read_span_frame(data: bytes):
-    """Parses a span file's bytes into a DataFrame."""
+    """Parses a Parquet span file's bytes into a DataFrame."""
     import pandas as pd
 
     return pd.read_parquet(io.BytesIO(data))
+
+
+def read_feed(data: bytes, feed):
+    """Parses a span's file of a feed (``components.dataset_spec.Feed``): Parquet, or CSV with its options.
+
+    CSV columns the spec declares as strings are read as strings (a code such as ``007`` keeps its
+    zeros); numbers are inferred as pandas does, and validation judges them.
+    """
+    import pandas as pd
+
+    if feed.format == "parquet":
+        return read_span_frame(data)
+    strings = {name: "string" for name, kind in feed.columns.items() if kind == "string"}
+    frame = pd.read_csv(io.BytesIO(data), sep=feed.csv.get("delimiter", ","), dtype=strings,
+                        header=0 if feed.csv.get("header", True) else None,
+                        names=None if feed.csv.get("header", True) else list(feed.columns))
+    # Strings as object columns, as the Parquet feeds arrive (missing values as None).
+    for name in strings:
+        if name in frame:
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
 
 
 #: What a reading is joined to a flight by: the origin and the local hour.
@@ -135,28 +156,39 @@ def join_on_hour(flights, weather):
     return joined[list(dataset.COLUMNS)].astype(dataset.COLUMNS)
 
 
-def data_version(source, spans: list[str]) -> str:
-    """Content hash of the given spans: changes when any span's flights or weather file changes.
+def data_version(source, spans: list[str], files: tuple[str, ...] = (SPAN_FILE, WEATHER_FILE),
+                 spec_digest: str = "") -> str:
+    """Content hash of the given spans: changes when any of their feed files, or the dataset spec, changes.
 
     Args:
         source: A source from ``open_source``.
         spans: Span ids, all present in the source.
+        files: The feed files of a span (the main feed's first; the others are hashed when present:
+            a corrected reading of a looked-up feed is new data too).
+        spec_digest: The dataset spec's digest (a changed label rule or split is a new dataset).
     """
     import hashlib
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(spec_digest.encode())
     for span in sorted(spans):
-        digest.update(span.encode() + b"\0" + hashlib.sha256(source.read_bytes(span)).digest())
-        # The weather joins the flights in the feature store: a corrected reading is new data too.
-        if source.has(span, WEATHER_FILE):
-            digest.update(b"weather\0" + hashlib.sha256(source.read_bytes(span, WEATHER_FILE)).digest())
+        digest.update(span.encode() + b"\0" + hashlib.sha256(source.read_bytes(span, files[0])).digest())
+        for name in files[1:]:
+            if source.has(span, name):
+                digest.update(name.encode() + b"\0" + hashlib.sha256(source.read_bytes(span, name)).digest())
     return digest.hexdigest()
 
 
-def check_spans_present(source, source_uri: str, spans: list[str]) -> None:
+def feed_files(spec) -> tuple[str, ...]:
+    """The file of each feed of a span in a dataset spec, the main feed's first."""
+    main = spec.feeds[spec.main_feed].file
+    return (main, *sorted(feed.file for feed in spec.feeds.values() if feed.file != main))
+
+
+def check_spans_present(source, source_uri: str, spans: list[str], name: str = SPAN_FILE,
+                        granularity: str = DEFAULT_GRANULARITY) -> None:
     """Raises ComponentError naming the spans missing from the source, and those available."""
     try:
-        available = source.spans()
+        available = source.spans(name, granularity)
     except Exception as error:  # noqa: BLE001 - OSError locally, S3Error or urllib3 errors from S3
         raise ComponentError(f"source {source_uri}: its spans cannot be listed: {error_line(error)}") from None
     missing = [s for s in spans if s not in available]

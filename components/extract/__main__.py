@@ -8,10 +8,12 @@ from components.spans import window_spans
 
 
 def _run(executor: Executor) -> None:
+    spec = executor.dataset_spec()
     metadata = extract_spans(
         source_uri=executor.param("source_uri"),
-        spans=window_spans(executor.param("train_spans"), executor.param("test_span")),
+        spans=window_spans(executor.param("train_spans"), executor.param("test_span"), spec.granularity),
         output_path=executor.output_path("dataset"),
+        spec=spec,
     )
     executor.set_metadata("dataset", metadata)
 

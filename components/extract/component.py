@@ -10,7 +10,7 @@ POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"), s3=True)
 
 
 @dsl.container_component
-def extract(source_uri: str, train_spans: str, test_span: str, data_version: str,
+def extract(source_uri: str, train_spans: str, test_span: str, dataset_spec: str, data_version: str,
             dataset: dsl.Output[dsl.Dataset]):
     """Reads the window's spans (train and test) into one dataset with a ``span`` column.
 
@@ -18,6 +18,7 @@ def extract(source_uri: str, train_spans: str, test_span: str, data_version: str
         source_uri: Local folder or ``s3://bucket/prefix`` with one folder per span.
         train_spans: Training spans, ``2013-01:2013-03`` or ``2013-01,2013-02``.
         test_span: The span held out for evaluation, e.g. ``2013-04``.
+        dataset_spec: The dataset spec (canonical JSON): granularity and the main feed's file and format.
         data_version: The window's data version from fingerprint; part of the cache key,
             so that a changed span is extracted again.
         dataset: Parquet file; metadata holds spans, rows per span and the data hash.

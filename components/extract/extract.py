@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from components import dataset
 from components.kfp_io import ComponentError, error_line
-from components.sources import check_spans_present, data_version, open_source, read_span_frame
+from components.sources import check_spans_present, data_version, feed_files, open_source, read_feed
 
 
-def _read_span(source, span: str):
-    """A span's rows; a file that cannot be read or is not Parquet is one clear error naming it."""
+def _read_span(source, span: str, feed):
+    """A span's rows of a feed; a file that cannot be read or parsed is one clear error naming it."""
     try:
-        data = source.read_bytes(span)
+        data = source.read_bytes(span, feed.file)
     except Exception as error:  # noqa: BLE001 - OSError locally, S3Error or urllib3 errors from S3
-        raise ComponentError(f"span {span}: {source.location(span)}: cannot be read: {error_line(error)}") from None
+        raise ComponentError(f"span {span}: {source.location(span, feed.file)}: cannot be read: "
+                             f"{error_line(error)}") from None
     try:
-        return read_span_frame(data)
-    except Exception as error:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError and others
-        raise ComponentError(f"span {span}: {source.location(span)}: not a readable Parquet file "
+        return read_feed(data, feed)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError; pandas ParserError ...
+        kind = {"parquet": "Parquet", "csv": "CSV"}[feed.format]
+        raise ComponentError(f"span {span}: {source.location(span, feed.file)}: not a readable {kind} file "
                              f"({len(data):,} bytes): {error_line(error)}") from None
 
 
-def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
+def extract_spans(source_uri: str, spans: list[str], output_path: str, spec) -> dict:
     """Reads the given spans from the source and writes them into one dataset folder.
 
     Each span becomes ``<output_path>/<span>.parquet`` with a ``span`` column. An
@@ -31,6 +33,7 @@ def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
         source_uri: A local folder or ``s3://bucket/prefix`` holding one folder per span.
         spans: Span ids to read.
         output_path: The dataset folder to write.
+        spec: The dataset spec (``DatasetSpec``): its main feed is read.
 
     Returns:
         Artifact metadata: spans, rows per span, total rows and a content hash of
@@ -42,11 +45,12 @@ def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
     import os
 
     source = open_source(source_uri)
-    check_spans_present(source, source_uri, spans)
+    feed = spec.feeds[spec.main_feed]
+    check_spans_present(source, source_uri, spans, feed.file, spec.granularity)
     os.makedirs(output_path, exist_ok=True)
     rows = {}
     for span in spans:
-        frame = _read_span(source, span)
+        frame = _read_span(source, span, feed)
         frame[dataset.SPAN_COLUMN] = span
         frame.to_parquet(os.path.join(output_path, dataset.span_file(span)), index=False)
         rows[span] = int(len(frame))
@@ -55,6 +59,6 @@ def extract_spans(source_uri: str, spans: list[str], output_path: str) -> dict:
         "spans": spans,
         "rows_per_span": rows,
         "rows": sum(rows.values()),
-        "data_hash": data_version(source, spans),
+        "data_hash": data_version(source, spans, feed_files(spec), spec.digest()),
         "source_uri": source_uri,
     }

@@ -9,7 +9,7 @@ from components.kfp_io import Executor, run_component
 
 def _run(executor: Executor) -> None:
     version = window_data_version(executor.param("source_uri"), executor.param("train_spans"),
-                                  executor.param("test_span"))
+                                  executor.param("test_span"), executor.dataset_spec())
     executor.set_parameter("data_version", version)
     production = registry.production_version(executor.param("registry_uri"), executor.param("model_name"))
     executor.set_parameter("production_version", production)

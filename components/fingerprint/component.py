@@ -10,7 +10,8 @@ POD = PodSettings(cpu=("100m", "500m"), memory=("256Mi", "1Gi"), s3=True)
 
 
 @dsl.container_component
-def fingerprint(source_uri: str, train_spans: str, test_span: str, registry_uri: str, model_name: str,
+def fingerprint(source_uri: str, train_spans: str, test_span: str, dataset_spec: str, registry_uri: str,
+                model_name: str,
                 data_version: dsl.OutputPath(str), production_version: dsl.OutputPath(str)):
     """Versions of what a run depends on besides its parameters; never cached, so they enter the cache keys.
 
@@ -18,6 +19,7 @@ def fingerprint(source_uri: str, train_spans: str, test_span: str, registry_uri:
         source_uri: Local folder or ``s3://bucket/prefix`` with one folder per span.
         train_spans: Training spans.
         test_span: The test span.
+        dataset_spec: The dataset spec (canonical JSON): granularity, feed files; its digest is in the data version.
         registry_uri: Root of the model registry (a folder or ``s3://bucket/prefix``).
         model_name: The model's name in the registry.
         data_version: ``<span ids>@sha256:<hash of the span files>`` (extract's cache key).

@@ -52,7 +52,8 @@ def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, to
 
     Args:
         model_dir: The candidate model folder.
-        samples: ``{"instances": [...], "probabilities": [...]}`` from the training runtime.
+        samples: ``{"instances": [...], "probabilities": [...]}`` from the training runtime
+            (a regression: ``"predictions"``, the predicted values).
         max_p99_ms: Bound on the p99 latency of single-row requests.
         tolerance: Largest allowed absolute difference between probabilities.
         requests: Number of single-row requests timed.
@@ -80,13 +81,15 @@ def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, to
         status, body = control.http_json("POST", predict_url, {"instances": samples["instances"]}, timeout=30)
         if status != 200:
             return {"blessed": False, "reasons": [f"batch prediction answered HTTP {status}: {body}"]}
-        served = body["probabilities"]
-        expected = samples["probabilities"]
+        # What a classifier's parity is judged on: the probability; a regressor's: the predicted value.
+        key, output = ("predictions", "prediction") if "predictions" in samples else ("probabilities", "probability")
+        served = body[key]
+        expected = samples[key]
         status, v2_body = control.http_json("POST", f"{url}/v2/models/{name}/infer",
                                             v2_request(samples["instances"], body_features(samples)), timeout=30)
         if status != 200:
             return {"blessed": False, "reasons": [f"V2 batch inference answered HTTP {status}: {v2_body}"]}
-        served_v2 = next(o["data"] for o in v2_body["outputs"] if o["name"] == "probability")
+        served_v2 = next(o["data"] for o in v2_body["outputs"] if o["name"] == output)
         differences = [abs(a - b) for a, b in zip(served, expected)] + \
             [abs(a - b) for a, b in zip(served_v2, expected)]
         max_difference = max(differences) if differences else 0.0

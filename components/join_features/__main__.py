@@ -10,7 +10,7 @@ def _run(executor: Executor) -> None:
     metadata = join_dataset(dataset_path=executor.input_path("dataset"),
                             extracted=executor.input_metadata("dataset"),
                             source_uri=executor.param("source_uri"), repo=executor.param("feature_repo"),
-                            output_path=executor.output_path("joined"))
+                            output_path=executor.output_path("joined"), spec=executor.dataset_spec())
     executor.set_metadata("joined", metadata)
 
 

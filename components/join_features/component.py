@@ -10,7 +10,7 @@ POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"), s3=True, feature_sto
 
 
 @dsl.container_component
-def join_features(dataset: dsl.Input[dsl.Dataset], source_uri: str, feature_repo: str,
+def join_features(dataset: dsl.Input[dsl.Dataset], dataset_spec: str, source_uri: str, feature_repo: str,
                   joined: dsl.Output[dsl.Dataset]):
     """Joins the weather feature view to every flight, point-in-time, through Feast.
 
@@ -19,6 +19,7 @@ def join_features(dataset: dsl.Input[dsl.Dataset], source_uri: str, feature_repo
 
     Args:
         dataset: The extracted flights, one Parquet file per span.
+        dataset_spec: The dataset spec (canonical JSON): without a feature view the spans pass through.
         source_uri: The span source whose weather files feed the offline store.
         feature_repo: The Feast repository (folder with ``feature_store.yaml``; the embedded
             default is written when it has none).

@@ -9,8 +9,11 @@ from components import dataset
 
 
 def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, repo: str,
-                 output_path: str) -> dict[str, Any]:
-    """Writes each span of the dataset again with the weather features joined.
+                 output_path: str, spec=None) -> dict[str, Any]:
+    """Writes each span of the dataset again with the feature views' features joined.
+
+    A dataset whose spec declares no feature view passes through as it is (its rows carry every
+    feature).
 
     Args:
         dataset_path: The extracted dataset folder (``<span>.parquet`` per span).
@@ -18,12 +21,24 @@ def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, 
         source_uri: The span source whose weather feeds the offline store.
         repo: The Feast repository.
         output_path: The folder to write.
+        spec: The dataset spec (``DatasetSpec``); None: the feature views of the feature store library.
 
     Returns:
         The extracted metadata plus ``feature_view``, ``features``, ``offline_uri`` and
         ``rows_without_weather`` per span.
     """
+    import shutil
+
     import pandas as pd
+
+    if spec is not None and not spec.feature_views:
+        os.makedirs(output_path, exist_ok=True)
+        for span in extracted["spans"]:
+            shutil.copyfile(os.path.join(dataset_path, dataset.span_file(span)),
+                            os.path.join(output_path, dataset.span_file(span)))
+        print(f"[join_features] {spec.name} declares no feature view: {len(extracted['spans'])} span(s) "
+              "passed through", flush=True)
+        return {**extracted, "feature_view": "", "features": []}
 
     from components.feature_store.offline import join_weather, stored_keys, sync_weather
     from components.feature_store.repo import open_store

@@ -9,7 +9,7 @@ from components.materialize.materialize import materialize_and_serve
 def _run(executor: Executor) -> None:
     executor.set_metadata("features", materialize_and_serve(
         executor.param("source_uri"), executor.param("feature_repo"), executor.param("serving_target"),
-        executor.param("feature_server_url")))
+        executor.param("feature_server_url"), executor.dataset_spec()))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ POD = PodSettings(cpu=("250m", "1"), memory=("512Mi", "2Gi"), s3=True, feature_s
 
 
 @dsl.container_component
-def materialize(source_uri: str, feature_repo: str, serving_target: str, feature_server_url: str,
+def materialize(dataset_spec: str, source_uri: str, feature_repo: str, serving_target: str, feature_server_url: str,
                 features: dsl.Output[dsl.Artifact]):
     """Pushes the weather readings not yet in the online store there, after checking them.
 
@@ -21,6 +21,7 @@ def materialize(source_uri: str, feature_repo: str, serving_target: str, feature
     makes sure Feast's feature server answers on ``feature_server_url``.
 
     Args:
+        dataset_spec: The dataset spec (canonical JSON): without a feature view there is nothing to do.
         source_uri: The span source whose weather files feed the store.
         feature_repo: The Feast repository (folder with ``feature_store.yaml``).
         serving_target: ``local``: start the local feature server if none answers; ``kserve``:

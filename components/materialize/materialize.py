@@ -12,7 +12,8 @@ from typing import Any
 from components.kfp_io import ComponentError
 
 
-def materialize_and_serve(source_uri: str, repo: str, serving_target: str, feature_server_url: str) -> dict[str, Any]:
+def materialize_and_serve(source_uri: str, repo: str, serving_target: str, feature_server_url: str,
+                          spec=None) -> dict[str, Any]:
     """Materializes the readings not yet online; locally makes Feast's feature server answer.
 
     Args:
@@ -21,6 +22,7 @@ def materialize_and_serve(source_uri: str, repo: str, serving_target: str, featu
         serving_target: ``local`` (start the feature server when none answers) or ``kserve``
             (the cluster runs it).
         feature_server_url: Where the feature server answers.
+        spec: The dataset spec (``DatasetSpec``); one without a feature view has nothing to materialize.
 
     Returns:
         The materialization's lineage metadata, with the feature server's URL.
@@ -32,6 +34,9 @@ def materialize_and_serve(source_uri: str, repo: str, serving_target: str, featu
 
     if serving_target not in ("local", "kserve"):
         raise ComponentError(f"serving_target must be 'local' or 'kserve', got {serving_target!r}")
+    if spec is not None and not spec.feature_views:
+        print(f"[materialize] {spec.name} declares no feature view: nothing to materialize", flush=True)
+        return {"feature_view": "", "spans_materialized": []}
     metadata = materialize_new(source_uri, repo)
     if serving_target == "local":
         from components.feature_store.server import ensure_serving

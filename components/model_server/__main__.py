@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from components import dataset, registry
+from components import registry
 from components.body_limit import DEFAULT_MAX_BODY_BYTES
 from components.model_server import control
 from components.model_server.server import serve
@@ -43,8 +43,9 @@ def main() -> int:
                         help="server processes sharing the port (default 1; one per core on multi-core hosts)")
     parser.add_argument("--reference-path", action="store_true",
                         help="predict with Pipeline.predict_proba on every request, not the compiled path")
-    parser.add_argument("--schema", default=dataset.CURATED_SCHEMA,
-                        help="data validation schema whose domains requests must respect ('' turns the guard off)")
+    parser.add_argument("--schema", default="",
+                        help="data validation schema whose domains requests must respect (default: the one in the "
+                             "served model's folder, the schema it was trained under)")
     parser.add_argument("--logger-url", default="",
                         help="log every request and response to this monitor URL (KServe payload-logger events)")
     parser.add_argument("--feature-server-url", default=os.environ.get("FEATURE_SERVER_URL", ""),

@@ -1,11 +1,12 @@
-"""A KServe model that serves the flights-delay sklearn pipeline, V1 and V2 (Open Inference) protocols.
+"""A KServe model that serves a trained sklearn pipeline of any dataset spec, V1 and V2 (Open Inference) protocols.
 
-V1: ``POST /v1/models/<name>:predict`` with ``{"instances": [{"carrier": "UA", ...}]}``
+V1: ``POST /v1/models/<name>:predict`` with ``{"instances": [{"<feature>": value, ...}]}``
 (named features) or lists in the order of ``model.json``. V2: ``POST
 /v2/models/<name>/infer`` with one input tensor per feature (shape ``[N]`` or
 ``[N, 1]``; ``BYTES`` for categorical features, ``FP64``/``FP32``/``INT64``/``INT32``
-for numeric ones). Bad requests are refused with ``InvalidInput`` (HTTP 400)
-naming the problem, bodies over the size limit with 413: never a 500.
+for numeric ones). A classifier answers the positive class' probability and the 0/1
+prediction, a regressor the predicted value. Bad requests are refused with ``InvalidInput``
+(HTTP 400) naming the problem, bodies over the size limit with 413: never a 500.
 
 The server either serves a fixed model folder (infra validation) or follows a
 registry's ``current.json`` (production): a new version is loaded beside the
@@ -29,7 +30,7 @@ from typing import Any, Optional
 import kserve
 from kserve.errors import InvalidInput
 
-from components import dataset, registry
+from components import registry
 from components.body_limit import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from components.feature_lookup import FeatureLookup
 from components.model_server.asgi import V2JsonWithoutContentType
@@ -40,11 +41,11 @@ from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, 
 from components.schema_domains import read_domains
 
 
-class FlightsDelayModel(kserve.Model):
+class TabularModel(kserve.Model):
     """Serves a model folder, or the current version of a model in a registry."""
 
     def __init__(self, name: str, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
-                 poll_seconds: float = 0.5, payload_logger=None, schema_path: Optional[str] = dataset.CURATED_SCHEMA,
+                 poll_seconds: float = 0.5, payload_logger=None, schema_path: Optional[str] = None,
                  threads: int = 1, compiled: bool = True, feature_server_url: Optional[str] = None,
                  peers_ready: Optional[Callable[[], bool]] = None):
         """Creates the model; ``load()`` reads it.
@@ -55,7 +56,8 @@ class FlightsDelayModel(kserve.Model):
             registry_uri: A registry whose current version is followed.
             poll_seconds: How often the registry pointer is read.
             payload_logger: A ``PayloadLogger`` receiving every request and response (None: no logging).
-            schema_path: The data validation schema whose domains requests must respect (None: no guard).
+            schema_path: A data validation schema whose domains requests must respect (None: the schema
+                in the served model's folder, the one it was trained under; no guard when it has none).
             threads: OpenMP threads per prediction.
             compiled: Predict through ``CompiledPredictor`` when it is proven equal at load
                 (False: always ``Pipeline.predict_proba``).
@@ -126,7 +128,9 @@ class FlightsDelayModel(kserve.Model):
                 for f in info["features"]]
 
     def get_output_types(self) -> list[dict]:
-        """V2 metadata: probability and 0/1 prediction per row."""
+        """V2 metadata: probability and 0/1 prediction per row (a regression: the predicted value)."""
+        if self.current.task == "regression":
+            return [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]
         return [{"name": "probability", "datatype": "FP64", "shape": [-1]},
                 {"name": "prediction", "datatype": "INT64", "shape": [-1]}]
 
@@ -158,11 +162,17 @@ class FlightsDelayModel(kserve.Model):
             columns = tensors_to_columns(payload.inputs, sent, categorical)
         else:
             columns = instances_to_columns(payload["instances"], sent, categorical)
-        check_domains(columns, self.domains)
+        check_domains(columns, self.domains or model.domains)
         if len(sent) < len(features):
             add_looked_up(columns, model.info, self.feature_lookup)
-        probabilities = model.predict(columns.values, columns.rows)
-        as_list, predictions = probabilities.tolist(), (probabilities >= 0.5).astype(int).tolist()
+        values = model.predict(columns.values, columns.rows)
+        if model.task == "regression":
+            if isinstance(payload, kserve.InferRequest):
+                outputs = [kserve.InferOutput("prediction", [columns.rows], "FP64", values.tolist())]
+                return kserve.InferResponse(response_id=payload.id or "", model_name=self.name,
+                                            model_version=model.version, infer_outputs=outputs)
+            return {"predictions": values.tolist(), "model_version": model.version}
+        as_list, predictions = values.tolist(), (values >= 0.5).astype(int).tolist()
         if isinstance(payload, kserve.InferRequest):
             outputs = [kserve.InferOutput("probability", [columns.rows], "FP64", as_list),
                        kserve.InferOutput("prediction", [columns.rows], "INT64", predictions)]
@@ -233,7 +243,7 @@ class _BoundModelServer(kserve.ModelServer):
 
 def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
           max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, logger_url: Optional[str] = None,
-          host: str = "127.0.0.1", schema_path: Optional[str] = dataset.CURATED_SCHEMA, threads: int = 1,
+          host: str = "127.0.0.1", schema_path: Optional[str] = None, threads: int = 1,
           workers: int = 1, compiled: bool = True, feature_server_url: Optional[str] = None) -> None:
     """Starts the KServe model server (blocks until stopped).
 
@@ -245,7 +255,7 @@ def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_
         max_body_bytes: Largest request body accepted (413 beyond).
         logger_url: Where to log payloads (None: nowhere).
         host: Address to listen on: loopback unless all interfaces (0.0.0.0, in the cluster image) are asked for.
-        schema_path: The data validation schema whose domains requests must respect (None: no guard).
+        schema_path: A data validation schema whose domains requests must respect (None: the model folder's).
         threads: OpenMP/BLAS threads per prediction. One by default: requests are small, and with
             one per core a busy neighbour stalls the pool (measured on 2 cores with two busy
             processes, single-row predict_proba in process: p99 33 ms with 2 threads, 11 ms with 1).
@@ -397,7 +407,7 @@ def _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, lo
     if logger_url:
         payload_logger = PayloadLogger(logger_url, model_name, source=f"http://localhost:{port}/")
         print(f"logging requests and responses to {logger_url}", flush=True)
-    model = FlightsDelayModel(model_name, model_dir=model_dir, registry_uri=registry_uri,
+    model = TabularModel(model_name, model_dir=model_dir, registry_uri=registry_uri,
                               payload_logger=payload_logger, schema_path=schema_path, threads=threads,
                               compiled=compiled, feature_server_url=feature_server_url,
                               peers_ready=board.all_serving if board else None)

@@ -129,6 +129,9 @@ def save(pipeline, model_dir: str, spec: DatasetSpec, info: dict[str, Any]) -> N
 
     os.makedirs(model_dir, exist_ok=True)
     joblib.dump(pipeline, model_files.model_path(model_dir))
+    if spec.schema_text is not None:
+        with open(model_files.schema_path(model_dir), "w", encoding="utf-8") as handle:
+            handle.write(spec.schema_text)
     model_files.write_info(model_dir, {
         "features": spec.features,
         "categorical_features": spec.categorical,

@@ -14,6 +14,7 @@ from components.validate_data.statistics_view import statistics_view_html
 def _run(executor: Executor) -> None:
     import tensorflow_data_validation as tfdv
 
+    spec = executor.dataset_spec()
     spans = executor.input_metadata("dataset")["spans"]
     try:
         frames = validation.read_spans(executor.input_path("dataset"), spans)
@@ -39,20 +40,16 @@ def _run(executor: Executor) -> None:
 
     try:
         schema, inferred = validation.load_or_infer_schema(executor.param("schema_uri") or None,
-                                                           next(iter(statistics.values())))
+                                                           next(iter(statistics.values())), spec.schema_text)
     except validation.UnreadableInputError as error:
         raise ComponentError(str(error)) from None
     tfdv.write_schema_text(schema, executor.output_path("schema"))
-    executor.set_metadata("schema", {"inferred": inferred,
-                                     "source": executor.param("schema_uri") or validation.CURATED_SCHEMA})
+    source = executor.param("schema_uri") or ("inferred" if inferred else f"the {spec.name} spec's curated schema")
+    executor.set_metadata("schema", {"inferred": inferred, "source": source})
 
-    limits = validation.SpanLimits(
-        min_rows_fraction=float(executor.param("min_rows_fraction", 0.5)),
-        max_rows_fraction=float(executor.param("max_rows_fraction", 2.0)),
-        max_label_rate_change=float(executor.param("max_label_rate_change", 0.25)),
-        max_missing_rate_change=float(executor.param("max_missing_rate_change", 0.25)))
+    limits = span_limits(executor, spec)
     anomalies = validation.merge_anomalies(validation.schema_anomalies(statistics, schema, limits),
-                                           validation.history_anomalies(frames, limits))
+                                           validation.history_anomalies(frames, spec, limits))
     drift = validation.drift_between_spans(statistics, validation.with_drift_thresholds(
         schema, float(executor.param("drift_js_threshold")), float(executor.param("drift_linf_threshold"))))
     drifted = sorted({f"{row['feature']}@{row['span']}" for row in drift if row["drifted"]})
@@ -73,6 +70,21 @@ def _run(executor: Executor) -> None:
         raise ComponentError("schema anomalies found; nothing is trained or deployed:\n"
                              + validation.describe_anomalies(anomalies))
     print("[validate_data] no schema anomalies", flush=True)
+
+
+def span_limits(executor: Executor, spec) -> validation.SpanLimits:
+    """The span limits: a pipeline parameter where given, else the spec's ``checks.span``, else the defaults."""
+    limits = {}
+    for name in ("min_rows_fraction", "max_rows_fraction", "max_label_rate_change", "max_missing_rate_change"):
+        value = executor.param(name)
+        if value not in (None, ""):
+            try:
+                limits[name] = float(value)
+            except ValueError:
+                raise ComponentError(f"{name}={value!r} is not a number (empty: the spec's value)") from None
+        elif name in spec.checks.get("span", {}):
+            limits[name] = float(spec.checks["span"][name])
+    return validation.SpanLimits(**limits)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,14 @@ POD = PodSettings(cpu=("1", "2"), memory=("2Gi", "8Gi"))
 @dsl.container_component
 def validate_data(
     dataset: dsl.Input[dsl.Dataset],
+    dataset_spec: str,
     schema_uri: str,
     drift_js_threshold: float,
     drift_linf_threshold: float,
-    min_rows_fraction: float,
-    max_rows_fraction: float,
-    max_label_rate_change: float,
-    max_missing_rate_change: float,
+    min_rows_fraction: str,
+    max_rows_fraction: str,
+    max_label_rate_change: str,
+    max_missing_rate_change: str,
     beam_pipeline_args: str,
     statistics: dsl.Output[dsl.Artifact],
     schema: dsl.Output[dsl.Artifact],
@@ -30,13 +31,17 @@ def validate_data(
 
     Args:
         dataset: The extracted dataset.
-        schema_uri: Schema (pbtxt) to validate against; empty for the curated schema in git.
+        dataset_spec: The dataset spec (canonical JSON): curated schema, label rule, span limits, value checks.
+        schema_uri: Schema (pbtxt) to validate against; empty for the spec's curated schema (inferred when none).
         drift_js_threshold: Jensen-Shannon divergence above which a numeric feature drifted.
         drift_linf_threshold: L-infinity distance above which a categorical feature drifted.
-        min_rows_fraction: A span with fewer rows than this times the previous span's is an anomaly.
-        max_rows_fraction: A span with more rows than this times the previous span's is an anomaly.
-        max_label_rate_change: Largest allowed change of the delayed share against the previous span.
-        max_missing_rate_change: Largest allowed change of a feature's missing share against the previous span.
+        min_rows_fraction: A span with fewer rows than this times the previous span's is an anomaly
+            ("": the spec's ``checks.span``).
+        max_rows_fraction: A span with more rows than this times the previous span's is an anomaly ("": the spec's).
+        max_label_rate_change: Largest allowed change of the positive label's share against the previous span
+            ("": the spec's).
+        max_missing_rate_change: Largest allowed change of a feature's missing share against the previous span
+            ("": the spec's).
         beam_pipeline_args: Empty: statistics in process. Otherwise Beam pipeline arguments, and the
             statistics run as a Beam pipeline on that runner (``--runner=FlinkRunner ...``).
         statistics: One TFDV statistics file per span.

@@ -5,7 +5,8 @@ domain, too few rows) and span-level anomalies against the previous span (row co
 rate, per-feature missing rate) fail the run; drift between consecutive spans is measured and
 reported, never fatal. TFDV checks what it can (the schema, and the row count through its
 ``num_examples_drift_comparator``); this module checks only what TFDV has nothing for (label
-rate, missing-rate change, the minutes of HHMM clock times).
+rate, missing-rate change, and the named value checks a dataset spec applies, such as the
+minutes of HHMM clock times).
 """
 
 from __future__ import annotations
@@ -16,11 +17,6 @@ from typing import Optional
 
 from components import dataset
 from components.kfp_io import error_line
-
-#: Clock times written HHMM: their last two digits are minutes.
-CLOCK_TIME_FEATURES = ("dep_time", "sched_dep_time", "arr_time", "sched_arr_time")
-#: A row is delayed (the label) when it arrived this many minutes late or more.
-DELAY_MINUTES = 15
 
 
 @dataclass(frozen=True)
@@ -84,20 +80,31 @@ def span_statistics(frames: dict[str, object], span_column: str = dataset.SPAN_C
     }
 
 
-def load_or_infer_schema(schema_path: Optional[str], statistics) -> tuple:
-    """Loads the curated schema, or infers one from ``statistics`` when the file does not exist.
+def load_or_infer_schema(schema_path: Optional[str], statistics, schema_text: Optional[str] = None) -> tuple:
+    """Loads the schema at ``schema_path``, else parses ``schema_text`` (the spec's), else infers one.
 
     Returns:
         ``(schema, inferred)``: the Schema proto and whether it was inferred.
+
+    Raises:
+        UnreadableInputError: The schema does not parse (or ``schema_path`` does not exist).
     """
     import tensorflow_data_validation as tfdv
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
 
-    path = schema_path or CURATED_SCHEMA
-    if os.path.exists(path):
+    if schema_path:
+        if not os.path.exists(schema_path):
+            raise UnreadableInputError(f"schema {schema_path} does not exist")
         try:
-            return tfdv.load_schema_text(path), False
+            return tfdv.load_schema_text(schema_path), False
         except Exception as error:  # noqa: BLE001 - text_format raises ParseError, reading OSError or UnicodeError
-            raise UnreadableInputError(f"schema {path} does not parse: {error_line(error)}") from None
+            raise UnreadableInputError(f"schema {schema_path} does not parse: {error_line(error)}") from None
+    if schema_text is not None:
+        try:
+            return text_format.Parse(schema_text, schema_pb2.Schema()), False
+        except text_format.ParseError as error:
+            raise UnreadableInputError(f"the dataset spec's schema does not parse: {error_line(error)}") from None
     return tfdv.infer_schema(statistics), True
 
 
@@ -165,11 +172,12 @@ def _anomaly(feature: str, kind: str, short: str, description: str) -> dict[str,
     return {"feature": feature, "kind": kind, "short_description": short, "description": description}
 
 
-def history_anomalies(frames: dict[str, object], limits: Optional[SpanLimits] = None) -> dict[str, list[dict]]:
-    """What TFDV does not check: label rate and missing rates against the previous span, HHMM minutes.
+def history_anomalies(frames: dict[str, object], spec, limits: Optional[SpanLimits] = None) -> dict[str, list[dict]]:
+    """What TFDV does not check: label rate and missing rates against the previous span, the spec's value checks.
 
     Args:
         frames: Span id -> the span's rows.
+        spec: The dataset spec (``DatasetSpec``): label rule and named value checks.
         limits: Allowed change against the previous span.
 
     Returns:
@@ -178,20 +186,19 @@ def history_anomalies(frames: dict[str, object], limits: Optional[SpanLimits] = 
     limits = limits or SpanLimits()
     found: dict[str, list[dict]] = {}
     spans = sorted(frames)
-    facts = {span: _span_facts(frames[span]) for span in spans}
+    facts = {span: _span_facts(frames[span], spec) for span in spans}
     for span in spans:
-        for feature, bad in facts[span]["bad_clock_minutes"].items():
-            found.setdefault(span, []).append(_anomaly(
-                feature, "CLOCK_TIME_MINUTES_OUT_OF_RANGE", "Clock time with 60 minutes or more",
-                f"{bad} values of {feature} (HHMM) have minutes of 60 or more"))
+        for check, feature, bad in facts[span]["value_checks"]:
+            kind, short, problem = VALUE_CHECKS[check][1:]
+            found.setdefault(span, []).append(_anomaly(feature, kind, short, f"{bad} values of {feature} {problem}"))
     for previous, span in zip(spans, spans[1:]):
         before, now = facts[previous], facts[span]
         if before["label_rate"] is not None and now["label_rate"] is not None:
             change = now["label_rate"] - before["label_rate"]
             if abs(change) > limits.max_label_rate_change:
                 found.setdefault(span, []).append(_anomaly(
-                    dataset.LABEL_SOURCE, "LABEL_RATE_CHANGE", "Label rate departs from the previous span",
-                    f"{now['label_rate']:.3f} of the rows arrived {DELAY_MINUTES}+ minutes late, against "
+                    ",".join(spec.label_columns), "LABEL_RATE_CHANGE", "Label rate departs from the previous span",
+                    f"{now['label_rate']:.3f} of the rows are {spec.label}, against "
                     f"{before['label_rate']:.3f} in {previous} (change {change:+.3f}, allowed "
                     f"{limits.max_label_rate_change})"))
         for feature, rate in now["missing"].items():
@@ -206,22 +213,45 @@ def history_anomalies(frames: dict[str, object], limits: Optional[SpanLimits] = 
     return found
 
 
-def _span_facts(frame) -> dict[str, object]:
+def _hhmm_minutes_out_of_range(values) -> int:
+    return int(((values % 100) >= 60).sum())
+
+
+#: Named value checks a dataset spec applies to columns (``checks.values``): the count of bad values,
+#: the anomaly kind, its short description and what is wrong with the values.
+VALUE_CHECKS = {
+    "hhmm_clock": (_hhmm_minutes_out_of_range, "CLOCK_TIME_MINUTES_OUT_OF_RANGE",
+                   "Clock time with 60 minutes or more", "(HHMM) have minutes of 60 or more"),
+}
+
+
+def _label_rate(frame, spec) -> Optional[float]:
+    """The share of positive labels of a binary dataset's span (None for a regression or when not computable)."""
+    from components.labels import label_values
+
+    if spec.task != "binary_classification" or any(name not in frame for name in spec.label_columns):
+        return None
+    try:
+        labels = label_values(spec, frame).dropna()
+    except (TypeError, ValueError):  # a source column of the wrong type: the schema check names it
+        return None
+    return float(labels.mean()) if len(labels) else None
+
+
+def _span_facts(frame, spec) -> dict[str, object]:
     import pandas as pd
 
-    label_source = pd.to_numeric(frame[dataset.LABEL_SOURCE], errors="coerce").dropna() \
-        if dataset.LABEL_SOURCE in frame else pd.Series(dtype=float)
-    bad_minutes = {}
-    for feature in CLOCK_TIME_FEATURES:
-        if feature in frame:
-            values = pd.to_numeric(frame[feature], errors="coerce").dropna()
-            bad = int(((values % 100) >= 60).sum())
-            if bad:
-                bad_minutes[feature] = bad
+    checked = []
+    for check, features in spec.value_checks().items():
+        for feature in features:
+            if feature in frame:
+                bad = VALUE_CHECKS[check][0](pd.to_numeric(frame[feature], errors="coerce").dropna())
+                if bad:
+                    checked.append((check, feature, bad))
     columns = [c for c in frame.columns if c != dataset.SPAN_COLUMN]
-    return {"label_rate": float((label_source >= DELAY_MINUTES).mean()) if len(label_source) else None,
+    return {"label_rate": _label_rate(frame, spec),
             "missing": {c: float(frame[c].isna().mean()) for c in columns} if len(frame) else {},
-            "bad_clock_minutes": bad_minutes}
+            "value_checks": checked}
 
 
 def merge_anomalies(*found: dict[str, list[dict]]) -> dict[str, list[dict]]:

@@ -129,10 +129,10 @@ def ct_pipeline(
     schema_uri: str = "",
     drift_js_threshold: float = 0.1,
     drift_linf_threshold: float = 0.1,
-    min_rows_fraction: float = 0.5,
-    max_rows_fraction: float = 2.0,
-    max_label_rate_change: float = 0.25,
-    max_missing_rate_change: float = 0.25,
+    min_rows_fraction: str = "",
+    max_rows_fraction: str = "",
+    max_label_rate_change: str = "",
+    max_missing_rate_change: str = "",
     beam_pipeline_args: str = "",
     learning_rate: float = 0.1,
     max_iter: int = 100,
@@ -171,13 +171,17 @@ def ct_pipeline(
         train_spans: Training spans (``2013-01:2013-03`` or a comma list).
         test_span: The span after them, held out as test set.
         eval_fraction: Share of training rows kept for eval.
-        schema_uri: Schema to validate against; empty for the curated schema in git.
+        schema_uri: Schema to validate against; empty for the spec's curated schema (inferred when none).
         drift_js_threshold: Jensen-Shannon threshold for numeric drift.
         drift_linf_threshold: L-infinity threshold for categorical drift.
-        min_rows_fraction: A span with fewer rows than this times the previous span's stops the run.
-        max_rows_fraction: A span with more rows than this times the previous span's stops the run.
-        max_label_rate_change: Largest change of the delayed share against the previous span.
-        max_missing_rate_change: Largest change of a feature's missing share against the previous span.
+        min_rows_fraction: A span with fewer rows than this times the previous span's stops the run
+            ("": the spec's ``checks.span``, else 0.5).
+        max_rows_fraction: A span with more rows than this times the previous span's stops the run ("": the
+            spec's, else 2.0).
+        max_label_rate_change: Largest change of the positive label's share against the previous span ("": the
+            spec's, else 0.25).
+        max_missing_rate_change: Largest change of a feature's missing share against the previous span ("": the
+            spec's, else 0.25).
         beam_pipeline_args: Empty: data statistics in process. Otherwise Beam pipeline arguments
             (e.g. ``--runner=FlinkRunner --flink_master=...``): validate_data computes its
             statistics as a Beam pipeline on that runner.
@@ -209,19 +213,21 @@ def ct_pipeline(
         git_sha: Commit the pipeline was compiled from; kept with the run in MLMD.
     """
     version = fingerprint(source_uri=source_uri, train_spans=train_spans, test_span=test_span,
-                          registry_uri=registry_uri, model_name=model_name)
+                          dataset_spec=dataset_spec, registry_uri=registry_uri, model_name=model_name)
     version.set_caching_options(False)
-    extracted = extract(source_uri=source_uri, train_spans=train_spans, test_span=test_span,
+    extracted = extract(source_uri=source_uri, train_spans=train_spans, test_span=test_span, dataset_spec=dataset_spec,
                         data_version=version.outputs["data_version"])
-    joined = join_features(dataset=extracted.outputs["dataset"], source_uri=source_uri, feature_repo=feature_repo)
-    validated = validate_data(dataset=joined.outputs["joined"], schema_uri=schema_uri,
+    joined = join_features(dataset=extracted.outputs["dataset"], dataset_spec=dataset_spec, source_uri=source_uri,
+                           feature_repo=feature_repo)
+    validated = validate_data(dataset=joined.outputs["joined"], dataset_spec=dataset_spec, schema_uri=schema_uri,
                               drift_js_threshold=drift_js_threshold, drift_linf_threshold=drift_linf_threshold,
                               min_rows_fraction=min_rows_fraction, max_rows_fraction=max_rows_fraction,
                               max_label_rate_change=max_label_rate_change,
                               max_missing_rate_change=max_missing_rate_change,
                               beam_pipeline_args=beam_pipeline_args)
     # Only validated data reaches the online store; serving never gets features a failed run refused.
-    materialized = materialize(source_uri=source_uri, feature_repo=feature_repo, serving_target=serving_target,
+    materialized = materialize(dataset_spec=dataset_spec, source_uri=source_uri, feature_repo=feature_repo,
+                               serving_target=serving_target,
                                feature_server_url=feature_server_url).after(validated)
     # It reads the feed's current state, whatever the window: never cached (a no-op when nothing is new).
     materialized.set_caching_options(False)

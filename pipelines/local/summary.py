@@ -52,6 +52,7 @@ def collect(run_dir: str) -> dict[str, Any]:
         baseline = evaluation.get("baseline")
         facts["baseline"] = {k: v for k, v in baseline.items() if k != "slices"} if baseline else None
         facts["baseline_version"] = evaluation.get("baseline_version")
+        facts["metric"] = evaluation.get("metric", "auc")
     if "validate-model" in tasks:
         facts["blessing"] = read_json(os.path.join(tasks["validate-model"], "blessing"))
     if "infra-validate" in tasks:
@@ -108,16 +109,18 @@ def format_summary(facts: dict[str, Any]) -> str:
             lines.append(f"  {row['span']} {row['feature']}: {row['measure']} {row['value']:.3f} > {row['threshold']}")
     if facts.get("candidate"):
         c = facts["candidate"]
-        lines.append(f"Candidate on test span: AUC {c['auc']:.4f}  accuracy {c['accuracy']:.4f}  "
-                     f"log loss {c['log_loss']:.4f}  ({int(c['rows']):,} rows)")
+        shown = [name for name in ("auc", "accuracy", "log_loss", "rmse", "mae", "r2") if name in c]
+        metric = facts.get("metric") or shown[0]
+        lines.append(f"Candidate on test span: {_metrics_line(c, shown)}  ({int(c['rows']):,} rows)")
         tm = facts.get("train_metrics") or {}
         if tm:
-            lines.append(f"  train AUC {tm.get('train_auc', float('nan')):.4f}, "
-                         f"eval AUC {tm.get('eval_auc', float('nan')):.4f}")
+            label = _metric_label(metric)
+            lines.append(f"  train {label} {tm.get(f'train_{metric}', float('nan')):.4f}, "
+                         f"eval {label} {tm.get(f'eval_{metric}', float('nan')):.4f}")
         if facts.get("baseline"):
             b = facts["baseline"]
-            lines.append(f"Production model {facts.get('baseline_version')} on the same test span: AUC {b['auc']:.4f}  "
-                         f"accuracy {b['accuracy']:.4f}")
+            lines.append(f"Production model {facts.get('baseline_version')} on the same test span: "
+                         f"{_metrics_line(b, shown[:2])}")
         else:
             lines.append("Production model: none yet (first model)")
     if facts.get("blessing"):
@@ -150,3 +153,11 @@ def format_summary(facts: dict[str, Any]) -> str:
         lines.append(f"Data reports: {facts['reports'][0]}  (HTML)")
     lines.append("=" * 78)
     return "\n".join(lines)
+
+
+def _metric_label(name: str) -> str:
+    return {"auc": "AUC", "rmse": "RMSE", "mae": "MAE", "r2": "R2", "log_loss": "log loss"}.get(name, name)
+
+
+def _metrics_line(metrics: dict, names: list[str]) -> str:
+    return "  ".join(f"{_metric_label(name)} {metrics[name]:.4f}" for name in names if name in metrics)

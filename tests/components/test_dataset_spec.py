@@ -32,8 +32,11 @@ def test_every_example_loads_and_travels_as_json_unchanged(path):
 
 def test_the_digest_follows_the_content_not_the_file():
     spec = DatasetSpec.load(FLIGHTS)
-    moved = DatasetSpec(copy.deepcopy(spec.raw), origin="elsewhere.toml", base_dir="/tmp")
+    moved = DatasetSpec(copy.deepcopy(spec.raw), origin="elsewhere.toml", base_dir="/tmp",
+                        schema_text=spec.schema_text)
     assert moved.digest() == spec.digest()
+    assert DatasetSpec(copy.deepcopy(spec.raw), schema_text=spec.schema_text + "\n").digest() != spec.digest()
+    assert DatasetSpec.from_json(spec.to_json()).schema_text == spec.schema_text  # the schema travels with it
     changed = copy.deepcopy(spec.raw)
     changed["split"]["salt"] = "ct-flights-salt2"
     assert DatasetSpec(changed).digest() != spec.digest()

@@ -2,11 +2,15 @@ import pandas as pd
 import pytest
 
 from components import dataset
+from components.dataset_spec import DatasetSpec
 from components.extract.extract import extract_spans
 from components.extract.land import land_spans, load_flights, load_joined_flights, load_weather
 from components.kfp_io import ComponentError
+from components.paths import REPO_ROOT
 from components.sources import SPAN_FILE, WEATHER_FILE, LocalSource
 from components.spans import parse_spans
+
+FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
 
 
 def test_parse_spans_accepts_ranges_and_lists():
@@ -45,7 +49,7 @@ def test_full_year_has_all_flights_and_one_reading_per_origin_and_hour():
 
 def test_extract_writes_spans_with_counts_and_hash(source, tmp_path):
     out = tmp_path / "dataset"
-    meta = extract_spans(str(source), ["2013-01", "2013-02"], str(out))
+    meta = extract_spans(str(source), ["2013-01", "2013-02"], str(out), FLIGHTS)
     frames = {span: pd.read_parquet(out / dataset.span_file(span)) for span in meta["spans"]}
     assert meta["rows"] == sum(len(f) for f in frames.values()) == sum(meta["rows_per_span"].values())
     assert all((f[dataset.SPAN_COLUMN] == span).all() for span, f in frames.items())
@@ -53,29 +57,29 @@ def test_extract_writes_spans_with_counts_and_hash(source, tmp_path):
 
 
 def test_data_hash_changes_when_a_span_changes(source, tmp_path):
-    first = extract_spans(str(source), ["2013-01"], str(tmp_path / "a"))["data_hash"]
+    first = extract_spans(str(source), ["2013-01"], str(tmp_path / "a"), FLIGHTS)["data_hash"]
     span_file = source / "2013-01" / SPAN_FILE
     frame = pd.read_parquet(span_file)
     frame.iloc[:-1].to_parquet(span_file, index=False)
-    assert extract_spans(str(source), ["2013-01"], str(tmp_path / "b"))["data_hash"] != first
+    assert extract_spans(str(source), ["2013-01"], str(tmp_path / "b"), FLIGHTS)["data_hash"] != first
 
 
 def test_missing_span_is_named(source, tmp_path):
     with pytest.raises(ComponentError, match="2013-09.*not found.*2013-01"):
-        extract_spans(str(source), ["2013-01", "2013-09"], str(tmp_path / "x"))
+        extract_spans(str(source), ["2013-01", "2013-09"], str(tmp_path / "x"), FLIGHTS)
 
 
 def test_window_data_version_tracks_span_content(source):
     from components.fingerprint.fingerprint import window_data_version
 
-    first = window_data_version(str(source), "2013-01:2013-02", "2013-03")
+    first = window_data_version(str(source), "2013-01:2013-02", "2013-03", FLIGHTS)
     assert first.startswith("2013-01,2013-02,2013-03@sha256:")
-    assert window_data_version(str(source), "2013-01:2013-02", "2013-03") == first
+    assert window_data_version(str(source), "2013-01:2013-02", "2013-03", FLIGHTS) == first
     span_file = source / "2013-02" / SPAN_FILE
     pd.read_parquet(span_file).iloc[1:].to_parquet(span_file, index=False)
-    assert window_data_version(str(source), "2013-01:2013-02", "2013-03") != first
+    assert window_data_version(str(source), "2013-01:2013-02", "2013-03", FLIGHTS) != first
     with pytest.raises(ComponentError, match="2013-09"):
-        window_data_version(str(source), "2013-01", "2013-09")
+        window_data_version(str(source), "2013-01", "2013-09", FLIGHTS)
 
 
 def test_an_unreadable_source_or_span_file_is_one_line_naming_it(tmp_path, monkeypatch):
@@ -86,7 +90,7 @@ def test_an_unreadable_source_or_span_file_is_one_line_naming_it(tmp_path, monke
     (tmp_path / "src" / "2013-04").mkdir(parents=True)
     (tmp_path / "src" / "2013-04" / "flights.parquet").write_bytes(b"PAR1 truncated")
     with pytest.raises(ComponentError) as error:
-        extract_spans(str(tmp_path / "src"), ["2013-04"], str(tmp_path / "out"))
+        extract_spans(str(tmp_path / "src"), ["2013-04"], str(tmp_path / "out"), FLIGHTS)
     message = str(error.value)
     assert message.startswith("span 2013-04: ") and "flights.parquet: not a readable Parquet file" in message
     assert "\n" not in message
@@ -96,4 +100,4 @@ def test_an_unreadable_source_or_span_file_is_one_line_naming_it(tmp_path, monke
 
     monkeypatch.setattr(os, "listdir", refused)
     with pytest.raises(ComponentError, match=r"src: its spans cannot be listed: PermissionError"):
-        extract_spans(str(tmp_path / "src"), ["2013-04"], str(tmp_path / "out"))
+        extract_spans(str(tmp_path / "src"), ["2013-04"], str(tmp_path / "out"), FLIGHTS)

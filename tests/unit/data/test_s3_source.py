@@ -5,10 +5,14 @@ import pytest
 from s3_server import moto_server, use_endpoint
 
 from components import dataset
+from components.dataset_spec import DatasetSpec
 from components.extract.extract import extract_spans
 from components.fingerprint.fingerprint import window_data_version
 from components.kfp_io import ComponentError
+from components.paths import REPO_ROOT
 from components.sources import SPAN_FILE
+
+FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +33,18 @@ def bucket(s3_endpoint, source, monkeypatch):
 
 
 def test_extract_and_fingerprint_read_spans_from_s3(bucket, source, tmp_path):
-    meta = extract_spans(bucket, ["2013-01", "2013-02"], str(tmp_path / "dataset"))
-    local = extract_spans(str(source), ["2013-01", "2013-02"], str(tmp_path / "local"))
+    meta = extract_spans(bucket, ["2013-01", "2013-02"], str(tmp_path / "dataset"), FLIGHTS)
+    local = extract_spans(str(source), ["2013-01", "2013-02"], str(tmp_path / "local"), FLIGHTS)
     assert meta["rows_per_span"] == local["rows_per_span"] and meta["data_hash"] == local["data_hash"]
     frame = pd.read_parquet(tmp_path / "dataset" / dataset.span_file("2013-02"))
     assert (frame[dataset.SPAN_COLUMN] == "2013-02").all()
-    assert window_data_version(bucket, "2013-01:2013-03", "2013-04") == \
-        window_data_version(str(source), "2013-01:2013-03", "2013-04")
+    assert window_data_version(bucket, "2013-01:2013-03", "2013-04", FLIGHTS) == \
+        window_data_version(str(source), "2013-01:2013-03", "2013-04", FLIGHTS)
 
 
 def test_missing_span_on_s3_is_named(bucket, tmp_path):
     with pytest.raises(ComponentError, match="2013-11.*not found in source s3://flights/landing"):
-        extract_spans(bucket, ["2013-11"], str(tmp_path / "x"))
+        extract_spans(bucket, ["2013-11"], str(tmp_path / "x"), FLIGHTS)
 
 
 def test_baseline_on_s3_is_downloaded(s3_endpoint, monkeypatch, tmp_path):

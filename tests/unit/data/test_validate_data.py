@@ -2,7 +2,11 @@ import pandas as pd
 import pytest
 
 from components import dataset
+from components.dataset_spec import DatasetSpec
+from components.paths import REPO_ROOT
 from components.validate_data import validation
+
+FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
 
 
 def _schema():
@@ -121,7 +125,7 @@ def _previous_and(flights, kind):
 def _all_anomalies(frames):
     stats = validation.span_statistics(frames)
     return validation.merge_anomalies(validation.schema_anomalies(stats, _schema()),
-                                      validation.history_anomalies(frames))
+                                      validation.history_anomalies(frames, FLIGHTS))
 
 
 @pytest.mark.parametrize("kind", sorted(__import__("span_tools").CORRUPTIONS))
@@ -152,8 +156,8 @@ def test_limits_are_honoured_on_both_sides(flights):
     stats = validation.span_statistics(frames)
     assert validation.schema_anomalies(stats, _schema(), validation.SpanLimits(min_rows_fraction=0.01)) == {}
     shifted = _previous_and(flights, "delays_shifted")
-    assert validation.history_anomalies(shifted, validation.SpanLimits(max_label_rate_change=0.9)) == {}
-    assert validation.history_anomalies(shifted, validation.SpanLimits(max_label_rate_change=0.05))
+    assert validation.history_anomalies(shifted, FLIGHTS, validation.SpanLimits(max_label_rate_change=0.9)) == {}
+    assert validation.history_anomalies(shifted, FLIGHTS, validation.SpanLimits(max_label_rate_change=0.05))
 
 
 def test_an_unreadable_span_file_or_schema_is_one_line_naming_it(tmp_path):
@@ -211,3 +215,18 @@ def test_the_serving_guard_reads_the_domains_tfdv_reads():
             assert domain is None, feature.name
     assert feature.type in (schema_pb2.INT, schema_pb2.FLOAT, schema_pb2.BYTES)
     assert domains["carrier"].closed and not domains["dest"].closed and domains["distance"].maximum == 6000
+
+
+def test_every_value_check_a_spec_may_name_is_implemented():
+    from components import dataset_spec
+
+    assert set(validation.VALUE_CHECKS) == set(dataset_spec.VALUE_CHECKS)
+
+
+def test_the_spec_s_schema_is_used_when_no_schema_file_is_given():
+    schema, inferred = validation.load_or_infer_schema(None, None, FLIGHTS.schema_text)
+    assert not inferred and {f.name for f in schema.feature} >= set(FLIGHTS.features)
+    with pytest.raises(validation.UnreadableInputError, match="the dataset spec's schema does not parse"):
+        validation.load_or_infer_schema(None, None, "feature { name: 'x' type: NOT_A_TYPE }")
+    with pytest.raises(validation.UnreadableInputError, match="does not exist"):
+        validation.load_or_infer_schema("/nonexistent/schema.pbtxt", None)

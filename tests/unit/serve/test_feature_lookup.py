@@ -10,7 +10,7 @@ from kserve.errors import InvalidInput, ServerNotReady
 
 from components import dataset, model_files
 from components.model_server.features import sent_features
-from components.model_server.server import FlightsDelayModel
+from components.model_server.server import TabularModel
 from components.processes import free_port
 
 FLIGHT = {"carrier": "UA", "origin": "EWR", "dest": "ORD", "month": 5, "day": 17, "sched_dep_time": 1730,
@@ -33,7 +33,7 @@ def lookup_model(trained, tmp_path_factory):
 
 
 def _loaded(model_dir, **kwargs):
-    model = FlightsDelayModel("flights-delay", model_dir=model_dir, **kwargs)
+    model = TabularModel("flights-delay", model_dir=model_dir, **kwargs)
     model.load()
     return model
 

@@ -101,7 +101,7 @@ def test_the_estimator_and_its_hyperparameters_come_from_the_spec():
     estimator = pipeline.named_steps["model"]
     assert type(estimator).__name__ == "HistGradientBoostingClassifier"
     assert estimator.max_iter == 7 and estimator.max_leaf_nodes == 15 and estimator.early_stopping is False
-    assert estimator.categorical_features == [0, 1, 2, 3]
+    assert estimator.categorical_features == [0, 1]
     other = DatasetSpec({**TAXI.raw, "model": {"estimator": "sklearn.linear_model.LogisticRegression",
                                                "hyperparameters": {"C": 0.5},
                                                "categorical": {"encoding": "one_hot"},
