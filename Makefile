@@ -9,6 +9,8 @@ UV := $(VENVS)/tools/bin/uv
 RUNTIMES := data feature train serve monitor dev
 SPEC ?= pipelines/examples/flights/spec.toml
 WINDOW ?=
+# The served model of SPEC (its serving.model_name), for the serving, lineage and monitor targets.
+MODEL_NAME ?= $(shell $(PYTHON) -m components.dataset_spec $(SPEC) --get serving.model_name 2>/dev/null)
 PARAMS ?=
 CACHE ?= true
 ARGS ?= serving
@@ -49,8 +51,15 @@ CONTRACT ?= kfp-local
 run: setup ## Run the CT pipeline for SPEC (default: the flights example) on WINDOW (default: the spec's; last span = test span); CACHE=false reruns all; CONTRACT=kfp-backend
 	$(VENVS)/dev/bin/python -m pipelines.local.run --spec $(SPEC) $(if $(WINDOW),--window $(WINDOW)) --contract $(CONTRACT) $(if $(filter false,$(CACHE)),--no-cache) $(PARAMS)
 
-lineage: setup ## Ask ML Metadata: ARGS="serving" (default), "runs", "steps RUN", "diff v0001 v0002", "graph RUN -o f.html"
-	$(VENVS)/data/bin/python -m components.lineage --store var/runs/metadata.sqlite $(ARGS)
+lineage: setup ## Ask ML Metadata about SPEC's model: ARGS="serving" (default), "runs", "steps RUN", "diff v0001 v0002", "graph RUN -o f.html"
+	$(VENVS)/data/bin/python -m components.lineage --store var/runs/metadata.sqlite --model-name "$(MODEL_NAME)" $(ARGS)
+
+SOURCE ?=
+schema: setup ## Infer a starting curated schema for SPEC from its landed spans (SOURCE, default var/source/<name>): review, then commit
+	$(VENVS)/data/bin/python -m components.validate_data.infer_schema --spec $(SPEC) $(if $(SOURCE),--source $(SOURCE))
+
+spec-check: ## Check SPEC (default: the flights example): a valid spec, or the key and the problem
+	@$(PYTHON) -m components.dataset_spec $(SPEC)
 
 compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml
 	$(VENVS)/dev/bin/python -m pipelines.ct.compile
@@ -98,7 +107,7 @@ test: lint test-unit test-components manifests-check test-e2e $(if $(filter fals
 
 PORT ?= 8080
 serve-start: setup ## Start the local model server on PORT (default 8080), serving the registry's current model
-	$(VENVS)/serve/bin/python -m components.model_server start --registry var/registry --port $(PORT) --feature-server-url $(FEATURE_URL)
+	$(VENVS)/serve/bin/python -m components.model_server start --registry var/registry --name "$(MODEL_NAME)" --port $(PORT) --feature-server-url $(FEATURE_URL)
 
 serve-status: setup ## Show what the local model server serves
 	@$(VENVS)/serve/bin/python -m components.model_server status
@@ -120,14 +129,14 @@ TARGET ?= local
 CLUSTER_ARGS = --registry "$(REGISTRY)" --namespace "$(NAMESPACE)" $(if $(MODE),--deployment-mode $(MODE))
 rollback: setup ## Serve the previous version again (VERSION=v0001 for a given one); TARGET=kserve REGISTRY=s3://.. NAMESPACE=.. on a cluster
 ifeq ($(TARGET),kserve)
-	$(VENVS)/serve/bin/python -m components.deploy.release rollback $(CLUSTER_ARGS) $(if $(VERSION),--version $(VERSION)) \
+	$(VENVS)/serve/bin/python -m components.deploy.release rollback $(CLUSTER_ARGS) --name "$(MODEL_NAME)" $(if $(VERSION),--version $(VERSION)) \
 	  --image "$$($(PYTHON) -c "from components.images import image; print(image('serve'))")"
 else
-	$(VENVS)/serve/bin/python -m components.model_server rollback --registry var/registry $(if $(VERSION),--version $(VERSION))
+	$(VENVS)/serve/bin/python -m components.model_server rollback --registry var/registry --name "$(MODEL_NAME)" $(if $(VERSION),--version $(VERSION))
 endif
 
 promote: setup ## Cluster canary: all traffic to the canary, then it is production (REGISTRY=s3://.. NAMESPACE=..)
-	$(VENVS)/serve/bin/python -m components.deploy.release promote $(CLUSTER_ARGS)
+	$(VENVS)/serve/bin/python -m components.deploy.release promote $(CLUSTER_ARGS) --name "$(MODEL_NAME)"
 
 $(VENVS)/bench/.synced: tests/benchmarks/mlserver.lock | $(UV)
 	@test -x $(VENVS)/bench/bin/python || $(UV) venv --quiet --python $$(command -v $(PYTHON)) $(VENVS)/bench
@@ -136,7 +145,7 @@ $(VENVS)/bench/.synced: tests/benchmarks/mlserver.lock | $(UV)
 
 MONITOR_PORT ?= 8090
 monitor: setup ## Run the monitor in the foreground on MONITOR_PORT (deploy with PARAMS="payload_logger_url=http://127.0.0.1:8090")
-	$(VENVS)/monitor/bin/python -m components.monitor serve --state var/monitor --registry var/registry --port $(MONITOR_PORT) \
+	$(VENVS)/monitor/bin/python -m components.monitor serve --state var/monitor --registry var/registry --model-name "$(MODEL_NAME)" --port $(MONITOR_PORT) \
 	  --feature-server-url $(FEATURE_URL)
 
 REASON ?= asked for with make trigger
@@ -233,4 +242,4 @@ clean: ## Remove runs, registry, serving state, feature store and landed data (k
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: features-start features-status features-stop promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: schema spec-check features-start features-status features-stop promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

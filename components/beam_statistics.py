@@ -18,7 +18,7 @@ import os
 import shlex
 import tempfile
 
-from components import dataset
+from components.spans import SPAN_COLUMN, span_file
 
 #: Rows per record batch handed to TFDV (Parquet row groups are split to this size).
 BATCH_ROWS = 10_000
@@ -59,7 +59,7 @@ def _batches_of(path: str):
 
 
 def beam_span_statistics(dataset_dir: str, spans: list[str], beam_args: list[str],
-                         span_column: str = dataset.SPAN_COLUMN) -> dict[str, object]:
+                         span_column: str = SPAN_COLUMN) -> dict[str, object]:
     """TFDV statistics of each span of an extracted dataset folder, computed by a Beam pipeline.
 
     Args:
@@ -78,8 +78,8 @@ def beam_span_statistics(dataset_dir: str, spans: list[str], beam_args: list[str
 
     output = tempfile.mkdtemp(prefix="tfdv-beam-")
     local = "://" not in dataset_dir
-    paths = {span: (os.path.abspath(os.path.join(dataset_dir, dataset.span_file(span))) if local
-                    else f"{dataset_dir.rstrip('/')}/{dataset.span_file(span)}") for span in sorted(spans)}
+    paths = {span: (os.path.abspath(os.path.join(dataset_dir, span_file(span))) if local
+                    else f"{dataset_dir.rstrip('/')}/{span_file(span)}") for span in sorted(spans)}
     with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
         for span, path in paths.items():
             _ = (pipeline
@@ -96,5 +96,5 @@ def beam_span_statistics(dataset_dir: str, spans: list[str], beam_args: list[str
 def beam_frame_statistics(frame, beam_args: list[str]):
     """TFDV statistics of one DataFrame through the same Beam pipeline (written to Parquet first)."""
     folder = tempfile.mkdtemp(prefix="tfdv-beam-frame-")
-    frame.to_parquet(os.path.join(folder, dataset.span_file("frame")), index=False)
+    frame.to_parquet(os.path.join(folder, span_file("frame")), index=False)
     return beam_span_statistics(folder, ["frame"], beam_args)["frame"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 
-#: The curated schema kept in git (components/validate_data/curate_schema.py writes it): one
+from components.spans import SPAN_COLUMN, span_file  # noqa: F401 - generic, re-exported for the flights modules
+
+#: The curated schema kept in git (pipelines/examples/flights/curate_schema.py writes it): one
 #: definition of the data's constraints for validation, monitoring and the serving boundary.
 CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "validate_data", "schema",
                               "flights.pbtxt")
@@ -52,8 +54,6 @@ WEATHER_COLUMNS = {"origin": "object", "year": "int64", "month": "int64", "day":
 #: weather features joined point-in-time from the feature store.
 COLUMNS = {**FLIGHT_COLUMNS, **{name: "float64" for name in WEATHER_FEATURES}}
 
-#: Column added by extraction: the span (month, ``YYYY-MM``) a row came from.
-SPAN_COLUMN = "span"
 
 #: Label: the flight arrived 15 minutes or more late.
 LABEL = "delayed"
@@ -76,15 +76,6 @@ FLIGHT_FEATURES = [name for name in FEATURES if name not in WEATHER_FEATURES]
 
 #: Columns whose hash decides the train/eval split of a row (stable across runs).
 SPLIT_KEY = ["year", "month", "day", "carrier", "flight", "sched_dep_time", "origin"]
-
-
-def span_file(span: str) -> str:
-    """File name of one span inside an extracted dataset folder.
-
-    Spans are kept apart so that a span whose column types changed reaches
-    validation as it is.
-    """
-    return f"{span}.parquet"
 
 
 def weather_hour(year: int, month: int, day: int, hour: int) -> str:

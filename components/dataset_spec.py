@@ -603,3 +603,38 @@ def _kind(value: Any) -> str:
     return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
             float: "a number"}.get(type(value), type(value).__name__) + (f" ({value!r})" if isinstance(
                 value, (str, int, float)) and not isinstance(value, bool) else "")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Command line: ``python -m components.dataset_spec SPEC [--get KEY]``: check a spec, or print one of its values.
+
+    Exit status 1 with the problem (file, key, what is wrong) when the spec is not valid.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m components.dataset_spec", description=main.__doc__)
+    parser.add_argument("spec", help="the spec file (spec.toml)")
+    parser.add_argument("--get", help="a dotted key to print, e.g. serving.model_name")
+    args = parser.parse_args(argv)
+    try:
+        spec = DatasetSpec.load(args.spec)
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.get:
+        value: Any = spec.raw
+        for part in args.get.split("."):
+            if not isinstance(value, dict) or part not in value:
+                print(f"error: {args.spec}: {args.get}: not set", file=sys.stderr)
+                return 1
+            value = value[part]
+        print(value if isinstance(value, str) else json.dumps(value))
+        return 0
+    print(f"{args.spec}: a valid spec of {spec.name} ({spec.task}, {len(spec.features)} features, "
+          f"{len(spec.feature_views)} feature view(s), spans by {spec.granularity})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

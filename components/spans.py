@@ -22,6 +22,16 @@ GRANULARITIES = {
     "year": ("2013", re.compile(r"^(\d{4})$")),
 }
 DEFAULT_GRANULARITY = "month"
+#: Column added by extraction: the span a row came from.
+SPAN_COLUMN = "span"
+
+
+def span_file(span: str) -> str:
+    """File name of one span inside an extracted dataset folder.
+
+    Spans are kept apart so that a span whose column types changed reaches validation as it is.
+    """
+    return f"{span}.parquet"
 
 
 class SpanError(ComponentError, ValueError):

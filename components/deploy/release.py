@@ -34,7 +34,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("command", choices=["promote", "rollback"])
     parser.add_argument("--registry", required=True, help="s3://bucket/prefix of the model registry")
     parser.add_argument("--namespace", required=True, help="namespace of the InferenceService")
-    parser.add_argument("--name", default="flights-delay", help="model and InferenceService name")
+    parser.add_argument("--name", required=True, help="model and InferenceService name (the spec's serving.model_name)")
     parser.add_argument("--version", help="rollback: the version to serve (default: the previous one)")
     parser.add_argument("--image", default="", help="rollback of a version: the serving image")
     parser.add_argument("--service-account", default="ct-serving")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from components import dataset
 from components.kfp_io import ComponentError, error_line
 from components.sources import check_spans_present, data_version, feed_files, open_source, read_feed
+from components.spans import SPAN_COLUMN, span_file
 
 
 def _read_span(source, span: str, feed):
@@ -51,8 +51,8 @@ def extract_spans(source_uri: str, spans: list[str], output_path: str, spec) -> 
     rows = {}
     for span in spans:
         frame = _read_span(source, span, feed)
-        frame[dataset.SPAN_COLUMN] = span
-        frame.to_parquet(os.path.join(output_path, dataset.span_file(span)), index=False)
+        frame[SPAN_COLUMN] = span
+        frame.to_parquet(os.path.join(output_path, span_file(span)), index=False)
         rows[span] = int(len(frame))
         print(f"[extract] span {span}: {len(frame):,} rows", flush=True)
     return {

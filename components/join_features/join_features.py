@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from components import dataset
+from components.spans import span_file
 
 
 def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, repo: str,
@@ -34,8 +35,8 @@ def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, 
     if spec is not None and not spec.feature_views:
         os.makedirs(output_path, exist_ok=True)
         for span in extracted["spans"]:
-            shutil.copyfile(os.path.join(dataset_path, dataset.span_file(span)),
-                            os.path.join(output_path, dataset.span_file(span)))
+            shutil.copyfile(os.path.join(dataset_path, span_file(span)),
+                            os.path.join(output_path, span_file(span)))
         print(f"[join_features] {spec.name} declares no feature view: {len(extracted['spans'])} span(s) "
               "passed through", flush=True)
         return {**extracted, "feature_view": "", "features": []}
@@ -51,9 +52,9 @@ def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, 
     os.makedirs(output_path, exist_ok=True)
     without = {}
     for span in extracted["spans"]:
-        flights = pd.read_parquet(os.path.join(dataset_path, dataset.span_file(span)))
+        flights = pd.read_parquet(os.path.join(dataset_path, span_file(span)))
         joined = join_weather(store, flights, known)
-        joined.to_parquet(os.path.join(output_path, dataset.span_file(span)), index=False)
+        joined.to_parquet(os.path.join(output_path, span_file(span)), index=False)
         without[span] = int(joined[dataset.WEATHER_FEATURES].isna().all(axis=1).sum())
         print(f"[join_features] span {span}: {len(joined):,} flights, {without[span]:,} without a reading",
               flush=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Optional
 
@@ -48,7 +49,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", default=DEFAULT_STORE,
                         help=f"metadata store: SQLite path, mysql://..., grpc://host:port (default {DEFAULT_STORE})")
-    parser.add_argument("--model-name", default="flights-delay")
+    parser.add_argument("--model-name", default=os.environ.get("MODEL_NAME", ""),
+                        help="the model asked about: the spec's serving.model_name (default $MODEL_NAME)")
     parser.add_argument("--registry", default="var/registry",
                         help="registry whose current.json says which version serves (empty: ignore)")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -57,6 +59,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("args", nargs="*")
     parser.add_argument("-o", "--output", help="output file (graph)")
     args = parser.parse_args(argv)
+    if not args.model_name and args.command in ("serving", "baseline", "model", "diff"):
+        parser.error(f"{args.command} needs --model-name (the dataset spec's serving.model_name)")
     store = connect(args.store)
     try:
         if args.command == "record":

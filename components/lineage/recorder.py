@@ -121,7 +121,7 @@ def record_run(store, run_dir: str) -> dict[str, int]:
 
     info = read_json(os.path.join(run_dir, RUN_INFO)) or {}
     run_id = run_id_of(run_dir)
-    pipeline_name = info.get("pipeline_name", "ct-flights-delay")
+    pipeline_name = info.get("pipeline_name", "continuous-training")
     pipeline = _context(store, CONTEXT_PIPELINE, pipeline_name, {})
     run = _context(store, CONTEXT_RUN, run_id, {
         "pipeline_name": pipeline_name,

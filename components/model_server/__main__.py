@@ -29,7 +29,9 @@ def main() -> int:
                         choices=["serve", "start", "stop", "status", "rollback", "compare"])
     parser.add_argument("--model-dir", help="serve this model folder (fixed)")
     parser.add_argument("--registry", help="serve the current version of the model in this registry")
-    parser.add_argument("--name", default="flights-delay", help="model name in the URLs and the registry")
+    parser.add_argument("--name", default=os.environ.get("MODEL_NAME", ""),
+                        help="model name in the URLs and the registry: the spec's serving.model_name (default "
+                             "$MODEL_NAME; for rollback, the running server's; for --model-dir, the folder's name)")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     parser.add_argument("--state-dir", default="var/serving", help="state folder of the background server")
     parser.add_argument("--version", help="rollback target (default: the previous version)")
@@ -52,6 +54,12 @@ def main() -> int:
                         help="Feast's feature server, where the weather a request leaves out is looked up "
                              "(default: $FEATURE_SERVER_URL; empty: requests carry every feature)")
     args, _ = parser.parse_known_args()
+    if not args.name and args.command == "rollback":
+        args.name = (control.read_state(args.state_dir) or {}).get("model_name", "")
+    if not args.name and args.model_dir:
+        args.name = os.path.basename(os.path.normpath(args.model_dir))
+    if not args.name and args.command in ("serve", "start", "rollback"):
+        parser.error(f"{args.command} needs --name (the dataset spec's serving.model_name)")
     if args.command == "serve":
         if bool(args.model_dir) == bool(args.registry):
             parser.error("serve needs exactly one of --model-dir and --registry")

@@ -21,7 +21,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     serve.add_argument("--state", default=os.environ.get("MONITOR_STATE", "var/monitor"))
     serve.add_argument("--registry", default=os.environ.get("MONITOR_REGISTRY") or None,
                        help="model registry folder (training samples and blessed metrics)")
-    serve.add_argument("--model-name", default=os.environ.get("MONITOR_MODEL_NAME", "flights-delay"))
+    serve.add_argument("--model-name", default=os.environ.get("MONITOR_MODEL_NAME", ""),
+                       help="the monitored model: the spec's serving.model_name (default $MONITOR_MODEL_NAME)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8090)
     serve.add_argument("--drift-threshold", type=float, default=Thresholds.drift)
@@ -45,6 +46,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     status.add_argument("--url", default="http://127.0.0.1:8090")
     args = parser.parse_args(argv)
     if args.command == "serve":
+        if not args.model_name:
+            parser.error("serve needs --model-name (the dataset spec's serving.model_name) or $MONITOR_MODEL_NAME")
         from components.beam_statistics import parse_beam_args
         from components.monitor.app import serve as run
 

@@ -13,8 +13,8 @@ from typing import Optional
 from components.paths import REPO_ROOT
 
 
-def start(python: str, state_dir: str, port: int, log_path: str, registry_uri: Optional[str] = None,
-          model_name: str = "flights-delay", extra: Optional[list[str]] = None,
+def start(python: str, state_dir: str, port: int, log_path: str, model_name: str, registry_uri: Optional[str] = None,
+          extra: Optional[list[str]] = None,
           timeout: float = 120.0) -> subprocess.Popen:
     """Starts ``python -m components.monitor serve`` in its own session and waits until it answers.
 

@@ -3,9 +3,9 @@
 import os
 import sys
 
-from components.dataset import span_file
 from components.kfp_io import Executor, run_component
 from components.prepare.prepare import add_label, describe, split
+from components.spans import span_file
 
 
 def _run(executor: Executor) -> None:

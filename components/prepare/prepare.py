@@ -12,9 +12,7 @@ from __future__ import annotations
 from components.dataset_spec import DatasetSpec
 from components.kfp_io import ComponentError
 from components.labels import label_values
-
-#: Column added by extraction: the span a row came from.
-SPAN_COLUMN = "span"
+from components.spans import SPAN_COLUMN
 
 
 def add_label(frame, spec: DatasetSpec):

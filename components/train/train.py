@@ -11,9 +11,7 @@ from typing import Any, Optional
 from components import model_files
 from components.dataset_spec import DatasetSpec
 from components.kfp_io import ComponentError
-
-#: Column added by extraction: the span a row came from.
-SPAN_COLUMN = "span"
+from components.spans import SPAN_COLUMN
 
 
 def build_pipeline(spec: DatasetSpec, hyperparameters: Optional[dict[str, Any]] = None):

@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from components import dataset
 from components.kfp_io import error_line
+from components.spans import SPAN_COLUMN, span_file
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,6 @@ class SpanLimits:
     max_label_rate_change: float = 0.25
     max_missing_rate_change: float = 0.25
 
-#: The curated schema kept in git, used when the pipeline names none.
-CURATED_SCHEMA = dataset.CURATED_SCHEMA
 
 
 class UnreadableInputError(Exception):
@@ -51,7 +49,7 @@ def read_spans(dataset_dir: str, spans: list[str]) -> dict[str, object]:
 
     frames = {}
     for span in sorted(spans):
-        path = os.path.join(dataset_dir, dataset.span_file(span))
+        path = os.path.join(dataset_dir, span_file(span))
         try:
             frames[span] = pd.read_parquet(path)
         except Exception as error:  # noqa: BLE001 - pyarrow raises several types; all mean "unreadable"
@@ -60,7 +58,7 @@ def read_spans(dataset_dir: str, spans: list[str]) -> dict[str, object]:
 
 
 
-def span_statistics(frames: dict[str, object], span_column: str = dataset.SPAN_COLUMN) -> dict[str, object]:
+def span_statistics(frames: dict[str, object], span_column: str = SPAN_COLUMN) -> dict[str, object]:
     """Computes TFDV statistics for each span.
 
     Args:
@@ -248,7 +246,7 @@ def _span_facts(frame, spec) -> dict[str, object]:
                 bad = VALUE_CHECKS[check][0](pd.to_numeric(frame[feature], errors="coerce").dropna())
                 if bad:
                     checked.append((check, feature, bad))
-    columns = [c for c in frame.columns if c != dataset.SPAN_COLUMN]
+    columns = [c for c in frame.columns if c != SPAN_COLUMN]
     return {"label_rate": _label_rate(frame, spec),
             "missing": {c: float(frame[c].isna().mean()) for c in columns} if len(frame) else {},
             "value_checks": checked}

@@ -26,7 +26,8 @@ def compile_to(pipeline_func, path: str, spec_path: str = "") -> None:
     from pipelines.examples import DEFAULT_SPEC
 
     spec = DatasetSpec.load(spec_path or DEFAULT_SPEC)
-    compiler.Compiler().compile(pipeline_func, package_path=path, pipeline_parameters={"dataset_spec": spec.to_json()})
+    compiler.Compiler().compile(pipeline_func, package_path=path,
+                                pipeline_parameters={"dataset_spec": spec.to_json(), "model_name": spec.model_name})
 
 
 def main(argv: Optional[list[str]] = None) -> int:

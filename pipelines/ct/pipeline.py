@@ -23,7 +23,7 @@ from components.train.component import train
 from components.validate_data.component import validate_data
 from components.validate_model.component import validate_model
 
-PIPELINE_NAME = "ct-flights-delay"
+PIPELINE_NAME = "continuous-training"
 
 #: Secret with the S3 credentials (manifests/base/s3-secret.yaml), for the tasks that reach S3.
 S3_SECRET = "ct-s3-credentials"
@@ -117,7 +117,7 @@ def release(
         _harden(deployed).set_caching_options(False)
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Continuous training of the flights arrival-delay model.")
+@dsl.pipeline(name=PIPELINE_NAME, description="Continuous training of a tabular model declared by a dataset spec.")
 def ct_pipeline(
     dataset_spec: str = "",
     source_uri: str = "var/source/flights",
@@ -142,7 +142,7 @@ def ct_pipeline(
     metric_max_change: str = "",
     infra_max_p99_ms: float = 100.0,
     infra_requests: int = 100,
-    model_name: str = "flights-delay",
+    model_name: str = "",
     registry_uri: str = "var/registry",
     metadata_uri: str = "var/runs/metadata.sqlite",
     serving_state_dir: str = "var/serving",
@@ -194,7 +194,7 @@ def ct_pipeline(
             candidate may be ("": the spec's ``metric.max_change``).
         infra_max_p99_ms: Bound on the served model's p99 latency.
         infra_requests: Single-row requests timed in infra validation.
-        model_name: Model name in the registry and serving URLs.
+        model_name: Model name in the registry and serving URLs (compiled in from the spec's serving.model_name).
         registry_uri: Root of the model registry.
         metadata_uri: ML Metadata store where the production model is looked up (SQLite path,
             ``mysql://...``, or ``grpc://metadata-grpc-service.kubeflow:8080`` on a cluster).

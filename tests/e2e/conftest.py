@@ -33,7 +33,7 @@ def data_python(*args):
 def sliced_source(tmp_path_factory):
     """Months 1-5 of 2013, 10% of the rows each, landed as spans."""
     source = tmp_path_factory.mktemp("source") / "flights"
-    data_python("-m", "components.extract.land", str(source), "--months", "1-5", "--fraction", FRACTION)
+    data_python("-m", "pipelines.examples.flights.land", str(source), "--months", "1-5", "--fraction", FRACTION)
     return str(source)
 
 
@@ -63,12 +63,17 @@ def _stop_feature_servers():
                        env={**os.environ, "PYTHONPATH": REPO_ROOT})
 
 
-def run_window(var, window, source, port, contract="kfp-local", **params):
-    """Runs the pipeline like `make run` (``contract``: kfp-local or kfp-backend); returns (exit code, facts)."""
+def run_window(var, window, source, port, contract="kfp-local", spec=None, **params):
+    """Runs the pipeline like `make run` (``contract``: kfp-local or kfp-backend); returns (exit code, facts).
+
+    ``spec``: a dataset spec file (default: the flights example, as `make run`).
+    """
     # Latency is judged in the serving tests; here a loaded, shared machine must not fail a run on it.
-    args = ["--window", window, "--var", str(var), "--contract", contract, f"source_uri={source}",
-            f"serving_port={port}", f"metric_threshold={MIN_AUC}", "infra_max_p99_ms=2000",
+    args = ["--window", window, "--var", str(var), "--contract", contract, *(["--spec", spec] if spec else []),
+            f"source_uri={source}", f"serving_port={port}", "infra_max_p99_ms=2000",
             f"feature_server_url={feature_url(var)}",
+            # The flights slice is small: its value threshold a little lower than the spec's.
+            *([] if spec else [f"metric_threshold={MIN_AUC}"]),
             *[f"{k}={v}" for k, v in params.items()]]
     code = run_main(args)
     run_dir = sorted(d for d in glob.glob(os.path.join(str(var), "runs", "*")) if os.path.isdir(d))[-1]
@@ -88,12 +93,12 @@ def deployed(tmp_path_factory, sliced_source):
     control.stop(os.path.join(str(var), "serving"))
 
 
-def lineage(var, *args):
+def lineage(var, *args, model_name="flights-delay"):
     """Asks the lineage CLI (data runtime) a question about a var folder's metadata store, as JSON."""
     # The var folder's own registry: the CLI's default (var/registry of the checkout) is another one.
     result = subprocess.run([runtime_python("data"), "-m", "components.lineage", "--store",
                              os.path.join(str(var), "runs", "metadata.sqlite"), "--registry",
-                             os.path.join(str(var), "registry"), "--json", *args],
+                             os.path.join(str(var), "registry"), "--model-name", model_name, "--json", *args],
                             cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT},
                             capture_output=True, text=True, check=True)
     return json.loads(result.stdout)

@@ -223,7 +223,7 @@ def test_served_path_equals_pipeline_predict_proba_over_a_year_of_rows(deployed,
     from .conftest import data_python
 
     year = tmp_path / "flights"
-    data_python("-m", "components.extract.land", str(year), "--months", "1-12", "--fraction", "1.0")
+    data_python("-m", "pipelines.examples.flights.land", str(year), "--months", "1-12", "--fraction", "1.0")
     model_dir = registry.current(os.path.join(str(deployed["var"]), "registry"), "flights-delay")["model_dir"]
     result = subprocess.run([runtime_python("serve"), "-m", "components.model_server", "compare", "--model-dir",
                              model_dir, "--source", str(year)], cwd=REPO_ROOT, capture_output=True, text=True,

@@ -36,7 +36,7 @@ def test_compiled_pipeline_has_the_parameters_and_steps():
 
 def test_compiled_yaml_loads_as_a_component():
     pipeline = components.load_component_from_file(os.path.join(ROOT, "pipelines", "ct_pipeline.yaml"))
-    assert pipeline.name == "ct-flights-delay"
+    assert pipeline.name == "continuous-training"
 
 
 def test_check_mode_reports_a_stale_yaml(tmp_path, monkeypatch, capsys):

@@ -30,14 +30,14 @@ def test_deploy_pipeline_uploads_a_version_named_by_the_sha_once(api, client):
     assert again["unchanged"] and again["version_id"] == first["version_id"]
     deliver.deploy_pipeline(client, "def456")
     names = sorted(v["display_name"] for v in api.versions.values())
-    assert names == sorted(["ct-flights-delay", "abc123", "def456"])  # the first version is named like the pipeline
+    assert names == sorted(["continuous-training", "abc123", "def456"])  # the first version is named like the pipeline
     posted = [path for method, path in api.requests if method == "POST"]
     assert posted.count("/apis/v2beta1/pipelines/upload_version") == 2
 
 
 def test_versions_are_found_across_pages(api, client):
     deliver.deploy_pipeline(client, "v0")
-    pipeline_id = client.get_pipeline_id("ct-flights-delay")
+    pipeline_id = client.get_pipeline_id("continuous-training")
     spec = next(iter(api.versions.values()))["spec"]
     for index in range(1, 130):
         api._add_version(pipeline_id, f"v{index}", spec)

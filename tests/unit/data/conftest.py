@@ -1,6 +1,6 @@
 import pytest
 
-from components.extract.land import load_joined_flights as load_flights
+from pipelines.examples.flights.land import load_joined_flights as load_flights
 
 
 @pytest.fixture(scope="session")

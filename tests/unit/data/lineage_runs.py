@@ -48,7 +48,7 @@ def make_run(root, run_id, auc, blessed, deploy=True, fail_at=None, version=None
     os.makedirs(run_dir, exist_ok=True)
     status = "FAILED" if fail_at else "COMPLETE"
     with open(os.path.join(run_dir, "run.json"), "w") as handle:
-        json.dump({"run_id": run_id, "pipeline_name": "ct-flights-delay", "pipeline_version": "abc",
+        json.dump({"run_id": run_id, "pipeline_name": "continuous-training", "pipeline_version": "abc",
                    "git_sha": "1234567", "trigger": "on_demand", "status": status,
                    "parameters": {"train_spans": "2013-01:2013-03", "test_span": "2013-04", "max_iter": 100},
                    "started": started}, handle)
@@ -93,7 +93,7 @@ def record_as_kfp_backend(store, run_dir):
     with open(os.path.join(run_dir, "run.json")) as handle:
         info = json.load(handle)
     client = BackendMetadataClient(store)
-    client.root_dag("ct-flights-delay", info["run_id"], "/pipeline-root",
+    client.root_dag("continuous-training", info["run_id"], "/pipeline-root",
                     {**info["parameters"], "trigger": info["trigger"], "git_sha": info["git_sha"]})
     tasks = []
     for name, folder in task_folders(run_dir).items():

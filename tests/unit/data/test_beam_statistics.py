@@ -12,6 +12,7 @@ import pytest
 
 from components import dataset
 from components.beam_statistics import beam_span_statistics, parse_beam_args
+from components.paths import REPO_ROOT
 from components.validate_data import validation
 
 MULTI_PROCESS = "--direct_num_workers=2 --direct_running_mode=multi_processing"
@@ -75,7 +76,7 @@ def test_direct_runner_multi_process_statistics_equal_in_process(extracted):
 
     import tensorflow_data_validation as tfdv
 
-    schema = tfdv.load_schema_text(validation.CURATED_SCHEMA)
+    schema = tfdv.load_schema_text(f"{REPO_ROOT}/pipelines/examples/flights/schema.pbtxt")
     limits = validation.SpanLimits()
     assert validation.schema_anomalies(beam, schema, limits) == validation.schema_anomalies(local, schema, limits)
     thresholds = validation.with_drift_thresholds(schema, 0.01, 0.01)

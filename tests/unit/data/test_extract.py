@@ -4,11 +4,11 @@ import pytest
 from components import dataset
 from components.dataset_spec import DatasetSpec
 from components.extract.extract import extract_spans
-from components.extract.land import land_spans, load_flights, load_joined_flights, load_weather
 from components.kfp_io import ComponentError
 from components.paths import REPO_ROOT
 from components.sources import SPAN_FILE, WEATHER_FILE, LocalSource
 from components.spans import parse_spans
+from pipelines.examples.flights.land import land_spans, load_flights, load_joined_flights, load_weather
 
 FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
 

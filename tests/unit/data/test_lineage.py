@@ -103,7 +103,7 @@ def test_backend_stand_in_writes_what_the_kfp_backend_writes(store, tmp_path):
     """Record shapes from kubeflow/pipelines backend/src/v2/metadata/client.go (2.5.0-2.17.0)."""
     record_as_kfp_backend(store, make_run(str(tmp_path), "r1", 0.70, True, version="v0001"))
     run = store.get_context_by_type_and_name("system.PipelineRun", "r1")
-    pipeline = store.get_context_by_type_and_name("system.Pipeline", "ct-flights-delay")
+    pipeline = store.get_context_by_type_and_name("system.Pipeline", "continuous-training")
     assert [c.id for c in store.get_parent_contexts_by_context(run.id)] == [pipeline.id]
     assert set(run.custom_properties) == {"namespace", "resource_name", "pipeline_root", "store_session_info"}
     root = store.get_execution_by_type_and_name("system.DAGExecution", "run/r1")

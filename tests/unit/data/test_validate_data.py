@@ -12,7 +12,7 @@ FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
 def _schema():
     import tensorflow_data_validation as tfdv
 
-    return tfdv.load_schema_text(validation.CURATED_SCHEMA)
+    return tfdv.load_schema_text(FLIGHTS.schema_path)
 
 
 def _with_span(frame, span):
@@ -144,7 +144,7 @@ def test_every_corruption_in_the_catalogue_is_caught_and_named(flights, kind):
 
 def test_the_twelve_months_of_2013_raise_no_anomaly_with_the_default_limits():
     """Calibration: every real month, all flights, each against the month before: zero false stops."""
-    from components.extract.land import load_joined_flights
+    from pipelines.examples.flights.land import load_joined_flights
 
     everything = load_joined_flights()
     frames = {f"2013-{m:02d}": _with_span(everything[everything.month == m], f"2013-{m:02d}") for m in range(1, 13)}
@@ -186,7 +186,7 @@ def test_the_readme_table_lists_every_corruption_of_the_catalogue():
 
     from span_tools import CORRUPTIONS, FILE_CORRUPTIONS
 
-    readme = open(os.path.join(os.path.dirname(validation.CURATED_SCHEMA), "..", "..", "..", "README.md")).read()
+    readme = open(os.path.join(REPO_ROOT, "README.md")).read()
     table = readme[readme.index("## What stops a run"):]
     assert all(f"| `{kind}` |" in table for kind in [*CORRUPTIONS, *FILE_CORRUPTIONS])
 
@@ -198,7 +198,7 @@ def test_the_serving_guard_reads_the_domains_tfdv_reads():
     from components.schema_domains import read_domains
 
     schema = _schema()
-    domains = read_domains(validation.CURATED_SCHEMA)
+    domains = read_domains(FLIGHTS.schema_path)
     string_domains = {d.name: set(d.value) for d in schema.string_domain}
     for feature in schema.feature:
         domain = domains.get(feature.name)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.extract.land import land_spans
+from pipelines.examples.flights.land import land_spans
 
 
 @pytest.fixture(scope="session")

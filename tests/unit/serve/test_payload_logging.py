@@ -23,7 +23,7 @@ def logged_server(trained, tmp_path):
     registry.publish(registry_uri, "flights-delay", folder, {"metrics": {"auc": 0.9}})
     port = control.free_port()
     monitor = monitor_control.start(MONITOR_PYTHON, str(tmp_path / "monitor"), port, str(tmp_path / "monitor.log"),
-                                    registry_uri=registry_uri)
+                                    "flights-delay", registry_uri=registry_uri)
     monitor_url = f"http://127.0.0.1:{port}"
     state_dir = str(tmp_path / "serving")
     try:

@@ -106,8 +106,8 @@ def land_spans(destination: str, months: Optional[list[int]] = None, fraction: f
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Command line: ``python -m components.extract.land DEST [--months 1-12] [--fraction F]``."""
-    parser = argparse.ArgumentParser(prog="python -m components.extract.land", description=__doc__)
+    """Command line: ``python -m pipelines.examples.flights.land DEST [--months 1-12] [--fraction F]``."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.examples.flights.land", description=__doc__)
     parser.add_argument("destination", help="source folder to land spans in")
     parser.add_argument("--months", default="1-12", help="months to land, e.g. 1-4 or 1,2,3 (default 1-12)")
     parser.add_argument("--fraction", type=float, default=1.0, help="share of rows to keep (default 1.0)")

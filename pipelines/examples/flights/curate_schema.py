@@ -3,7 +3,7 @@
 The schema is kept in git and reviewed like code; this script documents every
 deliberate choice made on top of TFDV's inferred schema, so that re-curating
 after a source change is one command:
-``python -m components.validate_data.curate_schema var/source/flights``.
+``python -m pipelines.examples.flights.curate_schema var/source/flights``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import os
 import sys
 from typing import Optional
 
-from components.validate_data.validation import CURATED_SCHEMA
+#: The flights example's curated schema, beside this script.
+CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.pbtxt")
 
 #: Minimum share of rows in which a column must be present, per column; the
 #: others must always be present. Chosen below the worst month of 2013.
@@ -130,7 +131,7 @@ def schema_text(schema) -> str:
             name = line.split('"')[1]
             why = PHYSICAL_DOMAINS[name][2] if name in PHYSICAL_DOMAINS else OTHER_SOURCES.get(name, "")
             lines.insert(len(lines) - 2, f"# {name}: {why}")
-    header = ["# The curated schema of the flights spans (components/validate_data/curate_schema.py writes it;",
+    header = ["# The curated schema of the flights spans (pipelines/examples/flights/curate_schema.py writes it;",
               "# review changes like code). Per feature: where its constraints come from."]
     return "\n".join(header + lines) + "\n"
 
