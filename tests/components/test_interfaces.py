@@ -170,3 +170,35 @@ def test_programs_read_artifact_metadata_only_through_kfp_io(step):
     raw = [node.lineno for node in ast.walk(tree)
            if isinstance(node, ast.Constant) and node.value in ("metadata", "artifacts", "parameterValues")]
     assert not raw, f"{step}/__main__.py reads executor JSON itself (lines {raw}); use Executor.input_metadata"
+
+
+_EXECUTOR_READS = {"param": "inputs", "input_path": "inputs", "input_metadata": "inputs",
+                   "output_path": "outputs", "set_metadata": "outputs", "set_parameter": "outputs"}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_every_name_a_program_reads_or_writes_is_in_its_component_interface(step):
+    """``executor.param("typo")`` returns None instead of failing: the names are checked here."""
+    spec = _component(step).component_spec
+    declared = {"inputs": set(spec.inputs or {}), "outputs": set(spec.outputs or {})}
+    used = {"inputs": set(), "outputs": set()}
+    for dirpath, _dirs, files in os.walk(os.path.join(COMPONENTS, step)):
+        for name in files:
+            if not name.endswith(".py") or name == "component.py":
+                continue
+            tree = ast.parse(open(os.path.join(dirpath, name), encoding="utf-8").read())
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in _EXECUTOR_READS and node.args
+                        and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                    used[_EXECUTOR_READS[node.func.attr]].add(node.args[0].value)
+    # The spec is read through executor.dataset_spec(): its input must be declared where it is called.
+    source = "".join(open(os.path.join(dirpath, f), encoding="utf-8").read()
+                     for dirpath, _dirs, files in os.walk(os.path.join(COMPONENTS, step))
+                     for f in files if f.endswith(".py") and f != "component.py")
+    if "executor.dataset_spec()" in source:
+        used["inputs"].add("dataset_spec")
+    assert used["inputs"] or used["outputs"], f"{step}: no executor call found"
+    for kind in ("inputs", "outputs"):
+        assert used[kind] <= declared[kind], f"{step} uses {kind} its component does not declare: " \
+                                             f"{sorted(used[kind] - declared[kind])}"

@@ -27,7 +27,8 @@ def test_promote_and_rollback_from_the_command_line(env, fake_api, trained, othe
     common = dict(model_store_uri=uri, model_name="flights-delay", release={}, namespace="ml",
                   service_account="ct-serving", image=IMAGE, api=fake_api.custom_objects_api(),
                   deployment_mode="Knative", poll_seconds=0.05)
-    args = ["--registry", uri, "--name", "flights-delay", "--namespace", "ml", "--deployment-mode", "Knative", "--timeout", "5"]
+    args = ["--registry", uri, "--name", "flights-delay", "--namespace", "ml", "--deployment-mode", "Knative",
+            "--timeout", "5"]
     assert release.main(["promote", *args]) == 1
     assert "no canary to promote" in capsys.readouterr().err
     deploy_to_cluster(trained[0], {"blessed": True}, {"blessed": True}, **common)
