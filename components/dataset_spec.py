@@ -25,13 +25,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-#: Span granularities, with the folder name of a span and a regular expression recognising it.
-GRANULARITIES = {
-    "day": ("2013-01-05", r"^(\d{4})-(\d{2})-(\d{2})$"),
-    "month": ("2013-01", r"^(\d{4})-(\d{2})$"),
-    "quarter": ("2013-Q1", r"^(\d{4})-Q([1-4])$"),
-    "year": ("2013", r"^(\d{4})$"),
-}
+from components.spans import GRANULARITIES, SpanError, split_window
+
 FORMATS = ("parquet", "csv")
 #: Column types a feed may declare (pandas dtypes of the loaded frame).
 COLUMN_TYPES = ("int64", "float64", "string", "bool", "timestamp")
@@ -247,7 +242,7 @@ class DatasetSpec:
 
     def span_pattern(self) -> re.Pattern:
         """The regular expression a span folder name of this dataset matches."""
-        return re.compile(GRANULARITIES[self.granularity][1])
+        return GRANULARITIES[self.granularity][1]
 
     def value_checks(self) -> dict[str, list[str]]:
         """Named value checks -> the columns they apply to."""
@@ -359,8 +354,6 @@ class _Validator:
         source = self.table(raw["source"], "source", {"granularity"}, {"main_feed", "window", "landing"})
         self.string(source["granularity"], "source.granularity", tuple(GRANULARITIES))
         if "window" in source:
-            from components.spans import SpanError, split_window
-
             try:
                 split_window(self.string(source["window"], "source.window"), source["granularity"])
             except SpanError as error:

@@ -18,7 +18,7 @@ import os
 from typing import Any, Optional
 from urllib.parse import urlparse
 
-from components import registry
+from components import registry_store as registry
 from components.s3_settings import client_settings
 
 

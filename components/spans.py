@@ -12,7 +12,7 @@ import datetime
 import re
 from typing import Optional
 
-from components.kfp_io import ComponentError
+from components.errors import ComponentError
 
 #: Granularity -> (an example span id, the regular expression of a span id).
 GRANULARITIES = {

@@ -17,6 +17,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Optional
 
+from components.errors import ComponentError, error_line  # noqa: F401 - part of this module's API
+
 # Remote URIs are mounted at these paths inside KFP task pods (the KFP launcher
 # does the same mapping for Python components).
 _URI_PREFIX_TO_PATH = {
@@ -24,16 +26,6 @@ _URI_PREFIX_TO_PATH = {
     "s3://": "/s3/",
     "minio://": "/minio/",
 }
-
-
-class ComponentError(Exception):
-    """An expected failure of a step: reported as one clear message, no traceback."""
-
-
-def error_line(error: BaseException, limit: int = 300) -> str:
-    """An exception as one line for an error message: its type and its text, whitespace folded."""
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text[:limit]}" if text else type(error).__name__
 
 
 def uri_to_path(uri: str) -> str:

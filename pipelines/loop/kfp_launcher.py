@@ -20,8 +20,7 @@ from typing import Any, Optional
 from components.spans import split_window, window_for
 from pipelines.ct.pipeline import PIPELINE_NAME
 from pipelines.loop.coordinator import StartError
-from pipelines.loop.triggers import Trigger
-from pipelines.loop.watch import trigger_label
+from pipelines.loop.triggers import Trigger, trigger_label
 
 IN_FLIGHT = "in_flight.json"
 FINISHED_STATES = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CANCELING"}

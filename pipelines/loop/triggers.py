@@ -143,3 +143,9 @@ def check_window(window: Optional[dict[str, Any]], policy: TriggerPolicy,
     found = [check_degradation(window, policy, now), check_distribution("drift", window, policy, now),
              check_distribution("skew", window, policy, now)]
     return [trigger for trigger in found if trigger]
+
+
+def trigger_label(batch: list[Trigger]) -> str:
+    """The reason recorded for a run: its trigger kinds, then each trigger's reason."""
+    kinds = "+".join(sorted({t.kind for t in batch}))
+    return f"{kinds}: " + " | ".join(t.reason for t in batch)

@@ -27,13 +27,15 @@ from typing import Any, Optional
 from components.paths import REPO_ROOT
 from components.spans import window_for
 from pipelines.loop.coordinator import RunCoordinator, StartError
-from pipelines.loop.triggers import KINDS, Trigger, TriggerPolicy, check_new_data, check_schedule, check_window
-
-
-def trigger_label(batch: list[Trigger]) -> str:
-    """The reason recorded for a run: its trigger kinds, then each trigger's reason."""
-    kinds = "+".join(sorted({t.kind for t in batch}))
-    return f"{kinds}: " + " | ".join(t.reason for t in batch)
+from pipelines.loop.triggers import (
+    KINDS,
+    Trigger,
+    TriggerPolicy,
+    check_new_data,
+    check_schedule,
+    check_window,
+    trigger_label,
+)
 
 
 def source_spans(source_uri: str) -> list[str]:

@@ -15,8 +15,9 @@ COMPONENTS = os.path.join(ROOT, "components")
 #: The steps of the compiled pipeline (their component packages).
 STEPS = [step.package for step in steps()]
 #: Helpers every runtime may import: standard library only.
-SHARED = {"components", "components.kfp_io", "components.images", "components.dataset", "components.dataset_spec",
-          "components.registry", "components.run_folder",
+SHARED = {"components", "components.errors", "components.kfp_io", "components.images", "components.dataset",
+          "components.dataset_spec",
+          "components.registry", "components.registry_store", "components.run_folder",
           "components.s3_settings", "components.schema_domains", "components.spans", "components.paths",
           "components.feature_lookup", "components.processes"}
 #: Helpers with third-party dependencies (imported where used), importable by the runtimes whose lock holds them.

@@ -8,8 +8,7 @@ from browser import assert_renders_offline
 
 from pipelines.demo.demo import main as demo_main
 from pipelines.local.runner import REPO_ROOT, runtime_python
-from pipelines.loop.triggers import Trigger
-from pipelines.loop.watch import trigger_label
+from pipelines.loop.triggers import Trigger, trigger_label
 from tests.e2e.conftest import MIN_AUC
 
 

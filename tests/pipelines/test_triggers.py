@@ -16,8 +16,9 @@ from pipelines.loop.triggers import (
     check_new_data,
     check_schedule,
     check_window,
+    trigger_label,
 )
-from pipelines.loop.watch import Watcher, trigger_label
+from pipelines.loop.watch import Watcher
 
 NOW = datetime.datetime(2013, 7, 1, 0, 0, 30)
 

@@ -1,0 +1,133 @@
+"""What every registry store shares: the layout's file names, the interface, and publish and rollback.
+
+``components/registry.py`` (the local folder store, ``open_registry``) and
+``components/object_store.py`` (the S3 store) both build on this; it imports neither, so the
+two stores never import each other. Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Any, Optional, Protocol
+
+CURRENT = "current.json"
+CANARY = "canary.json"
+HISTORY = "history.jsonl"
+RELEASE = "release.json"
+
+
+class Registry(Protocol):
+    """What every registry store offers."""
+
+    def current(self, model_name: str) -> Optional[dict[str, Any]]:
+        """The production pointer, or None before the first deployment."""
+
+    def versions(self, model_name: str) -> list[str]:
+        """Versions stored for a model, oldest first."""
+
+    def publish(self, model_name: str, model_dir: str, release: dict[str, Any], point: bool = True) -> dict[str, Any]:
+        """Stores a model folder as a new version, then (``point``) points production at it (last)."""
+
+    def point(self, model_name: str, pointer: dict[str, Any], event: str = "deploy") -> None:
+        """Makes a pointer production (``current.json``), recording ``event`` in the history."""
+
+    def canary(self, model_name: str) -> Optional[dict[str, Any]]:
+        """The version serving a canary share, or None."""
+
+    def set_canary(self, model_name: str, pointer: Optional[dict[str, Any]], event: str = "canary") -> None:
+        """Records (or, with None, clears) the canary version, with ``event`` in the history."""
+
+    def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
+        """Points production back at an earlier version (default: the previous one)."""
+
+    def history(self, model_name: str) -> list[dict[str, Any]]:
+        """Every deployment and rollback, oldest first."""
+
+    def download(self, model_name: str, version: str, destination: str) -> str:
+        """Copies a version's files into a local folder; returns the folder."""
+
+
+def model_digest(model_dir: str) -> str:
+    """SHA-256 of a model folder's serialized model."""
+    digest = hashlib.sha256()
+    with open(os.path.join(model_dir, "model.joblib"), "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def new_pointer(model_name: str, version: str, model_dir: str, previous: Optional[dict[str, Any]],
+                release: dict[str, Any], digest: Optional[str], **extra: Any) -> dict[str, Any]:
+    """The ``current.json`` content for a version going to production (both stores write this)."""
+    return {"model_name": model_name, "version": version, "model_dir": model_dir,
+            "previous_version": previous["version"] if previous else None, "deployed_at": _now(),
+            "metrics": release.get("metrics", {}), "run_id": release.get("run_id"), "model_sha256": digest, **extra}
+
+
+def rollback_target(model_name: str, pointer: Optional[dict[str, Any]], version: Optional[str],
+                    known: list[str], where: str) -> str:
+    """The version a rollback goes to.
+
+    Raises:
+        ValueError: There is nothing to roll back to, or the version does not exist.
+    """
+    if pointer is None:
+        raise ValueError(f"{model_name} has never been deployed in {where}")
+    target = version or pointer.get("previous_version")
+    if not target:
+        raise ValueError(f"{model_name} {pointer['version']} has no previous version to roll back to")
+    if target not in known:
+        raise ValueError(f"{model_name} has no version {target}; versions: {', '.join(known)}")
+    return target
+
+
+class RegistryStore:
+    """What publishing and rolling back mean, once for every store; a store supplies the storage.
+
+    A store implements ``current``, ``versions``, ``point`` and these four: ``_write_version``
+    (a version's files plus its release record), ``_read_release``, ``_location`` (where a
+    version lives, as the pointer names it) and ``_digest`` (of a stored version).
+    """
+
+    def publish(self, model_name: str, model_dir: str, release: dict[str, Any], point: bool = True) -> dict[str, Any]:
+        """Stores a model folder as a new version, then (``point``) makes it production, written last.
+
+        A reader sees either the old production model or the complete new one. With
+        ``point=False`` only the version is stored: the caller makes it production (``point``)
+        or a canary once it serves.
+
+        Returns:
+            The new pointer; the current one with ``unchanged: True`` when the model is byte
+            for byte the one in production.
+        """
+        digest = model_digest(model_dir)
+        previous = self.current(model_name)
+        if previous and previous.get("model_sha256") == digest:
+            return {**previous, "unchanged": True}
+        version = f"v{len(self.versions(model_name)) + 1:04d}"
+        self._write_version(model_name, version, model_dir, {**release, "version": version, "model_sha256": digest})
+        pointer = new_pointer(model_name, version, self._location(model_name, version), previous, release, digest)
+        if point:
+            self.point(model_name, pointer, "deploy")
+        return pointer
+
+    def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
+        """Makes an earlier version production again (default: the one before the current).
+
+        Raises:
+            ValueError: There is nothing to roll back to, or the version does not exist.
+        """
+        pointer = self.current(model_name)
+        where = self._location(model_name, "")
+        target = rollback_target(model_name, pointer, version, self.versions(model_name), where)
+        release = self._read_release(model_name, target)
+        new = new_pointer(model_name, target, self._location(model_name, target), pointer, release,
+                          self._digest(model_name, target, release), rolled_back_from=pointer["version"])
+        self.point(model_name, new, "rollback")
+        return new
