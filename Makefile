@@ -61,12 +61,12 @@ schema: setup ## Infer a starting curated schema for SPEC from its landed spans 
 spec-check: ## Check SPEC (default: the flights example): a valid spec, or the key and the problem
 	@$(PYTHON) -m components.dataset_spec $(SPEC)
 
-compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml
-	$(VENVS)/dev/bin/python -m pipelines.ct.compile
+compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml, SPEC's JSON as the dataset_spec default
+	$(VENVS)/dev/bin/python -m pipelines.ct.compile --spec $(SPEC)
 
 lint: setup ## Ruff (style, imports, docstrings) and the compiled YAML's freshness
 	$(VENVS)/dev/bin/ruff check components pipelines tests
-	$(VENVS)/dev/bin/python -m pipelines.ct.compile --check
+	$(VENVS)/dev/bin/python -m pipelines.ct.compile --spec $(SPEC) --check
 
 system-deps: ## Debian packages the tests use (MariaDB for the MLMD MySQL backend, Chromium for the HTML views); installs when root
 	@if command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd; then :; \

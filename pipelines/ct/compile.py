@@ -1,4 +1,9 @@
-"""Compiles the pipelines to their committed YAML: ``python -m pipelines.ct.compile [--check]``."""
+"""Compiles the pipelines to their committed YAML: ``python -m pipelines.ct.compile [--spec SPEC] [--check]``.
+
+The dataset spec's JSON is compiled in as the ``dataset_spec`` input's default (and its model name as
+``model_name``'s): a run started from the dashboard with no parameters trains that dataset; another
+spec is a run parameter away (``dataset_spec``), or compiled in with ``--spec``.
+"""
 
 from __future__ import annotations
 
@@ -34,16 +39,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Writes every pipeline's YAML, or with ``--check`` reports those that differ from a fresh compile."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if a committed YAML is stale")
+    parser.add_argument("--spec", default="", help="the dataset spec compiled in (default: the default example)")
     args = parser.parse_args(argv)
     stale = 0
     for func, path in pipelines():
         if not args.check:
-            compile_to(func, path)
+            compile_to(func, path, args.spec)
             print(f"compiled {func.name if hasattr(func, 'name') else func} -> {os.path.relpath(path)}")
             continue
         with tempfile.TemporaryDirectory() as tmp:
             fresh = os.path.join(tmp, "fresh.yaml")
-            compile_to(func, fresh)
+            compile_to(func, fresh, args.spec)
             with open(fresh, encoding="utf-8") as handle:
                 new = handle.read()
         old = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
