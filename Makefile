@@ -107,13 +107,14 @@ test: lint test-unit test-components manifests-check test-e2e $(if $(filter fals
 
 PORT ?= 8080
 serve-start: setup ## Start the local model server on PORT (default 8080), serving the registry's current model
-	$(VENVS)/serve/bin/python -m components.model_server start --registry var/registry --name "$(MODEL_NAME)" --port $(PORT) --feature-server-url $(FEATURE_URL)
+	$(VENVS)/serve/bin/python -m components.model_server start --registry var/registry --name "$(MODEL_NAME)" \
+	  --state-dir var/serving/$(MODEL_NAME) --port $(PORT) --feature-server-url $(FEATURE_URL)
 
 serve-status: setup ## Show what the local model server serves
-	@$(VENVS)/serve/bin/python -m components.model_server status
+	@$(VENVS)/serve/bin/python -m components.model_server status --state-dir var/serving/$(MODEL_NAME)
 
 serve-stop: setup ## Stop the local model server
-	@$(VENVS)/serve/bin/python -m components.model_server stop
+	@$(VENVS)/serve/bin/python -m components.model_server stop --state-dir var/serving/$(MODEL_NAME)
 
 FEATURE_URL ?= http://127.0.0.1:6566
 features-start: setup ## Start Feast's feature server on FEATURE_URL for var/feature_store (materialize starts it too)
@@ -132,7 +133,8 @@ ifeq ($(TARGET),kserve)
 	$(VENVS)/serve/bin/python -m components.deploy.release rollback $(CLUSTER_ARGS) --name "$(MODEL_NAME)" $(if $(VERSION),--version $(VERSION)) \
 	  --image "$$($(PYTHON) -c "from components.images import image; print(image('serve'))")"
 else
-	$(VENVS)/serve/bin/python -m components.model_server rollback --registry var/registry --name "$(MODEL_NAME)" $(if $(VERSION),--version $(VERSION))
+	$(VENVS)/serve/bin/python -m components.model_server rollback --registry var/registry --name "$(MODEL_NAME)" \
+	  --state-dir var/serving/$(MODEL_NAME) $(if $(VERSION),--version $(VERSION))
 endif
 
 promote: setup ## Cluster canary: all traffic to the canary, then it is production (REGISTRY=s3://.. NAMESPACE=..)
@@ -236,7 +238,8 @@ schedule: setup ## Create or replace the recurring run (CRON="0 0 6 * * *", PARA
 	$(VENVS)/dev/bin/python -m pipelines.ct.deliver schedule $(if $(CRON),--cron "$(CRON)") $(foreach p,$(PARAMS),--param $(p)) $(if $(DRY_RUN),--dry-run)
 
 clean: ## Remove runs, registry, serving state, feature store and landed data (keeps the runtimes)
-	-$(MAKE) --no-print-directory serve-stop features-stop
+	-@for d in var/serving/*/; do test -d "$$d" && $(VENVS)/serve/bin/python -m components.model_server stop --state-dir "$$d"; done
+	-$(MAKE) --no-print-directory features-stop
 	rm -rf var
 
 distclean: clean ## Also remove the local runtimes

@@ -33,7 +33,8 @@ def main() -> int:
                         help="model name in the URLs and the registry: the spec's serving.model_name (default "
                              "$MODEL_NAME; for rollback, the running server's; for --model-dir, the folder's name)")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
-    parser.add_argument("--state-dir", default="var/serving", help="state folder of the background server")
+    parser.add_argument("--state-dir", default="",
+                        help="state folder of the background server (default var/serving/<name>, as make run)")
     parser.add_argument("--version", help="rollback target (default: the previous version)")
     parser.add_argument("--source", help="compare: a span folder (one YYYY-MM/flights.parquet per month)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
@@ -54,6 +55,8 @@ def main() -> int:
                         help="Feast's feature server, where the weather a request leaves out is looked up "
                              "(default: $FEATURE_SERVER_URL; empty: requests carry every feature)")
     args, _ = parser.parse_known_args()
+    if not args.state_dir:
+        args.state_dir = os.path.join("var", "serving", args.name) if args.name else "var/serving"
     if not args.name and args.command == "rollback":
         args.name = (control.read_state(args.state_dir) or {}).get("model_name", "")
     if not args.name and args.model_dir:

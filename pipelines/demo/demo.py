@@ -103,7 +103,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         policy = policy_from(args)
     except ValueError as error:
         parser.error(str(error))
-    server_control.stop(os.path.join(var, "serving"))
+    # The year replay is the flights example's: its months, weather feed and traffic.
+    spec = DatasetSpec.load(os.path.join(EXAMPLES_DIR, "flights", "spec.toml"))
+    serving_dir = os.path.join(var, "serving", spec.model_name)
+    server_control.stop(serving_dir)
     shutil.rmtree(var, ignore_errors=True)
     staging, source = os.path.join(var, "staging"), os.path.join(var, "source", "flights")
     os.makedirs(source)
@@ -113,8 +116,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     monitor_port, serving_port = server_control.free_port(), server_control.free_port()
     monitor_url = f"http://127.0.0.1:{monitor_port}"
     feature_url, feature_repo = f"http://127.0.0.1:{server_control.free_port()}", os.path.join(var, "feature_store")
-    # The year replay is the flights example's: its months, weather feed and traffic.
-    spec = DatasetSpec.load(os.path.join(EXAMPLES_DIR, "flights", "spec.toml"))
     print(f"[demo] starting the monitor on {monitor_url} ...", flush=True)
     monitor = monitor_control.start(runtime_python("monitor", DEFAULT_VENVS), os.path.join(var, "monitor"),
                                     monitor_port, os.path.join(var, "monitor.log"), spec.model_name,
@@ -133,7 +134,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for number, span in enumerate(months, 1):
             entry: dict[str, Any] = {"month": span}
             land(staging, source, span, WEATHER_FILE)
-            serving = server_control.read_state(os.path.join(var, "serving"))
+            serving = server_control.read_state(serving_dir)
             if serving:
                 # The month's weather into the online store before its flights are served (a live
                 # feed materializes on its own schedule, not only when the pipeline runs).
@@ -180,7 +181,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             timeline.append(entry)
     finally:
         monitor_control.stop(monitor)
-        server_control.stop(os.path.join(var, "serving"))
+        server_control.stop(serving_dir)
         _run(runtime_python("feature", DEFAULT_VENVS), "-m", "components.feature_store", "stop", "--repo", feature_repo)
     results = {"months": timeline, "journal": coordinator.read_journal(), "policy": vars(policy),
                "seconds": round(time.time() - started, 1), "fraction": args.fraction,

@@ -18,12 +18,17 @@ import time
 from typing import Optional
 
 from components.dataset_spec import DatasetSpec, SpecError
+from components.processes import pid_alive
 from components.spans import is_span_id, split_window
 from pipelines.ct.pipeline import PIPELINE_NAME
 from pipelines.ct.spec import PIPELINE_YAML, git_sha, parse_params, pipeline_defaults
 from pipelines.examples import DEFAULT_SPEC
 from pipelines.local.runner import DEFAULT_VENVS, REPO_ROOT, run_pipeline_file, runtime_python
 from pipelines.local.summary import collect, format_summary
+
+#: The ports `make run` serves on when they are free.
+DEFAULT_SERVING_PORT = 8080
+DEFAULT_FEATURE_PORT = 6566
 
 
 def ensure_source(source: str, spec: DatasetSpec, venvs_dir: str = DEFAULT_VENVS) -> None:
@@ -76,7 +81,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         "source_uri": os.path.join(var, "source", spec.name),
         "model_name": spec.model_name,
         "registry_uri": os.path.join(var, "registry"),
-        "serving_state_dir": os.path.join(var, "serving"),
+        # One serving folder per model: two examples (or checkouts) serve side by side.
+        "serving_state_dir": os.path.join(var, "serving", spec.model_name),
         "feature_repo": os.path.join(var, "feature_store"),
         "metadata_uri": os.path.join(var, "runs", "metadata.sqlite"),
         "train_spans": train_spans,
@@ -88,6 +94,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     }
     if not str(params["source_uri"]).startswith("s3://"):
         ensure_source(str(params["source_uri"]), spec)
+    if "serving_port" not in overrides:
+        params["serving_port"] = serving_port(str(params["serving_state_dir"]))
+    if spec.feature_views and "feature_server_url" not in overrides:
+        params["feature_server_url"] = feature_server_url(str(params["feature_repo"]))
     run_dir = os.path.join(var, "runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f"))
     print(f"Running {os.path.relpath(PIPELINE_YAML)}: train on {train_spans}, test on {test_span}; "
           f"run folder {run_dir}", flush=True)
@@ -120,6 +130,35 @@ def main(argv: Optional[list[str]] = None) -> int:
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(facts, handle, indent=2, default=str)
     return 0 if ok and lineage_ok else 1
+
+
+def serving_port(state_dir: str, default: int = DEFAULT_SERVING_PORT) -> int:
+    """The local model server's port: the one it runs on, else the default, else (taken by another) a free one."""
+    from components.model_server import control
+
+    state = control.read_state(state_dir)
+    if control.is_alive(state):
+        return int(state["port"])
+    if control.port_is_free(default):
+        return default
+    port = control.free_port()
+    print(f"Port {default} is taken (another model or checkout serves there): this model serves on {port}",
+          flush=True)
+    return port
+
+
+def feature_server_url(repo: str, default: int = DEFAULT_FEATURE_PORT) -> str:
+    """The local feature server's URL: the repository's own when it runs, else the default port, else a free one."""
+    from components.feature_store import server
+    from components.model_server import control
+
+    state = server.read_state(repo)
+    if state.get("url") and pid_alive(state.get("pid", -1), state.get("started")):
+        return state["url"]
+    port = default if control.port_is_free(default) else control.free_port()
+    if port != default:
+        print(f"Port {default} is taken (another checkout's feature server?): this one answers on {port}", flush=True)
+    return f"http://127.0.0.1:{port}"
 
 
 def run_info(trigger: str) -> dict:

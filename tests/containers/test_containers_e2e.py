@@ -53,7 +53,7 @@ def test_containers_give_the_same_outcome_as_local_runtimes(slice_vars):
         local_code, local, _ = _run(local_var)
         code, facts, run_dir = _run(container_var, "--containers")
     finally:
-        control.stop(os.path.join(str(local_var), "serving"))
+        control.stop(os.path.join(str(local_var), "serving", "flights-delay"))
         subprocess.run([runtime_python("feature"), "-m", "components.feature_store", "stop", "--repo",
                         f"{local_var}/feature_store"], cwd=REPO_ROOT, check=False, capture_output=True,
                        env={**os.environ, "PYTHONPATH": REPO_ROOT})

@@ -90,7 +90,7 @@ def deployed(tmp_path_factory, sliced_source):
     port = control.free_port()
     code, facts = run_window(var, "2013-01:2013-04", sliced_source, port)
     yield {"var": var, "port": port, "code": code, "facts": facts}
-    control.stop(os.path.join(str(var), "serving"))
+    control.stop(os.path.join(str(var), "serving", "flights-delay"))
 
 
 def lineage(var, *args, model_name="flights-delay"):

@@ -32,7 +32,7 @@ def backend_var(tmp_path_factory, sliced_source):
     first = run_window(var, "2013-01:2013-04", sliced_source, port, contract="kfp-backend")
     second = run_window(var, "2013-02:2013-05", sliced_source, port, contract="kfp-backend", metric_max_change="1.0")
     yield {"var": var, "first": first, "second": second}
-    control.stop(os.path.join(str(var), "serving"))
+    control.stop(os.path.join(str(var), "serving", "flights-delay"))
 
 
 def test_stand_in_backend_run_has_the_outcome_of_the_kfp_local_run(backend_var, deployed):

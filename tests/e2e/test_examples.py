@@ -68,4 +68,4 @@ def test_an_example_is_deployed_from_its_spec_and_a_later_window_is_judged_again
         assert later["baseline_version"] == "v0001" and metric in later["baseline"]
         assert later["deployment"]["pointer"]["version"] == "v0002"
     finally:
-        control.stop(os.path.join(str(var), "serving"))
+        control.stop(os.path.join(str(var), "serving", spec.model_name))

@@ -17,7 +17,7 @@ EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "pipelines", "exam
 
 
 def _serving_state(var):
-    return control.read_state(os.path.join(str(var), "serving"))
+    return control.read_state(os.path.join(str(var), "serving", "flights-delay"))
 
 
 def _current(var):

@@ -70,4 +70,4 @@ def test_killed_run_resumes_with_identical_metrics_and_new_data_reruns(deployed,
         assert changed["data"]["data_hash"] != facts["data"]["data_hash"]
         assert changed["data"]["rows_per_span"]["2013-02"] == facts["data"]["rows_per_span"]["2013-02"] - 1
     finally:
-        control.stop(os.path.join(str(var), "serving"))
+        control.stop(os.path.join(str(var), "serving", "flights-delay"))

@@ -82,3 +82,32 @@ def test_the_runner_fails_loudly_when_kfp_local_changes(monkeypatch):
     assert any("9.9.9" in p for p in problems) and any("SubprocessTaskHandler" in p for p in problems)
     with pytest.raises(RuntimeError, match="does not fit this kfp"):
         local_runner.run_pipeline_file("pipelines/ct_pipeline.yaml", {}, "/nonexistent/run")
+
+
+def test_a_second_model_or_checkout_serves_beside_the_first_on_another_port(tmp_path):
+    """make run's serving port: the model's running server's, else the default, else (taken) a free one."""
+    import json
+    import socket
+    import subprocess
+
+    from components.model_server import control
+    from components.processes import start_ticks
+    from pipelines.local.run import serving_port
+
+    default = control.free_port()
+    assert serving_port(str(tmp_path / "a"), default) == default  # free: the default
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", default))
+        taken.listen()
+        other = serving_port(str(tmp_path / "b"), default)
+        assert other != default and control.port_is_free(other)
+        # A model whose own server runs keeps its port.
+        sleeper = subprocess.Popen(["sleep", "30"])
+        try:
+            (tmp_path / "c").mkdir()
+            (tmp_path / "c" / "server.json").write_text(json.dumps(
+                {"pid": sleeper.pid, "started": start_ticks(sleeper.pid), "port": default}))
+            assert serving_port(str(tmp_path / "c"), default) == default
+        finally:
+            sleeper.kill()
+            sleeper.wait()
