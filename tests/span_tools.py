@@ -1,7 +1,8 @@
 """Changes span files of a test source the way real feeds go wrong (run with the data runtime).
 
-Usage: ``python tests/span_tools.py SOURCE SPAN KIND`` where KIND is a key of ``CORRUPTIONS``
-or ``FILE_CORRUPTIONS``, or drop_last_row / shuffle_labels (valid data, a worse model).
+Usage: ``python tests/span_tools.py SOURCE SPAN KIND`` where KIND is a key of ``CORRUPTIONS``,
+``FILE_CORRUPTIONS`` or ``BENIGN_REWRITES`` (good data in another encoding, which must pass), or
+drop_last_row / shuffle_labels (valid data, a worse model).
 ``CORRUPTIONS`` is the catalogue of bad data the tests feed the pipeline: per kind, what is
 done to the span's rows, the feature named and the check that must stop the run (README
 "What stops a run").
@@ -86,6 +87,25 @@ CORRUPTIONS = {
     "weather_missing": (_set("temp", float("nan")), "temp", "MISSING_RATE_CHANGE", "the weather feed lost a feature"),
 }
 
+def _dictionary_encoded(frame):
+    return frame.assign(**{c: frame[c].astype("category") for c in frame.columns if frame[c].dtype == object})
+
+
+def _narrower_numbers(frame):
+    narrowed = {c: frame[c].astype("float32") for c in frame.columns if frame[c].dtype == "float64"}
+    narrowed.update({c: frame[c].astype("int32") for c in frame.columns if frame[c].dtype == "int64"})
+    return frame.assign(**narrowed)
+
+
+#: Good data in another valid encoding: kind -> (rewrite, what it stands for). Each must pass
+#: validation and train (README "What stops a run").
+BENIGN_REWRITES = {
+    "column_order": (lambda f: f[list(reversed(f.columns))], "the columns in another order"),
+    "row_order": (lambda f: f.sample(frac=1.0, random_state=7), "the rows in another order"),
+    "narrower_numbers": (_narrower_numbers, "float32 and int32 columns, as many writers produce"),
+    "dictionary_encoded": (_dictionary_encoded, "dictionary-encoded strings (pandas' category dtype)"),
+}
+
 #: kind -> (what is written instead of the Parquet file, words of the error, what it stands for).
 FILE_CORRUPTIONS = {
     "truncated_file": (lambda data: data[: len(data) // 2], "not a readable Parquet file", "a cut-off upload"),
@@ -99,6 +119,8 @@ def corrupt(frame, kind: str):
     frame = frame.copy()
     if kind in CORRUPTIONS:
         return CORRUPTIONS[kind][0](frame)
+    if kind in BENIGN_REWRITES:
+        return BENIGN_REWRITES[kind][0](frame)
     if kind == "drop_last_row":
         return frame.iloc[:-1]
     if kind == "shuffle_labels":

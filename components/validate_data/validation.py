@@ -42,18 +42,28 @@ class UnreadableInputError(Exception):
 def read_spans(dataset_dir: str, spans: list[str]) -> dict[str, object]:
     """Reads each span of an extracted dataset folder as its own DataFrame, types as they came.
 
+    Each column is read by its logical type (``components.sources.logical_types``): a string
+    column dictionary-encoded, or a float32 one, is the same data as the plain one.
+
     Raises:
-        UnreadableInputError: A span's file is missing, unreadable or not Parquet.
+        UnreadableInputError: A span's file is missing, unreadable or not Parquet, or holds a
+            column of a type no step reads (one line: span, file, column, type).
     """
     import pandas as pd
+
+    from components.sources import UnreadableTypeError, logical_types
 
     frames = {}
     for span in sorted(spans):
         path = os.path.join(dataset_dir, span_file(span))
         try:
-            frames[span] = pd.read_parquet(path)
+            raw = pd.read_parquet(path)
         except Exception as error:  # noqa: BLE001 - pyarrow raises several types; all mean "unreadable"
             raise UnreadableInputError(f"span {span}: {path}: {error_line(error)}") from None
+        try:
+            frames[span] = logical_types(raw, f"span {span}: {path}")
+        except UnreadableTypeError as error:
+            raise UnreadableInputError(str(error)) from None
     return frames
 
 

@@ -182,6 +182,25 @@ def test_bad_data_stops_before_training_and_leaves_serving_untouched(deployed, s
     assert FeatureLookup(feature_url(deployed["var"])).lookup(["JFK"], ["2013-05-10T12"]) == _CLEAN_READING
 
 
+def test_good_data_in_other_valid_encodings_is_validated_trained_and_deployed(sliced_source, tmp_path):
+    """The benign rewrites of tests/span_tools.py, one per span of a window: the run is the clean one's."""
+    from span_tools import BENIGN_REWRITES
+
+    from .conftest import data_python
+
+    source = copy_source(sliced_source, tmp_path / "source")
+    for span, kind in zip(["2013-01", "2013-02", "2013-03", "2013-04"], sorted(BENIGN_REWRITES)):
+        data_python(os.path.join("tests", "span_tools.py"), source, span, kind)
+    var, port = tmp_path / "var", control.free_port()
+    try:
+        code, facts = run_window(var, "2013-01:2013-04", source, port)
+        assert code == 0, facts.get("failure")
+        assert facts["schema_anomalies"] == {} and facts["blessing"]["blessed"]
+        assert facts["deployment"]["pointer"]["version"] == "v0001"
+    finally:
+        control.stop(os.path.join(str(var), "serving", "flights-delay"))
+
+
 def test_shuffled_label_candidate_is_not_blessed_and_not_deployed(deployed, sliced_source, tmp_path):
     before_pointer, before_state = _current(deployed["var"]), _serving_state(deployed["var"])
     source = copy_source(sliced_source, tmp_path / "source", span="2013-02,2013-03,2013-04",

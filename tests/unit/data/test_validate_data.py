@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -230,3 +231,30 @@ def test_the_spec_s_schema_is_used_when_no_schema_file_is_given():
         validation.load_or_infer_schema(None, None, "feature { name: 'x' type: NOT_A_TYPE }")
     with pytest.raises(validation.UnreadableInputError, match="does not exist"):
         validation.load_or_infer_schema("/nonexistent/schema.pbtxt", None)
+
+
+@pytest.mark.parametrize("kind", sorted(__import__("span_tools").BENIGN_REWRITES))
+def test_good_data_in_another_valid_encoding_is_read_not_refused(flights, kind, tmp_path):
+    """Written to Parquet and read back as validate_data reads it: no anomaly, the same values."""
+    frames = _previous_and(flights, kind)
+    for span, frame in frames.items():
+        frame.to_parquet(tmp_path / f"{span}.parquet", index=False)
+    read = validation.read_spans(str(tmp_path), list(frames))
+    assert _all_anomalies(read) == {}
+    original = flights[flights.month == 4]
+    april = read["2013-04"]
+    assert len(april) == len(original)
+    assert sorted(april["carrier"]) == sorted(original["carrier"]) and april["carrier"].dtype == object
+    assert np.allclose(np.sort(april["distance"].to_numpy(dtype=float)), np.sort(original["distance"].to_numpy()),
+                       rtol=1e-6)
+
+
+def test_a_column_of_a_type_no_step_reads_is_one_line_naming_it(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"when": pd.to_timedelta([1, 2], unit="s")}).to_parquet(tmp_path / "2013-04.parquet")
+    with pytest.raises(validation.UnreadableInputError) as error:
+        validation.read_spans(str(tmp_path), ["2013-04"])
+    message = str(error.value)
+    assert message.startswith("span 2013-04: ") and "column 'when' has type timedelta64" in message
+    assert "\n" not in message
