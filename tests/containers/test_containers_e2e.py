@@ -102,17 +102,28 @@ def test_monitor_image_serves_its_api_as_non_root():
     engine = "docker" if subprocess.run(["docker", "info"], capture_output=True).returncode == 0 else "podman"
     port = control.free_port()
     name = f"kfp-ct-monitor-test-{port}"
-    subprocess.run([engine, "run", "-d", "--rm", "--name", name, "--network", "host", image("monitor"),
-                    "python", "-m", "components.monitor", "serve", "--host", "127.0.0.1", "--port", str(port),
-                    "--state", "/var/lib/monitor"], check=True, capture_output=True)
+    # As the Deployment runs it (manifests/base/monitor.yaml): the monitored model from MONITOR_MODEL_NAME.
+    subprocess.run([engine, "run", "-d", "--name", name, "--network", "host", "-e", "MONITOR_MODEL_NAME=flights-delay",
+                    image("monitor"), "python", "-m", "components.monitor", "serve", "--host", "127.0.0.1",
+                    "--port", str(port), "--state", "/var/lib/monitor"], check=True, capture_output=True)
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 150
+        while True:
+            # The container's state, not only the port: one that exited is reported with its log at once.
+            running = subprocess.run([engine, "inspect", "-f", "{{.State.Running}}", name], capture_output=True,
+                                     text=True).stdout.strip()
+            if running != "true":
+                logs = subprocess.run([engine, "logs", name], capture_output=True, text=True)
+                pytest.fail(f"the monitor container is not running ({running!r}): {logs.stdout[-1500:]}"
+                            f"{logs.stderr[-1500:]}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
                     if json.loads(answer.read())["ok"]:
                         break
             except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.5)
+                pass
+            assert time.monotonic() < deadline, "the monitor container did not answer /healthz in time"
+            time.sleep(0.5)
         request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=b"{}", method="POST",
                                          headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as refused:
