@@ -38,6 +38,21 @@ def _head(frame, share):
     return frame.iloc[: max(1, int(len(frame) * share))]
 
 
+def _previous_span_rows(frame, share=0.05):
+    """A slice of the previous month re-delivered in this span (its rows keep their own dates)."""
+    import pandas as pd
+
+    moved = frame.head(max(1, int(len(frame) * share))).assign(month=lambda f: f["month"] - 1)
+    return pd.concat([frame, moved], ignore_index=True)
+
+
+def _duplicated_rows(frame, share=0.1):
+    """A tenth of the rows delivered twice: the row count stays inside its limits."""
+    import pandas as pd
+
+    return pd.concat([frame, frame.head(max(1, int(len(frame) * share)))], ignore_index=True)
+
+
 def _some(column, value, share=0.05):
     def change(frame):
         frame = frame.copy()
@@ -85,6 +100,10 @@ CORRUPTIONS = {
     "delays_shifted": (lambda f: f.assign(arr_delay=f["arr_delay"] + 60), "arr_delay", "LABEL_RATE_CHANGE",
                        "arrival delays an hour off: the label rate jumps"),
     "weather_missing": (_set("temp", float("nan")), "temp", "MISSING_RATE_CHANGE", "the weather feed lost a feature"),
+    "rows_of_previous_span": (_previous_span_rows, "(event time)", "EVENT_TIME_OUTSIDE_SPAN",
+                              "a re-delivered slice of the previous month in this month's folder"),
+    "duplicated_rows": (_duplicated_rows, "(primary key)", "DUPLICATE_KEY",
+                        "a tenth of the rows twice, the row count inside its limits"),
 }
 
 def _dictionary_encoded(frame):

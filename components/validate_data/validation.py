@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from components.kfp_io import error_line
-from components.spans import SPAN_COLUMN, span_file
+from components.spans import SPAN_COLUMN, span_bounds, span_file
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,8 @@ def history_anomalies(frames: dict[str, object], spec, limits: Optional[SpanLimi
     limits = limits or SpanLimits()
     found: dict[str, list[dict]] = {}
     spans = sorted(frames)
+    for span, anomaly in row_anomalies(frames, spec):
+        found.setdefault(span, []).append(anomaly)
     facts = {span: _span_facts(frames[span], spec) for span in spans}
     for span in spans:
         for check, feature, bad in facts[span]["value_checks"]:
@@ -219,6 +221,103 @@ def history_anomalies(frames: dict[str, object], spec, limits: Optional[SpanLimi
                     f"{rate:.3f} of the rows lack {feature}, against {before['missing'][feature]:.3f} in "
                     f"{previous} (change {change:+.3f}, allowed {limits.max_missing_rate_change})"))
     return found
+
+
+#: The feature named by the row checks' anomalies.
+PRIMARY_KEY = "(primary key)"
+EVENT_TIME = "(event time)"
+#: Example keys quoted in a row check's description.
+EXAMPLES = 3
+
+
+def row_anomalies(frames: dict[str, object], spec) -> list[tuple[str, dict]]:
+    """Rows that break the main feed's identity or time: duplicate primary keys, event times outside the span.
+
+    A key is unique within its span and across the window's spans (a re-delivered row of an
+    earlier span is a duplicate too); each row's event time (the spec's ``event_time``) lies in
+    its span's period, widened by ``tolerance_seconds``. Columns a check needs that are missing
+    or unreadable leave it to the schema check, which names them.
+
+    Returns:
+        ``(span, anomaly)`` pairs, each naming the check, the count and a few example keys.
+    """
+    import numpy as np
+    import pandas as pd
+
+    feed = spec.feeds[spec.main_feed]
+    key = list(feed.primary_key)
+    found = []
+    earlier: list = []
+    for span in sorted(frames):
+        frame = frames[span]
+        if not len(frame) or any(name not in frame for name in key):
+            continue
+        hashes = pd.util.hash_pandas_object(frame[key].astype(str), index=False).to_numpy()
+        within = pd.Series(hashes).duplicated(keep="first").to_numpy()
+        again = np.isin(hashes, np.concatenate(earlier)) if earlier else np.zeros(len(frame), dtype=bool)
+        if within.any() or again.any():
+            parts = []
+            if within.any():
+                parts.append(f"{int(within.sum())} rows repeat a key of this span")
+            if again.any():
+                parts.append(f"{int(again.sum())} rows repeat a key of an earlier span of the window")
+            found.append((span, _anomaly(
+                PRIMARY_KEY, "DUPLICATE_KEY", "Rows with the same primary key",
+                f"{'; '.join(parts)} (primary key {', '.join(key)}; e.g. "
+                f"{_examples(frame[within | again], key)})")))
+        earlier.append(hashes)
+        times = event_times(frame, feed)
+        if times is None:
+            continue
+        start, end = span_bounds(span, spec.granularity)
+        tolerance = pd.Timedelta(seconds=float(feed.event_time.get("tolerance_seconds", 0)))
+        outside = ~((times >= start - tolerance) & (times < end + tolerance)).to_numpy()
+        if outside.any():
+            found.append((span, _anomaly(
+                EVENT_TIME, "EVENT_TIME_OUTSIDE_SPAN", "Rows whose event time lies outside the span",
+                f"{int(outside.sum())} rows have an event time outside {span} ({start:%Y-%m-%d %H:%M} to "
+                f"{end:%Y-%m-%d %H:%M}, tolerance {tolerance}) or none at all; e.g. "
+                f"{_examples(frame[outside], key, times[outside])}")))
+    return found
+
+
+def event_times(frame, feed):
+    """Each row's event time (naive, in the data's own clock), NaT where it cannot be formed.
+
+    Returns:
+        A datetime Series, or None when a column it needs is missing (the schema check names it).
+    """
+    import pandas as pd
+
+    declared = feed.event_time
+    if "column" in declared:
+        if declared["column"] not in frame:
+            return None
+        values = frame[declared["column"]]
+        unit = declared.get("unit", "iso")
+        numbers = pd.to_numeric(values, errors="coerce") if unit != "iso" else None
+        return pd.to_datetime(numbers, unit=unit, errors="coerce") if unit != "iso" else \
+            pd.to_datetime(values, errors="coerce")
+    parts = declared["parts"]
+    if any(column not in frame for column in parts.values()):
+        return None
+    number = {part: pd.to_numeric(frame[column], errors="coerce") for part, column in parts.items()}
+    if "hhmm" in number:
+        number["hour"], number["minute"] = number["hhmm"] // 100, number.pop("hhmm") % 100
+    return pd.to_datetime(pd.DataFrame(number), errors="coerce")
+
+
+def _examples(rows, key: list[str], times=None) -> str:
+    import pandas as pd
+
+    shown = []
+    for position, (_, row) in enumerate(rows.head(EXAMPLES).iterrows()):
+        text = ", ".join(f"{name}={row[name]}" for name in key)
+        if times is not None:
+            moment = times.iloc[position]
+            text += " without an event time" if pd.isna(moment) else f" at {moment}"
+        shown.append(f"({text})")
+    return "; ".join(shown)
 
 
 def _hhmm_minutes_out_of_range(values) -> int:

@@ -258,3 +258,43 @@ def test_a_column_of_a_type_no_step_reads_is_one_line_naming_it(tmp_path):
     message = str(error.value)
     assert message.startswith("span 2013-04: ") and "column 'when' has type timedelta64" in message
     assert "\n" not in message
+
+
+def test_row_checks_name_the_check_the_count_and_example_keys(flights):
+    from span_tools import corrupt
+
+    march = _with_span(flights[flights.month == 3], "2013-03")
+    april = _with_span(flights[flights.month == 4], "2013-04")
+    found = dict(validation.row_anomalies({"2013-03": march, "2013-04": corrupt(april, "duplicated_rows")}, FLIGHTS))
+    assert found["2013-04"]["kind"] == "DUPLICATE_KEY"
+    assert f"{max(1, int(len(april) * 0.1))} rows repeat a key of this span" in found["2013-04"]["description"]
+    assert "carrier=" in found["2013-04"]["description"] and "2013-03" not in found
+    # March re-delivered in April's folder: outside April, and keys already seen in the window's March.
+    redelivered = _with_span(pd.concat([april, march.head(20)]), "2013-04")
+    anomalies = [a for span, a in validation.row_anomalies({"2013-03": march, "2013-04": redelivered}, FLIGHTS)]
+    kinds = {a["kind"]: a["description"] for a in anomalies}
+    assert "20 rows repeat a key of an earlier span of the window" in kinds["DUPLICATE_KEY"]
+    assert kinds["EVENT_TIME_OUTSIDE_SPAN"].startswith("20 rows have an event time outside 2013-04")
+
+
+def test_every_taxi_quarter_passes_its_spec_with_the_defaults(tmp_path_factory):
+    """Calibration, as for the flights' months: the sixteen quarters of TFX's trips, each against the one before."""
+    import subprocess
+    import sys
+
+    from components.sources import LocalSource, read_feed
+
+    taxi = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/taxi/spec.toml")
+    source = tmp_path_factory.mktemp("taxi") / "taxi"
+    subprocess.run([sys.executable, "-m", "pipelines.examples.taxi.land", str(source)], check=True, cwd=REPO_ROOT,
+                   capture_output=True)
+    local, feed = LocalSource(str(source)), taxi.feeds[taxi.main_feed]
+    frames = {span: read_feed(local.read_bytes(span, feed.file), feed).assign(span=span)
+              for span in local.spans(feed.file, taxi.granularity)}
+    assert len(frames) == 16
+    schema, _ = validation.load_or_infer_schema(None, None, taxi.schema_text)
+    limits = validation.SpanLimits(**taxi.checks["span"])
+    anomalies = validation.merge_anomalies(
+        validation.schema_anomalies(validation.span_statistics(frames), schema, limits),
+        validation.history_anomalies(frames, taxi, limits))
+    assert anomalies == {}
