@@ -51,7 +51,7 @@ def read_spans(dataset_dir: str, spans: list[str]) -> dict[str, object]:
     """
     import pandas as pd
 
-    from components.sources import UnreadableTypeError, logical_types
+    from components.frames import UnreadableTypeError, logical_types
 
     frames = {}
     for span in sorted(spans):

@@ -23,7 +23,7 @@ SHARED = {"components", "components.errors", "components.kfp_io", "components.im
 #: Helpers with third-party dependencies (imported where used), importable by the runtimes whose lock holds them.
 SHARED_WITH = {"components.object_store": {"minio"}, "components.sources": {"minio", "pyarrow", "pandas"},
                "components.model_files": {"joblib"}, "components.model_metrics": {"sklearn", "numpy"},
-               "components.labels": {"pandas", "numpy"},
+               "components.labels": {"pandas", "numpy"}, "components.frames": {"pandas"},
                "components.beam_statistics": {"apache_beam", "pyarrow", "tensorflow_data_validation", "tfx_bsl"}}
 #: Libraries of one runtime that are not components themselves.
 LIBRARIES = {"model_server": "serve", "lineage": "data", "monitor": "monitor", "feature_store": "feature"}
