@@ -42,7 +42,7 @@ class UnreadableInputError(Exception):
 def read_spans(dataset_dir: str, spans: list[str]) -> dict[str, object]:
     """Reads each span of an extracted dataset folder as its own DataFrame, types as they came.
 
-    Each column is read by its logical type (``components.sources.logical_types``): a string
+    Each column is read by its logical type (``components.frames.logical_types``): a string
     column dictionary-encoded, or a float32 one, is the same data as the plain one.
 
     Raises:
