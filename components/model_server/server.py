@@ -240,6 +240,25 @@ class _BoundModelServer(kserve.ModelServer):
                 rest._server.startup = startup_then_report
         super().setup_event_loop()
 
+    def register_signal_handler(self):
+        """SIGTERM, SIGINT and SIGQUIT stop the REST server, whenever they arrive.
+
+        kserve 0.21's handler (``ModelServer.stop``, kserve/model_server.py) stops its multi-process
+        and gRPC servers but not the single-process REST server: a stop arriving after kserve
+        installs it and before uvicorn captures signals for serving (``Server.capture_signals``,
+        uvicorn 0.54) was lost, and the process served on. Setting uvicorn's ``should_exit`` ends
+        it in any phase: uvicorn returns right after startup, or leaves its main loop.
+        """
+        rest = getattr(self, "_rest_server", None)
+
+        def stop(_signum, _frame):
+            if rest is None:
+                raise SystemExit(0)
+            rest._server.should_exit = True
+
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+            signal.signal(signum, stop)
+
 
 def serve(model_name: str, port: int, model_dir: Optional[str] = None, registry_uri: Optional[str] = None,
           max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, logger_url: Optional[str] = None,
@@ -313,14 +332,18 @@ class WorkerBoard:
         return self.serving() == self.workers
 
 
+#: How long workers may take to end after a stop before they are killed (kserve's own grace period is 30 s).
+STOP_GRACE_SECONDS = 30.0
+
+
 def run_workers(workers: int, serve_worker: Callable[[int], None], where: str) -> int:
     """Forks ``workers`` processes running ``serve_worker(index)`` and supervises them.
 
     SIGTERM or SIGINT to the parent is a stop asked for: it is forwarded to every worker and the
-    parent returns 0 however far each worker got (one still loading ends at once, with status 0).
-    A worker that ends on its own is a broken server: the others are stopped and the parent
-    returns non-zero (the worker's status, 128 + signal when a signal killed it), for the
-    supervisor to restart the whole server.
+    parent returns 0 however far each worker got (one still loading ends at once, with status 0;
+    one that has not ended ``STOP_GRACE_SECONDS`` later is killed). A worker that ends on its own
+    is a broken server: the others are stopped and the parent returns non-zero (the worker's
+    status, 128 + signal when a signal killed it), for the supervisor to restart the whole server.
 
     Returns:
         The parent's exit status.
@@ -331,9 +354,7 @@ def run_workers(workers: int, serve_worker: Callable[[int], None], where: str) -
     def forward(signum, _frame):
         nonlocal stop_asked
         stop_asked = True
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
+        _signal_all(children, signum)
 
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     # Blocked while forking: a stop arriving meanwhile is handled once the handlers and the child list
@@ -351,22 +372,40 @@ def run_workers(workers: int, serve_worker: Callable[[int], None], where: str) -
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
     print(f"{workers} workers on {where}: {', '.join(map(str, children))}", flush=True)
 
-    pid, status = os.wait()
-    first_code = os.waitstatus_to_exitcode(status)
-    asked = stop_asked
-    if not asked:
-        print(f"worker {pid} ended on its own ({_describe(first_code)}): stopping the others", flush=True)
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
-    for child in children:
-        if child != pid:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(child, 0)
-    if asked:
+    first: Optional[tuple[int, int]] = None  # the first worker to end: (pid, exit code)
+    broken, deadline = False, None  # broken: a worker ended on its own, before any stop was asked
+    remaining = set(children)
+    while remaining:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            if (stop_asked or broken) and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
+            if deadline is not None and time.monotonic() > deadline:
+                # A worker that does not honour the stop within the grace period is killed: a stop ends.
+                print(f"workers {sorted(remaining)} still run {STOP_GRACE_SECONDS:.0f} s after the stop: killed",
+                      flush=True)
+                _signal_all(remaining, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.05)
+            continue
+        remaining.discard(pid)
+        if first is None:
+            first = (pid, os.waitstatus_to_exitcode(status))
+            if not stop_asked:
+                broken = True
+                print(f"worker {pid} ended on its own ({_describe(first[1])}): stopping the others", flush=True)
+                _signal_all(remaining, signal.SIGTERM)
+    if not broken:
         print(f"stopped as asked: {workers} workers ended", flush=True)
         return 0
-    return 128 - first_code if first_code < 0 else (first_code or 1)
+    code = first[1]
+    return 128 - code if code < 0 else (code or 1)
+
+
+def _signal_all(pids, signum) -> None:
+    for pid in list(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
 
 
 def _worker_main(serve_worker: Callable[[int], None], index: int, stop_signals: set) -> None:

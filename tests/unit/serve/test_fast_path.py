@@ -200,9 +200,12 @@ def test_workers_share_the_port_answer_alike_and_stop_together(trained, samples,
         control.stop_process(process.pid)
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.7, 1.0, 1.5, 2.5])
 def test_a_stop_asked_while_workers_load_ends_with_status_0(trained, tmp_path, delay):
-    """However far each worker got (forked, importing, loading, serving), a stop asked for is not a crash."""
+    """However far each worker got (forked, importing, loading, starting kserve, serving), a stop ends the server.
+
+    Its exit status is 0, and it ends well before the parent's grace period would have to kill a worker.
+    """
     folder, _ = trained
     process, _, log = _start_workers(folder, tmp_path)
     try:
@@ -211,8 +214,24 @@ def test_a_stop_asked_while_workers_load_ends_with_status_0(trained, tmp_path, d
             time.sleep(0.01)
         time.sleep(delay)
         os.kill(process.pid, signal.SIGTERM)
-        assert process.wait(timeout=60) == 0, log.read_text()[-2000:]
+        assert process.wait(timeout=20) == 0, log.read_text()[-2000:]
+        assert "killed" not in log.read_text()
         assert _group(process) == []
+    finally:
+        control.stop_process(process.pid)
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.0, 1.5, 2.5])
+def test_a_single_process_server_ends_when_stopped_in_any_phase(trained, tmp_path, delay):
+    """kserve's own handler loses a SIGTERM between its start and uvicorn's: ours ends the server in every phase."""
+    folder, _ = trained
+    process = control.start_process(["--model-dir", folder], "flights-delay", control.free_port(),
+                                    str(tmp_path / "server.log"))
+    try:
+        time.sleep(delay)
+        os.kill(process.pid, signal.SIGTERM)
+        # 0 once our handler is in place; -SIGTERM before the server code runs (the default action).
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM), (tmp_path / "server.log").read_text()[-2000:]
     finally:
         control.stop_process(process.pid)
 
@@ -229,3 +248,24 @@ def test_a_worker_that_dies_on_its_own_stops_the_others_and_the_exit_status_says
         assert _group(process) == []
     finally:
         control.stop_process(process.pid)
+
+
+def test_a_stop_between_kserve_starting_and_uvicorn_serving_is_not_lost():
+    """The window kserve 0.21's handler loses (it stops only its multi-process and gRPC servers): ours ends uvicorn."""
+    import types
+
+    from components.model_server.server import _BoundModelServer
+
+    uvicorn_server = types.SimpleNamespace(should_exit=False)
+    server = _BoundModelServer.__new__(_BoundModelServer)  # only what the handler touches
+    server._rest_server = types.SimpleNamespace(_server=uvicorn_server)
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+    previous = {signum: signal.getsignal(signum) for signum in handled}
+    try:
+        server.register_signal_handler()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # Python runs the handler between bytecodes of the main thread
+        assert uvicorn_server.should_exit is True
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
