@@ -37,6 +37,11 @@ METRICS = {
                               "log_loss": "minimize", "precision": "maximize", "recall": "maximize"},
     "regression": {"rmse": "minimize", "mae": "minimize", "r2": "maximize"},
 }
+def metric_label(name: str) -> str:
+    """A metric's name as reports print it: ``AUC``, ``RMSE``, ``MAE``, ``R2``, ``log loss``, ``accuracy``."""
+    return {"auc": "AUC", "rmse": "RMSE", "mae": "MAE", "r2": "R2", "log_loss": "log loss", "f1": "F1"}.get(name, name)
+
+
 #: Event-time declarations: a timestamp column (with a unit for numbers), or date parts.
 TIME_UNITS = ("s", "ms", "us", "ns", "iso")
 TIME_PARTS = ("year", "month", "day", "hour", "hhmm")

@@ -52,3 +52,10 @@ def task_metrics(task: str, labels, values, threshold: float = DECISION_THRESHOL
         summary = {"label_mean": float(labels.astype("float64").mean()) if len(labels) else float("nan")}
     return {**{name: metric_value(name, labels, values, threshold) for name in names}, **summary,
             "rows": int(len(labels))}
+
+
+def predictions(model, frame, features: list[str], task: str):
+    """What a fitted pipeline says of each row: the positive class' probability, or the regression value."""
+    if task == "binary_classification":
+        return model.predict_proba(frame[features])[:, 1]
+    return model.predict(frame[features])

@@ -4,6 +4,7 @@ import json
 import sys
 
 from components import model_files
+from components.dataset_spec import metric_label
 from components.evaluate.evaluate import confusion_matrix, evaluate, roc_curve_points, score
 from components.kfp_io import Executor, run_component
 
@@ -38,7 +39,7 @@ def _run(executor: Executor) -> None:
             "confidenceMetrics": roc_curve_points(labels, scores),
             "confusionMatrix": confusion_matrix(labels, scores, class_names),
         })
-    name = metric.upper() if len(metric) <= 4 else metric
+    name = metric_label(metric)
     line = f"[evaluate] candidate {name} {overall[metric]:.4f}"
     if result["baseline"]:
         line += f", baseline {name} {result['baseline'][metric]:.4f} on the same test span"

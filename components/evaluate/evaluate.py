@@ -6,7 +6,7 @@ import math
 from typing import Any, Optional
 
 from components.dataset_spec import DatasetSpec
-from components.model_metrics import DECISION_THRESHOLD, task_metrics
+from components.model_metrics import DECISION_THRESHOLD, predictions, task_metrics
 
 
 def scalar_metrics(labels, values, task: str = "binary_classification",
@@ -50,9 +50,7 @@ def slice_metrics(frame, values, spec: DatasetSpec) -> dict[str, dict[str, dict[
 
 def score(model, frame, spec: DatasetSpec):
     """The positive class' probability of each row, or the predicted value for a regression."""
-    if spec.task == "binary_classification":
-        return model.predict_proba(frame[spec.features])[:, 1]
-    return model.predict(frame[spec.features])
+    return predictions(model, frame, spec.features, spec.task)
 
 
 def evaluate(candidate, test_frame, spec: DatasetSpec, baseline: Optional[object] = None) -> dict[str, Any]:

@@ -72,9 +72,9 @@ def import_estimator(path: str):
 
 def predictions(model, frame, spec: DatasetSpec):
     """What the model says of each row: the positive class' probability, or the regression value."""
-    if spec.task == "binary_classification":
-        return model.predict_proba(frame[spec.features])[:, 1]
-    return model.predict(frame[spec.features])
+    from components.model_metrics import predictions as predicted
+
+    return predicted(model, frame, spec.features, spec.task)
 
 
 def primary_metric(spec: DatasetSpec, labels, values) -> float:

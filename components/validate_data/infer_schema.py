@@ -57,20 +57,12 @@ def read_landed(source: str, spec) -> dict[str, object]:
 
 
 def _join_view(frame, readings, view):
-    """The view's features joined on its entities' columns (a plain join: the schema sees the values, not time)."""
-    import pandas as pd
-
-    keys_row, keys_feed = [], []
-    for number, entity in enumerate(view.entities):
-        name = f"_key{number}"
-        frame = frame.assign(**{name: _derived(frame, entity["row"])})
-        readings = readings.assign(**{name: _derived(readings, entity["feed"])})
-        keys_row.append(name)
-        keys_feed.append(name)
-    readings = readings.drop_duplicates(subset=keys_feed)[keys_feed + list(view.features)]
-    joined = frame.merge(readings, on=keys_row, how="left")
-    return joined.drop(columns=keys_row).reindex(columns=[*frame.columns.drop(keys_row), *view.features]) \
-        if isinstance(joined, pd.DataFrame) else joined
+    """The view's features joined on its entities' keys (a plain join: the schema sees the values, not time)."""
+    keys = [f"_key{number}" for number in range(len(view.entities))]
+    frame = frame.assign(**{key: _derived(frame, entity["row"]) for key, entity in zip(keys, view.entities)})
+    readings = readings.assign(**{key: _derived(readings, entity["feed"]) for key, entity in zip(keys, view.entities)})
+    readings = readings.drop_duplicates(subset=keys)[keys + list(view.features)]
+    return frame.merge(readings, on=keys, how="left").drop(columns=keys)
 
 
 def _derived(frame, derivation):

@@ -293,11 +293,10 @@ def event_times(frame, feed):
     if "column" in declared:
         if declared["column"] not in frame:
             return None
-        values = frame[declared["column"]]
-        unit = declared.get("unit", "iso")
-        numbers = pd.to_numeric(values, errors="coerce") if unit != "iso" else None
-        return pd.to_datetime(numbers, unit=unit, errors="coerce") if unit != "iso" else \
-            pd.to_datetime(values, errors="coerce")
+        values, unit = frame[declared["column"]], declared.get("unit", "iso")
+        if unit == "iso":
+            return pd.to_datetime(values, errors="coerce")
+        return pd.to_datetime(pd.to_numeric(values, errors="coerce"), unit=unit, errors="coerce")
     parts = declared["parts"]
     if any(column not in frame for column in parts.values()):
         return None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from components.dataset_spec import metric_label
+
 
 def judge(candidate: dict[str, Any], baseline: Optional[dict[str, Any]], metric: str, direction: str,
           threshold: float, max_change: float) -> tuple[bool, list[str]]:
@@ -23,7 +25,7 @@ def judge(candidate: dict[str, Any], baseline: Optional[dict[str, Any]], metric:
     Returns:
         ``(blessed, reasons)``: one reason per check, passed or failed.
     """
-    name = metric.upper() if len(metric) <= 4 else metric
+    name = metric_label(metric)
     value = candidate.get(metric)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False, [f"candidate {name} could not be computed (for AUC: the test span has a single class)"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from components.dataset_spec import metric_label
 from components.kfp_io import unwrap_metadata
 from components.run_folder import TASK_LOG, TASK_TIMING, read_json, task_folders
 from pipelines.ct.spec import step_names
@@ -114,7 +115,7 @@ def format_summary(facts: dict[str, Any]) -> str:
         lines.append(f"Candidate on test span: {_metrics_line(c, shown)}  ({int(c['rows']):,} rows)")
         tm = facts.get("train_metrics") or {}
         if tm:
-            label = _metric_label(metric)
+            label = metric_label(metric)
             lines.append(f"  train {label} {tm.get(f'train_{metric}', float('nan')):.4f}, "
                          f"eval {label} {tm.get(f'eval_{metric}', float('nan')):.4f}")
         if facts.get("baseline"):
@@ -155,9 +156,5 @@ def format_summary(facts: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _metric_label(name: str) -> str:
-    return {"auc": "AUC", "rmse": "RMSE", "mae": "MAE", "r2": "R2", "log_loss": "log loss"}.get(name, name)
-
-
 def _metrics_line(metrics: dict, names: list[str]) -> str:
-    return "  ".join(f"{_metric_label(name)} {metrics[name]:.4f}" for name in names if name in metrics)
+    return "  ".join(f"{metric_label(name)} {metrics[name]:.4f}" for name in names if name in metrics)
