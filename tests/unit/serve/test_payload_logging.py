@@ -78,9 +78,11 @@ def _window_probabilities(monitor_url):
     """The probabilities the monitor stored, read back from its Parquet window with the monitor runtime."""
     import subprocess
 
-    script = ("import json,sys; from components.monitor.monitor import Monitor; "
+    # Printed, flushed, then os._exit: the monitor runtime's native threads (TensorFlow's) can abort a normal
+    # interpreter exit ("terminate called without an active exception", seen once in a fresh-clone CI run).
+    script = ("import json,os,sys; from components.monitor.monitor import Monitor; "
               "print(json.dumps(Monitor(sys.argv[1], None, 'flights-delay').store.window_frame('w1')"
-              "['probability'].tolist()))")
+              "['probability'].tolist()), flush=True); os._exit(0)")
     _, status = monitor_control.request("GET", f"{monitor_url}/v1/status")
     state = os.path.dirname(os.path.dirname(status["latest"]["window_folder"]))
     out = subprocess.run([MONITOR_PYTHON, "-c", script, state], capture_output=True, text=True, check=True,
