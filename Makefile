@@ -58,6 +58,10 @@ SOURCE ?=
 schema: setup ## Infer a starting curated schema for SPEC from its landed spans (SOURCE, default var/source/<name>): review, then commit
 	$(VENVS)/data/bin/python -m components.validate_data.infer_schema --spec $(SPEC) $(if $(SOURCE),--source $(SOURCE))
 
+SAMPLES ?=
+drift-limits: setup ## Calibrate SPEC's fatal drift limits on its landed spans (SOURCE; SAMPLES=0.1 measures 10% samples too): paste the printed block
+	$(VENVS)/data/bin/python -m components.validate_data.drift_limits --spec $(SPEC) $(if $(SOURCE),--source $(SOURCE)) $(if $(SAMPLES),--samples $(SAMPLES))
+
 spec-check: ## Check SPEC (default: the flights example): a valid spec, or the key and the problem
 	@$(PYTHON) -m components.dataset_spec $(SPEC)
 

@@ -422,7 +422,7 @@ class _Validator:
         schema = self.table(raw.get("schema", {}), "schema", set(), {"file"})
         if "file" in schema:
             self.string(schema["file"], "schema.file")
-        self.checks(raw.get("checks", {}), columns)
+        self.checks(raw.get("checks", {}), columns, joined)
         self.model(raw["model"], task)
         metric = self.table(raw["metric"], "metric", {"primary", "threshold", "max_change"})
         self.string(metric["primary"], "metric.primary", tuple(METRICS[task]))
@@ -557,8 +557,14 @@ class _Validator:
             self.fail("label", "a regression target is a column or an expression, not a threshold or a set")
         return task
 
-    def checks(self, checks: Any, columns: dict) -> None:
-        checks = self.table(checks, "checks", set(), {"span", "values"})
+    def checks(self, checks: Any, columns: dict, joined: dict) -> None:
+        checks = self.table(checks, "checks", set(), {"span", "values", "fatal_drift"})
+        fatal = self.table(checks.get("fatal_drift", {}), "checks.fatal_drift", set(), None)
+        for name, value in fatal.items():
+            if name not in joined:
+                self.fail(f"checks.fatal_drift.{name}", "is not a column of the main feed or a feature view")
+            # Both measures (Jensen-Shannon divergence, L-infinity distance) lie in [0, 1].
+            self.number(value, f"checks.fatal_drift.{name}", 0, 1)
         span = self.table(checks.get("span", {}), "checks.span", set(),
                           {"min_rows_fraction", "max_rows_fraction", "max_label_rate_change",
                            "max_missing_rate_change"})

@@ -34,6 +34,18 @@ def span_file(span: str) -> str:
     return f"{span}.parquet"
 
 
+#: Folder of an extracted dataset holding the other feeds' spans: ``feeds/<feed>/<span>.parquet``.
+FEEDS_FOLDER = "feeds"
+
+
+def feed_span_file(feed: str, span: str) -> str:
+    """Path, inside an extracted dataset folder, of one span of a feed other than the main one.
+
+    Validation checks their rows (event time, primary key); the feature store reads them from the source.
+    """
+    return f"{FEEDS_FOLDER}/{feed}/{span}.parquet"
+
+
 class SpanError(ComponentError, ValueError):
     """A span list or window that cannot be read; a step reports it as its one error line."""
 

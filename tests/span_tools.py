@@ -53,6 +53,15 @@ def _duplicated_rows(frame, share=0.1):
     return pd.concat([frame, frame.head(max(1, int(len(frame) * share)))], ignore_index=True)
 
 
+def _a_day_late(frame):
+    """Every reading keyed a day after it was taken (the last day's readings land in the next span)."""
+    import pandas as pd
+
+    when = pd.to_datetime(frame[["year", "month", "day"]]) + pd.Timedelta(days=1)
+    return frame.assign(year=when.dt.year.astype("int64"), month=when.dt.month.astype("int64"),
+                        day=when.dt.day.astype("int64"))
+
+
 def _some(column, value, share=0.05):
     def change(frame):
         frame = frame.copy()
@@ -104,7 +113,22 @@ CORRUPTIONS = {
                               "a re-delivered slice of the previous month in this month's folder"),
     "duplicated_rows": (_duplicated_rows, "(primary key)", "DUPLICATE_KEY",
                         "a tenth of the rows twice, the row count inside its limits"),
+    "temperature_in_celsius": (lambda f: f.assign(temp=(f["temp"] - 32) * 5 / 9), "temp", "FATAL_DRIFT",
+                               "temperature in Celsius instead of Fahrenheit, inside its domain"),
+    "wind_in_meters_per_second": (_scaled("wind_speed", 0.44704), "wind_speed", "FATAL_DRIFT",
+                                  "wind speed in m/s instead of mph, inside its domain"),
+    "humidity_as_a_fraction": (_scaled("humid", 0.01), "humid", "FATAL_DRIFT",
+                               "relative humidity as a fraction instead of percent, inside its domain"),
+    "weather_keyed_a_day_late": (_a_day_late, "(event time of the weather feed)", "EVENT_TIME_OUTSIDE_SPAN",
+                                 "a weather feed whose readings are keyed a day late"),
 }
+#: Corruptions made to the weather feed (besides those of a weather feature): checked on the feed's own rows.
+WEATHER_FEED_CORRUPTIONS = {"weather_keyed_a_day_late"}
+
+
+def changes_weather_feed(kind: str) -> bool:
+    """Whether a corruption is made to the weather feed (which reaches validation through the feature store)."""
+    return kind in WEATHER_FEED_CORRUPTIONS or (kind in CORRUPTIONS and CORRUPTIONS[kind][1] in WEATHER_FEATURES)
 
 def _dictionary_encoded(frame):
     return frame.assign(**{c: frame[c].astype("category") for c in frame.columns if frame[c].dtype == object})
@@ -153,8 +177,7 @@ def corrupt(frame, kind: str):
 def main() -> int:
     """Rewrites one span file in place (the weather feed's for a weather feature)."""
     source, span, kind = sys.argv[1:4]
-    weather = kind in CORRUPTIONS and CORRUPTIONS[kind][1] in WEATHER_FEATURES
-    path = os.path.join(source, span, WEATHER_FILE if weather else SPAN_FILE)
+    path = os.path.join(source, span, WEATHER_FILE if changes_weather_feed(kind) else SPAN_FILE)
     if kind in FILE_CORRUPTIONS:
         with open(path, "rb") as handle:
             data = handle.read()

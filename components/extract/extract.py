@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from components.kfp_io import ComponentError, error_line
 from components.sources import check_spans_present, data_version, feed_files, open_source, read_feed
-from components.spans import SPAN_COLUMN, span_file
+from components.spans import SPAN_COLUMN, feed_span_file, span_file
 
 
 def _read_span(source, span: str, feed):
@@ -25,9 +25,10 @@ def _read_span(source, span: str, feed):
 def extract_spans(source_uri: str, spans: list[str], output_path: str, spec) -> dict:
     """Reads the given spans from the source and writes them into one dataset folder.
 
-    Each span becomes ``<output_path>/<span>.parquet`` with a ``span`` column. An
-    empty span or one with changed columns is passed through as it is (the data
-    validation step rejects it, with the reason); a missing one is an error.
+    Each span becomes ``<output_path>/<span>.parquet`` with a ``span`` column; each other feed's
+    file of the span, where the span has one, ``<output_path>/feeds/<feed>/<span>.parquet`` (for
+    validation's row checks). An empty span or one with changed columns is passed through as it
+    is (the data validation step rejects it, with the reason); a missing one is an error.
 
     Args:
         source_uri: A local folder or ``s3://bucket/prefix`` holding one folder per span.
@@ -54,7 +55,16 @@ def extract_spans(source_uri: str, spans: list[str], output_path: str, spec) -> 
         frame[SPAN_COLUMN] = span
         frame.to_parquet(os.path.join(output_path, span_file(span)), index=False)
         rows[span] = int(len(frame))
-        print(f"[extract] span {span}: {len(frame):,} rows", flush=True)
+        others = []
+        for other in spec.feeds.values():
+            if other.name == spec.main_feed or not source.has(span, other.file):
+                continue
+            other_frame = _read_span(source, span, other)
+            path = os.path.join(output_path, feed_span_file(other.name, span))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            other_frame.to_parquet(path, index=False)
+            others.append(f"{len(other_frame):,} {other.name} rows")
+        print(f"[extract] span {span}: {len(frame):,} rows{''.join(f', {o}' for o in others)}", flush=True)
     return {
         "spans": spans,
         "rows_per_span": rows,

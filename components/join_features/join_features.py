@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from components import dataset
-from components.spans import span_file
+from components.spans import FEEDS_FOLDER, span_file
 
 
 def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, repo: str,
@@ -32,8 +32,11 @@ def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, 
 
     import pandas as pd
 
+    os.makedirs(output_path, exist_ok=True)
+    if os.path.isdir(os.path.join(dataset_path, FEEDS_FOLDER)):  # the other feeds' rows, for validation
+        shutil.copytree(os.path.join(dataset_path, FEEDS_FOLDER), os.path.join(output_path, FEEDS_FOLDER),
+                        dirs_exist_ok=True)
     if spec is not None and not spec.feature_views:
-        os.makedirs(output_path, exist_ok=True)
         for span in extracted["spans"]:
             shutil.copyfile(os.path.join(dataset_path, span_file(span)),
                             os.path.join(output_path, span_file(span)))
@@ -49,7 +52,6 @@ def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, 
           f"{synced['offline_uri']} ({len(synced['written'])} new or changed)", flush=True)
     store = open_store(repo)
     known = stored_keys(repo)
-    os.makedirs(output_path, exist_ok=True)
     without = {}
     for span in extracted["spans"]:
         flights = pd.read_parquet(os.path.join(dataset_path, span_file(span)))

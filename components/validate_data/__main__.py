@@ -18,6 +18,7 @@ def _run(executor: Executor) -> None:
     spans = executor.input_metadata("dataset")["spans"]
     try:
         frames = validation.read_spans(executor.input_path("dataset"), spans)
+        feeds = validation.read_feeds(executor.input_path("dataset"), spans, spec)
     except validation.UnreadableInputError as error:
         raise ComponentError(str(error)) from None
     started = time.perf_counter()
@@ -48,8 +49,7 @@ def _run(executor: Executor) -> None:
     executor.set_metadata("schema", {"inferred": inferred, "source": source})
 
     limits = span_limits(executor, spec)
-    anomalies = validation.merge_anomalies(validation.schema_anomalies(statistics, schema, limits),
-                                           validation.history_anomalies(frames, spec, limits))
+    anomalies = validation.span_anomalies(frames, statistics, schema, spec, limits, feeds)
     drift = validation.drift_between_spans(statistics, validation.with_drift_thresholds(
         schema, float(executor.param("drift_js_threshold")), float(executor.param("drift_linf_threshold"))))
     drifted = sorted({f"{row['feature']}@{row['span']}" for row in drift if row["drifted"]})

@@ -2,10 +2,13 @@
 
 Schema anomalies (missing or unexpected columns, wrong types, values outside their physical
 domain, too few rows) and span-level anomalies against the previous span (row count, label
-rate, per-feature missing rate) fail the run; drift between consecutive spans is measured and
-reported, never fatal. TFDV checks what it can (the schema, and the row count through its
-``num_examples_drift_comparator``); this module checks only what TFDV has nothing for (label
-rate, missing-rate change, and the named value checks a dataset spec applies, such as the
+rate, per-feature missing rate) fail the run. Drift between consecutive spans is measured and
+reported against the reporting thresholds; beyond a feature's fatal limit (the spec's
+``checks.fatal_drift``, calibrated on the data by ``drift_limits``, far looser) it fails the run:
+a unit or scale change that keeps values inside their domain. TFDV checks what it can (the
+schema, the row count through its ``num_examples_drift_comparator``, the drift measures); this
+module checks only what TFDV has nothing for (label rate, missing-rate change, duplicate keys,
+event times outside the span, and the named value checks a dataset spec applies, such as the
 minutes of HHMM clock times).
 """
 
@@ -223,20 +226,32 @@ def history_anomalies(frames: dict[str, object], spec, limits: Optional[SpanLimi
     return found
 
 
-#: The feature named by the row checks' anomalies.
+#: The feature named by the row checks' anomalies (the main feed's; another feed's names the feed).
 PRIMARY_KEY = "(primary key)"
 EVENT_TIME = "(event time)"
 #: Example keys quoted in a row check's description.
 EXAMPLES = 3
 
 
-def row_anomalies(frames: dict[str, object], spec) -> list[tuple[str, dict]]:
-    """Rows that break the main feed's identity or time: duplicate primary keys, event times outside the span.
+def row_check_names(spec, feed_name: str) -> tuple[str, str]:
+    """The features a feed's row checks name: ``(primary key)``, ``(event time)``, or ``(... of the X feed)``."""
+    if feed_name == spec.main_feed:
+        return PRIMARY_KEY, EVENT_TIME
+    return f"(primary key of the {feed_name} feed)", f"(event time of the {feed_name} feed)"
+
+
+def row_anomalies(frames: dict[str, object], spec, feed_name: Optional[str] = None) -> list[tuple[str, dict]]:
+    """Rows that break a feed's identity or time: duplicate primary keys, event times outside the span.
 
     A key is unique within its span and across the window's spans (a re-delivered row of an
-    earlier span is a duplicate too); each row's event time (the spec's ``event_time``) lies in
+    earlier span is a duplicate too); each row's event time (the feed's ``event_time``) lies in
     its span's period, widened by ``tolerance_seconds``. Columns a check needs that are missing
     or unreadable leave it to the schema check, which names them.
+
+    Args:
+        frames: Span id -> the feed's rows of that span.
+        spec: The dataset spec.
+        feed_name: The feed (default: the main feed).
 
     Returns:
         ``(span, anomaly)`` pairs, each naming the check, the count and a few example keys.
@@ -244,28 +259,32 @@ def row_anomalies(frames: dict[str, object], spec) -> list[tuple[str, dict]]:
     import numpy as np
     import pandas as pd
 
-    feed = spec.feeds[spec.main_feed]
+    feed_name = feed_name or spec.main_feed
+    feed = spec.feeds[feed_name]
+    key_name, time_name = row_check_names(spec, feed_name)
+    rows_of = "rows" if feed_name == spec.main_feed else f"rows of the {feed_name} feed"
     key = list(feed.primary_key)
     found = []
     earlier: list = []
     for span in sorted(frames):
         frame = frames[span]
-        if not len(frame) or any(name not in frame for name in key):
+        if not len(frame):
             continue
-        hashes = pd.util.hash_pandas_object(frame[key].astype(str), index=False).to_numpy()
-        within = pd.Series(hashes).duplicated(keep="first").to_numpy()
-        again = np.isin(hashes, np.concatenate(earlier)) if earlier else np.zeros(len(frame), dtype=bool)
-        if within.any() or again.any():
-            parts = []
-            if within.any():
-                parts.append(f"{int(within.sum())} rows repeat a key of this span")
-            if again.any():
-                parts.append(f"{int(again.sum())} rows repeat a key of an earlier span of the window")
-            found.append((span, _anomaly(
-                PRIMARY_KEY, "DUPLICATE_KEY", "Rows with the same primary key",
-                f"{'; '.join(parts)} (primary key {', '.join(key)}; e.g. "
-                f"{_examples(frame[within | again], key)})")))
-        earlier.append(hashes)
+        if key and all(name in frame for name in key):
+            hashes = pd.util.hash_pandas_object(frame[key].astype(str), index=False).to_numpy()
+            within = pd.Series(hashes).duplicated(keep="first").to_numpy()
+            again = np.isin(hashes, np.concatenate(earlier)) if earlier else np.zeros(len(frame), dtype=bool)
+            if within.any() or again.any():
+                parts = []
+                if within.any():
+                    parts.append(f"{int(within.sum())} {rows_of} repeat a key of this span")
+                if again.any():
+                    parts.append(f"{int(again.sum())} {rows_of} repeat a key of an earlier span of the window")
+                found.append((span, _anomaly(
+                    key_name, "DUPLICATE_KEY", "Rows with the same primary key",
+                    f"{'; '.join(parts)} (primary key {', '.join(key)}; e.g. "
+                    f"{_examples(frame[within | again], key)})")))
+            earlier.append(hashes)
         times = event_times(frame, feed)
         if times is None:
             continue
@@ -273,11 +292,53 @@ def row_anomalies(frames: dict[str, object], spec) -> list[tuple[str, dict]]:
         tolerance = pd.Timedelta(seconds=float(feed.event_time.get("tolerance_seconds", 0)))
         outside = ~((times >= start - tolerance) & (times < end + tolerance)).to_numpy()
         if outside.any():
+            shown = key or [column for column in frame.columns if column != SPAN_COLUMN][:3]
             found.append((span, _anomaly(
-                EVENT_TIME, "EVENT_TIME_OUTSIDE_SPAN", "Rows whose event time lies outside the span",
-                f"{int(outside.sum())} rows have an event time outside {span} ({start:%Y-%m-%d %H:%M} to "
+                time_name, "EVENT_TIME_OUTSIDE_SPAN", "Rows whose event time lies outside the span",
+                f"{int(outside.sum())} {rows_of} have an event time outside {span} ({start:%Y-%m-%d %H:%M} to "
                 f"{end:%Y-%m-%d %H:%M}, tolerance {tolerance}) or none at all; e.g. "
-                f"{_examples(frame[outside], key, times[outside])}")))
+                f"{_examples(frame[outside], shown, times[outside])}")))
+    return found
+
+
+def read_feeds(dataset_dir: str, spans: list[str], spec) -> dict[str, dict[str, object]]:
+    """The other feeds' rows of each span, as extraction wrote them (``feeds/<feed>/<span>.parquet``).
+
+    Returns:
+        Feed name -> span id -> rows; a span without a feed's file is left out.
+
+    Raises:
+        UnreadableInputError: A file cannot be read (one line naming it).
+    """
+    import pandas as pd
+
+    from components.frames import UnreadableTypeError, logical_types
+    from components.spans import feed_span_file
+
+    feeds: dict[str, dict[str, object]] = {}
+    for name in spec.feeds:
+        if name == spec.main_feed:
+            continue
+        for span in sorted(spans):
+            path = os.path.join(dataset_dir, feed_span_file(name, span))
+            if not os.path.exists(path):
+                continue
+            try:
+                frame = pd.read_parquet(path)
+                feeds.setdefault(name, {})[span] = logical_types(frame, f"{name} of span {span}: {path}")
+            except UnreadableTypeError as error:
+                raise UnreadableInputError(str(error)) from None
+            except Exception as error:  # noqa: BLE001 - pyarrow raises several types; all mean "unreadable"
+                raise UnreadableInputError(f"{name} of span {span}: {path}: {error_line(error)}") from None
+    return feeds
+
+
+def feed_row_anomalies(feeds: dict[str, dict[str, object]], spec) -> dict[str, list[dict]]:
+    """``row_anomalies`` of each feed other than the main one (``read_feeds``), by span."""
+    found: dict[str, list[dict]] = {}
+    for name, frames in feeds.items():
+        for span, anomaly in row_anomalies(frames, spec, name):
+            found.setdefault(span, []).append(anomaly)
     return found
 
 
@@ -367,6 +428,79 @@ def merge_anomalies(*found: dict[str, list[dict]]) -> dict[str, list[dict]]:
         for span, anomalies in part.items():
             merged.setdefault(span, []).extend(anomalies)
     return dict(sorted(merged.items()))
+
+
+def span_anomalies(frames: dict[str, object], statistics_by_span: dict[str, object], schema, spec,
+                   limits: Optional[SpanLimits] = None,
+                   feeds: Optional[dict[str, dict[str, object]]] = None) -> dict[str, list[dict]]:
+    """Every check that fails a run: the schema's, the spans' history, the rows' of every feed, fatal drift.
+
+    Args:
+        frames: Span id -> the main feed's rows (feature views joined).
+        statistics_by_span: Their TFDV statistics.
+        schema: The curated schema.
+        spec: The dataset spec.
+        limits: Allowed change against the previous span.
+        feeds: The other feeds' rows (``read_feeds``), for their row checks.
+
+    Returns:
+        Span id -> anomalies (feature, kind, short and long description), in span order; clean spans left out.
+    """
+    return merge_anomalies(schema_anomalies(statistics_by_span, schema, limits),
+                           history_anomalies(frames, spec, limits), feed_row_anomalies(feeds or {}, spec),
+                           fatal_drift_anomalies(statistics_by_span, schema, spec.checks.get("fatal_drift", {})))
+
+
+#: The anomaly kind of a drift beyond a feature's fatal limit.
+FATAL_DRIFT = "FATAL_DRIFT"
+MEASURE_NAMES = {"JENSEN_SHANNON_DIVERGENCE": "Jensen-Shannon divergence", "L_INFTY": "L-infinity distance"}
+
+
+def with_comparators(schema, thresholds: dict[str, float]):
+    """A copy of the schema comparing exactly the given features, each with its threshold.
+
+    Numbers by Jensen-Shannon divergence, strings by L-infinity distance (as ``make schema``
+    declares them); features the schema does not know are left out (its own checks name them).
+    """
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    copy = schema_pb2.Schema()
+    copy.CopyFrom(schema)
+    for feature in copy.feature:
+        feature.ClearField("drift_comparator")
+        if feature.name not in thresholds:
+            continue
+        if feature.type == schema_pb2.BYTES:
+            feature.drift_comparator.infinity_norm.threshold = thresholds[feature.name]
+        else:
+            feature.drift_comparator.jensen_shannon_divergence.threshold = thresholds[feature.name]
+    return copy
+
+
+def fatal_drift_anomalies(statistics_by_span: dict[str, object], schema,
+                          fatal_limits: dict[str, float]) -> dict[str, list[dict]]:
+    """Features whose drift against the previous span passes their fatal limit.
+
+    Args:
+        statistics_by_span: Span id -> TFDV statistics, in span order.
+        schema: The schema (the feature types choose the measure).
+        fatal_limits: Feature -> fatal limit (the spec's ``checks.fatal_drift``).
+
+    Returns:
+        Span id -> anomalies, in the shape of ``schema_anomalies``; clean spans left out.
+    """
+    if not fatal_limits:
+        return {}
+    found: dict[str, list[dict]] = {}
+    for row in drift_between_spans(statistics_by_span, with_comparators(schema, fatal_limits)):
+        if row["drifted"]:
+            measure = MEASURE_NAMES.get(row["measure"], row["measure"])
+            found.setdefault(row["span"], []).append(_anomaly(
+                row["feature"], FATAL_DRIFT, "Drift beyond the feature's fatal limit",
+                f"{measure} {row['value']:.3f} against {row['previous_span']}, beyond the fatal limit "
+                f"{row['threshold']:g} (calibrated on the data's own largest drift): a change of unit, "
+                "scale or source?"))
+    return found
 
 
 def with_drift_thresholds(schema, js_threshold: float, linf_threshold: float):

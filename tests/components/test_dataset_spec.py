@@ -114,6 +114,8 @@ def _delete(path):
     (_set(["checks", "values"], [{"check": "hhmm", "columns": ["dep_time"]}]),
      "checks.values[0].check: 'hhmm' is not one of hhmm_clock"),
     (_set(["evaluation", "slices"], ["airport"]), "evaluation.slices[0]: 'airport' is not a column"),
+    (_set(["checks", "fatal_drift"], {"temp": 1.5}), "checks.fatal_drift.temp: 1.5 is outside [0, 1]"),
+    (_set(["checks", "fatal_drift"], {"gate": 0.2}), "checks.fatal_drift.gate: is not a column of the main feed"),
 ])
 def test_a_broken_spec_is_refused_naming_the_key_and_the_problem(change, words):
     with pytest.raises(SpecError) as refused:

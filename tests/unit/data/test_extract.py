@@ -56,6 +56,18 @@ def test_extract_writes_spans_with_counts_and_hash(source, tmp_path):
     assert len(meta["data_hash"]) == 64
 
 
+def test_extract_writes_the_other_feeds_of_each_span_for_validation(tmp_path):
+    """The weather feed's rows of the window's spans beside the flights, as read (validation checks their rows)."""
+    from components.spans import feed_span_file
+
+    land_spans(str(tmp_path / "source"), months=[1, 2], fraction=0.02)
+    (tmp_path / "source" / "2013-02" / WEATHER_FILE).unlink()  # a span without the feed: nothing to check
+    extract_spans(str(tmp_path / "source"), ["2013-01", "2013-02"], str(tmp_path / "out"), FLIGHTS)
+    weather = pd.read_parquet(tmp_path / "out" / feed_span_file("weather", "2013-01"))
+    assert weather.equals(pd.read_parquet(tmp_path / "source" / "2013-01" / WEATHER_FILE))
+    assert not (tmp_path / "out" / feed_span_file("weather", "2013-02")).exists()
+
+
 def test_data_hash_changes_when_a_span_changes(source, tmp_path):
     first = extract_spans(str(source), ["2013-01"], str(tmp_path / "a"), FLIGHTS)["data_hash"]
     span_file = source / "2013-01" / SPAN_FILE

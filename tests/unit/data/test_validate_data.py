@@ -123,18 +123,33 @@ def _previous_and(flights, kind):
     return {"2013-03": march, "2013-04": april}
 
 
-def _all_anomalies(frames):
+def _all_anomalies(frames, feeds=None, spec=FLIGHTS):
+    """Every check validate_data makes, with the spec's limits (span limits, fatal drift)."""
     stats = validation.span_statistics(frames)
-    return validation.merge_anomalies(validation.schema_anomalies(stats, _schema()),
-                                      validation.history_anomalies(frames, FLIGHTS))
+    limits = validation.SpanLimits(**spec.checks.get("span", {}))
+    return validation.span_anomalies(frames, stats, _schema(), spec, limits, feeds)
+
+
+def _weather_feeds(kind=None):
+    """The weather feed's rows of March and April (April changed by ``kind``), as extraction writes them."""
+    from span_tools import corrupt
+
+    from pipelines.examples.flights.land import load_weather
+
+    weather = load_weather()
+    april = weather[weather.month == 4]
+    return {"weather": {"2013-03": weather[weather.month == 3], "2013-04": corrupt(april, kind) if kind else april}}
 
 
 @pytest.mark.parametrize("kind", sorted(__import__("span_tools").CORRUPTIONS))
 def test_every_corruption_in_the_catalogue_is_caught_and_named(flights, kind):
-    from span_tools import CORRUPTIONS
+    from span_tools import CORRUPTIONS, WEATHER_FEED_CORRUPTIONS
 
     _, feature, anomaly, _ = CORRUPTIONS[kind]
-    found = _all_anomalies(_previous_and(flights, kind))
+    if kind in WEATHER_FEED_CORRUPTIONS:
+        found = _all_anomalies(_previous_and(flights, "column_order"), _weather_feeds(kind))
+    else:
+        found = _all_anomalies(_previous_and(flights, kind), _weather_feeds())
     assert list(found) == ["2013-04"], found  # the clean span before it passes
     kinds = {}
     for entry in found["2013-04"]:
@@ -145,11 +160,12 @@ def test_every_corruption_in_the_catalogue_is_caught_and_named(flights, kind):
 
 def test_the_twelve_months_of_2013_raise_no_anomaly_with_the_default_limits():
     """Calibration: every real month, all flights, each against the month before: zero false stops."""
-    from pipelines.examples.flights.land import load_joined_flights
+    from pipelines.examples.flights.land import load_joined_flights, load_weather
 
-    everything = load_joined_flights()
+    everything, weather = load_joined_flights(), load_weather()
     frames = {f"2013-{m:02d}": _with_span(everything[everything.month == m], f"2013-{m:02d}") for m in range(1, 13)}
-    assert _all_anomalies(frames) == {}
+    feeds = {"weather": {f"2013-{m:02d}": weather[weather.month == m] for m in range(1, 13)}}
+    assert _all_anomalies(frames, feeds) == {}
 
 
 def test_limits_are_honoured_on_both_sides(flights):
@@ -294,7 +310,48 @@ def test_every_taxi_quarter_passes_its_spec_with_the_defaults(tmp_path_factory):
     assert len(frames) == 16
     schema, _ = validation.load_or_infer_schema(None, None, taxi.schema_text)
     limits = validation.SpanLimits(**taxi.checks["span"])
-    anomalies = validation.merge_anomalies(
-        validation.schema_anomalies(validation.span_statistics(frames), schema, limits),
-        validation.history_anomalies(frames, taxi, limits))
-    assert anomalies == {}
+    assert taxi.checks["fatal_drift"]  # the fatal drift limits are checked too
+    assert validation.span_anomalies(frames, validation.span_statistics(frames), schema, taxi, limits) == {}
+
+
+def test_the_committed_fatal_drift_limits_are_what_calibration_gives_today():
+    """``make drift-limits`` on the flights (all of 2013, all rows and 10% samples): each committed limit
+    leaves the largest natural drift at half of it or less, and the features without one are those that
+    drift by nature nearly as far as the measure goes."""
+    from components.validate_data.drift_limits import fatal_limit, largest_drift
+    from pipelines.examples.flights.land import load_joined_flights
+
+    everything = load_joined_flights()
+    frames = {f"2013-{m:02d}": everything[everything.month == m] for m in range(1, 13)}
+    largest = largest_drift(frames, _schema(), FLIGHTS.features, samples=(0.1,))
+    committed = FLIGHTS.checks["fatal_drift"]
+    assert set(committed) == {name for name in FLIGHTS.features if fatal_limit(largest[name].value) is not None}
+    for name, limit in committed.items():
+        assert largest[name].value <= 0.55 * limit, (name, largest[name], limit)
+        assert abs(fatal_limit(largest[name].value) - limit) <= 0.02, (name, largest[name], limit)
+
+
+def test_a_unit_change_is_fatal_and_names_the_measure_the_value_and_the_span_before(flights):
+    from span_tools import corrupt
+
+    march = _with_span(flights[flights.month == 3], "2013-03")
+    april = _with_span(corrupt(flights[flights.month == 4], "temperature_in_celsius"), "2013-04")
+    stats = validation.span_statistics({"2013-03": march, "2013-04": april})
+    found = validation.fatal_drift_anomalies(stats, _schema(), {"temp": 0.76, "distance": 0.1})
+    assert list(found) == ["2013-04"] and [a["feature"] for a in found["2013-04"]] == ["temp"]
+    assert found["2013-04"][0]["description"].startswith("Jensen-Shannon divergence 0.9")
+    assert "against 2013-03, beyond the fatal limit 0.76" in found["2013-04"][0]["description"]
+    assert validation.fatal_drift_anomalies(stats, _schema(), {"temp": 1.0}) == {}
+    assert validation.fatal_drift_anomalies(stats, _schema(), {}) == {}
+
+
+def test_a_feed_without_the_main_feed_s_identity_is_checked_by_its_own(flights):
+    """The weather feed's rows: its own primary key and event time, named with the feed."""
+    feeds = _weather_feeds()
+    feeds["weather"]["2013-04"] = pd.concat([feeds["weather"]["2013-04"], feeds["weather"]["2013-03"].head(5)])
+    found = validation.feed_row_anomalies(feeds, FLIGHTS)
+    kinds = {a["kind"]: a for a in found["2013-04"]}
+    assert kinds["DUPLICATE_KEY"]["feature"] == "(primary key of the weather feed)"
+    assert "5 rows of the weather feed repeat a key of an earlier span" in kinds["DUPLICATE_KEY"]["description"]
+    assert kinds["EVENT_TIME_OUTSIDE_SPAN"]["description"].startswith("5 rows of the weather feed have an event time")
+    assert list(found) == ["2013-04"]
