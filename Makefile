@@ -125,7 +125,7 @@ features-start: setup ## Start Feast's feature server on FEATURE_URL for var/fea
 	$(VENVS)/feature/bin/python -m components.feature_store start --repo var/feature_store --url $(FEATURE_URL)
 
 features-status: setup ## What the local feature server and the offline/online stores hold
-	@$(VENVS)/feature/bin/python -m components.feature_store status --repo var/feature_store
+	@$(VENVS)/feature/bin/python -m components.feature_store status --repo var/feature_store --spec $(SPEC)
 
 features-stop: setup ## Stop the local feature server
 	@$(VENVS)/feature/bin/python -m components.feature_store stop --repo var/feature_store
@@ -151,22 +151,22 @@ $(VENVS)/bench/.synced: tests/benchmarks/mlserver.lock | $(UV)
 
 MONITOR_PORT ?= 8090
 monitor: setup ## Run the monitor in the foreground on MONITOR_PORT (deploy with PARAMS="payload_logger_url=http://127.0.0.1:8090")
-	$(VENVS)/monitor/bin/python -m components.monitor serve --state var/monitor --registry var/registry --model-name "$(MODEL_NAME)" --port $(MONITOR_PORT) \
+	$(VENVS)/monitor/bin/python -m components.monitor serve --state var/monitor --registry var/registry --spec $(SPEC) --port $(MONITOR_PORT) \
 	  --feature-server-url $(FEATURE_URL)
 
 REASON ?= asked for with make trigger
 trigger: setup ## On-demand trigger: one run on the newest spans now, or coalesced into the running one (REASON, PARAMS)
-	$(VENVS)/dev/bin/python -m pipelines.loop trigger --reason "$(REASON)" $(PARAMS)
+	$(VENVS)/dev/bin/python -m pipelines.loop --spec $(SPEC) trigger --reason "$(REASON)" $(PARAMS)
 
 INTERVAL ?= 60
 SCHEDULE ?= 0 0 6 * * *
 watch: setup ## The local scheduler: check schedule, new data and the monitor every INTERVAL s, run when one fires
-	$(VENVS)/dev/bin/python -m pipelines.loop watch --interval $(INTERVAL) --schedule "$(SCHEDULE)" \
+	$(VENVS)/dev/bin/python -m pipelines.loop --spec $(SPEC) watch --interval $(INTERVAL) --schedule "$(SCHEDULE)" \
 	  --monitor-url http://127.0.0.1:$(MONITOR_PORT) $(PARAMS)
 
 DEMO_ARGS ?=
 demo: setup ## Replay 2013 through the CT loop (monitor, triggers, runs); report in var/demo/report/index.html
-	$(VENVS)/dev/bin/python -m pipelines.demo $(DEMO_ARGS)
+	$(VENVS)/dev/bin/python -m pipelines.examples.flights.demo $(DEMO_ARGS)
 
 BENCH_ARGS ?=
 bench-deps: ## The serving benchmark's load generator, hey (Debian); installs when root

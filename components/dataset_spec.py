@@ -141,13 +141,24 @@ class DatasetSpec:
 
     @classmethod
     def load(cls, path: str) -> DatasetSpec:
-        """Reads and validates a spec file.
+        """Reads and validates a spec file: ``spec.toml``, or the JSON of ``to_json`` (``*.json``).
+
+        A cluster mounts the JSON (the ConfigMap ``ct-dataset-spec``).
 
         Raises:
-            SpecError: The file cannot be read, is not TOML, or is not a valid spec.
+            SpecError: The file cannot be read, is not TOML (JSON), or is not a valid spec.
         """
         import tomllib
 
+        if path.endswith(".json"):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except OSError as error:
+                raise SpecError(f"{path}: cannot be read: {error.strerror or error}") from None
+            spec = cls.from_json(text)
+            spec.origin = path
+            return spec
         try:
             with open(path, "rb") as handle:
                 raw = tomllib.load(handle)
@@ -408,6 +419,17 @@ class _Validator:
         missing = sorted(looked_up - set(categorical + numeric))
         if missing:
             self.fail("feature_views", f"{', '.join(missing)} supplied by a view but not a feature")
+        sent = set(categorical + numeric) - looked_up
+        for index, view in enumerate(views):
+            for number, entity in enumerate(view["entities"]):
+                row = entity["row"]
+                used = [row["column"]] if "column" in row else [c for p, c in row["hour_of"].items() if p != "year"]
+                for name in used:
+                    if name not in sent:
+                        # A caller sends the model's features: serving can derive the key only from those
+                        # (and the year of an hour, which the model takes from its newest training span).
+                        self.fail(f"feature_views[{index}].entities[{number}].row",
+                                  f"{name!r} is not a feature the caller sends: serving could not form the key")
         split = self.table(raw["split"], "split", {"key", "salt"})
         self.names(split["key"], "split.key", columns)
         self.string(split["salt"], "split.salt")

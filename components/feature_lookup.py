@@ -1,4 +1,4 @@
-"""Online lookups of the weather features through Feast's feature server (HTTP; standard library only).
+"""Online lookups of a model's feature views through Feast's feature server (HTTP; standard library only).
 
 The model server and the monitor cannot import the Feast SDK (their locks pin protobuf and
 pandas versions Feast does not accept), so they ask Feast's own feature server:
@@ -16,19 +16,19 @@ import threading
 from typing import Optional
 from urllib.parse import urlparse
 
-from components import dataset
-
-#: What a flight's weather is looked up by; the year comes from the model (``model.json``'s ``lookup``).
-KEY_FEATURES = ("origin", "month", "day", "sched_dep_time")
+from components.feature_views import derivation_columns, derive_keys
 
 
 class FeatureServerError(RuntimeError):
     """The feature server could not be reached or gave an answer that is not Feast's."""
 
 
-def flight_hour(year: int, month: float, day: float, sched_dep_time: float) -> str:
-    """The ``weather_hour`` key of a flight: its scheduled departure's local hour."""
-    return dataset.weather_hour(int(year), int(month), int(day), int(sched_dep_time) // 100)
+def key_columns(block: dict) -> list[str]:
+    """The columns a request must carry for a model's lookups (``model.json``'s ``lookup``), defaults aside."""
+    defaults = block.get("defaults") or {}
+    names = [name for view in block["views"] for entity in view["entities"]
+             for name in derivation_columns(entity["row"])]
+    return [name for name in dict.fromkeys(names) if name not in defaults]
 
 
 class FeatureLookup:
@@ -44,7 +44,6 @@ class FeatureLookup:
         self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
         self.timeout = timeout
         self._local = threading.local()
-        self._features = [f"{dataset.WEATHER_VIEW}:{name}" for name in dataset.WEATHER_FEATURES]
 
     def _connection(self) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)
@@ -74,10 +73,16 @@ class FeatureLookup:
                 raise FeatureServerError(f"feature server {self.url} answered something that is not JSON") from None
         raise AssertionError("unreachable")
 
-    def lookup(self, origins: list[str], hours: list[str]) -> tuple[dict[str, list[Optional[float]]], list[bool]]:
-        """The weather features of each (origin, hour), and whether the store holds that key.
+    def lookup(self, view: str, features: list[str],
+               keys: dict[str, list[str]]) -> tuple[dict[str, list[Optional[object]]], list[bool]]:
+        """A view's features for each row's keys, and whether the store holds that key.
 
         Keys are asked once each, whatever the number of rows sharing them.
+
+        Args:
+            view: The feature view.
+            features: Its features to return.
+            keys: Entity name -> one key per row.
 
         Returns:
             (feature name -> one value per row, None when missing; found per row).
@@ -85,21 +90,72 @@ class FeatureLookup:
         Raises:
             FeatureServerError: The server cannot be reached or its answer is not Feast's.
         """
-        distinct = list(dict.fromkeys(zip(origins, hours)))
-        body = json.dumps({"features": self._features,
-                           "entities": {"origin": [o for o, _ in distinct],
-                                        dataset.WEATHER_HOUR: [h for _, h in distinct]}}).encode()
+        names = list(keys)
+        rows = list(zip(*(keys[name] for name in names)))
+        distinct = list(dict.fromkeys(rows))
+        body = json.dumps({"features": [f"{view}:{name}" for name in features],
+                           "entities": {name: [key[i] for key in distinct] for i, name in enumerate(names)}}).encode()
         answer = self._post(body)
         try:
-            names = answer["metadata"]["feature_names"]
-            results = dict(zip(names, answer["results"]))
-            by_feature = {name: results[name] for name in dataset.WEATHER_FEATURES}
+            results = dict(zip(answer["metadata"]["feature_names"], answer["results"]))
+            by_feature = {name: results[name] for name in features}
         except (KeyError, TypeError):
-            raise FeatureServerError(f"feature server {self.url} gave no weather features: "
+            raise FeatureServerError(f"feature server {self.url} gave no {view} features: "
                                      f"{json.dumps(answer)[:300]}") from None
         position = {key: index for index, key in enumerate(distinct)}
-        rows = [position[key] for key in zip(origins, hours)]
+        at = [position[key] for key in rows]
         found_distinct = [any(by_feature[name]["statuses"][i] != "NOT_FOUND" for name in by_feature)
                           for i in range(len(distinct))]
-        values = {name: [result["values"][i] for i in rows] for name, result in by_feature.items()}
-        return values, [found_distinct[i] for i in rows]
+        values = {name: [result["values"][i] for i in at] for name, result in by_feature.items()}
+        return values, [found_distinct[i] for i in at]
+
+
+def _key_text(name: str, key, derivation: dict, columns, row: int, defaults: dict) -> str:
+    """A key for a message: its value, or the values it could not be formed from."""
+    if key is not None:
+        return f"{name} {key!r}"
+    parts = []
+    for column in derivation_columns(derivation):
+        value = columns[column][row] if column in columns else defaults.get(column)
+        parts.append(f"{column}={value.item() if hasattr(value, 'item') else value!r}")
+    return f"{name} (none: {', '.join(parts)} do not form one)"
+
+
+def look_up_rows(lookup: FeatureLookup, block: dict, columns, rows: int) -> tuple[dict[str, list], list[bool], list]:
+    """Every feature of a model's views for each row, its keys derived as training derived them.
+
+    Args:
+        lookup: The feature server's client.
+        block: The model's ``lookup`` block (``model.json``): views, their entities' row derivations,
+            defaults of key columns a caller does not send.
+        columns: Column name -> one value per row.
+        rows: The number of rows.
+
+    Returns:
+        (feature -> one value per row, None when missing; found per row (by every view);
+        each row's keys, for messages).
+
+    Raises:
+        FeatureServerError: The server cannot be reached or its answer is not Feast's.
+    """
+    defaults = block.get("defaults") or {}
+    values: dict[str, list] = {}
+    found = [True] * rows
+    described: list = [[] for _ in range(rows)]
+    for view in block["views"]:
+        keys = {entity["name"]: derive_keys(columns, entity["row"], rows, defaults) for entity in view["entities"]}
+        # A row whose key cannot be formed (a missing or impossible value) is not asked: not found.
+        complete = [row for row in range(rows) if all(keys[name][row] is not None for name in keys)]
+        got, held = lookup.lookup(view["name"], view["features"],
+                                  {name: [keys[name][row] for row in complete] for name in keys}) \
+            if complete else ({name: [] for name in view["features"]}, [])
+        for name in view["features"]:
+            values[name] = [None] * rows
+            for position, row in enumerate(complete):
+                values[name][row] = got[name][position]
+        held_by_row = dict(zip(complete, held))
+        found = [found[row] and held_by_row.get(row, False) for row in range(rows)]
+        for row in range(rows):
+            described[row].append(", ".join(_key_text(name, keys[name][row], entity["row"], columns, row, defaults)
+                                            for name, entity in zip(keys, view["entities"])))
+    return values, found, ["; ".join(parts) for parts in described]

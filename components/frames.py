@@ -51,3 +51,28 @@ def logical_types(frame, where: str = ""):
             raise UnreadableTypeError(f"{where + ': ' if where else ''}column {name!r} has type {dtype}, "
                                       "which is neither a number, a string, a boolean nor a timestamp")
     return pd.DataFrame(columns, index=frame.index)
+
+
+def event_times(frame, feed):
+    """Each row's event time (naive, in the data's own clock), NaT where it cannot be formed.
+
+    Returns:
+        A datetime Series, or None when a column it needs is missing (the schema check names it).
+    """
+    import pandas as pd
+
+    declared = feed.event_time
+    if "column" in declared:
+        if declared["column"] not in frame:
+            return None
+        values, unit = frame[declared["column"]], declared.get("unit", "iso")
+        if unit == "iso":
+            return pd.to_datetime(values, errors="coerce")
+        return pd.to_datetime(pd.to_numeric(values, errors="coerce"), unit=unit, errors="coerce")
+    parts = declared["parts"]
+    if any(column not in frame for column in parts.values()):
+        return None
+    number = {part: pd.to_numeric(frame[column], errors="coerce") for part, column in parts.items()}
+    if "hhmm" in number:
+        number["hour"], number["minute"] = number["hhmm"] // 100, number.pop("hhmm") % 100
+    return pd.to_datetime(pd.DataFrame(number), errors="coerce")

@@ -15,10 +15,6 @@ from components.kfp_io import ComponentError, error_line
 from components.s3_settings import client_settings
 from components.spans import DEFAULT_GRANULARITY, is_span_id
 
-SPAN_FILE = "flights.parquet"
-#: The weather feed's file in a span folder: the feature store's offline source.
-WEATHER_FILE = "weather.parquet"
-
 
 class LocalSource:
     """Spans in a local folder."""
@@ -27,7 +23,7 @@ class LocalSource:
         """Args: root: the folder holding one sub-folder per span."""
         self.root = root
 
-    def spans(self, name: str = SPAN_FILE, granularity: str = DEFAULT_GRANULARITY) -> list[str]:
+    def spans(self, name: str, granularity: str = DEFAULT_GRANULARITY) -> list[str]:
         """Lists the span ids (of the granularity) whose folder holds the file ``name``, sorted."""
         if not os.path.isdir(self.root):
             return []
@@ -36,7 +32,7 @@ class LocalSource:
             if is_span_id(span, granularity) and os.path.isfile(os.path.join(self.root, span, name))
         )
 
-    def location(self, span: str, name: str = SPAN_FILE) -> str:
+    def location(self, span: str, name: str) -> str:
         """Where a span's file is (named in errors)."""
         return os.path.join(self.root, span, name)
 
@@ -44,8 +40,8 @@ class LocalSource:
         """Tells whether a span folder holds a file."""
         return os.path.isfile(self.location(span, name))
 
-    def read_bytes(self, span: str, name: str = SPAN_FILE) -> bytes:
-        """Returns the raw bytes of a span's file (the flights, or ``name`` beside them)."""
+    def read_bytes(self, span: str, name: str) -> bytes:
+        """Returns the raw bytes of a span's file (``name``: a feed's file)."""
         with open(self.location(span, name), "rb") as handle:
             return handle.read()
 
@@ -70,7 +66,7 @@ class S3Source:
     def _key(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
-    def spans(self, name: str = SPAN_FILE, granularity: str = DEFAULT_GRANULARITY) -> list[str]:
+    def spans(self, name: str, granularity: str = DEFAULT_GRANULARITY) -> list[str]:
         """Lists the span ids (of the granularity) whose folder holds the file ``name``, sorted."""
         found = set()
         prefix = self._key() + "/" if self.prefix else ""
@@ -80,7 +76,7 @@ class S3Source:
                 found.add(relative[0])
         return sorted(found)
 
-    def location(self, span: str, name: str = SPAN_FILE) -> str:
+    def location(self, span: str, name: str) -> str:
         """Where a span's file is (named in errors)."""
         return f"s3://{self.bucket}/{self._key(span, name)}"
 
@@ -96,8 +92,8 @@ class S3Source:
             raise
         return True
 
-    def read_bytes(self, span: str, name: str = SPAN_FILE) -> bytes:
-        """Returns the raw bytes of a span's file (the flights, or ``name`` beside them)."""
+    def read_bytes(self, span: str, name: str) -> bytes:
+        """Returns the raw bytes of a span's file (``name``: a feed's file)."""
         response = self.client.get_object(self.bucket, self._key(span, name))
         try:
             return response.read()
@@ -141,24 +137,34 @@ def read_feed(data: bytes, feed):
     return frame
 
 
-#: What a reading is joined to a flight by: the origin and the local hour.
-WEATHER_KEY = ["origin", "year", "month", "day", "hour"]
+def read_joined_spans(source_uri: str, spec) -> dict[str, object]:
+    """Span id -> the main feed's rows with each feature view's features (the plain join), for every span.
 
+    A span without a view's feed file keeps its rows without that view's features.
 
-def join_on_hour(flights, weather):
-    """Each flight with the reading of its origin at its scheduled hour (missing when none), typed per ``COLUMNS``.
-
-    The plain join, without a feature store: the schema curation and the tests use it, and
-    ``tests/unit/feature`` checks that the feature store's point-in-time join gives the same rows.
+    Raises:
+        ValueError: The source holds no span of the spec.
     """
-    from components import dataset
+    from components.feature_views import plain_join
 
-    joined = flights.merge(weather, on=WEATHER_KEY, how="left")
-    return joined[list(dataset.COLUMNS)].astype(dataset.COLUMNS)
+    source = open_source(source_uri)
+    feed = spec.feeds[spec.main_feed]
+    spans = source.spans(feed.file, spec.granularity)
+    if not spans:
+        raise ValueError(f"{source_uri} holds no span of {spec.name} (folders like "
+                         f"{spec.span_pattern().pattern} with {feed.file})")
+    frames = {}
+    for span in spans:
+        frame = read_feed(source.read_bytes(span, feed.file), feed)
+        for view in spec.feature_views:
+            view_feed = spec.feeds[view.feed]
+            if source.has(span, view_feed.file):
+                frame = plain_join(frame, read_feed(source.read_bytes(span, view_feed.file), view_feed), view)
+        frames[span] = frame
+    return frames
 
 
-def data_version(source, spans: list[str], files: tuple[str, ...] = (SPAN_FILE, WEATHER_FILE),
-                 spec_digest: str = "") -> str:
+def data_version(source, spans: list[str], files: tuple[str, ...], spec_digest: str = "") -> str:
     """Content hash of the given spans: changes when any of their feed files, or the dataset spec, changes.
 
     Args:
@@ -185,7 +191,7 @@ def feed_files(spec) -> tuple[str, ...]:
     return (main, *sorted(feed.file for feed in spec.feeds.values() if feed.file != main))
 
 
-def check_spans_present(source, source_uri: str, spans: list[str], name: str = SPAN_FILE,
+def check_spans_present(source, source_uri: str, spans: list[str], name: str,
                         granularity: str = DEFAULT_GRANULARITY) -> None:
     """Raises ComponentError naming the spans missing from the source, and those available."""
     try:

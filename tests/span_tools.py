@@ -12,8 +12,8 @@ import os
 import sys
 
 # pandas is imported where rows are changed: the catalogue itself is read by the dev runtime too.
-SPAN_FILE = "flights.parquet"  # components.sources.SPAN_FILE (a test checks they agree)
-#: The weather feed's file beside it and its features (components.sources / components.dataset):
+SPAN_FILE = "flights.parquet"  # pipelines/examples/flights/dataset.py's (a test checks they agree)
+#: The weather feed's file beside it and its features (pipelines/examples/flights/dataset.py):
 #: a corruption of a weather feature is made to the weather feed, which reaches validation through
 #: the feature store's join.
 WEATHER_FILE = "weather.parquet"

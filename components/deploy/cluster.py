@@ -70,7 +70,7 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
         command=["python", "-m", "components.model_server", "serve", "--model-dir", "/mnt/models",
                  "--name", name, "--port", "8080", "--host", "0.0.0.0"],
         env=[client.V1EnvVar(name="STORAGE_URI", value=storage_uri),
-             # Where the weather requests leave out is looked up: the cluster's Feast feature server
+             # Where the looked-up features requests leave out are found: the cluster's Feast feature server
              # (manifests/components/feature-store); absent, requests must carry every feature.
              client.V1EnvVar(name="FEATURE_SERVER_URL", value_from=client.V1EnvVarSource(
                  config_map_key_ref=client.V1ConfigMapKeySelector(name=FEATURE_STORE_CONFIG,
@@ -92,8 +92,9 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
                                      annotations={MODE_ANNOTATION: deployment_mode}),
         spec=V1beta1InferenceServiceSpec(predictor=V1beta1PredictorSpec(
             # The storage initializer in this pod downloads the model: the label admits it to the
-            # object store (manifests/components/store-*/s3-egress.yaml).
-            labels={"kfp-ct/s3-client": "true"},
+            # object store (manifests/components/store-*/s3-egress.yaml). kfp-ct/predictor: the
+            # NetworkPolicies' selector of the model server, whatever the model's name.
+            labels={"kfp-ct/s3-client": "true", "kfp-ct/predictor": "true"},
             service_account_name=service_account,
             canary_traffic_percent=canary_traffic_percent,
             logger=V1beta1LoggerSpec(mode="all", url=logger_url) if logger_url else None,

@@ -52,7 +52,7 @@ def deploy(
         service_account: Service account holding the S3 Secret (kserve target).
         canary_traffic_percent: Traffic share of the new version, 1-99 for a canary; 0 or 100 for all.
         payload_logger_url: Monitor receiving every request and response (KServe payload logger); "" for none.
-        feature_server_url: Feast's feature server the local model server looks the weather up in
+        feature_server_url: Feast's feature server the local model server looks features up in
             (on a cluster the model server reads it from the ConfigMap ``ct-feature-store``).
         run_id: Identifier of this pipeline run, recorded with the release.
         serving_image: Predictor image of the InferenceService (kserve target), fixed at compile time.

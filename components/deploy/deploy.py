@@ -28,7 +28,7 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
 
     Nothing is touched when either blessing is missing or negative. With
     ``logger_url`` the server logs every request and response to that monitor; with
-    ``feature_server_url`` it looks up the weather requests leave out there.
+    ``feature_server_url`` it looks up there the features requests leave out.
 
     Returns:
         ``(deployed, details)``: details hold the reasons when refused, else the

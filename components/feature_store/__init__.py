@@ -1,1 +1,1 @@
-"""The Feast feature store of the project (feature runtime): the weather per origin and hour."""
+"""The Feast feature store of the project (feature runtime): the feature views a dataset spec declares."""

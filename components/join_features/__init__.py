@@ -1,1 +1,1 @@
-"""join_features: the flights with the weather features, point-in-time, from the feature store."""
+"""join_features: the rows with their feature views' features, point-in-time, from the feature store."""

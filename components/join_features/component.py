@@ -1,4 +1,4 @@
-"""KFP interface of join_features: flights in; flights with the store's weather features out."""
+"""KFP interface of join_features: the extracted spans in; the same rows with their feature views' features out."""
 
 from kfp import dsl
 
@@ -12,18 +12,18 @@ POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"), s3=True, feature_sto
 @dsl.container_component
 def join_features(dataset: dsl.Input[dsl.Dataset], dataset_spec: str, source_uri: str, feature_repo: str,
                   joined: dsl.Output[dsl.Dataset]):
-    """Joins the weather feature view to every flight, point-in-time, through Feast.
+    """Joins the spec's feature views to every row, point-in-time, through Feast.
 
-    The weather readings landed with the spans are brought into the feature store's offline
-    files first (only new or changed spans), so the join reads what materialization serves.
+    Each view's feed, landed with the spans, is brought into the feature store's offline files
+    first (only new or changed spans), so the join reads what materialization serves.
 
     Args:
-        dataset: The extracted flights, one Parquet file per span.
+        dataset: The extracted spans, one Parquet file per span.
         dataset_spec: The dataset spec (canonical JSON): without a feature view the spans pass through.
-        source_uri: The span source whose weather files feed the offline store.
+        source_uri: The span source whose feeds fill the offline store.
         feature_repo: The Feast repository (folder with ``feature_store.yaml``; the embedded
             default is written when it has none).
-        joined: The same spans with the weather features; metadata as extracted, plus the
-            feature view, its features and the flights left without a reading.
+        joined: The same spans with the views' features; metadata as extracted, plus the
+            feature views, their features and the rows left without a reading.
     """
     return program_spec("feature", "join_features")

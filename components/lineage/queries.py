@@ -217,7 +217,7 @@ def provenance(store, model_uri: str, deployed_by: Optional[str] = None) -> dict
     if joined is not None:
         data = _props(_artifacts_of(store, joined.id, pb.Event.OUTPUT).get("joined") or pb.Artifact())
         result["features"] = {key: data.get(key) for key in ("feature_view", "features", "offline_uri",
-                                                              "rows_without_weather")}
+                                                              "rows_without_features")}
     materialized = _run_execution(store, deployed_by or run_id, "materialize")
     if materialized is not None:
         output = _artifacts_of(store, materialized.id, pb.Event.OUTPUT).get("features")

@@ -1,1 +1,1 @@
-"""materialize: the newest weather features into the online store, for serving."""
+"""materialize: the newest feature view readings into the online store, for serving."""

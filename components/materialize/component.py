@@ -1,4 +1,4 @@
-"""KFP interface of materialize: the weather feed in; the online store up to date out."""
+"""KFP interface of materialize: the feature views' feeds in; the online store up to date out."""
 
 from kfp import dsl
 
@@ -12,7 +12,7 @@ POD = PodSettings(cpu=("250m", "1"), memory=("512Mi", "2Gi"), s3=True, feature_s
 @dsl.container_component
 def materialize(dataset_spec: str, source_uri: str, feature_repo: str, serving_target: str, feature_server_url: str,
                 features: dsl.Output[dsl.Artifact]):
-    """Pushes the weather readings not yet in the online store there, after checking them.
+    """Pushes the feature views' readings not yet in the online store there, after checking them.
 
     Every span's readings go to the offline store (new or changed ones only); those not yet
     materialized are checked against the curated schema's domains (the serving skew guard's)
@@ -22,7 +22,7 @@ def materialize(dataset_spec: str, source_uri: str, feature_repo: str, serving_t
 
     Args:
         dataset_spec: The dataset spec (canonical JSON): without a feature view there is nothing to do.
-        source_uri: The span source whose weather files feed the store.
+        source_uri: The span source whose feeds fill the store.
         feature_repo: The Feast repository (folder with ``feature_store.yaml``).
         serving_target: ``local``: start the local feature server if none answers; ``kserve``:
             the cluster runs it (manifests/components/feature-store).

@@ -13,11 +13,11 @@ from components.kfp_io import ComponentError
 
 
 def materialize_and_serve(source_uri: str, repo: str, serving_target: str, feature_server_url: str,
-                          spec=None) -> dict[str, Any]:
+                          spec) -> dict[str, Any]:
     """Materializes the readings not yet online; locally makes Feast's feature server answer.
 
     Args:
-        source_uri: The span source whose weather feeds the store.
+        source_uri: The span source whose feeds the feature views read.
         repo: The Feast repository.
         serving_target: ``local`` (start the feature server when none answers) or ``kserve``
             (the cluster runs it).
@@ -28,16 +28,16 @@ def materialize_and_serve(source_uri: str, repo: str, serving_target: str, featu
         The materialization's lineage metadata, with the feature server's URL.
 
     Raises:
-        ComponentError: A bad target, a broken weather feed, or a feature server that does not come up.
+        ComponentError: A bad target, a broken feed, or a feature server that does not come up.
     """
     from components.feature_store.materialization import materialize_new
 
     if serving_target not in ("local", "kserve"):
         raise ComponentError(f"serving_target must be 'local' or 'kserve', got {serving_target!r}")
-    if spec is not None and not spec.feature_views:
+    if not spec.feature_views:
         print(f"[materialize] {spec.name} declares no feature view: nothing to materialize", flush=True)
         return {"feature_view": "", "spans_materialized": []}
-    metadata = materialize_new(source_uri, repo)
+    metadata = materialize_new(source_uri, repo, spec)
     if serving_target == "local":
         from components.feature_store.server import ensure_serving
 

@@ -36,7 +36,8 @@ def main() -> int:
     parser.add_argument("--state-dir", default="",
                         help="state folder of the background server (default var/serving/<name>, as make run)")
     parser.add_argument("--version", help="rollback target (default: the previous version)")
-    parser.add_argument("--source", help="compare: a span folder (one YYYY-MM/flights.parquet per month)")
+    parser.add_argument("--source", help="compare: a span source (one folder per span, as the spec declares)")
+    parser.add_argument("--spec", help="compare: the dataset spec of the spans (spec.toml)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default loopback; 0.0.0.0 for all interfaces, as in a pod)")
@@ -52,7 +53,7 @@ def main() -> int:
     parser.add_argument("--logger-url", default="",
                         help="log every request and response to this monitor URL (KServe payload-logger events)")
     parser.add_argument("--feature-server-url", default=os.environ.get("FEATURE_SERVER_URL", ""),
-                        help="Feast's feature server, where the weather a request leaves out is looked up "
+                        help="Feast's feature server, where the features a request leaves out are looked up "
                              "(default: $FEATURE_SERVER_URL; empty: requests carry every feature)")
     args, _ = parser.parse_known_args()
     if not args.state_dir:
@@ -72,9 +73,9 @@ def main() -> int:
               max_body_bytes=args.max_body_bytes, logger_url=args.logger_url or None,
               feature_server_url=args.feature_server_url or None)
     elif args.command == "compare":
-        if not args.model_dir or not args.source:
-            parser.error("compare needs --model-dir and --source")
-        return _compare(args.model_dir, args.source)
+        if not args.model_dir or not args.source or not args.spec:
+            parser.error("compare needs --model-dir, --source and --spec")
+        return _compare(args.model_dir, args.source, args.spec)
     elif args.command == "start":
         print(json.dumps(control.ensure_serving(args.state_dir, args.registry or "var/registry", args.name,
                                                 args.port, logger_url=args.logger_url,
@@ -94,14 +95,18 @@ def main() -> int:
     return 0
 
 
-def _compare(model_dir: str, source: str) -> int:
+def _compare(model_dir: str, source: str, spec_path: str) -> int:
     from threadpoolctl import threadpool_limits
 
+    from components.dataset_spec import DatasetSpec, SpecError
     from components.model_server.model import compare_on_source
 
     threadpool_limits(1)
     try:
-        result = compare_on_source(model_dir, source)
+        result = compare_on_source(model_dir, source, DatasetSpec.load(spec_path))
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

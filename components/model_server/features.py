@@ -1,11 +1,12 @@
-"""Features the caller does not send: the weather, looked up in the feature store by the flight.
+"""Features the caller does not send: a feature view's, looked up in the feature store by the row.
 
 A model whose ``model.json`` has a ``lookup`` block (written by train) takes requests with or
 without the looked-up features. A request that carries none of them gets them from Feast's
-feature server, keyed by the flight's origin and scheduled local hour (year: the model's data
-year, ``lookup.year``); a request that carries them all is served as sent. The lookup sits in
-the server, not in a KServe transformer: the column checks, the skew guard and the model run on
-one set of columns in one process, with no extra network hop per request.
+feature server, keyed as the dataset spec derives each entity from a row (a key column the
+caller does not send takes its ``defaults`` value, e.g. the year of a date); a request that
+carries them all is served as sent. The lookup sits in the server, not in a KServe transformer:
+the column checks, the skew guard and the model run on one set of columns in one process, with
+no extra network hop per request.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import kserve
 import numpy as np
 from kserve.errors import InvalidInput, ServerNotReady
 
-from components.feature_lookup import KEY_FEATURES, FeatureLookup, FeatureServerError, flight_hour
+from components.feature_lookup import FeatureLookup, FeatureServerError, key_columns, look_up_rows
 from components.model_server.inputs import Columns
 
 
@@ -33,50 +34,52 @@ def sent_features(payload: Any, features: list[str], looked_up: list[str]) -> li
     """
     if not looked_up:
         return features
-    flight_only = [f for f in features if f not in looked_up]
+    sent_only = [f for f in features if f not in looked_up]
     if isinstance(payload, kserve.InferRequest):
         names = {tensor.name for tensor in payload.inputs or []}
-        return flight_only if names and not names & set(looked_up) else features
+        return sent_only if names and not names & set(looked_up) else features
     instances = payload.get("instances") if isinstance(payload, dict) else None
     first = instances[0] if isinstance(instances, list) and instances else None
     if isinstance(first, dict):
-        return flight_only if not first.keys() & set(looked_up) else features
-    if isinstance(first, list) and len(first) == len(flight_only):
-        return flight_only
+        return sent_only if not first.keys() & set(looked_up) else features
+    if isinstance(first, list) and len(first) == len(sent_only):
+        return sent_only
     return features
 
 
 def add_looked_up(columns: Columns, info: dict[str, Any], lookup: Optional[FeatureLookup]) -> None:
-    """Fills the looked-up features into checked flight columns, from the feature store.
+    """Fills the looked-up features into checked columns, from the feature store.
 
     Raises:
-        InvalidInput: (400) A key feature is missing, or the store holds no weather for a flight's
-            origin and hour; or this server has no feature store.
+        InvalidInput: (400) A key column is missing, or the store holds nothing for a row's keys;
+            or this server has no feature store.
         ServerNotReady: (503) The feature server cannot be reached.
     """
     looked_up = looked_up_features(info)
     if lookup is None:
         raise InvalidInput(f"missing feature(s) {', '.join(looked_up)}: this server has no feature store "
                            "to look them up (--feature-server-url); send them with each instance")
-    year = int(info["lookup"]["year"])
-    origins = columns.values["origin"]
-    for name in KEY_FEATURES:
+    block = info["lookup"]
+    keys = key_columns(block)
+    for name in keys:
         column = columns.values[name]
-        missing = [i for i, v in enumerate(column) if v is None] if name == "origin" else \
-            np.flatnonzero(np.isnan(column)).tolist()
+        missing = [i for i, v in enumerate(column) if v is None or v != v]
         if missing:
-            raise InvalidInput(f"instance {missing[0]}: feature {name!r} is null; the weather is looked up by "
-                               f"{', '.join(KEY_FEATURES)}")
-    hours = list(map(flight_hour, [year] * columns.rows, columns.values["month"], columns.values["day"],
-                     columns.values["sched_dep_time"]))
+            raise InvalidInput(f"instance {missing[0]}: feature {name!r} is null; the looked-up features are found "
+                               f"by {', '.join(keys)}")
     try:
-        values, found = lookup.lookup(list(origins), hours)
+        values, found, described = look_up_rows(lookup, block, columns.values, columns.rows)
     except FeatureServerError as error:
-        raise ServerNotReady(f"the weather features cannot be looked up: {error}") from None
+        raise ServerNotReady(f"the features of {', '.join(v['name'] for v in block['views'])} cannot be looked up: "
+                             f"{error}") from None
     if not all(found):
         row = found.index(False)
-        raise InvalidInput(f"instance {row}: the feature store holds no weather for origin {origins[row]!r} at "
-                           f"{hours[row]} (local hour of sched_dep_time, year {year}); send "
-                           f"{', '.join(looked_up)} with the instance, or materialize that hour")
+        defaults = ", ".join(f"{k} {v}" for k, v in (block.get("defaults") or {}).items())
+        raise InvalidInput(f"instance {row}: the feature store holds nothing for {described[row]}"
+                           f"{f' ({defaults} from the model)' if defaults else ''}; send "
+                           f"{', '.join(looked_up)} with the instance, or materialize those keys")
+    categorical = set(info.get("categorical_features") or [])
     for name in looked_up:
-        columns.values[name] = np.array(values[name], dtype=np.float64)  # null (no reading) -> NaN, as trained
+        # null (no reading) -> NaN, as trained; a looked-up category stays a string (None when missing)
+        columns.values[name] = values[name] if name in categorical else np.array(
+            [np.nan if v is None else v for v in values[name]], dtype=np.float64)

@@ -231,29 +231,19 @@ def compare_paths(model_dir: str, frame) -> dict[str, Any]:
             "path": model.path_note}
 
 
-def compare_on_source(model_dir: str, source_uri: str) -> dict[str, Any]:
+def compare_on_source(model_dir: str, source_uri: str, spec) -> dict[str, Any]:
     """``compare_paths`` on every row of every span of a source (a span folder or ``s3://`` prefix).
 
-    Each span's flights get their weather by the plain join on origin and hour (the feature
-    store's point-in-time join gives the same values: ``tests/unit/feature``); a span without
-    a weather file must carry the weather itself.
+    Each span's rows get the feature views' features by the plain join (the feature store's
+    point-in-time join gives the same values: ``tests/unit/feature``); a span without a view's
+    feed file must carry those features itself.
 
     Raises:
         ValueError: The source holds no span.
     """
     import pandas as pd
 
-    from components.sources import WEATHER_FILE, join_on_hour, open_source, read_span_frame
+    from components.sources import read_joined_spans
 
-    source = open_source(source_uri)
-    spans = source.spans()
-    if not spans:
-        raise ValueError(f"no span (YYYY-MM/flights.parquet) in {source_uri}")
-    frames = []
-    for span in spans:
-        flights = read_span_frame(source.read_bytes(span))
-        # A span without a weather file is taken to carry the weather already (a joined dataset).
-        frames.append(join_on_hour(flights, read_span_frame(source.read_bytes(span, WEATHER_FILE)))
-                      if source.has(span, WEATHER_FILE) else flights)
-    frame = pd.concat(frames, ignore_index=True)
-    return {"spans": len(spans), **compare_paths(model_dir, frame)}
+    frames = read_joined_spans(source_uri, spec)
+    return {"spans": len(frames), **compare_paths(model_dir, pd.concat(frames.values(), ignore_index=True))}

@@ -455,7 +455,8 @@ def _serve_process(model_name, port, model_dir, registry_uri, max_body_bytes, lo
     app.add_middleware(V2JsonWithoutContentType)
     source = model_dir or f"registry {registry_uri} ({model.current.version})"
     print(f"serving {model_name} from {source} on http://{host}:{port} ({model.current.path_note})"
-          + (f"; weather from the feature server {feature_server_url}" if feature_server_url else ""), flush=True)
+          + (f"; looked-up features from the feature server {feature_server_url}" if feature_server_url else ""),
+          flush=True)
     # Per-request latency log lines cost more than the prediction of a single row.
     on_serving = None
     if board is not None:

@@ -21,20 +21,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     serve.add_argument("--state", default=os.environ.get("MONITOR_STATE", "var/monitor"))
     serve.add_argument("--registry", default=os.environ.get("MONITOR_REGISTRY") or None,
                        help="model registry folder (training samples and blessed metrics)")
-    serve.add_argument("--model-name", default=os.environ.get("MONITOR_MODEL_NAME", ""),
-                       help="the monitored model: the spec's serving.model_name (default $MONITOR_MODEL_NAME)")
+    serve.add_argument("--spec", default=os.environ.get("MONITOR_DATASET_SPEC", ""),
+                       help="the dataset spec (spec.toml, or the JSON a cluster mounts; default "
+                            "$MONITOR_DATASET_SPEC): the monitored model, its features, metric and thresholds")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8090)
-    serve.add_argument("--drift-threshold", type=float, default=Thresholds.drift)
-    serve.add_argument("--skew-threshold", type=float, default=Thresholds.skew)
-    serve.add_argument("--auc-drop-threshold", type=float, default=Thresholds.auc_drop)
+    serve.add_argument("--drift-threshold", type=float, help="default: the spec's monitoring.drift_threshold")
+    serve.add_argument("--skew-threshold", type=float, help="default: the spec's monitoring.skew_threshold")
+    serve.add_argument("--max-metric-drop", type=float,
+                       help="how much worse than blessed the primary metric may get (default: the spec's "
+                            "monitoring.max_metric_drop, else 0.05)")
     serve.add_argument("--min-labeled-rows", type=int, default=Thresholds.min_labeled_rows)
     serve.add_argument("--beam-pipeline-args", default=os.environ.get("MONITOR_BEAM_PIPELINE_ARGS", ""),
                        help="window statistics on this Beam runner (e.g. '--runner=FlinkRunner ...'); "
                             "empty: in process")
     serve.add_argument("--feature-server-url", default=os.environ.get("FEATURE_SERVER_URL", ""),
-                       help="Feast's feature server: the weather of requests that left it out is looked up "
-                            "there, as the model server did (default: $FEATURE_SERVER_URL)")
+                       help="Feast's feature server: the looked-up features of requests that left them out "
+                            "are looked up there, as the model server did (default: $FEATURE_SERVER_URL)")
     truth = commands.add_parser("ground-truth", help="upload a batch file of labels (CSV request_id,index,label "
                                                       "or JSON records)")
     truth.add_argument("file")
@@ -46,13 +49,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     status.add_argument("--url", default="http://127.0.0.1:8090")
     args = parser.parse_args(argv)
     if args.command == "serve":
-        if not args.model_name:
-            parser.error("serve needs --model-name (the dataset spec's serving.model_name) or $MONITOR_MODEL_NAME")
+        if not args.spec:
+            parser.error("serve needs --spec (the dataset spec) or $MONITOR_DATASET_SPEC")
         from components.beam_statistics import parse_beam_args
+        from components.dataset_spec import DatasetSpec, SpecError
         from components.monitor.app import serve as run
 
-        run(args.state, args.registry, args.model_name, args.host, args.port,
-            Thresholds(args.drift_threshold, args.skew_threshold, args.auc_drop_threshold, args.min_labeled_rows),
+        try:
+            spec = DatasetSpec.load(args.spec)
+        except SpecError as error:
+            parser.error(str(error))
+        thresholds = Thresholds.from_spec(spec, drift=args.drift_threshold, skew=args.skew_threshold,
+                                          max_metric_drop=args.max_metric_drop,
+                                          min_labeled_rows=args.min_labeled_rows)
+        run(args.state, args.registry, spec, args.host, args.port, thresholds,
             beam_args=parse_beam_args(args.beam_pipeline_args), feature_server_url=args.feature_server_url or None)
         return 0
     if args.command == "ground-truth":

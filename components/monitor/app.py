@@ -116,12 +116,13 @@ def create_app(monitor: Monitor, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
     return app
 
 
-def serve(state_dir: str, registry_uri: Optional[str], model_name: str, host: str, port: int,
+def serve(state_dir: str, registry_uri: Optional[str], spec, host: str, port: int,
           thresholds: Optional[analysis.Thresholds] = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
           beam_args: Optional[list[str]] = None, feature_server_url: Optional[str] = None) -> None:
     """Runs the monitor service (blocks until stopped)."""
     import uvicorn
 
-    monitor = Monitor(state_dir, registry_uri, model_name, thresholds, beam_args, feature_server_url)
-    print(f"monitor of {model_name} on http://{host}:{port} (state {monitor.state_dir})", flush=True)
+    monitor = Monitor(state_dir, registry_uri, spec, thresholds, beam_args, feature_server_url)
+    print(f"monitor of {monitor.model_name} ({spec.name}, {spec.metric['primary']}) on http://{host}:{port} "
+          f"(state {monitor.state_dir})", flush=True)
     uvicorn.run(create_app(monitor, max_body_bytes), host=host, port=port, log_level="warning")

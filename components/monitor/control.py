@@ -13,7 +13,7 @@ from typing import Optional
 from components.paths import REPO_ROOT
 
 
-def start(python: str, state_dir: str, port: int, log_path: str, model_name: str, registry_uri: Optional[str] = None,
+def start(python: str, state_dir: str, port: int, log_path: str, spec_path: str, registry_uri: Optional[str] = None,
           extra: Optional[list[str]] = None,
           timeout: float = 120.0) -> subprocess.Popen:
     """Starts ``python -m components.monitor serve`` in its own session and waits until it answers.
@@ -24,7 +24,7 @@ def start(python: str, state_dir: str, port: int, log_path: str, model_name: str
         port: Port on loopback.
         log_path: File receiving its output.
         registry_uri: Model registry (training samples, blessed metrics).
-        model_name: The monitored model.
+        spec_path: The dataset spec of the monitored model (spec.toml or its JSON).
         extra: More ``serve`` options (thresholds).
         timeout: Seconds to wait for ``/healthz``.
 
@@ -33,7 +33,7 @@ def start(python: str, state_dir: str, port: int, log_path: str, model_name: str
     """
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     command = [python, "-m", "components.monitor", "serve", "--state", state_dir, "--port", str(port),
-               "--model-name", model_name, *(["--registry", registry_uri] if registry_uri else []), *(extra or [])]
+               "--spec", spec_path, *(["--registry", registry_uri] if registry_uri else []), *(extra or [])]
     with open(log_path, "a", encoding="utf-8") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    cwd=REPO_ROOT, start_new_session=True,

@@ -120,22 +120,26 @@ def request_rows(body: dict[str, Any], features: list[str]) -> list[dict[str, An
     raise EventError("request body has neither 'instances' (V1) nor 'inputs' (V2)")
 
 
-def response_outputs(body: dict[str, Any]) -> tuple[list[float], str]:
-    """The delay probabilities and model version of a V1 or V2 response body.
+def response_outputs(body: dict[str, Any], task: str = "binary_classification") -> tuple[list[float], str]:
+    """The scores and model version of a V1 or V2 response body.
+
+    A score is the positive class's probability (V1 ``probabilities``, V2 ``probability``) of a
+    binary classification, the predicted value (V1 ``predictions``, V2 ``prediction``) of a regression.
 
     Raises:
-        EventError: No probabilities in the body, or values that are not numbers.
+        EventError: No scores in the body, or values that are not numbers.
     """
-    if "probabilities" in body:
-        probabilities = body["probabilities"]
+    v1, v2 = ("predictions", "prediction") if task == "regression" else ("probabilities", "probability")
+    if v1 in body:
+        scores = body[v1]
     elif "outputs" in body and isinstance(body["outputs"], list):
         named = {o.get("name"): o for o in body["outputs"] if isinstance(o, dict)}
-        if "probability" not in named:
-            raise EventError("response outputs have no 'probability' tensor")
-        probabilities = named["probability"].get("data")
+        if v2 not in named:
+            raise EventError(f"response outputs have no '{v2}' tensor")
+        scores = named[v2].get("data")
     else:
-        raise EventError("response body has neither 'probabilities' (V1) nor 'outputs' (V2)")
-    if not isinstance(probabilities, list) or not all(
-            isinstance(p, (int, float)) and not isinstance(p, bool) for p in probabilities):
-        raise EventError("response probabilities must be a list of numbers")
-    return [float(p) for p in probabilities], str(body.get("model_version") or "")
+        raise EventError(f"response body has neither '{v1}' (V1) nor 'outputs' (V2)")
+    if not isinstance(scores, list) or not all(
+            isinstance(p, (int, float)) and not isinstance(p, bool) for p in scores):
+        raise EventError(f"response {v1} must be a list of numbers")
+    return [float(p) for p in scores], str(body.get("model_version") or "")

@@ -28,13 +28,13 @@ class MonitorMetrics:
                                  registry=self.registry)
         self.labeled_rows = Gauge("ct_monitor_window_labeled_rows", "Rows with ground truth in the last window",
                                   registry=self.registry)
-        self.auc = Gauge("ct_monitor_auc", "AUC on ground truth in the last window", ["model_version"],
-                         registry=self.registry)
-        self.blessed_auc = Gauge("ct_monitor_blessed_auc", "AUC the serving model was blessed with",
-                                 ["model_version"], registry=self.registry)
-        self.auc_drop = Gauge("ct_monitor_auc_drop", "Blessed AUC minus the last window's AUC",
-                              registry=self.registry)
-        self.degraded = Gauge("ct_monitor_degraded", "1 when the AUC drop is over its threshold",
+        self.metric = Gauge("ct_monitor_metric", "The primary metric (the dataset spec's) on ground truth in the "
+                            "last window", ["metric", "model_version"], registry=self.registry)
+        self.blessed_metric = Gauge("ct_monitor_blessed_metric", "The primary metric the serving model was "
+                                    "blessed with", ["metric", "model_version"], registry=self.registry)
+        self.metric_drop = Gauge("ct_monitor_metric_drop", "How much worse than blessed the last window's primary "
+                                 "metric is (positive: worse)", ["metric"], registry=self.registry)
+        self.degraded = Gauge("ct_monitor_degraded", "1 when the metric drop is over its threshold",
                               registry=self.registry)
         self.drift = Gauge("ct_monitor_feature_drift", "Drift score against the previous window", ["feature"],
                            registry=self.registry)
@@ -52,13 +52,16 @@ class MonitorMetrics:
         version = result.get("model_version") or ""
         self.window_rows.set(result["rows"])
         self.labeled_rows.set(result["labeled_rows"])
-        self.auc.clear()
-        self.blessed_auc.clear()
-        if result.get("auc") is not None:
-            self.auc.labels(version).set(result["auc"])
-        if result.get("blessed_auc") is not None:
-            self.blessed_auc.labels(version).set(result["blessed_auc"])
-        self.auc_drop.set(result["auc_drop"] if result.get("auc_drop") is not None else float("nan"))
+        metric = result.get("metric") or ""
+        self.metric.clear()
+        self.blessed_metric.clear()
+        self.metric_drop.clear()
+        if result.get("metric_value") is not None:
+            self.metric.labels(metric, version).set(result["metric_value"])
+        if result.get("blessed_metric") is not None:
+            self.blessed_metric.labels(metric, version).set(result["blessed_metric"])
+        self.metric_drop.labels(metric).set(result["metric_drop"] if result.get("metric_drop") is not None
+                                            else float("nan"))
         self.degraded.set(1 if result.get("degraded") else 0)
         self.drift.clear()
         self.skew.clear()

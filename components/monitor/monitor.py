@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Any, Optional
 
-from components import dataset, registry
+from components import registry
 from components.monitor import analysis
 from components.monitor.events import EventError, parse_event
 from components.monitor.metrics import MonitorMetrics
@@ -21,7 +21,7 @@ from components.monitor.store import GroundTruthError, WindowStore, check_label
 class Monitor:
     """Receives events and ground truth, analyses windows, keeps the status."""
 
-    def __init__(self, state_dir: str, registry_uri: Optional[str], model_name: str,
+    def __init__(self, state_dir: str, registry_uri: Optional[str], spec,
                  thresholds: Optional[analysis.Thresholds] = None, beam_args: Optional[list[str]] = None,
                  feature_server_url: Optional[str] = None):
         """Creates a monitor over a state folder.
@@ -30,11 +30,12 @@ class Monitor:
             state_dir: Folder of windows, ground truth and cached statistics.
             registry_uri: The model registry (for a model's training sample and blessed metrics); None: no
                 skew or degradation, only drift.
-            model_name: The served model's name in the registry.
-            thresholds: When to flag drift, skew and degradation.
+            spec: The dataset spec (``DatasetSpec``): the model's name, features, task, primary metric,
+                curated schema and ``[monitoring]`` thresholds.
+            thresholds: When to flag drift, skew and degradation (default: the spec's).
             beam_args: Beam pipeline arguments: window statistics on that runner (None: in process).
-            feature_server_url: Feast's feature server: the weather of served flights whose request
-                left it out is looked up there, as the model server did (None: such rows stay without).
+            feature_server_url: Feast's feature server: the looked-up features of served rows whose
+                request left them out are looked up there, as the model server did (None: they stay missing).
         """
         from components.feature_lookup import FeatureLookup
 
@@ -42,9 +43,10 @@ class Monitor:
         self.beam_args = beam_args or None
         self.state_dir = os.path.abspath(state_dir)
         self.registry_uri = registry_uri
-        self.model_name = model_name
-        self.thresholds = thresholds or analysis.Thresholds()
-        self.store = WindowStore(self.state_dir, dataset.FEATURES)
+        self.spec = spec
+        self.model_name = spec.model_name
+        self.thresholds = thresholds or analysis.Thresholds.from_spec(spec)
+        self.store = WindowStore(self.state_dir, spec.features, spec.task)
         self.metrics = MonitorMetrics()
         self._analysis_lock = threading.Lock()
         self._schema = None
@@ -83,7 +85,11 @@ class Monitor:
 
     def _comparison_schema(self):
         if self._schema is None:
-            self._schema = analysis.comparison_schema()
+            if self.spec.schema_text is None:
+                from components.kfp_io import ComponentError
+
+                raise ComponentError(f"the {self.spec.name} spec names no curated schema: drift and skew need one")
+            self._schema = analysis.comparison_schema(self.spec.schema_text)
         return self._schema
 
     def _version_dir(self, version: str) -> Optional[str]:
@@ -105,20 +111,20 @@ class Monitor:
             return None
         import pandas as pd
 
-        stats = analysis.statistics(pd.read_parquet(model_files.reference_path(folder)), self.beam_args)
+        stats = analysis.statistics(pd.read_parquet(model_files.reference_path(folder)), self.spec, self.beam_args)
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         with open(cache, "wb") as handle:
             handle.write(stats.SerializeToString())
         return stats
 
-    def blessed_auc(self, version: str) -> Optional[float]:
-        """The test-span AUC a model version was blessed with (from its release record), or None."""
+    def blessed_metric(self, version: str) -> Optional[float]:
+        """The test-span primary metric a model version was blessed with (from its release record), or None."""
         folder = self._version_dir(version)
         path = os.path.join(folder, registry.RELEASE) if folder else None
         if not path or not os.path.exists(path):
             return None
         with open(path, encoding="utf-8") as handle:
-            return (json.load(handle).get("metrics") or {}).get("auc")
+            return (json.load(handle).get("metrics") or {}).get(self.spec.metric["primary"])
 
     def close_window(self, label: str) -> dict[str, Any]:
         """Closes the open window as ``label`` and analyses it."""
@@ -142,12 +148,12 @@ class Monitor:
     def _analyze(self, label: str) -> dict[str, Any]:
         from components.monitor.store import STATISTICS_FILE
 
-        frame, looked_up = self._with_weather(self.store.window_frame(label))
+        frame, looked_up = self._with_looked_up(self.store.window_frame(label))
         windows = self.store.closed_windows()
         position = windows.index(label)
         previous = windows[position - 1] if position > 0 else None
         folder = os.path.join(self.state_dir, "windows", label)
-        stats = analysis.statistics(frame, self.beam_args) if len(frame) else None
+        stats = analysis.statistics(frame, self.spec, self.beam_args) if len(frame) else None
         if stats is not None:
             with open(os.path.join(folder, STATISTICS_FILE), "wb") as handle:
                 handle.write(stats.SerializeToString())
@@ -156,54 +162,60 @@ class Monitor:
         versions = frame["model_version"].value_counts()
         version = str(versions.index[0]) if len(versions) else ""
         if stats is None:
-            result = {"rows": 0, "labeled_rows": 0, "auc": None, "accuracy": None, "positive_rate": None,
+            result = {"rows": 0, "labeled_rows": 0, "metric": self.spec.metric["primary"], "metric_value": None,
                       "model_version": None, "drift": {}, "skew": {}, "drifted_features": [],
-                      "skewed_features": [], "blessed_auc": None, "auc_drop": None, "degraded": False}
+                      "skewed_features": [], "blessed_metric": None, "metric_drop": None, "degraded": False}
         else:
             result = analysis.analyze_window(frame, stats, previous_stats, self.reference_statistics(version),
-                                             self._comparison_schema(), self.blessed_auc(version), self.thresholds)
+                                             self._comparison_schema(), self.blessed_metric(version),
+                                             self.thresholds, self.spec)
         result.update({"window": label, "previous_window": previous, "window_folder": folder,
-                       "weather_looked_up_rows": looked_up,
+                       "looked_up_rows": looked_up,
                        "analysed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                        "thresholds": vars(self.thresholds)})
         self.store.write_result(label, result)
         self.metrics.show_window(result)
         return result
 
-    def _lookup_year(self, version: str) -> Optional[int]:
-        """The year a model version looks the weather up in (its ``model.json`` ``lookup``), or None."""
+    def _lookup_block(self, version: str) -> Optional[dict]:
+        """What a model version looks up, and by what (its ``model.json`` ``lookup``), or None."""
         folder = self._version_dir(version)
         try:
             with open(os.path.join(folder or "", "model.json"), encoding="utf-8") as handle:
-                return int(json.load(handle)["lookup"]["year"])
-        except (OSError, KeyError, TypeError, ValueError):
+                block = json.load(handle).get("lookup")
+        except (OSError, ValueError):
             return None
+        return block if isinstance(block, dict) and block.get("views") else None
 
-    def _with_weather(self, frame):
-        """Fills the weather of rows whose request left it out, from the feature store; returns (frame, rows filled).
+    def _with_looked_up(self, frame):
+        """Fills the looked-up features of rows whose request left them out; returns (frame, rows filled).
 
         The model server looked those features up to predict; KServe's payload logger (and ours)
-        logs the request as the caller sent it, so the monitor asks the same store for the same keys.
+        logs the request as the caller sent it, so the monitor asks the same store for the same keys,
+        derived by the model's own ``lookup`` block.
         """
-        from components.feature_lookup import FeatureServerError, flight_hour
+        from components.feature_lookup import FeatureServerError, key_columns, look_up_rows
 
-        if self.feature_lookup is None or frame.empty:
+        looked_up = self.spec.looked_up_features
+        if self.feature_lookup is None or frame.empty or not looked_up:
             return frame, 0
-        keys = ["origin", "month", "day", "sched_dep_time"]
-        wanting = frame[dataset.WEATHER_FEATURES].isna().all(axis=1) & frame[keys].notna().all(axis=1)
         filled = 0
+        wanting = frame[looked_up].isna().all(axis=1)
         for version, rows in frame[wanting].groupby("model_version"):
-            year = self._lookup_year(str(version))
-            if year is None:
+            block = self._lookup_block(str(version))
+            if block is None:
                 continue
-            hours = [flight_hour(year, m, d, s) for m, d, s in
-                     zip(rows["month"], rows["day"], rows["sched_dep_time"])]
+            rows = rows[rows[key_columns(block)].notna().all(axis=1)]
+            if rows.empty:
+                continue
+            columns = {name: rows[name].tolist() for name in rows.columns}
             try:
-                values, found = self.feature_lookup.lookup(rows["origin"].astype(str).tolist(), hours)
+                values, found, _ = look_up_rows(self.feature_lookup, block, columns, len(rows))
             except FeatureServerError as error:
-                print(f"[monitor] the weather of {len(rows):,} served rows cannot be looked up: {error}", flush=True)
+                print(f"[monitor] the looked-up features of {len(rows):,} served rows cannot be found: {error}",
+                      flush=True)
                 continue
-            for name in dataset.WEATHER_FEATURES:
+            for name in block["features"]:
                 frame.loc[rows.index, name] = [float("nan") if v is None else v for v in values[name]]
             filled += sum(found)
         return frame, filled

@@ -44,12 +44,16 @@ def check_label(label: str) -> str:
     return label
 
 
-def parse_ground_truth(records: Any) -> list[tuple[str, int, int]]:
-    """Checks ground-truth records: ``{"request_id": str, "index": int (default 0), "label": 0 or 1}``.
+def parse_ground_truth(records: Any, task: str = "binary_classification") -> list[tuple[str, int, float]]:
+    """Checks ground-truth records: ``{"request_id": str, "index": int (default 0), "label": ...}``.
+
+    The label is 0 or 1 for a binary classification, a finite number for a regression.
 
     Raises:
         GroundTruthError: Not a list of such objects (the first bad record is named).
     """
+    import math
+
     if isinstance(records, dict):
         records = [records]
     if not isinstance(records, list) or not records:
@@ -58,25 +62,31 @@ def parse_ground_truth(records: Any) -> list[tuple[str, int, int]]:
     for number, record in enumerate(records):
         if not isinstance(record, dict) or not record.get("request_id"):
             raise GroundTruthError(f"record {number}: needs a non-empty 'request_id'")
+        wanted = "a finite number" if task == "regression" else "0 or 1"
         try:
             index = int(record.get("index", 0))
-            label = int(float(record["label"]))
+            value = record["label"]
+            if isinstance(value, bool):
+                raise TypeError
+            label = float(value)
         except (KeyError, TypeError, ValueError):
-            raise GroundTruthError(f"record {number}: 'label' must be 0 or 1 and 'index' an integer") from None
-        if label not in (0, 1) or index < 0:
-            raise GroundTruthError(f"record {number}: label must be 0 or 1 and index >= 0, "
+            raise GroundTruthError(f"record {number}: 'label' must be {wanted} and 'index' an integer") from None
+        good = math.isfinite(label) if task == "regression" else label in (0, 1)
+        if not good or index < 0:
+            raise GroundTruthError(f"record {number}: label must be {wanted} and index >= 0, "
                                    f"got label {record.get('label')!r}, index {record.get('index')!r}")
-        parsed.append((str(record["request_id"]), index, label))
+        parsed.append((str(record["request_id"]), index, label if task == "regression" else int(label)))
     return parsed
 
 
 class WindowStore:
     """Joins logged requests and responses by event id and keeps them in windows."""
 
-    def __init__(self, state_dir: str, features: list[str]):
-        """Args: state_dir: the monitor's folder; features: the model's feature names, in order."""
+    def __init__(self, state_dir: str, features: list[str], task: str = "binary_classification"):
+        """Args: state_dir: the monitor's folder; features: the model's feature names, in order; task: the spec's."""
         self.state_dir = state_dir
         self.features = features
+        self.task = task
         self._lock = threading.Lock()
         self._requests: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._responses: dict[str, tuple[float, list[float], str]] = {}
@@ -105,7 +115,7 @@ class WindowStore:
                     self._requests[event.id] = (event.time, rows)
                     return 0
                 return self._join(event.id, event.time, rows, response)
-        response = (event.time, *response_outputs(event.body))
+        response = (event.time, *response_outputs(event.body, self.task))
         with self._lock:
             request = self._requests.pop(event.id, None)
             if request is None:
@@ -114,12 +124,12 @@ class WindowStore:
             return self._join(event.id, request[0], request[1], response)
 
     def _join(self, event_id: str, at: float, rows: list[dict[str, Any]], response: tuple) -> int:
-        _, probabilities, version = response
-        if len(probabilities) != len(rows):
+        _, scores, version = response
+        if len(scores) != len(rows):
             return 0  # a response for another body under the same id: nothing trustworthy to keep
-        for index, (row, probability) in enumerate(zip(rows, probabilities)):
+        for index, (row, score) in enumerate(zip(rows, scores)):
             self._rows.append({"request_id": event_id, "index": index, "time": at, "model_version": version,
-                               "probability": probability, **row})
+                               "score": score, **row})
         return len(rows)
 
     def add_ground_truth(self, records: Any) -> int:
@@ -128,7 +138,7 @@ class WindowStore:
         Raises:
             GroundTruthError: A record is malformed; nothing of the batch is stored then.
         """
-        parsed = parse_ground_truth(records)
+        parsed = parse_ground_truth(records, self.task)
         with self._lock:
             with open(os.path.join(self.state_dir, GROUND_TRUTH_FILE), "a", encoding="utf-8") as handle:
                 for request_id, index, label in parsed:
@@ -162,7 +172,7 @@ class WindowStore:
             for key in stale:
                 del self._requests[key]
             self.dropped_unanswered += len(stale)
-        columns = ["request_id", "index", "time", "model_version", "probability", *self.features]
+        columns = ["request_id", "index", "time", "model_version", "score", *self.features]
         os.makedirs(folder, exist_ok=True)
         frame = pd.DataFrame(rows, columns=columns)
         temporary = os.path.join(folder, f".{PREDICTIONS_FILE}.tmp")

@@ -107,14 +107,25 @@ def train(train_frame, eval_frame, spec: DatasetSpec, hyperparameters: Optional[
 def lookup_block(train_frame, spec: DatasetSpec) -> Optional[dict[str, Any]]:
     """What serving looks up in the feature store, and by what (``model.json``'s ``lookup``); None without views.
 
-    A request names a row's columns; a join key derived from a date without a year (the spec's
-    ``hour_of`` without ``year``) takes the year of the newest training span.
+    Per view: its features and each entity's row derivation (the spec's). A caller sends the
+    model's features, not the year of a date: an ``hour_of`` key's ``year`` column takes the year
+    of the newest training span (``defaults``; the spec's validation admits no other unsent key column).
     """
+    from components.spans import span_start
+
     if not spec.feature_views:
         return None
-    view = spec.feature_views[0]
-    return {"view": view.name, "features": list(view.features), "keys": [e["name"] for e in view.entities],
-            "year": int(str(train_frame[SPAN_COLUMN].max())[:4])}
+    newest = span_start(str(train_frame[SPAN_COLUMN].max()), spec.granularity)
+    defaults = {}
+    for view in spec.feature_views:
+        for entity in view.entities:
+            year = entity["row"].get("hour_of", {}).get("year")
+            if year and year not in spec.features:
+                defaults[year] = newest.year
+    return {"features": spec.looked_up_features, "defaults": defaults,
+            "views": [{"name": view.name, "features": list(view.features),
+                       "entities": [{"name": e["name"], "row": e["row"]} for e in view.entities]}
+                      for view in spec.feature_views]}
 
 
 def save(pipeline, model_dir: str, spec: DatasetSpec, info: dict[str, Any]) -> None:

@@ -35,46 +35,17 @@ RANGE_MARGIN = 0.1
 
 
 def read_landed(source: str, spec) -> dict[str, object]:
-    """Span id -> the main feed's rows with the feature views' features (joined as the pipeline joins them)."""
-    from components.sources import LocalSource, read_feed
+    """Span id -> the main feed's rows with the feature views' features (``sources.read_joined_spans``).
 
-    local = LocalSource(source)
-    feed = spec.feeds[spec.main_feed]
-    spans = local.spans(feed.file, spec.granularity)
-    if not spans:
-        raise SystemExit(f"error: {source} holds no span of {spec.name} (folders like "
-                         f"{spec.span_pattern().pattern} with {feed.file})")
-    frames = {}
-    for span in spans:
-        frame = read_feed(local.read_bytes(span, feed.file), feed)
-        for view in spec.feature_views:
-            view_feed = spec.feeds[view.feed]
-            if local.has(span, view_feed.file):
-                readings = read_feed(local.read_bytes(span, view_feed.file), view_feed)
-                frame = _join_view(frame, readings, view)
-        frames[span] = frame
-    return frames
+    Raises:
+        SystemExit: The source holds no span of the spec.
+    """
+    from components.sources import read_joined_spans
 
-
-def _join_view(frame, readings, view):
-    """The view's features joined on its entities' keys (a plain join: the schema sees the values, not time)."""
-    keys = [f"_key{number}" for number in range(len(view.entities))]
-    frame = frame.assign(**{key: _derived(frame, entity["row"]) for key, entity in zip(keys, view.entities)})
-    readings = readings.assign(**{key: _derived(readings, entity["feed"]) for key, entity in zip(keys, view.entities)})
-    readings = readings.drop_duplicates(subset=keys)[keys + list(view.features)]
-    return frame.merge(readings, on=keys, how="left").drop(columns=keys)
-
-
-def _derived(frame, derivation):
-    """A join key's values: a column as it is, or the local hour ``YYYY-MM-DDTHH`` of date parts."""
-    if "column" in derivation:
-        return frame[derivation["column"]].astype(str)
-    parts = derivation["hour_of"]
-    hour = frame[parts["hour"]] if "hour" in parts else frame[parts["hhmm"]] // 100
-    year = frame[parts["year"]] if "year" in parts else 0
-    return (year.astype(int).astype(str).str.zfill(4) + "-" + frame[parts["month"]].astype(int).astype(str).str.zfill(2)
-            + "-" + frame[parts["day"]].astype(int).astype(str).str.zfill(2) + "T"
-            + hour.astype(int).astype(str).str.zfill(2))
+    try:
+        return read_joined_spans(source, spec)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def infer(frames: dict[str, object], spec):

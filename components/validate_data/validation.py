@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from components.frames import event_times
 from components.kfp_io import error_line
 from components.spans import SPAN_COLUMN, span_bounds, span_file
 
@@ -340,31 +341,6 @@ def feed_row_anomalies(feeds: dict[str, dict[str, object]], spec) -> dict[str, l
         for span, anomaly in row_anomalies(frames, spec, name):
             found.setdefault(span, []).append(anomaly)
     return found
-
-
-def event_times(frame, feed):
-    """Each row's event time (naive, in the data's own clock), NaT where it cannot be formed.
-
-    Returns:
-        A datetime Series, or None when a column it needs is missing (the schema check names it).
-    """
-    import pandas as pd
-
-    declared = feed.event_time
-    if "column" in declared:
-        if declared["column"] not in frame:
-            return None
-        values, unit = frame[declared["column"]], declared.get("unit", "iso")
-        if unit == "iso":
-            return pd.to_datetime(values, errors="coerce")
-        return pd.to_datetime(pd.to_numeric(values, errors="coerce"), unit=unit, errors="coerce")
-    parts = declared["parts"]
-    if any(column not in frame for column in parts.values()):
-        return None
-    number = {part: pd.to_numeric(frame[column], errors="coerce") for part, column in parts.items()}
-    if "hhmm" in number:
-        number["hour"], number["minute"] = number["hhmm"] // 100, number.pop("hhmm") % 100
-    return pd.to_datetime(pd.DataFrame(number), errors="coerce")
 
 
 def _examples(rows, key: list[str], times=None) -> str:

@@ -2,7 +2,9 @@
 
 The dataset spec's JSON is compiled in as the ``dataset_spec`` input's default (and its model name as
 ``model_name``'s): a run started from the dashboard with no parameters trains that dataset; another
-spec is a run parameter away (``dataset_spec``), or compiled in with ``--spec``.
+spec is a run parameter away (``dataset_spec``), or compiled in with ``--spec``. The same JSON is
+written to ``manifests/base/dataset-spec.json``: the cluster's ConfigMap ``ct-dataset-spec``, which the
+monitor and the watcher read (a changed spec is a changed ConfigMap, no image rebuild).
 """
 
 from __future__ import annotations
@@ -35,6 +37,22 @@ def compile_to(pipeline_func, path: str, spec_path: str = "") -> None:
                                 pipeline_parameters={"dataset_spec": spec.to_json(), "model_name": spec.model_name})
 
 
+#: The spec's JSON for the cluster's services (manifests/base/kustomization.yaml generates a ConfigMap from it).
+MANIFEST_SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                             "manifests", "base", "dataset-spec.json")
+
+
+def manifest_spec_text(spec_path: str = "") -> str:
+    """The dataset spec's JSON as the manifests hold it (indented: a reviewer reads its diff)."""
+    import json
+
+    from components.dataset_spec import DatasetSpec
+    from pipelines.examples import DEFAULT_SPEC
+
+    spec = DatasetSpec.load(spec_path or DEFAULT_SPEC)
+    return json.dumps(json.loads(spec.to_json()), indent=2, sort_keys=True) + "\n"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Writes every pipeline's YAML, or with ``--check`` reports those that differ from a fresh compile."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -58,6 +76,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
                                                        path, "fresh compile", n=1))
             print(f"\n{os.path.relpath(path)} is stale: run `make compile`")
+    fresh_spec = manifest_spec_text(args.spec)
+    if not args.check:
+        with open(MANIFEST_SPEC, "w", encoding="utf-8") as handle:
+            handle.write(fresh_spec)
+        print(f"wrote the spec's JSON -> {os.path.relpath(MANIFEST_SPEC)}")
+    elif not os.path.exists(MANIFEST_SPEC) or open(MANIFEST_SPEC, encoding="utf-8").read() != fresh_spec:
+        stale += 1
+        print(f"{os.path.relpath(MANIFEST_SPEC)} is not the spec's JSON: run `make compile`")
     return 1 if stale else 0
 
 

@@ -2,7 +2,7 @@
 
 fingerprint -> extract -> join_features (Feast, point-in-time) -> validate_data -> prepare -> train
 -> evaluate (against resolve_baseline) -> validate_model -> [if blessed] infra_validate -> deploy;
-materialize (weather into the online store) once the data is validated, before any deployment.
+materialize (the feature views into the online store) once the data is validated, before any deployment.
 """
 
 import importlib
@@ -120,7 +120,7 @@ def release(
 @dsl.pipeline(name=PIPELINE_NAME, description="Continuous training of a tabular model declared by a dataset spec.")
 def ct_pipeline(
     dataset_spec: str = "",
-    source_uri: str = "var/source/flights",
+    source_uri: str = "",
     feature_repo: str = "var/feature_store",
     feature_server_url: str = "http://127.0.0.1:6566",
     train_spans: str = "2013-01:2013-03",
@@ -157,16 +157,16 @@ def ct_pipeline(
     trigger: str = "on_demand",
     git_sha: str = "",
 ):
-    """Trains, validates and deploys the arrival-delay model on a window of monthly spans.
+    """Trains, validates and deploys the dataset spec's model on a window of spans.
 
     Args:
         dataset_spec: The dataset spec as its canonical JSON (``DatasetSpec.to_json``): label, features,
             split, model, metric. Compiled in from ``make compile SPEC=...`` (the default example).
-        source_uri: Local folder or ``s3://bucket/prefix`` with one folder per span (flights and weather).
+        source_uri: Local folder or ``s3://bucket/prefix`` with one folder per span (one file per feed).
         feature_repo: The Feast repository: a folder with ``feature_store.yaml`` (written with the
             embedded default, SQLite online store and local files, when it has none; on a cluster
             the ConfigMap ``ct-feature-store`` mounted, e.g. ``/etc/kfp-ct/feature-store``).
-        feature_server_url: Feast's feature server, where serving looks up the weather (locally
+        feature_server_url: Feast's feature server, where serving looks up the views' features (locally
             started by materialize; on a cluster the model server reads it from ``ct-feature-store``).
         train_spans: Training spans (``2013-01:2013-03`` or a comma list).
         test_span: The span after them, held out as test set.

@@ -87,15 +87,16 @@ def format_summary(facts: dict[str, Any]) -> str:
         lines.append(f"  data hash {str(data.get('data_hash', ''))[:16]}…")
     features = facts.get("features") or {}
     if features.get("feature_view"):
-        missing = sum(int(v) for v in (features.get("rows_without_weather") or {}).values())
+        missing = sum(int(v) for v in (features.get("rows_without_features") or {}).values())
         lines.append(f"Features: {', '.join(features['features'])} from the feature view {features['feature_view']} "
-                     f"(point-in-time join; {missing:,} flights without a reading)")
+                     f"(point-in-time join; {missing:,} rows without a reading)")
     materialized = facts.get("materialization") or {}
     if materialized.get("feature_view"):
         what = (f"{int(materialized['rows']):,} readings of {', '.join(materialized['spans'])} "
                 f"({materialized['start']} to {materialized['end']})" if materialized.get("spans")
                 else "nothing new")
-        lines.append(f"Online store: {what}; {len(materialized.get('online_spans', []))} span(s) of weather online, "
+        online = len(materialized.get("online_spans", []))
+        lines.append(f"Online store: {what}; {online} span(s) of the feature views online, "
                      f"feature server {materialized.get('feature_server_url')}")
     if "schema_anomalies" in facts:
         anomalies = facts["schema_anomalies"]

@@ -4,8 +4,8 @@
 - **schedule**: a cron expression in KFP's format (seconds first, ``0 0 6 * * *``);
   on a cluster the recurring run of ``make schedule`` does this.
 - **new data**: spans newer than the last one a run tested on, at least ``new_data_min_spans`` of them.
-- **degradation**: the monitor's AUC on ground truth fell more than ``max_auc_drop``
-  below the AUC the serving model was blessed with (with enough labels).
+- **degradation**: the monitor's primary metric on ground truth (the dataset spec's: AUC, RMSE, ...)
+  got more than ``max_metric_drop`` worse than the serving model was blessed with (with enough labels).
 - **drift / skew**: at least ``min_features`` features score over the threshold
   against the previous window (drift) or the model's training sample (skew).
 
@@ -39,17 +39,29 @@ class TriggerPolicy:
     """Which triggers are on, and their thresholds (0 or "" turns one off).
 
     ``drift_features`` and ``skew_features`` restrict what is watched (empty: every compared feature).
+    ``max_metric_drop`` is in the primary metric's unit (the monitor reports the drop, positive: worse).
     """
 
     schedule_cron: str = ""
     new_data_min_spans: int = 1
-    max_auc_drop: float = 0.05
+    max_metric_drop: float = 0.05
     min_labeled_rows: int = 200
     drift_threshold: float = 0.2
     skew_threshold: float = 0.2
     min_features: int = 1
     drift_features: tuple[str, ...] = field(default_factory=tuple)
     skew_features: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_spec(cls, spec, **values) -> TriggerPolicy:
+        """A policy with the dataset spec's ``[monitoring]`` thresholds and watched features, then ``values``."""
+        monitoring = spec.monitoring
+        defaults = {key: monitoring[name] for key, name in (("max_metric_drop", "max_metric_drop"),
+                                                           ("drift_threshold", "drift_threshold"),
+                                                           ("skew_threshold", "skew_threshold")) if name in monitoring}
+        if monitoring.get("features"):
+            defaults["drift_features"] = defaults["skew_features"] = tuple(monitoring["features"])
+        return cls(**{**defaults, **values})
 
     def __post_init__(self):
         """Checks the values, so a typo fails at start and not on the first check."""
@@ -62,7 +74,7 @@ class TriggerPolicy:
         for name in ("new_data_min_spans", "min_labeled_rows", "min_features"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("max_auc_drop", "drift_threshold", "skew_threshold"):
+        for name in ("max_metric_drop", "drift_threshold", "skew_threshold"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -102,18 +114,19 @@ def check_new_data(spans: list[str], tested_through: Optional[str], min_spans: i
 
 def check_degradation(window: Optional[dict[str, Any]], policy: TriggerPolicy,
                       now: datetime.datetime) -> Optional[Trigger]:
-    """Fires when the window's AUC on ground truth fell more than ``max_auc_drop`` below the blessed AUC."""
-    if not window or policy.max_auc_drop <= 0:
+    """Fires when the window's primary metric on ground truth is more than ``max_metric_drop`` worse than blessed."""
+    if not window or policy.max_metric_drop <= 0:
         return None
-    auc, blessed, labeled = window.get("auc"), window.get("blessed_auc"), window.get("labeled_rows", 0)
-    if auc is None or blessed is None or labeled < policy.min_labeled_rows:
+    value, blessed, drop = window.get("metric_value"), window.get("blessed_metric"), window.get("metric_drop")
+    labeled = window.get("labeled_rows", 0)
+    if value is None or blessed is None or drop is None or labeled < policy.min_labeled_rows:
         return None
-    drop = blessed - auc
-    if drop <= policy.max_auc_drop:
+    if drop <= policy.max_metric_drop:
         return None
-    return Trigger("degradation", f"window {window['window']}: AUC {auc:.4f} on {labeled} labels, "
-                                  f"{drop:.4f} below the blessed {blessed:.4f} of {window.get('model_version')} "
-                                  f"(max drop {policy.max_auc_drop})", _iso(now))
+    name = str(window.get("metric") or "metric").upper()
+    return Trigger("degradation", f"window {window['window']}: {name} {value:.4f} on {labeled} labels, "
+                                  f"{drop:.4f} worse than the blessed {blessed:.4f} of {window.get('model_version')} "
+                                  f"(max drop {policy.max_metric_drop})", _iso(now))
 
 
 def _over(scores: dict[str, float], threshold: float, watched: tuple[str, ...]) -> list[tuple[str, float]]:

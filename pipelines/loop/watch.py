@@ -38,18 +38,18 @@ from pipelines.loop.triggers import (
 )
 
 
-def source_spans(source_uri: str) -> list[str]:
-    """Span ids in a source (local folder or S3 prefix)."""
+def source_spans(source_uri: str, spec) -> list[str]:
+    """Span ids in a source (local folder or S3 prefix): folders holding the spec's main feed file."""
     from components.sources import open_source
 
-    return open_source(source_uri).spans()
+    return open_source(source_uri).spans(spec.feeds[spec.main_feed].file, spec.granularity)
 
 
 class LocalLauncher:
     """Starts ``pipelines.local.run`` for a batch of triggers and reads its summary."""
 
     def __init__(self, var: str, source_uri: str, train_months: int = 3, params: Optional[list[str]] = None,
-                 python: str = sys.executable, log_dir: Optional[str] = None):
+                 python: str = sys.executable, log_dir: Optional[str] = None, *, spec_path: str):
         """Creates a launcher.
 
         Args:
@@ -59,7 +59,12 @@ class LocalLauncher:
             params: Pipeline parameters as KEY=VALUE.
             python: Interpreter of the dev runtime.
             log_dir: Folder of the runs' logs (default ``<var>/loop/logs``).
+            spec_path: The dataset spec the runs use.
         """
+        from components.dataset_spec import DatasetSpec
+
+        self.spec_path = spec_path
+        self.spec = DatasetSpec.load(spec_path)
         self.var = var
         self.source_uri = source_uri
         self.train_months = train_months
@@ -69,7 +74,7 @@ class LocalLauncher:
 
     def spans(self) -> list[str]:
         """Span ids in the source (local folder or S3 prefix)."""
-        return source_spans(self.source_uri)
+        return source_spans(self.source_uri, self.spec)
 
     def __call__(self, batch: list[Trigger]) -> dict[str, Any]:
         """Runs the pipeline once; raises ``StartError`` when it could not start."""
@@ -80,6 +85,7 @@ class LocalLauncher:
         before = set(glob.glob(os.path.join(self.var, "runs", "2*")))
         log_path = os.path.join(self.log_dir, datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f") + ".log")
         command = [self.python, "-m", "pipelines.local.run", "--var", self.var, "--window", window,
+                   "--spec", self.spec_path,
                    "--trigger", trigger_label(batch), f"source_uri={self.source_uri}", *self.params]
         with open(log_path, "w", encoding="utf-8") as log:
             try:
@@ -219,23 +225,38 @@ def policy_arguments(parser: argparse.ArgumentParser, defaults: Optional[Trigger
     parser.add_argument("--schedule", default=defaults.schedule_cron,
                         help="cron, seconds first (KFP's format), e.g. '0 0 6 * * *'; empty: off")
     parser.add_argument("--new-data-min-spans", type=int, default=defaults.new_data_min_spans)
-    parser.add_argument("--max-auc-drop", type=float, default=defaults.max_auc_drop)
+    parser.add_argument("--max-metric-drop", type=float, default=None,
+                        help="how much worse than blessed the primary metric may get, in its unit (default: the "
+                             f"spec's monitoring.max_metric_drop, else {defaults.max_metric_drop})")
     parser.add_argument("--min-labeled-rows", type=int, default=defaults.min_labeled_rows)
-    parser.add_argument("--drift-threshold", type=float, default=defaults.drift_threshold)
-    parser.add_argument("--skew-threshold", type=float, default=defaults.skew_threshold)
+    parser.add_argument("--drift-threshold", type=float, default=None,
+                        help=f"default: the spec's monitoring.drift_threshold, else {defaults.drift_threshold}")
+    parser.add_argument("--skew-threshold", type=float, default=None,
+                        help=f"default: the spec's monitoring.skew_threshold, else {defaults.skew_threshold}")
     parser.add_argument("--min-features", type=int, default=defaults.min_features)
-    parser.add_argument("--drift-features", default=",".join(defaults.drift_features),
-                        help="comma list; empty: every compared feature")
-    parser.add_argument("--skew-features", default=",".join(defaults.skew_features),
-                        help="comma list; empty: every compared feature")
+    parser.add_argument("--drift-features", default=None,
+                        help="comma list; default: the spec's monitoring.features, else every compared feature")
+    parser.add_argument("--skew-features", default=None,
+                        help="comma list; default: the spec's monitoring.features, else every compared feature")
 
 
-def policy_from(args: argparse.Namespace) -> TriggerPolicy:
-    """A TriggerPolicy from parsed ``policy_arguments``."""
-    return TriggerPolicy(args.schedule, args.new_data_min_spans, args.max_auc_drop, args.min_labeled_rows,
-                         args.drift_threshold, args.skew_threshold, args.min_features,
-                         tuple(f for f in args.drift_features.split(",") if f),
-                         tuple(f for f in args.skew_features.split(",") if f))
+def policy_from(args: argparse.Namespace, spec=None, defaults: Optional[TriggerPolicy] = None) -> TriggerPolicy:
+    """A TriggerPolicy from parsed ``policy_arguments``.
+
+    What was given, else the spec's ``[monitoring]``, else ``defaults``.
+    """
+    given = {"schedule_cron": args.schedule, "new_data_min_spans": args.new_data_min_spans,
+             "min_labeled_rows": args.min_labeled_rows, "min_features": args.min_features}
+    for name in ("max_metric_drop", "drift_threshold", "skew_threshold"):
+        if getattr(args, name) is not None:
+            given[name] = getattr(args, name)
+    for name in ("drift_features", "skew_features"):
+        if getattr(args, name) is not None:
+            given[name] = tuple(f for f in getattr(args, name).split(",") if f)
+    if spec is not None:
+        return TriggerPolicy.from_spec(spec, **given)
+    base = vars(defaults) if defaults is not None else {}
+    return TriggerPolicy(**{**base, **given})
 
 
 def watcher_health(state_dir: str, max_age: float) -> int:
@@ -251,7 +272,7 @@ def watcher_health(state_dir: str, max_age: float) -> int:
     return 0
 
 
-def kfp_launcher(args: argparse.Namespace, state_dir: str, source: str):
+def kfp_launcher(args: argparse.Namespace, state_dir: str, source: str, spec):
     """The cluster launcher from the command line (``--launcher kfp``).
 
     Raises:
@@ -263,9 +284,10 @@ def kfp_launcher(args: argparse.Namespace, state_dir: str, source: str):
 
     if not args.pipeline_version:
         raise ValueError("--launcher kfp needs --pipeline-version (or KFP_PIPELINE_VERSION)")
-    params = {"source_uri": source, **parse_params(getattr(args, "params", []))}
+    # The spec travels as the run's dataset_spec: one uploaded pipeline serves every dataset.
+    params = {"source_uri": source, "dataset_spec": spec.to_json(), **parse_params(getattr(args, "params", []))}
     return KfpLauncher(connect(args.kfp_host), state_dir, args.pipeline_version,
-                       lambda: source_spans(source), params, args.train_months,
+                       lambda: source_spans(source, spec), params, args.train_months,
                        args.experiment, args.namespace, args.service_account)
 
 
@@ -274,7 +296,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.loop", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--var", default=os.path.join(REPO_ROOT, "var"))
-    parser.add_argument("--source", default=None, help="span source (default <var>/source/flights)")
+    parser.add_argument("--spec", default=None, help="the dataset spec (spec.toml) the runs use; its [monitoring] "
+                                                     "thresholds are the triggers' defaults")
+    parser.add_argument("--source", default=None, help="span source (default <var>/source/<the spec's dataset name>)")
     parser.add_argument("--train-months", type=int, default=3)
     parser.add_argument("--state", default=None, help="folder kept across restarts (default <var>/loop)")
     parser.add_argument("--launcher", choices=["local", "kfp"], default="local",
@@ -305,21 +329,29 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     var = os.path.abspath(args.var)
     state_dir = args.state or os.path.join(var, "loop")
-    source = args.source or os.path.join(var, "source", "flights")
     if args.command == "health":
         return watcher_health(state_dir, args.max_age)
+    if args.command == "journal":
+        for entry in RunCoordinator(state_dir, None).read_journal():
+            print(json.dumps(entry))
+        return 0
+    if not args.spec:
+        parser.error(f"{args.command} needs --spec (the dataset spec the runs use)")
+    from components.dataset_spec import DatasetSpec, SpecError
+
+    try:
+        spec = DatasetSpec.load(args.spec)
+    except SpecError as error:
+        parser.error(str(error))
+    source = args.source or os.path.join(var, "source", spec.name)
     if args.launcher == "kfp":
         try:
-            launcher = kfp_launcher(args, state_dir, source)
+            launcher = kfp_launcher(args, state_dir, source, spec)
         except ValueError as error:
             parser.error(str(error))
     else:
-        launcher = LocalLauncher(var, source, args.train_months, getattr(args, "params", []))
+        launcher = LocalLauncher(var, source, args.train_months, getattr(args, "params", []), spec_path=args.spec)
     coordinator = RunCoordinator(state_dir, launcher, log=lambda line: print(line, flush=True))
-    if args.command == "journal":
-        for entry in coordinator.read_journal():
-            print(json.dumps(entry))
-        return 0
     now = datetime.datetime.now().replace(microsecond=0)
     if args.command == "trigger":
         coordinator.fire(Trigger("on_demand", args.reason, now.isoformat()))
@@ -327,7 +359,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(json.dumps(outcome, indent=2))
         return 0
     try:
-        policy = policy_from(args)
+        policy = policy_from(args, spec)
     except ValueError as error:
         parser.error(str(error))
     watcher = Watcher(state_dir, policy, launcher.spans,

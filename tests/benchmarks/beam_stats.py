@@ -26,9 +26,9 @@ def main() -> None:
     args = parser.parse_args()
     import tensorflow_data_validation  # noqa: F401 - imported before timing, as in the step
 
-    from components import dataset
     from components.beam_statistics import beam_span_statistics
     from components.validate_data.validation import read_spans, span_statistics
+    from pipelines.examples.flights import dataset
 
     spans = sorted(name for name in os.listdir(args.source) if name[:4].isdigit())
     folder = tempfile.mkdtemp(prefix="beam-bench-")

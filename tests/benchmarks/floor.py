@@ -33,15 +33,17 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
     import tensorflow_data_validation  # noqa: F401 - timed with the other imports
     from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401
 
-    from components import dataset, registry
+    from components import registry
     from components.dataset_spec import DatasetSpec
     from components.evaluate.evaluate import evaluate
     from components.paths import REPO_ROOT
     from components.prepare.prepare import add_label, split
-    from components.sources import WEATHER_FILE, join_on_hour, open_source, read_span_frame
+    from components.sources import open_source, read_span_frame
     from components.train.train import save, save_reference, serving_samples, train
     from components.validate_data import validation
     from components.validate_model.validate_model import judge
+    from pipelines.examples.flights import dataset
+    from pipelines.examples.flights.dataset import WEATHER_FILE, join_on_hour
     spec = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
     lap("imports")
 
@@ -51,7 +53,7 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
     source = open_source(source_uri)
     frames, readings = {}, {}
     for span in spans:
-        frames[span] = read_span_frame(source.read_bytes(span))
+        frames[span] = read_span_frame(source.read_bytes(span, dataset.SPAN_FILE))
         readings[span] = read_span_frame(source.read_bytes(span, WEATHER_FILE))
     lap("read")
     for span in spans:  # join_features' work, as a plain join (the feature store's gives the same rows)

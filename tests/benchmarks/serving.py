@@ -74,8 +74,8 @@ def synthetic_rows(info: dict[str, Any], count: int) -> list[dict[str, Any]]:
     """Rows inside the data validation schema's domains (the server refuses others), drawn at random."""
     import random
 
-    from components import dataset
     from components.schema_domains import read_domains
+    from pipelines.examples.flights import dataset
 
     rng = random.Random(0)
     domains = read_domains(dataset.CURATED_SCHEMA)
@@ -263,13 +263,14 @@ def real_flights(source: str, count: int) -> list[dict[str, Any]]:
     """``count`` real flights of a source's spans with their weather (seeded sample)."""
     import pandas as pd
 
-    from components import dataset
-    from components.sources import WEATHER_FILE, join_on_hour, open_source, read_span_frame
+    from components.sources import open_source, read_span_frame
+    from pipelines.examples.flights import dataset
+    from pipelines.examples.flights.dataset import SPAN_FILE, WEATHER_FILE, join_on_hour
 
     spans = open_source(source)
-    frame = pd.concat([join_on_hour(read_span_frame(spans.read_bytes(span)),
-                                    read_span_frame(spans.read_bytes(span, WEATHER_FILE))) for span in spans.spans()],
-                      ignore_index=True).sample(n=count, random_state=0)
+    frame = pd.concat([join_on_hour(read_span_frame(spans.read_bytes(span, SPAN_FILE)),
+                                    read_span_frame(spans.read_bytes(span, WEATHER_FILE)))
+                       for span in spans.spans(SPAN_FILE)], ignore_index=True).sample(n=count, random_state=0)
     return json.loads(frame[dataset.FEATURES].to_json(orient="records"))
 
 
@@ -280,8 +281,7 @@ def lookup_bench(model_dir: str, info: dict[str, Any], feature_repo: str, source
     Starts Feast's feature server on the repository (feature runtime) and our server asking it;
     real flights are sent with their weather (no lookup) and without (looked up), same server.
     """
-    from components import dataset
-    from components.feature_lookup import flight_hour
+    from pipelines.examples.flights import dataset
 
     url = f"http://127.0.0.1:{control.free_port()}"
     feature = [os.path.join(REPO_ROOT, ".venvs", "feature", "bin", "python"), "-m", "components.feature_store"]
@@ -292,12 +292,13 @@ def lookup_bench(model_dir: str, info: dict[str, Any], feature_repo: str, source
     try:
         full = real_flights(source, 100)
         flights = [{k: v for k, v in row.items() if k not in dataset.WEATHER_FEATURES} for row in full]
-        year = int(info["lookup"]["year"])
+        year = int(info["lookup"]["defaults"]["year"])
         port = int(url.rsplit(":", 1)[1])
         for rows in (1, 100):
             body = {"features": [f"{dataset.WEATHER_VIEW}:{name}" for name in dataset.WEATHER_FEATURES],
                     "entities": {"origin": [f["origin"] for f in flights[:rows]],
-                                 dataset.WEATHER_HOUR: [flight_hour(year, f["month"], f["day"], f["sched_dep_time"])
+                                 dataset.WEATHER_HOUR: [dataset.weather_hour(year, int(f["month"]), int(f["day"]),
+                                                                             int(f["sched_dep_time"]) // 100)
                                                         for f in flights[:rows]]}}
             hey(port, "/get-online-features", json.dumps(body).encode(), 1, 50, load_cpus)
             got = hey(port, "/get-online-features", json.dumps(body).encode(), 1, requests, load_cpus)
@@ -362,7 +363,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"model floor (in process, 1 thread): compiled {floor['compiled_1_ms']} ms (1 row), "
           f"{floor['compiled_100_ms']} ms (100 rows, {floor['compiled_rows_per_second']:,} rows/s); "
           f"Pipeline.predict_proba {floor['pipeline_1_ms']} / {floor['pipeline_100_ms']} ms", flush=True)
-    parity = compare_on_source(model_dir, args.source) if args.source else None
+    if args.source:
+        from components.dataset_spec import DatasetSpec
+
+        flights = DatasetSpec.load(os.path.join(REPO_ROOT, "pipelines", "examples", "flights", "spec.toml"))
+        parity = compare_on_source(model_dir, args.source, flights)
+    else:
+        parity = None
     if parity:
         print(f"compiled path vs Pipeline.predict_proba on {parity['rows']:,} rows: {parity['differing_rows']} differ",
               flush=True)

@@ -24,8 +24,8 @@ def main() -> None:
     import pandas as pd
     import tensorflow_data_validation as tfdv
 
-    from components import dataset
     from components.validate_data.validation import read_spans
+    from pipelines.examples.flights import dataset
 
     frames = {span: frame.drop(columns=[dataset.SPAN_COLUMN], errors="ignore").reset_index(drop=True)
               for span, frame in read_spans(args.dataset_dir, args.spans.split(",")).items()}

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from components import dataset
 from components.dataset_spec import DatasetSpec, SpecError, expression_names
 from components.paths import REPO_ROOT
+from pipelines.examples.flights import dataset
 
 EXAMPLES = sorted(glob.glob(os.path.join(REPO_ROOT, "pipelines", "examples", "*", "spec.toml")))
 FLIGHTS = os.path.join(REPO_ROOT, "pipelines", "examples", "flights", "spec.toml")
@@ -43,7 +43,7 @@ def test_the_digest_follows_the_content_not_the_file():
 
 
 def test_the_flights_spec_says_what_today_s_dataset_constants_say():
-    """The bridge while the steps move from components/dataset.py to the spec: both must agree."""
+    """The flights example's constants (its landing and tests use them) and its spec (the pipeline's) agree."""
     spec = DatasetSpec.load(FLIGHTS)
     pandas_type = {"string": "object"}
     assert {c: pandas_type.get(t, t) for c, t in spec.columns("flights").items()} == dataset.FLIGHT_COLUMNS
@@ -56,8 +56,8 @@ def test_the_flights_spec_says_what_today_s_dataset_constants_say():
     assert spec.split_key == dataset.SPLIT_KEY
     assert spec.label == dataset.LABEL and spec.label_columns == [dataset.LABEL_SOURCE]
     assert spec.raw["label"]["threshold"] == dataset.DELAY_THRESHOLD_MINUTES
-    with open(spec.schema_path, encoding="utf-8") as ours, open(dataset.CURATED_SCHEMA, encoding="utf-8") as core:
-        assert ours.read() == core.read()
+    assert spec.schema_path == dataset.CURATED_SCHEMA
+    assert (spec.feeds["flights"].file, spec.feeds["weather"].file) == (dataset.SPAN_FILE, dataset.WEATHER_FILE)
 
 
 def _broken(change):
@@ -115,6 +115,8 @@ def _delete(path):
      "checks.values[0].check: 'hhmm' is not one of hhmm_clock"),
     (_set(["evaluation", "slices"], ["airport"]), "evaluation.slices[0]: 'airport' is not a column"),
     (_set(["checks", "fatal_drift"], {"temp": 1.5}), "checks.fatal_drift.temp: 1.5 is outside [0, 1]"),
+    (_set(["feature_views", 0, "entities", 0, "row"], {"column": "tailnum"}),
+     "feature_views[0].entities[0].row: 'tailnum' is not a feature the caller sends"),
     (_set(["checks", "fatal_drift"], {"gate": 0.2}), "checks.fatal_drift.gate: is not a column of the main feed"),
 ])
 def test_a_broken_spec_is_refused_naming_the_key_and_the_problem(change, words):

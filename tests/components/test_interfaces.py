@@ -15,8 +15,8 @@ COMPONENTS = os.path.join(ROOT, "components")
 #: The steps of the compiled pipeline (their component packages).
 STEPS = [step.package for step in steps()]
 #: Helpers every runtime may import: standard library only.
-SHARED = {"components", "components.errors", "components.kfp_io", "components.images", "components.dataset",
-          "components.dataset_spec",
+SHARED = {"components", "components.errors", "components.kfp_io", "components.images",
+          "components.dataset_spec", "components.feature_views",
           "components.registry", "components.registry_store", "components.run_folder",
           "components.s3_settings", "components.schema_domains", "components.spans", "components.paths",
           "components.feature_lookup", "components.processes"}

@@ -102,8 +102,14 @@ def test_monitor_image_serves_its_api_as_non_root():
     engine = "docker" if subprocess.run(["docker", "info"], capture_output=True).returncode == 0 else "podman"
     port = control.free_port()
     name = f"kfp-ct-monitor-test-{port}"
-    # As the Deployment runs it (manifests/base/monitor.yaml): the monitored model from MONITOR_MODEL_NAME.
-    subprocess.run([engine, "run", "-d", "--name", name, "--network", "host", "-e", "MONITOR_MODEL_NAME=flights-delay",
+    # As the Deployment runs it (manifests/base/monitor.yaml): the dataset spec's JSON mounted from the
+    # ConfigMap ct-dataset-spec (make compile writes manifests/base/dataset-spec.json), named by MONITOR_DATASET_SPEC.
+    from components.paths import REPO_ROOT
+
+    spec_json = os.path.join(REPO_ROOT, "manifests", "base", "dataset-spec.json")
+    subprocess.run([engine, "run", "-d", "--name", name, "--network", "host",
+                    "-v", f"{spec_json}:/etc/kfp-ct/dataset-spec/spec.json:ro",
+                    "-e", "MONITOR_DATASET_SPEC=/etc/kfp-ct/dataset-spec/spec.json",
                     image("monitor"), "python", "-m", "components.monitor", "serve", "--host", "127.0.0.1",
                     "--port", str(port), "--state", "/var/lib/monitor"], check=True, capture_output=True)
     try:

@@ -6,7 +6,7 @@ import subprocess
 
 from browser import assert_renders_offline
 
-from pipelines.demo.demo import main as demo_main
+from pipelines.examples.flights.demo.demo import main as demo_main
 from pipelines.local.runner import REPO_ROOT, runtime_python
 from pipelines.loop.triggers import Trigger, trigger_label
 from tests.e2e.conftest import MIN_AUC
@@ -33,7 +33,7 @@ def test_the_loop_serves_monitors_triggers_retrains_and_reports(tmp_path):
     assert all(m["window"]["labeled_rows"] == m["window"]["rows"] for m in served)
     assert all(m["window"]["skew"] for m in served)  # the serving model's training sample was found
     # Traffic sends flights only: the server looked the weather up, and so did the monitor, for every row.
-    assert all(m["window"]["weather_looked_up_rows"] == m["window"]["rows"] for m in served)
+    assert all(m["window"]["looked_up_rows"] == m["window"]["rows"] for m in served)
     assert all("temp" in m["window"]["drift"] for m in served[1:])
     assert all(m["window"]["drift"] for m in served[1:])  # every month after the first is compared
     # The schedule (1 April) and the on-demand request (after April) fired, and each started or joined a run.

@@ -20,6 +20,21 @@ def _serving_state(var):
     return control.read_state(os.path.join(str(var), "serving", "flights-delay"))
 
 
+def _weather(var, origins, hours):
+    """The weather Feast's feature server holds for (origin, local hour) keys: (values by feature, found)."""
+    from components.feature_lookup import FeatureLookup
+    from pipelines.examples.flights import dataset
+
+    return FeatureLookup(feature_url(var)).lookup(dataset.WEATHER_VIEW, dataset.WEATHER_FEATURES,
+                                                  {"origin": list(origins), dataset.WEATHER_HOUR: list(hours)})
+
+
+def _hour(flight):
+    from pipelines.examples.flights import dataset
+
+    return dataset.weather_hour(2013, int(flight["month"]), int(flight["day"]), int(flight["sched_dep_time"]) // 100)
+
+
 def _current(var):
     return registry.current(os.path.join(str(var), "registry"), "flights-delay")
 
@@ -46,11 +61,9 @@ def test_first_window_trains_blesses_deploys_and_serves(deployed):
     assert status == 200
     assert next(o["data"][0] for o in answer["outputs"] if o["name"] == "probability") == body["probabilities"][0]
     # A request that still carries the weather is served as sent: the stored readings give the same answer.
-    from components import dataset
-    from components.feature_lookup import FeatureLookup, flight_hour
+    from pipelines.examples.flights import dataset
 
-    values, found = FeatureLookup(feature_url(deployed["var"])).lookup(
-        [row["origin"]], [flight_hour(2013, row["month"], row["day"], row["sched_dep_time"])])
+    values, found = _weather(deployed["var"], [row["origin"]], [_hour(row)])
     assert found == [True]
     full = {**row, **{name: values[name][0] for name in dataset.WEATHER_FEATURES}}
     assert control.http_json("POST", state["predict_url"], {"instances": [full]})[1]["probabilities"] == \
@@ -65,8 +78,7 @@ def test_served_weather_and_predictions_equal_the_training_ones_bit_for_bit(depl
     and the predictions those of the training runtime, bit for bit."""
     import glob
 
-    from components import dataset
-    from components.feature_lookup import FeatureLookup, flight_hour
+    from pipelines.examples.flights import dataset
     from pipelines.local.runner import REPO_ROOT, runtime_python
 
     var = str(deployed["var"])
@@ -80,8 +92,7 @@ def test_served_weather_and_predictions_equal_the_training_ones_bit_for_bit(depl
         trained = json.load(handle)
     instances = trained["instances"]
     assert all("temp" not in instance for instance in instances)
-    hours = [flight_hour(2013, i["month"], i["day"], i["sched_dep_time"]) for i in instances]
-    served, found = FeatureLookup(feature_url(var)).lookup([i["origin"] for i in instances], hours)
+    served, found = _weather(var, [i["origin"] for i in instances], [_hour(i) for i in instances])
     for name in dataset.WEATHER_FEATURES:
         assert served[name] == trained["weather"][name], name  # floats through JSON: equal means bit for bit
     state = _serving_state(var)
@@ -102,8 +113,11 @@ def test_lookup_failures_are_clear_and_the_server_stays_up(deployed):
     with open(EXAMPLE, encoding="utf-8") as handle:
         row = json.load(handle)["instances"][0]
     status, body = control.http_json("POST", state["predict_url"], {"instances": [row, {**row, "origin": "LGA",
-                                                                                          "month": 2, "day": 30}]})
-    assert status == 400 and "instance 1" in body["error"] and "'LGA' at 2013-02-30T17" in body["error"], body
+                                                                                          "month": 11, "day": 30}]})
+    assert status == 400 and "instance 1" in body["error"], body
+    assert "origin 'LGA', weather_hour '2013-11-30T" in body["error"], body  # an hour the store never held
+    status, body = control.http_json("POST", state["predict_url"], {"instances": [{**row, "month": 2, "day": 30}]})
+    assert status == 400 and "instance 0" in body["error"] and "day=30.0" in body["error"], body  # no such date
     status, body = control.http_json("POST", state["predict_url"], {"instances": [{**row, "origin": None}]})
     assert status == 400 and "'origin' is null" in body["error"], body
     repo = os.path.join(str(deployed["var"]), "feature_store")
@@ -139,9 +153,7 @@ _CLEAN_READING = None
 def _clean_reading(deployed):
     global _CLEAN_READING
     if _CLEAN_READING is None:
-        from components.feature_lookup import FeatureLookup
-
-        _CLEAN_READING = FeatureLookup(feature_url(deployed["var"])).lookup(["JFK"], ["2013-05-10T12"])
+        _CLEAN_READING = _weather(deployed["var"], ["JFK"], ["2013-05-10T12"])
         assert _CLEAN_READING[1] == [True]
 
 
@@ -177,9 +189,7 @@ def test_bad_data_stops_before_training_and_leaves_serving_untouched(deployed, s
     assert after_state == before_state and control.is_alive(after_state)
     assert control.http_json("GET", f"{after_state['url']}/v1/models/flights-delay")[0] == 200
     # Nothing of the refused feed reached the online store: the weather served is the one before.
-    from components.feature_lookup import FeatureLookup
-
-    assert FeatureLookup(feature_url(deployed["var"])).lookup(["JFK"], ["2013-05-10T12"]) == _CLEAN_READING
+    assert _weather(deployed["var"], ["JFK"], ["2013-05-10T12"]) == _CLEAN_READING
 
 
 def test_good_data_in_other_valid_encodings_is_validated_trained_and_deployed(sliced_source, tmp_path):
@@ -245,7 +255,9 @@ def test_served_path_equals_pipeline_predict_proba_over_a_year_of_rows(deployed,
     data_python("-m", "pipelines.examples.flights.land", str(year), "--months", "1-12", "--fraction", "1.0")
     model_dir = registry.current(os.path.join(str(deployed["var"]), "registry"), "flights-delay")["model_dir"]
     result = subprocess.run([runtime_python("serve"), "-m", "components.model_server", "compare", "--model-dir",
-                             model_dir, "--source", str(year)], cwd=REPO_ROOT, capture_output=True, text=True,
+                             model_dir, "--source", str(year), "--spec",
+                             os.path.join(REPO_ROOT, "pipelines", "examples", "flights", "spec.toml")],
+                            cwd=REPO_ROOT, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": REPO_ROOT}, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(result.stdout)

@@ -14,7 +14,8 @@ def main() -> int:
     """Writes the sample."""
     import pandas as pd
 
-    from components import dataset, model_files
+    from components import model_files
+    from pipelines.examples.flights import dataset
 
     joined, model_dir, rows, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     frame = pd.read_parquet(joined).sample(n=rows, random_state=7)

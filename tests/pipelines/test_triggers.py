@@ -24,10 +24,15 @@ NOW = datetime.datetime(2013, 7, 1, 0, 0, 30)
 
 
 def _window(**values):
-    base = {"window": "2013-06", "previous_window": "2013-05", "model_version": "v0003", "auc": 0.70,
-            "blessed_auc": 0.74, "labeled_rows": 1000, "drift": {"temp": 0.15, "dest": 0.05},
+    """A monitor window as the monitor reports it (metric_drop: how much worse than blessed, positive: worse)."""
+    base = {"window": "2013-06", "previous_window": "2013-05", "model_version": "v0003", "metric": "auc",
+            "metric_value": 0.70, "blessed_metric": 0.74, "labeled_rows": 1000, "drift": {"temp": 0.15, "dest": 0.05},
             "skew": {"temp": 0.25, "carrier": 0.02}}
-    return {**base, **values}
+    window = {**base, **values}
+    if "metric_drop" not in values and window["metric_value"] is not None and window["blessed_metric"] is not None:
+        sign = -1 if window["metric"] in ("rmse", "mae") else 1
+        window["metric_drop"] = sign * (window["blessed_metric"] - window["metric_value"])
+    return window
 
 
 def test_schedule_fires_once_per_due_time_and_never_catches_up():
@@ -52,12 +57,33 @@ def test_new_data_fires_on_enough_new_spans_only():
 
 
 def test_degradation_fires_over_the_allowed_drop_with_enough_labels():
-    policy = TriggerPolicy(max_auc_drop=0.03, min_labeled_rows=500)
-    assert check_degradation(_window(auc=0.70), policy, NOW).kind == "degradation"  # drop 0.04
-    assert check_degradation(_window(auc=0.72), policy, NOW) is None  # drop 0.02
-    assert check_degradation(_window(auc=0.60, labeled_rows=499), policy, NOW) is None
-    assert check_degradation(_window(auc=None), policy, NOW) is None
-    assert check_degradation(_window(blessed_auc=None), policy, NOW) is None
+    policy = TriggerPolicy(max_metric_drop=0.03, min_labeled_rows=500)
+    fired = check_degradation(_window(metric_value=0.70), policy, NOW)  # drop 0.04
+    assert fired.kind == "degradation" and "AUC 0.7000" in fired.reason and "0.0400 worse" in fired.reason
+    assert check_degradation(_window(metric_value=0.72), policy, NOW) is None  # drop 0.02
+    assert check_degradation(_window(metric_value=0.60, labeled_rows=499), policy, NOW) is None
+    assert check_degradation(_window(metric_value=None), policy, NOW) is None
+    assert check_degradation(_window(blessed_metric=None), policy, NOW) is None
+
+
+def test_a_regression_degrades_when_its_error_rises():
+    """RMSE: lower is better; the monitor's metric_drop is the rise, in the label's unit (dollars)."""
+    policy = TriggerPolicy(max_metric_drop=1.0, min_labeled_rows=500)
+    fired = check_degradation(_window(metric="rmse", metric_value=4.5, blessed_metric=3.0), policy, NOW)
+    assert fired.kind == "degradation" and "RMSE 4.5000" in fired.reason and "1.5000 worse" in fired.reason
+    assert check_degradation(_window(metric="rmse", metric_value=3.5, blessed_metric=3.0), policy, NOW) is None
+    assert check_degradation(_window(metric="rmse", metric_value=2.0, blessed_metric=3.0), policy, NOW) is None
+
+
+def test_the_spec_s_monitoring_thresholds_are_the_policy_s_defaults():
+    from components.dataset_spec import DatasetSpec
+    from components.paths import REPO_ROOT
+
+    fare = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/taxi_fare/spec.toml")
+    policy = TriggerPolicy.from_spec(fare)
+    assert (policy.max_metric_drop, policy.drift_threshold) == (fare.monitoring["max_metric_drop"],
+                                                                 fare.monitoring["drift_threshold"])
+    assert TriggerPolicy.from_spec(fare, max_metric_drop=2.5).max_metric_drop == 2.5
 
 
 def test_drift_and_skew_fire_over_their_thresholds_on_watched_features():
@@ -73,7 +99,7 @@ def test_drift_and_skew_fire_over_their_thresholds_on_watched_features():
     assert check_distribution("drift", _window(), watched, NOW) is None
     assert check_distribution("skew", _window(), watched, NOW).kind == "skew"
     assert check_distribution("drift", _window(drift={}), policy, NOW) is None  # first window: nothing to compare
-    assert {t.kind for t in check_window(_window(), TriggerPolicy(max_auc_drop=0.03, drift_threshold=0.1,
+    assert {t.kind for t in check_window(_window(), TriggerPolicy(max_metric_drop=0.03, drift_threshold=0.1,
                                                                  skew_threshold=0.2), NOW)} == {
         "degradation", "drift", "skew"}
 
@@ -81,7 +107,7 @@ def test_drift_and_skew_fire_over_their_thresholds_on_watched_features():
 def test_watcher_looks_at_each_window_once_and_remembers_the_tested_span(tmp_path):
     spans = ["2013-01", "2013-02"]
     status = {"windows": [_window()]}
-    policy = TriggerPolicy(drift_threshold=0.1, skew_threshold=0.5, max_auc_drop=0.5)
+    policy = TriggerPolicy(drift_threshold=0.1, skew_threshold=0.5, max_metric_drop=0.5)
     watcher = Watcher(str(tmp_path), policy, lambda: spans, lambda: status)
     assert sorted(t.kind for t in watcher.tick(NOW)) == ["drift", "new_data"]  # new data: the first model
     watcher.ran({"test_span": "2013-02", "deployed": True})

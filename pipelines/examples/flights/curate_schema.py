@@ -1,4 +1,4 @@
-"""Regenerates the curated schema ``schema/flights.pbtxt`` from landed spans.
+"""Regenerates the flights' curated schema ``schema.pbtxt`` (beside this file) from landed spans.
 
 The schema is kept in git and reviewed like code; this script documents every
 deliberate choice made on top of TFDV's inferred schema, so that re-curating
@@ -141,7 +141,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     import pandas as pd
     import tensorflow_data_validation as tfdv
 
-    from components.sources import SPAN_FILE, WEATHER_FILE, LocalSource, join_on_hour
+    from components.sources import LocalSource
+    from pipelines.examples.flights.dataset import SPAN_FILE, WEATHER_FILE, join_on_hour
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("source", nargs="?", help="local source folder with landed spans")
@@ -158,7 +159,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         source = LocalSource(args.source)
         frames = [join_on_hour(pd.read_parquet(os.path.join(args.source, span, SPAN_FILE)),
                                pd.read_parquet(os.path.join(args.source, span, WEATHER_FILE)))
-                  for span in source.spans()]
+                  for span in source.spans(SPAN_FILE)]
         statistics = tfdv.generate_statistics_from_dataframe(pd.concat(frames, ignore_index=True))
         schema = curate(statistics)
         described = f"{len(frames)} spans"

@@ -17,8 +17,8 @@ import sys
 import tempfile
 from typing import Optional
 
-from components import dataset
-from components.sources import SPAN_FILE, WEATHER_FILE, WEATHER_KEY, join_on_hour
+from pipelines.examples.flights import dataset
+from pipelines.examples.flights.dataset import SPAN_FILE, WEATHER_FILE, WEATHER_KEY, join_on_hour
 
 
 def _package_data_dir() -> str:

@@ -12,7 +12,7 @@ def flights():
 @pytest.fixture
 def source(tmp_path, flights):
     """A local source folder with spans 2013-01..2013-04 of the sample."""
-    from components.sources import SPAN_FILE
+    from pipelines.examples.flights.dataset import SPAN_FILE
 
     for month in range(1, 5):
         folder = tmp_path / "source" / f"2013-{month:02d}"

@@ -10,10 +10,10 @@ import math
 import pandas as pd
 import pytest
 
-from components import dataset
 from components.beam_statistics import beam_span_statistics, parse_beam_args
 from components.paths import REPO_ROOT
 from components.validate_data import validation
+from pipelines.examples.flights import dataset
 
 MULTI_PROCESS = "--direct_num_workers=2 --direct_running_mode=multi_processing"
 

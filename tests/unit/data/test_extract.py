@@ -1,13 +1,14 @@
 import pandas as pd
 import pytest
 
-from components import dataset
 from components.dataset_spec import DatasetSpec
 from components.extract.extract import extract_spans
 from components.kfp_io import ComponentError
 from components.paths import REPO_ROOT
-from components.sources import SPAN_FILE, WEATHER_FILE, LocalSource
+from components.sources import LocalSource
 from components.spans import parse_spans
+from pipelines.examples.flights import dataset
+from pipelines.examples.flights.dataset import SPAN_FILE, WEATHER_FILE
 from pipelines.examples.flights.land import land_spans, load_flights, load_joined_flights, load_weather
 
 FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
@@ -35,7 +36,7 @@ def test_landing_keeps_fixed_dtypes_and_all_rows(tmp_path):
     assert {c: str(t) for c, t in weather.dtypes.items()} == dataset.WEATHER_COLUMNS
     assert (weather["month"] == 1).all()
     assert len(weather) == int((load_weather()["month"] == 1).sum())  # every reading, whatever the fraction
-    assert LocalSource(str(tmp_path)).spans() == ["2013-01", "2013-02"]
+    assert LocalSource(str(tmp_path)).spans(SPAN_FILE) == ["2013-01", "2013-02"]
 
 
 def test_full_year_has_all_flights_and_one_reading_per_origin_and_hour():

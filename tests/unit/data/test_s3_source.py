@@ -4,13 +4,13 @@ import pandas as pd
 import pytest
 from s3_server import moto_server, use_endpoint
 
-from components import dataset
 from components.dataset_spec import DatasetSpec
 from components.extract.extract import extract_spans
 from components.fingerprint.fingerprint import window_data_version
 from components.kfp_io import ComponentError
 from components.paths import REPO_ROOT
-from components.sources import SPAN_FILE
+from pipelines.examples.flights import dataset
+from pipelines.examples.flights.dataset import SPAN_FILE
 
 FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
 

@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import dataset
 from components.dataset_spec import DatasetSpec
 from components.paths import REPO_ROOT
 from components.validate_data import validation
+from pipelines.examples.flights import dataset
 
 FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
 
@@ -192,9 +192,9 @@ def test_an_unreadable_span_file_or_schema_is_one_line_naming_it(tmp_path):
 def test_the_corruption_tool_writes_the_span_file_the_source_reads():
     from span_tools import SPAN_FILE, WEATHER_FEATURES, WEATHER_FILE
 
-    from components import dataset, sources
+    from pipelines.examples.flights import dataset
 
-    assert (SPAN_FILE, WEATHER_FILE) == (sources.SPAN_FILE, sources.WEATHER_FILE)
+    assert (SPAN_FILE, WEATHER_FILE) == (dataset.SPAN_FILE, dataset.WEATHER_FILE)
     assert list(WEATHER_FEATURES) == dataset.WEATHER_FEATURES
 
 

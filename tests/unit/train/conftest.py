@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import dataset
+from pipelines.examples.flights import dataset
 
 
 def make_flights(rows: int, span: str, seed: int = 0) -> pd.DataFrame:

@@ -1,10 +1,10 @@
 import pytest
 
-from components import dataset
 from components.dataset_spec import DatasetSpec
 from components.kfp_io import ComponentError
 from components.paths import REPO_ROOT
 from components.prepare.prepare import add_label, describe, split
+from pipelines.examples.flights import dataset
 
 FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
 

@@ -2,13 +2,14 @@ import json
 
 import numpy as np
 
-from components import dataset, model_files
+from components import model_files
 from components.dataset_spec import DatasetSpec
 from components.evaluate.evaluate import confusion_matrix, evaluate, roc_curve_points
 from components.model_files import load_model as load
 from components.paths import REPO_ROOT
 from components.prepare.prepare import add_label, split
 from components.train.train import save, save_reference, serving_samples, train
+from pipelines.examples.flights import dataset
 
 FLIGHTS = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
 

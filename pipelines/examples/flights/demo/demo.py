@@ -24,9 +24,9 @@ from components.dataset_spec import DatasetSpec
 from components.model_server import control as server_control
 from components.monitor import control as monitor_control
 from components.paths import REPO_ROOT
-from components.sources import SPAN_FILE, WEATHER_FILE
 from components.spans import add_months
 from pipelines.examples import EXAMPLES_DIR
+from pipelines.examples.flights.land import SPAN_FILE, WEATHER_FILE
 from pipelines.local.runner import DEFAULT_VENVS, runtime_python
 from pipelines.loop.coordinator import RunCoordinator
 from pipelines.loop.triggers import Trigger, TriggerPolicy
@@ -37,7 +37,7 @@ MONTHS = [f"2013-{m:02d}" for m in range(1, 13)]
 #: should not move with the season (a change there is a broken feed): against a model trained on
 #: the three months before, temperature and rain are skewed nearly every month of 2013, and a skew
 #: trigger on them would simply retrain monthly. Drift (month against month) is watched everywhere.
-DEMO_POLICY = TriggerPolicy(schedule_cron="0 0 0 1 */6 *", new_data_min_spans=3, max_auc_drop=0.03,
+DEMO_POLICY = TriggerPolicy(schedule_cron="0 0 0 1 */6 *", new_data_min_spans=3, max_metric_drop=0.03,
                             min_labeled_rows=500, drift_threshold=0.25, skew_threshold=0.25,
                             skew_features=("carrier", "origin", "dest", "distance"))
 
@@ -72,8 +72,8 @@ def month_end(span: str) -> datetime.datetime:
 def _describe(window: Optional[dict[str, Any]]) -> str:
     if not window:
         return "no traffic (no model yet)"
-    auc = f"AUC {window['auc']:.3f}" if window.get("auc") is not None else "AUC n/a"
-    blessed = f" (blessed {window['blessed_auc']:.3f})" if window.get("blessed_auc") is not None else ""
+    auc = f"AUC {window['metric_value']:.3f}" if window.get("metric_value") is not None else "AUC n/a"
+    blessed = f" (blessed {window['blessed_metric']:.3f})" if window.get("blessed_metric") is not None else ""
     drift = max(window.get("drift", {}).items(), key=lambda item: item[1], default=None)
     skew = max(window.get("skew", {}).items(), key=lambda item: item[1], default=None)
     return (f"{window['rows']:,} rows by {window['model_version']}, {auc}{blessed}"
@@ -83,7 +83,7 @@ def _describe(window: Optional[dict[str, Any]]) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the replay and writes the report."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pipelines.examples.flights.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--var", default=os.path.join(REPO_ROOT, "var", "demo"),
                         help="the demo's own folder (wiped at start)")
@@ -100,11 +100,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     var = os.path.abspath(args.var)
     months = MONTHS[:args.months]
     try:
-        policy = policy_from(args)
+        policy = policy_from(args, defaults=DEMO_POLICY)
     except ValueError as error:
         parser.error(str(error))
     # The year replay is the flights example's: its months, weather feed and traffic.
-    spec = DatasetSpec.load(os.path.join(EXAMPLES_DIR, "flights", "spec.toml"))
+    spec_path = os.path.join(EXAMPLES_DIR, "flights", "spec.toml")
+    spec = DatasetSpec.load(spec_path)
     serving_dir = os.path.join(var, "serving", spec.model_name)
     server_control.stop(serving_dir)
     shutil.rmtree(var, ignore_errors=True)
@@ -118,12 +119,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     feature_url, feature_repo = f"http://127.0.0.1:{server_control.free_port()}", os.path.join(var, "feature_store")
     print(f"[demo] starting the monitor on {monitor_url} ...", flush=True)
     monitor = monitor_control.start(runtime_python("monitor", DEFAULT_VENVS), os.path.join(var, "monitor"),
-                                    monitor_port, os.path.join(var, "monitor.log"), spec.model_name,
+                                    monitor_port, os.path.join(var, "monitor.log"), spec_path,
                                     registry_uri=os.path.join(var, "registry"),
                                     extra=["--feature-server-url", feature_url])
     params = [f"payload_logger_url={monitor_url}", f"serving_port={serving_port}",
               f"feature_server_url={feature_url}", *args.params]
-    launcher = LocalLauncher(var, source, args.train_months, params)
+    launcher = LocalLauncher(var, source, args.train_months, params, spec_path=spec_path)
     loop_dir = os.path.join(var, "loop")
     coordinator = RunCoordinator(loop_dir, launcher, log=lambda line: print(f"           {line}", flush=True))
     watcher = Watcher(loop_dir, policy, launcher.spans, lambda: monitor_control.request(
@@ -139,12 +140,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                 # The month's weather into the online store before its flights are served (a live
                 # feed materializes on its own schedule, not only when the pipeline runs).
                 _run(runtime_python("feature", DEFAULT_VENVS), "-m", "components.feature_store", "materialize",
-                     "--source", source, "--repo", feature_repo)
+                     "--source", source, "--repo", feature_repo, "--spec", spec_path)
                 truth = os.path.join(var, "ground_truth", f"{span}.csv")
                 os.makedirs(os.path.dirname(truth), exist_ok=True)
                 traffic = json.loads(_run(runtime_python("serve", DEFAULT_VENVS), "-m",
                                           "components.model_server.replay",
-                                          os.path.join(staging, span, SPAN_FILE), "--url", serving["predict_url"],
+                                          os.path.join(staging, span, SPAN_FILE), "--spec", spec_path,
+                                          "--url", serving["predict_url"],
                                           "--rows", str(args.traffic_rows), "--ground-truth", truth,
                                           "--seed", str(number)).strip().splitlines()[-1])
                 with open(truth, "rb") as handle:
@@ -188,7 +190,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                "traffic_rows": args.traffic_rows}
     with open(os.path.join(var, "demo.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2, default=str)
-    from pipelines.demo.report import write_report
+    from pipelines.examples.flights.demo.report import write_report
 
     report = write_report(results, os.path.join(var, "report"))
     print(f"[demo] done in {results['seconds']:.0f} s; report: {report}", flush=True)

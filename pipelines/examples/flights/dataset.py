@@ -1,7 +1,7 @@
-"""What the flights data looks like: columns, types, label and model features.
+"""What the flights data looks like, as constants for the example's landing and its tests.
 
-Standard library only: the data runtime (landing, extraction) and the training
-runtime (prepare, train, evaluate) both read it, so they cannot disagree.
+The pipeline reads none of this: every step reads the spec (``spec.toml`` beside it), and
+``tests/components/test_dataset_spec.py`` checks the two say the same. Standard library only.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import os
 
 from components.spans import SPAN_COLUMN, span_file  # noqa: F401 - generic, re-exported for the flights modules
 
-#: The curated schema kept in git (pipelines/examples/flights/curate_schema.py writes it): one
-#: definition of the data's constraints for validation, monitoring and the serving boundary.
-CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "validate_data", "schema",
-                              "flights.pbtxt")
+#: The curated schema kept in git (curate_schema.py beside it writes it; the spec names it).
+CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.pbtxt")
+#: The span files of a landed month.
+SPAN_FILE = "flights.parquet"
+WEATHER_FILE = "weather.parquet"
 
 #: Column name -> pandas dtype of a landed flights span (``<span>/flights.parquet``). Fixed, so
 #: that a month without missing values does not turn a float column into an integer one.
@@ -76,6 +77,20 @@ FLIGHT_FEATURES = [name for name in FEATURES if name not in WEATHER_FEATURES]
 
 #: Columns whose hash decides the train/eval split of a row (stable across runs).
 SPLIT_KEY = ["year", "month", "day", "carrier", "flight", "sched_dep_time", "origin"]
+
+
+#: What a reading is joined to a flight by: the origin and the local hour.
+WEATHER_KEY = ["origin", "year", "month", "day", "hour"]
+
+
+def join_on_hour(flights, weather):
+    """Each flight with the reading of its origin at its scheduled hour (missing when none), typed per ``COLUMNS``.
+
+    The plain join written for the flights, apart from the spec's derivations: the tests check that
+    the feature store's point-in-time join (and ``components.feature_views.plain_join``) give the same rows.
+    """
+    joined = flights.merge(weather, on=WEATHER_KEY, how="left")
+    return joined[list(COLUMNS)].astype(COLUMNS)
 
 
 def weather_hour(year: int, month: int, day: int, hour: int) -> str:

@@ -50,8 +50,8 @@ def plot_auc(results: dict[str, Any], path: str) -> None:
     months = [m["month"] for m in results["months"]]
     x = {month: i for i, month in enumerate(months)}
     figure, axes = plt.subplots(figsize=(10, 4.2))
-    served = [(x[m["month"]], m["window"]["auc"], m["window"]["blessed_auc"], m["window"]["model_version"])
-              for m in results["months"] if m.get("window") and m["window"].get("auc") is not None]
+    served = [(x[m["month"]], m["window"]["metric_value"], m["window"]["blessed_metric"], m["window"]["model_version"])
+              for m in results["months"] if m.get("window") and m["window"].get("metric_value") is not None]
     if served:
         axes.plot([s[0] for s in served], [s[1] for s in served], "o-", color="#1f77b4",
                   label="production model on the month's traffic")
@@ -159,8 +159,8 @@ def write_report(results: dict[str, Any], folder: str) -> str:
     rows = []
     for month in results["months"]:
         window = month.get("window") or {}
-        auc = f"{window['auc']:.3f}" if window.get("auc") is not None else ""
-        blessed = f"{window['blessed_auc']:.3f}" if window.get("blessed_auc") is not None else ""
+        auc = f"{window['metric_value']:.3f}" if window.get("metric_value") is not None else ""
+        blessed = f"{window['blessed_metric']:.3f}" if window.get("blessed_metric") is not None else ""
         top_drift = max((window.get("drift") or {}).items(), key=lambda item: item[1], default=None)
         runs = "; ".join(
             f"{r['window']}: AUC {r['candidate_auc']:.3f} → "
