@@ -8,6 +8,7 @@ two stores never import each other. Standard library only.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from typing import Any, Optional, Protocol
@@ -49,12 +50,31 @@ class Registry(Protocol):
         """Copies a version's files into a local folder; returns the folder."""
 
 
+#: The keys of ``model.json`` that say how a model is served (its features, task and lookups):
+#: the same fitted model served another way is another version.
+SERVING_KEYS = ("features", "categorical_features", "numeric_features", "task", "positive_class", "lookup")
+
+
 def model_digest(model_dir: str) -> str:
-    """SHA-256 of a model folder's serialized model."""
+    """SHA-256 of a model folder's serialized model and of how it is served.
+
+    The fitted model (``model.joblib``), ``model.json``'s ``SERVING_KEYS`` and the schema whose
+    domains the server guards (``schema.pbtxt``, when there is one): a model identical in all
+    three is production already; one served differently (a new lookup, a new schema) is a new version.
+    """
     digest = hashlib.sha256()
     with open(os.path.join(model_dir, "model.joblib"), "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    info_path = os.path.join(model_dir, "model.json")
+    if os.path.exists(info_path):
+        with open(info_path, encoding="utf-8") as handle:
+            info = json.load(handle)
+        digest.update(json.dumps({key: info.get(key) for key in SERVING_KEYS}, sort_keys=True).encode())
+    schema_path = os.path.join(model_dir, "schema.pbtxt")
+    if os.path.exists(schema_path):
+        with open(schema_path, "rb") as handle:
+            digest.update(handle.read())
     return digest.hexdigest()
 
 

@@ -170,6 +170,10 @@ class LoadedModel:
         # cores, 5 ms limited per call).
         self._controller = ThreadpoolController()
         self.info = model_files.read_info(model_dir)
+        lookup = self.info.get("lookup")
+        if lookup is not None and not (isinstance(lookup, dict) and lookup.get("views")):
+            raise ValueError(f"{model_dir}/model.json: its lookup block has no feature views (written before "
+                             "lookups followed the dataset spec's [[feature_views]]): train and deploy it again")
         self.task = self.info.get("task", "binary_classification")
         self.pipeline = model_files.load_model(model_dir)
         #: The domains of the schema the model was trained under (the skew guard), {} when it has none.

@@ -55,3 +55,38 @@ def test_every_store_keeps_the_same_contract(store_uri, trained, other_model, tm
 def test_unknown_schemes_are_named():
     with pytest.raises(ValueError, match="expected a local folder"):
         registry.open_registry("gs://bucket/models")
+
+
+def test_the_same_model_served_another_way_is_a_new_version(store_uri, trained, tmp_path):
+    """Identity is the fitted model and how it is served: a new lookup block (or schema) over the same
+    model.joblib is a new version; a new training note (hyperparameters, spec digest) is not."""
+    import shutil
+
+    store = registry.open_registry(store_uri)
+    name = "flights-delay"
+    assert store.publish(name, trained[0], {})["version"] == "v0001"
+    noted = tmp_path / "noted"
+    shutil.copytree(trained[0], noted)
+    info = model_files.read_info(str(noted))
+    model_files.write_info(str(noted), {**info, "dataset_spec_digest": "another"})
+    assert store.publish(name, str(noted), {})["unchanged"]
+    served = tmp_path / "served"
+    shutil.copytree(trained[0], served)
+    block = {"features": ["temp"], "defaults": {}, "views": [{"name": "v", "features": ["temp"], "entities": [
+        {"name": "origin", "row": {"column": "origin"}}]}]}
+    model_files.write_info(str(served), {**info, "lookup": block})
+    assert store.publish(name, str(served), {})["version"] == "v0002"
+
+
+def test_a_model_whose_lookup_block_predates_feature_views_is_refused_at_load(trained, tmp_path):
+    import shutil
+
+    from components.model_server.model import LoadedModel
+
+    old = tmp_path / "old"
+    shutil.copytree(trained[0], old)
+    info = model_files.read_info(str(old))
+    model_files.write_info(str(old), {**info, "lookup": {"view": "origin_weather", "features": ["temp"],
+                                                         "keys": ["origin", "weather_hour"], "year": 2013}})
+    with pytest.raises(ValueError, match="lookup block has no feature views .* train and deploy it again"):
+        LoadedModel(str(old), "v0001")
