@@ -70,6 +70,8 @@ def _run(executor: Executor) -> None:
              + (f" (canary, {canary}% of traffic; make promote or make rollback)" if details.get("canary") else ""))
     executor.set_metadata("deployment", {"deployed": True, "version": pointer["version"],
                                          "model_name": executor.param("model_name"), "target": target,
+                                         # resolve_baseline scopes production to this namespace
+                                         "namespace": executor.param("namespace"),
                                          "model_dir": pointer["model_dir"], "serving_url": where,
                                          "canary": bool(details.get("canary"))})
     print(f"[deploy] {pointer['version']} published to {pointer['model_dir']}", flush=True)

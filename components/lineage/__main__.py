@@ -53,6 +53,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="the model asked about: the spec's serving.model_name (default $MODEL_NAME)")
     parser.add_argument("--registry", default="var/registry",
                         help="registry whose current.json says which version serves (empty: ignore)")
+    parser.add_argument("--namespace", default=None,
+                        help="serving, baseline: only deployments into this namespace (a cluster's store holds "
+                             "every profile's; default: all)")
+    parser.add_argument("--pipeline", default=None,
+                        help="serving, baseline: only deployments by runs of this pipeline (default: all)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("command", choices=["record", "serving", "model", "runs", "steps", "diff", "graph",
                                             "baseline"])
@@ -69,11 +74,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(f"recorded {recorder.run_id_of(run_dir)}: {counts['executions']} executions, "
                       f"{counts['artifacts']} output artifacts")
         elif args.command in ("serving", "baseline"):
-            latest = queries.latest_deployed_model(store, args.model_name)
+            latest = queries.latest_deployed_model(store, args.model_name, args.namespace, args.pipeline)
             pointer = registry.current(args.registry, args.model_name) if args.registry else None
             if pointer and latest and pointer["version"] != latest["version"]:
                 # Rolled back outside a run: production is the deployment of the registry's version.
-                deployments = queries.deployments(store, args.model_name)
+                deployments = queries.deployments(store, args.model_name, args.namespace, args.pipeline)
                 matching = [d for d in deployments if d["version"] == pointer["version"]]
                 latest = matching[-1] if matching else latest
             if latest is None:

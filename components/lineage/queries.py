@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from components.lineage.kfp_backend import DAG_EXECUTION, ROOT_DAG_PREFIX
-from components.lineage.recorder import CONTEXT_RUN, EXECUTION_TYPE, get_value
+from components.lineage.recorder import CONTEXT_PIPELINE, CONTEXT_RUN, EXECUTION_TYPE, get_value
 
 #: Run parameters that say why and from which code a run was made, rather than how it trains.
 RUN_FACTS = ("trigger", "git_sha")
@@ -121,8 +121,28 @@ def _run_execution(store, run_id: str, task_name: str):
     return found[-1] if found else None
 
 
-def deployments(store, model_name: Optional[str] = None) -> list[dict[str, Any]]:
-    """Completed deployments, oldest first: version, model folder, model URI, run and metrics."""
+def _pipeline_name(store, execution) -> Optional[str]:
+    """The name of the ``system.Pipeline`` context above an execution's run (KFP: the pipeline's name), or None."""
+    pipeline_type = _type_id(store, "context", CONTEXT_PIPELINE)
+    # The KFP driver puts an execution in both contexts (and the run under the pipeline); look at both.
+    contexts = store.get_contexts_by_execution(execution.id)
+    run = _run_context(store, execution)
+    if run is not None:
+        contexts = [*contexts, *store.get_parent_contexts_by_context(run.id)]
+    found = [c for c in contexts if c.type_id == pipeline_type]
+    return found[0].name if found else None
+
+
+def deployments(store, model_name: Optional[str] = None, namespace: Optional[str] = None,
+                pipeline_name: Optional[str] = None) -> list[dict[str, Any]]:
+    """Completed deployments, oldest first: version, model folder, model URI, run and metrics.
+
+    One ML Metadata store serves a whole cluster (every profile's runs): ``namespace`` keeps the
+    deployments into that namespace (the deployment artifact's ``namespace``) and ``pipeline_name``
+    those of runs of that pipeline (the run's ``system.Pipeline`` context, as KFP's driver names it:
+    backend/src/v2/metadata/client.go ``GetPipeline``). A record without the property (written before
+    deployments recorded their namespace) is not excluded by it.
+    """
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     found = []
@@ -136,6 +156,10 @@ def deployments(store, model_name: Optional[str] = None) -> list[dict[str, Any]]
         if not deployment.get("deployed"):
             continue
         if model_name and deployment.get("model_name", model_name) != model_name:
+            continue
+        if namespace is not None and deployment.get("namespace", namespace) != namespace:
+            continue
+        if pipeline_name is not None and _pipeline_name(store, execution) not in (None, pipeline_name):
             continue
         run_id = _run_id(store, execution)
         found.append({
@@ -161,12 +185,14 @@ def _evaluation_metrics(store, run_id: Optional[str]) -> dict[str, Any]:
     return _props(outputs["metrics"]) if "metrics" in outputs else {}
 
 
-def latest_deployed_model(store, model_name: Optional[str] = None) -> Optional[dict[str, Any]]:
+def latest_deployed_model(store, model_name: Optional[str] = None, namespace: Optional[str] = None,
+                          pipeline_name: Optional[str] = None) -> Optional[dict[str, Any]]:
     """The latest blessed and deployed model (TFX's latest-blessed-model semantics), or None.
 
-    ``deploy`` refuses unblessed models, so every completed deployment is of a blessed one.
+    ``deploy`` refuses unblessed models, so every completed deployment is of a blessed one. The
+    scope (``namespace``, ``pipeline_name``) is ``deployments``'.
     """
-    found = deployments(store, model_name)
+    found = deployments(store, model_name, namespace, pipeline_name)
     return found[-1] if found else None
 
 

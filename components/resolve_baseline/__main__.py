@@ -9,7 +9,8 @@ from components.resolve_baseline.resolve import materialize, resolve_from_metada
 def _run(executor: Executor) -> None:
     metadata_uri = executor.param("metadata_uri")
     if metadata_uri:
-        pointer = resolve_from_metadata(metadata_uri, executor.param("model_name"), executor.param("registry_uri"))
+        pointer = resolve_from_metadata(metadata_uri, executor.param("model_name"), executor.param("registry_uri"),
+                                        executor.param("namespace"), executor.param("pipeline_name") or None)
     else:
         pointer = resolve_from_registry(executor.param("registry_uri"), executor.param("model_name"))
     metadata = materialize(pointer, executor.output_path("baseline"))

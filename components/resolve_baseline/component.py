@@ -11,7 +11,7 @@ POD = PodSettings(cpu=("100m", "500m"), memory=("256Mi", "1Gi"), s3=True)
 
 @dsl.container_component
 def resolve_baseline(metadata_uri: str, registry_uri: str, model_name: str, production_version: str,
-                     baseline: dsl.Output[dsl.Model]):
+                     namespace: str, pipeline_name: str, baseline: dsl.Output[dsl.Model]):
     """Finds the model in production, to compare the candidate against on the same test span.
 
     Cached while ``production_version`` stays the same (fingerprint reads it at the start of each run).
@@ -22,6 +22,8 @@ def resolve_baseline(metadata_uri: str, registry_uri: str, model_name: str, prod
         registry_uri: Root of the model registry.
         model_name: The model's name in the registry.
         production_version: What identifies production now (the cache key; not otherwise read).
+        namespace: Where the model is served: only deployments into it are production here.
+        pipeline_name: Only deployments by runs of this pipeline count (ML Metadata's pipeline context).
         baseline: The production model's folder (empty, with ``found: false``, when there is none).
     """
     return program_spec("data", "resolve_baseline")

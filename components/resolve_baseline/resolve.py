@@ -29,17 +29,20 @@ def resolve_from_registry(registry_uri: str, model_name: str) -> Optional[dict[s
     return pointer
 
 
-def resolve_from_metadata(metadata_uri: str, model_name: str,
-                          registry_uri: Optional[str] = None) -> Optional[dict[str, Any]]:
+def resolve_from_metadata(metadata_uri: str, model_name: str, registry_uri: Optional[str] = None,
+                          namespace: Optional[str] = None,
+                          pipeline_name: Optional[str] = None) -> Optional[dict[str, Any]]:
     """Returns the latest blessed and deployed model recorded in ML Metadata, or None.
 
-    After a rollback (done on the registry, outside any pipeline run) the model in
-    production is the deployment of the version the registry points at.
+    Only this namespace's deployments by runs of this pipeline count: a cluster's store holds
+    every profile's runs, and another profile's model of the same name is not our production.
+    After a rollback (done on the registry, outside any pipeline run) the model in production is
+    the deployment of the version the registry points at.
     """
     from components.lineage.queries import deployments
     from components.lineage.store import connect
 
-    found = deployments(connect(metadata_uri), model_name)
+    found = deployments(connect(metadata_uri), model_name, namespace, pipeline_name)
     pointer = registry.current(registry_uri, model_name) if registry_uri else None
     if pointer and pointer.get("rolled_back_from"):
         found = [d for d in found if d["version"] == pointer["version"]]

@@ -202,7 +202,7 @@ def ct_pipeline(
         serving_port: Port of the local model server.
         serving_target: ``local`` (a KServe model server process) or ``kserve`` (an InferenceService;
             then ``registry_uri`` is ``s3://bucket/prefix``).
-        namespace: Namespace of the InferenceService.
+        namespace: Namespace of the InferenceService; the baseline is the production model of this namespace.
         service_account: Service account with the S3 Secret KServe reads.
         canary_traffic_percent: Traffic share for a new version on the cluster (1-99: canary, Knative mode only).
         payload_logger_url: The monitor that receives every served request and response as
@@ -238,7 +238,8 @@ def ct_pipeline(
                     learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
                     l2_regularization=l2_regularization)
     baseline = resolve_baseline(metadata_uri=metadata_uri, registry_uri=registry_uri, model_name=model_name,
-                                production_version=version.outputs["production_version"])
+                                production_version=version.outputs["production_version"], namespace=namespace,
+                                pipeline_name=PIPELINE_NAME)
     evaluated = evaluate(model=trained.outputs["model"], baseline=baseline.outputs["baseline"],
                          test_data=prepared.outputs["test_data"], dataset_spec=dataset_spec)
     judged = validate_model(evaluation=evaluated.outputs["evaluation"], dataset_spec=dataset_spec,

@@ -39,7 +39,7 @@ def write_task(run_dir, run_id, task, inputs, outputs, exit_code=0, params=None,
 
 
 def make_run(root, run_id, auc, blessed, deploy=True, fail_at=None, version=None, baseline_version=None,
-             started=0.0):
+             started=0.0, namespace=None, pipeline_name="continuous-training"):
     """A CT run folder: extract, train, resolve-baseline, evaluate, validate-model and (if blessed) deploy.
 
     ``fail_at`` names a task that fails; nothing after it runs.
@@ -48,7 +48,7 @@ def make_run(root, run_id, auc, blessed, deploy=True, fail_at=None, version=None
     os.makedirs(run_dir, exist_ok=True)
     status = "FAILED" if fail_at else "COMPLETE"
     with open(os.path.join(run_dir, "run.json"), "w") as handle:
-        json.dump({"run_id": run_id, "pipeline_name": "continuous-training", "pipeline_version": "abc",
+        json.dump({"run_id": run_id, "pipeline_name": pipeline_name, "pipeline_version": "abc",
                    "git_sha": "1234567", "trigger": "on_demand", "status": status,
                    "parameters": {"train_spans": "2013-01:2013-03", "test_span": "2013-04", "max_iter": 100},
                    "started": started}, handle)
@@ -75,7 +75,8 @@ def make_run(root, run_id, auc, blessed, deploy=True, fail_at=None, version=None
         write_task(run_dir, run_id, "deploy", {"model": model["model"], "blessing": blessing["blessing"]},
                    {"deployment": ("system.Artifact", {"deployed": True, "version": version,
                                                        "model_name": "flights-delay",
-                                                       "model_dir": f"/registry/{version}"})},
+                                                       "model_dir": f"/registry/{version}",
+                                                       **({"namespace": namespace} if namespace else {})})},
                    exit_code=1 if fail_at == "deploy" else 0, started=t + 8)
     return run_dir
 
@@ -93,7 +94,7 @@ def record_as_kfp_backend(store, run_dir):
     with open(os.path.join(run_dir, "run.json")) as handle:
         info = json.load(handle)
     client = BackendMetadataClient(store)
-    client.root_dag("continuous-training", info["run_id"], "/pipeline-root",
+    client.root_dag(info["pipeline_name"], info["run_id"], "/pipeline-root",
                     {**info["parameters"], "trigger": info["trigger"], "git_sha": info["git_sha"]})
     tasks = []
     for name, folder in task_folders(run_dir).items():

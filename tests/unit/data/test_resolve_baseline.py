@@ -94,3 +94,31 @@ def test_production_version_changes_with_each_deployment_and_rollback(tmp_path):
     assert production_version(root, "flights-delay").startswith("v0002@")
     registry.rollback(root, "flights-delay", "v0001")
     assert production_version(root, "flights-delay").startswith("v0001@")
+
+
+def test_only_this_namespace_s_deployments_by_this_pipeline_are_production(tmp_path, record):
+    """A cluster's store holds every profile's runs: another namespace's (or another pipeline's) deployment
+    of a model with the same name, even a newer one, is not our baseline."""
+    from lineage_runs import make_run
+
+    store_uri = str(tmp_path / "mlmd.sqlite")
+    ours = _model(tmp_path, "ours")
+    for run_id, namespace, pipeline, started in (("r1", "team-a", "continuous-training", 0),
+                                                 ("r2", "team-b", "continuous-training", 10),
+                                                 ("r3", "team-a", "someone-elses-pipeline", 20)):
+        run_dir = make_run(str(tmp_path / "runs"), run_id, 0.7, True, version=f"v000{run_id[1]}", started=started,
+                           namespace=namespace, pipeline_name=pipeline)
+        path = os.path.join(run_dir, run_id, "deploy", "executor_output.json")
+        with open(path) as handle:
+            output = json.load(handle)
+        output["artifacts"]["deployment"]["artifacts"][0]["metadata"]["model_dir"] = ours
+        with open(path, "w") as handle:
+            json.dump(output, handle)
+        record(connect(store_uri), run_dir)
+    assert resolve_from_metadata(store_uri, "flights-delay")["run_id"] == "r3"  # unscoped: the newest of all
+    assert resolve_from_metadata(store_uri, "flights-delay", namespace="team-a",
+                                 pipeline_name="continuous-training")["run_id"] == "r1"
+    assert resolve_from_metadata(store_uri, "flights-delay", namespace="team-b",
+                                 pipeline_name="continuous-training")["run_id"] == "r2"
+    assert resolve_from_metadata(store_uri, "flights-delay", namespace="team-c",
+                                 pipeline_name="continuous-training") is None
