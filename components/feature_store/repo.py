@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import os
 
+from components.kfp_io import ComponentError
 from components.s3_settings import endpoint_url
 
 PROJECT = "kfp_ct"
@@ -54,6 +55,20 @@ def ensure_config(repo: str) -> str:
     return path
 
 
+def unset_variables(config_path: str) -> list[str]:
+    """The ``${VAR}`` names a repository configuration reads that the environment does not set.
+
+    Feast expands them with ``os.path.expandvars`` (feast 0.67.0, feast/repo_config.py), which leaves an unset
+    one as it is: an unset ``REDIS_PASSWORD`` would become the password ``${REDIS_PASSWORD}``.
+    """
+    import re
+
+    with open(config_path, encoding="utf-8") as handle:
+        text = handle.read()
+    names = re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", text)
+    return sorted({a or b for a, b in names} - set(os.environ))
+
+
 def offline_uri(repo: str, view: str) -> str:
     """The folder (or s3:// prefix) of a feature view's offline Parquet files."""
     root = os.environ.get(OFFLINE_URI_ENV) or os.path.join(os.path.abspath(repo), "offline")
@@ -71,7 +86,11 @@ def open_store(repo: str, spec):
     endpoint = os.environ.get("S3_ENDPOINT")
     if endpoint:  # a registry on S3 is read with boto3, which takes the endpoint from here
         os.environ.setdefault("FEAST_S3_ENDPOINT_URL", endpoint_url(endpoint))
-    ensure_config(repo)
+    missing = unset_variables(ensure_config(repo))
+    if missing:
+        raise ComponentError(f"{os.path.join(repo, CONFIG_FILE)} reads {', '.join(missing)} from the environment, "
+                             "which does not set it (Feast would use the text '${...}' itself); on a cluster it "
+                             "comes from the Secret ct-feature-store-credentials (fill it with kubectl patch)")
     store = FeatureStore(repo_path=repo)
     store.apply(definitions(repo, spec))
     return store

@@ -176,3 +176,24 @@ def test_the_watcher_reaches_the_kfp_api_of_its_target(folder):
     volumes = {v["name"]: v for v in watcher["spec"]["template"]["spec"]["volumes"]}
     assert volumes["kfp-token"]["projected"]["sources"][0]["serviceAccountToken"]["audience"] == \
         "pipelines.kubeflow.org"
+
+
+@needs_kubectl
+@pytest.mark.parametrize("folder", TARGETS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_the_watcher_s_run_parameters_are_inputs_of_the_compiled_pipeline(folder):
+    """Every KEY=VALUE the watcher passes to its runs is a parameter of pipelines/ct_pipeline.yaml, and the
+    ones a cluster run cannot do without are there (the feature repository mounted from ct-feature-store:
+    without it join_features writes under /app and fails)."""
+    watcher = next(o for o in build(folder) if o["kind"] == "Deployment" and o["metadata"]["name"] == "ct-watcher")
+    command = watcher["spec"]["template"]["spec"]["containers"][0]["command"]
+    params = dict(arg.split("=", 1) for arg in command[command.index("watch"):] if "=" in arg and
+                  not arg.startswith("-"))
+    with open(os.path.join(ROOT, "pipelines", "ct_pipeline.yaml"), encoding="utf-8") as handle:
+        compiled = next(d for d in yaml.safe_load_all(handle) if d and "root" in d)
+    inputs = compiled["root"]["inputDefinitions"]["parameters"]
+    assert params and set(params) <= set(inputs), set(params) - set(inputs)
+    from pipelines.ct.pipeline import FEATURE_REPO_MOUNT
+
+    # Where the feature steps mount the ConfigMap ct-feature-store (pipelines/ct/pipeline.py, _harden).
+    assert params["feature_repo"] == FEATURE_REPO_MOUNT and params["serving_target"] == "kserve"
+    assert params["payload_logger_url"] == "http://ct-monitor.$(POD_NAMESPACE).svc.cluster.local/"

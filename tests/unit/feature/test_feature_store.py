@@ -135,3 +135,18 @@ def test_a_broken_weather_feed_is_not_materialized_and_serving_keeps_its_feature
                                              r"nothing was materialized"):
         materialize_new(str(source), repo, FLIGHTS)
     assert _online(repo, key) == before and before["temp"][0] < 100
+
+
+def test_a_configuration_variable_the_environment_does_not_set_is_named(repo, monkeypatch):
+    """Feast would take an unset ${REDIS_PASSWORD} as the password itself; the store refuses to open."""
+    os.makedirs(repo)
+    with open(os.path.join(repo, feature_repo.CONFIG_FILE), "w") as handle:
+        handle.write("project: kfp_ct\nprovider: local\nregistry: registry.db\nonline_store:\n  type: redis\n"
+                     "  connection_string: \"ct-redis:6379,password=${CT_TEST_REDIS_PASSWORD}\"\n"
+                     "offline_store:\n  type: file\nentity_key_serialization_version: 3\n")
+    monkeypatch.delenv("CT_TEST_REDIS_PASSWORD", raising=False)
+    with pytest.raises(ComponentError, match="reads CT_TEST_REDIS_PASSWORD from the environment, which does not "
+                                             "set it.*ct-feature-store-credentials"):
+        feature_repo.open_store(repo, FLIGHTS)
+    monkeypatch.setenv("CT_TEST_REDIS_PASSWORD", "s3cret")
+    assert feature_repo.unset_variables(os.path.join(repo, feature_repo.CONFIG_FILE)) == []
