@@ -131,7 +131,7 @@ features-stop: setup ## Stop the local feature server
 	@$(VENVS)/feature/bin/python -m components.feature_store stop --repo var/feature_store
 
 TARGET ?= local
-CLUSTER_ARGS = --registry "$(REGISTRY)" --namespace "$(NAMESPACE)" $(if $(MODE),--deployment-mode $(MODE))
+CLUSTER_ARGS = --registry "$(REGISTRY)" --namespace "$(NAMESPACE)" $(if $(MODE),--deployment-mode $(MODE)) $(if $(KSERVE),--kserve-version $(KSERVE))
 rollback: setup ## Serve the previous version again (VERSION=v0001 for a given one); TARGET=kserve REGISTRY=s3://.. NAMESPACE=.. on a cluster
 ifeq ($(TARGET),kserve)
 	$(VENVS)/serve/bin/python -m components.deploy.release rollback $(CLUSTER_ARGS) --name "$(MODEL_NAME)" $(if $(VERSION),--version $(VERSION)) \

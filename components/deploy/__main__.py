@@ -40,6 +40,7 @@ def _run(executor: Executor) -> None:
                 canary_traffic_percent=canary if 0 < canary < 100 else None,
                 logger_url=executor.param("payload_logger_url"),
                 deployment_mode=executor.param("deployment_mode", "Standard"),
+                kserve_version=executor.param("kserve_version", "0.15"),
                 ready_timeout_seconds=float(executor.param("ready_timeout_seconds", 600)))
         except (ValueError, TimeoutError) as error:
             raise ComponentError(f"{error}; production was not changed") from None

@@ -18,11 +18,50 @@ GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 #: ConfigMap of the cluster's feature store (manifests/components/feature-store): its server's URL for the model server.
 FEATURE_STORE_CONFIG = "ct-feature-store"
-#: KServe's deployment modes (kserve pkg/constants/constants.go): Knative (formerly Serverless)
-#: splits traffic by revision and honours canaryTrafficPercent; Standard (formerly
-#: RawDeployment) runs one Deployment, which the new version replaces at once.
+#: KServe's deployment modes: Knative (formerly Serverless) splits traffic by revision and honours
+#: canaryTrafficPercent (kserve reconcilers/knative/ksvc_reconciler.go, the only reader of it up
+#: to 0.19); Standard (formerly RawDeployment) runs one Deployment, which the new version
+#: replaces at once. We take either spelling.
 CANARY_MODES = ("Knative", "Serverless")
 MODES = CANARY_MODES + ("Standard", "RawDeployment")
+#: The annotation value each supported KServe version understands, per mode (pkg/constants/constants.go
+#: and GetDeploymentMode in pkg/controller/v1beta1/inferenceservice/utils/utils.go): 0.14 and 0.15 know
+#: only Serverless / RawDeployment and silently fall back to the cluster's default for any other value
+#: (Standard, Knative); 0.16 knows Knative / Standard and normalizes the old names into
+#: status.deploymentMode, but its webhook (validateDeploymentMode) then refuses every later update
+#: that keeps an old-name annotation (fixed in 0.17): each version gets its own names.
+KSERVE_MODE_NAMES = {
+    "0.14": {"knative": "Serverless", "standard": "RawDeployment"},
+    "0.15": {"knative": "Serverless", "standard": "RawDeployment"},
+    "0.16": {"knative": "Knative", "standard": "Standard"},
+}
+#: Kubeflow 1.10's KServe.
+DEFAULT_KSERVE_VERSION = "0.15"
+
+
+def mode_family(deployment_mode: str) -> str:
+    """``knative`` or ``standard`` for a mode in either spelling.
+
+    Raises:
+        ValueError: Not a mode (ModelMesh is not supported: it serves no custom container).
+    """
+    if deployment_mode not in MODES:
+        raise ValueError(f"deployment_mode must be one of {', '.join(MODES)}, got {deployment_mode!r}")
+    return "knative" if deployment_mode in CANARY_MODES else "standard"
+
+
+def annotation_mode(deployment_mode: str, kserve_version: str) -> str:
+    """The ``serving.kserve.io/deploymentMode`` value a KServe version understands for a mode.
+
+    Raises:
+        ValueError: An unknown mode, or a KServe version this system does not support.
+    """
+    family = mode_family(deployment_mode)
+    minor = ".".join(str(kserve_version).lstrip("v").split(".")[:2])
+    if minor not in KSERVE_MODE_NAMES:
+        raise ValueError(f"kserve_version {kserve_version!r} is not supported (supported: "
+                         f"{', '.join(KSERVE_MODE_NAMES)})")
+    return KSERVE_MODE_NAMES[minor][family]
 
 
 def check_canary(deployment_mode: str, canary_traffic_percent: Optional[int]) -> None:
@@ -31,9 +70,7 @@ def check_canary(deployment_mode: str, canary_traffic_percent: Optional[int]) ->
     Raises:
         ValueError: Unknown mode, or a canary share in a mode without revisions.
     """
-    if deployment_mode not in MODES:
-        raise ValueError(f"deployment_mode must be one of {', '.join(MODES)}, got {deployment_mode!r}")
-    if canary_traffic_percent and 0 < canary_traffic_percent < 100 and deployment_mode not in CANARY_MODES:
+    if canary_traffic_percent and 0 < canary_traffic_percent < 100 and mode_family(deployment_mode) != "knative":
         raise ValueError(
             f"canary_traffic_percent={canary_traffic_percent} needs KServe's Knative (Serverless) mode: in "
             f"{deployment_mode} mode KServe replaces the model's Deployment and the new version takes all "
@@ -43,7 +80,8 @@ def check_canary(deployment_mode: str, canary_traffic_percent: Optional[int]) ->
 
 def inference_service(name: str, namespace: str, storage_uri: str, image: str, service_account: str,
                       canary_traffic_percent: Optional[int] = None, logger_url: str = "",
-                      deployment_mode: str = "Standard") -> dict[str, Any]:
+                      deployment_mode: str = "Standard",
+                      kserve_version: str = DEFAULT_KSERVE_VERSION) -> dict[str, Any]:
     """Builds the InferenceService for a model version, as the dict the Kubernetes API takes.
 
     Args:
@@ -57,6 +95,7 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
         logger_url: The monitor KServe's payload logger posts every request and
             response to ("" for none).
         deployment_mode: KServe's mode for this service (``MODES``), set as its annotation.
+        kserve_version: The cluster's KServe (``KSERVE_MODE_NAMES``): which name the annotation takes.
     """
     from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec, V1beta1LoggerSpec, V1beta1PredictorSpec
     from kserve.api_client import ApiClient as KServeApiClient
@@ -89,7 +128,7 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
         kind="InferenceService",
         metadata=client.V1ObjectMeta(name=name, namespace=namespace,
                                      labels={"app.kubernetes.io/part-of": "kfp-ct"},
-                                     annotations={MODE_ANNOTATION: deployment_mode}),
+                                     annotations={MODE_ANNOTATION: annotation_mode(deployment_mode, kserve_version)}),
         spec=V1beta1InferenceServiceSpec(predictor=V1beta1PredictorSpec(
             # The storage initializer in this pod downloads the model: the label admits it to the
             # object store (manifests/components/store-*/s3-egress.yaml). kfp-ct/predictor: the
@@ -151,10 +190,11 @@ def schema_errors(value: Any, type_name: str = "V1beta1InferenceService", path: 
 class ClusterDeployer:
     """Creates and changes InferenceServices through the Kubernetes API (CustomObjectsApi)."""
 
-    def __init__(self, api, namespace: str):
-        """Args: api: a ``kubernetes.client.CustomObjectsApi``; namespace: where the services live."""
+    def __init__(self, api, namespace: str, kserve_version: str = DEFAULT_KSERVE_VERSION):
+        """Args: api: a ``CustomObjectsApi``; namespace: where the services live; kserve_version: its KServe."""
         self.api = api
         self.namespace = namespace
+        self.kserve_version = kserve_version
 
     def get(self, name: str) -> Optional[dict[str, Any]]:
         """The InferenceService, or None when it does not exist."""
@@ -184,7 +224,7 @@ class ClusterDeployer:
         """
         check_canary(deployment_mode, canary_traffic_percent)
         desired = inference_service(name, self.namespace, storage_uri, image, service_account,
-                                    canary_traffic_percent, logger_url, deployment_mode)
+                                    canary_traffic_percent, logger_url, deployment_mode, self.kserve_version)
         if self.get(name) is None:
             desired["spec"]["predictor"].pop("canaryTrafficPercent", None)  # nothing to split with yet
             return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, desired)

@@ -28,6 +28,7 @@ def deploy(
     run_id: str,
     serving_image: str,
     deployment_mode: str,
+    kserve_version: str,
     ready_timeout_seconds: int,
     deployment: dsl.Output[dsl.Artifact],
 ):
@@ -57,6 +58,7 @@ def deploy(
         run_id: Identifier of this pipeline run, recorded with the release.
         serving_image: Predictor image of the InferenceService (kserve target), fixed at compile time.
         deployment_mode: KServe mode of the InferenceService: Knative (canaries possible) or Standard.
+        kserve_version: The cluster's KServe (0.14, 0.15 or 0.16): which name its mode annotation takes.
         ready_timeout_seconds: How long the new version may take to become Ready before deploy fails.
         deployment: What was done: version, folder and serving URL, or the refusal's reasons.
     """

@@ -63,7 +63,8 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
                       model_store_uri: str, model_name: str, release: dict[str, Any], namespace: str,
                       service_account: str, image: str, canary_traffic_percent: Optional[int] = None,
                       api=None, logger_url: str = "", deployment_mode: str = "Standard",
-                      ready_timeout_seconds: float = 600, poll_seconds: float = 5) -> tuple[bool, dict[str, Any]]:
+                      ready_timeout_seconds: float = 600, poll_seconds: float = 5,
+                      kserve_version: str = "0.15") -> tuple[bool, dict[str, Any]]:
     """Publishes a blessed model to S3, points the model's InferenceService at it, and waits for it.
 
     Nothing is touched when either blessing is missing or negative, or when a canary is asked
@@ -87,6 +88,7 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
         deployment_mode: KServe's mode (``cluster.MODES``); canaries need Knative.
         ready_timeout_seconds: How long KServe may take to make the new version Ready.
         poll_seconds: Interval between readiness checks.
+        kserve_version: The cluster's KServe: the mode's name in the annotation (``cluster.annotation_mode``).
 
     Returns:
         ``(deployed, details)`` like ``deploy``.
@@ -95,12 +97,13 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
         ValueError: A canary in a mode without traffic splitting, or a registry that is not on S3.
         TimeoutError: The new version did not become Ready (production is left as it was).
     """
-    from components.deploy.cluster import ClusterDeployer, check_canary
+    from components.deploy.cluster import ClusterDeployer, annotation_mode, check_canary
 
     reasons = refusal_reasons(blessing, infra_blessing)
     if reasons:
         return False, {"reasons": reasons}
     check_canary(deployment_mode, canary_traffic_percent)
+    annotation_mode(deployment_mode, kserve_version)  # an unsupported KServe is refused before anything is published
     if not model_store_uri.startswith("s3://"):
         raise ValueError(f"registry_uri must be s3://bucket/prefix for serving_target=kserve (KServe downloads "
                          f"the model from there), got {model_store_uri!r}")
@@ -108,7 +111,7 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
     pointer = store.publish(model_name, model_dir, release, point=False)
     if pointer.get("unchanged"):
         return False, {"reasons": [f"the model is identical to production {pointer['version']}"]}
-    deployer = ClusterDeployer(_cluster_api(api), namespace)
+    deployer = ClusterDeployer(_cluster_api(api), namespace, kserve_version)
     service = deployer.deploy(model_name, pointer["model_dir"], image, service_account, canary_traffic_percent,
                               logger_url, deployment_mode)
     generation = service["metadata"].get("generation") or 1
@@ -149,7 +152,7 @@ def promote_on_cluster(model_store_uri: str, model_name: str, namespace: str, ap
 def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, image: str, service_account: str,
                         version: Optional[str] = None, api=None, logger_url: str = "",
                         deployment_mode: str = "Standard", ready_timeout_seconds: float = 600,
-                        poll_seconds: float = 5) -> dict[str, Any]:
+                        poll_seconds: float = 5, kserve_version: str = "0.15") -> dict[str, Any]:
     """Undoes a canary (all traffic back to production), or serves an earlier version again.
 
     The registry moves only once KServe reports the service Ready.
@@ -160,7 +163,7 @@ def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, i
     from components.deploy.cluster import ClusterDeployer
 
     store = registry.open_registry(model_store_uri)
-    deployer = ClusterDeployer(_cluster_api(api), namespace)
+    deployer = ClusterDeployer(_cluster_api(api), namespace, kserve_version)
     if store.canary(model_name) is not None and version is None:
         service = deployer.rollback(model_name)
         deployer.wait_ready(model_name, service["metadata"].get("generation") or 1, ready_timeout_seconds,

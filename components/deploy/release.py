@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Optional
 
-from components.deploy.cluster import MODES
+from components.deploy.cluster import DEFAULT_KSERVE_VERSION, KSERVE_MODE_NAMES, MODES
 from components.deploy.deploy import promote_on_cluster, rollback_on_cluster
 
 
@@ -39,6 +39,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--image", default="", help="rollback of a version: the serving image")
     parser.add_argument("--service-account", default="ct-serving")
     parser.add_argument("--deployment-mode", default="Standard", choices=MODES)
+    parser.add_argument("--kserve-version", default=DEFAULT_KSERVE_VERSION, choices=list(KSERVE_MODE_NAMES),
+                        help="the cluster's KServe (the deployment mode's name in the annotation)")
     parser.add_argument("--logger-url", default="", help="payload logger to keep on the service")
     parser.add_argument("--timeout", type=float, default=600, help="seconds KServe may take to be Ready")
     args = parser.parse_args(argv)
@@ -47,7 +49,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             pointer = promote_on_cluster(args.registry, args.name, args.namespace, _api(), args.timeout)
         else:
             pointer = rollback_on_cluster(args.registry, args.name, args.namespace, args.image, args.service_account,
-                                          args.version, _api(), args.logger_url, args.deployment_mode, args.timeout)
+                                          args.version, _api(), args.logger_url, args.deployment_mode, args.timeout,
+                                          kserve_version=args.kserve_version)
     except (ValueError, TimeoutError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -94,6 +94,7 @@ def release(
     payload_logger_url: str,
     feature_server_url: str,
     deployment_mode: str,
+    kserve_version: str,
     ready_timeout_seconds: int,
 ):
     """Runs infra validation, then deployment, only for a blessed model.
@@ -110,7 +111,7 @@ def release(
                           serving_target=serving_target, namespace=namespace, service_account=service_account,
                           canary_traffic_percent=canary_traffic_percent, payload_logger_url=payload_logger_url,
                           feature_server_url=feature_server_url, deployment_mode=deployment_mode,
-                          ready_timeout_seconds=ready_timeout_seconds,
+                          kserve_version=kserve_version, ready_timeout_seconds=ready_timeout_seconds,
                           run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                           # Resolved here, at compile time, with the compiler's IMAGE_REGISTRY.
                           serving_image=image("serve"))
@@ -153,6 +154,7 @@ def ct_pipeline(
     canary_traffic_percent: int = 0,
     payload_logger_url: str = "",
     deployment_mode: str = "Standard",
+    kserve_version: str = "0.15",
     ready_timeout_seconds: int = 600,
     trigger: str = "on_demand",
     git_sha: str = "",
@@ -208,6 +210,8 @@ def ct_pipeline(
         payload_logger_url: The monitor that receives every served request and response as
             KServe payload-logger CloudEvents (empty: no logging).
         deployment_mode: KServe mode of the InferenceService: Standard (one Deployment) or Knative.
+        kserve_version: The cluster's KServe: 0.14 and 0.15 name the modes RawDeployment / Serverless,
+            0.16 Standard / Knative (the annotation is written with the version's names).
         ready_timeout_seconds: How long a new version may take to become Ready on the cluster.
         trigger: Why the run was started (schedule, new_data, drift, ...); kept with the run in MLMD.
         git_sha: Commit the pipeline was compiled from; kept with the run in MLMD.
@@ -251,6 +255,7 @@ def ct_pipeline(
             serving_state_dir=serving_state_dir, serving_port=serving_port, serving_target=serving_target,
             namespace=namespace, service_account=service_account, canary_traffic_percent=canary_traffic_percent,
             payload_logger_url=payload_logger_url, feature_server_url=feature_server_url,
-            deployment_mode=deployment_mode, ready_timeout_seconds=ready_timeout_seconds).after(materialized)
+            deployment_mode=deployment_mode, kserve_version=kserve_version,
+            ready_timeout_seconds=ready_timeout_seconds).after(materialized)
     for task in (version, extracted, joined, validated, materialized, prepared, trained, baseline, evaluated, judged):
         _harden(task)

@@ -121,7 +121,8 @@ def test_knative_canary_lifecycle_moves_production_only_when_ready(env, fake_api
     assert deployed and not details["canary"]  # the first version takes all traffic
     assert store.current("flights-delay")["version"] == "v0001" and store.canary("flights-delay") is None
     service = fake_api.objects[("ml", "flights-delay")]
-    assert service["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    # The default KServe is 0.15 (Kubeflow 1.10's): Knative mode is written with its name there.
+    assert service["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
 
     deployed, details = deploy_to_cluster(other_model, *BLESSED, **common, canary_traffic_percent=10)
     assert deployed and details["canary"]
@@ -169,3 +170,32 @@ def test_rollback_serves_the_previous_version_and_clearing_the_logger_removes_it
     assert now["version"] == "v0001" and store.current("flights-delay")["rolled_back_from"] == "v0002"
     env_value = fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]["containers"][0]["env"][0]["value"]
     assert env_value.endswith("/v0001")
+
+
+@pytest.mark.parametrize("kserve_version, mode, written", [
+    ("0.15", "Standard", "RawDeployment"), ("0.15", "RawDeployment", "RawDeployment"),
+    ("0.15", "Knative", "Serverless"), ("0.14", "Serverless", "Serverless"),
+    ("0.16", "RawDeployment", "Standard"), ("0.16", "Serverless", "Knative"), ("0.16.1", "Knative", "Knative"),
+])
+def test_the_mode_annotation_takes_the_name_the_cluster_s_kserve_understands(kserve_version, mode, written):
+    """kserve 0.15's GetDeploymentMode knows Serverless/RawDeployment only and silently falls back to the
+    cluster default for Standard or Knative; 0.16 renames them and its webhook refuses updates that keep an
+    old name (pkg/controller/v1beta1/inferenceservice/utils/utils.go, inference_service_validation.go)."""
+    from components.deploy.cluster import MODE_ANNOTATION
+
+    obj = inference_service("m", "ml", "s3://b/v1", IMAGE, "sa", deployment_mode=mode, kserve_version=kserve_version)
+    assert obj["metadata"]["annotations"][MODE_ANNOTATION] == written
+
+
+def test_an_unsupported_kserve_or_mode_is_refused_and_a_canary_needs_revisions_in_either_spelling():
+    from components.deploy.cluster import check_canary
+
+    with pytest.raises(ValueError, match=r"kserve_version '0.13' is not supported \(supported: 0.14, 0.15, 0.16\)"):
+        inference_service("m", "ml", "s3://b/v1", IMAGE, "sa", kserve_version="0.13")
+    with pytest.raises(ValueError, match="deployment_mode must be one of"):
+        inference_service("m", "ml", "s3://b/v1", IMAGE, "sa", deployment_mode="ModelMesh")
+    for raw in ("Standard", "RawDeployment"):
+        with pytest.raises(ValueError, match="needs KServe's Knative"):
+            check_canary(raw, 10)
+    for knative in ("Knative", "Serverless"):
+        check_canary(knative, 10)
