@@ -234,26 +234,89 @@ class ClusterDeployer:
                      "logger"), "canaryTrafficPercent": canary_traffic_percent}}}
         return self._patch(name, patch)
 
-    def wait_ready(self, name: str, generation: int, timeout_seconds: float = 600, poll_seconds: float = 5,
+    def predictor_status(self, name: str) -> dict[str, Any]:
+        """``status.components.predictor`` of the service ({} when it has none yet)."""
+        return (((self.get(name) or {}).get("status") or {}).get("components") or {}).get("predictor") or {}
+
+    def _deployment(self, name: str) -> Optional[dict[str, Any]]:
+        """The predictor's Deployment in Standard (raw) mode (``<name>-predictor``), or None."""
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        apps = client.AppsV1Api(self.api.api_client)
+        try:
+            return apps.read_namespaced_deployment(f"{name}-predictor", self.namespace).to_dict()
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def serves_latest(self, name: str, deployment_mode: str, revision_before: Optional[str] = None,
+                      traffic: str = "latest") -> tuple[bool, str]:
+        """Whether the service now serves what was last applied, and what it waits for if not.
+
+        KServe's ``status.observedGeneration`` is the Knative Service's or the Deployment's counter,
+        never the InferenceService's own generation, and the first status after a change can still
+        be the old one with Ready=True (kserve 0.14-0.16, inference_service_status.go,
+        ksvc_reconciler.go, deployment_reconciler.go). So: Knative mode waits for a new predictor
+        revision (when one was asked for) that is both the latest created and the latest ready, and
+        for ``traffic``: ``latest`` (all of it on that revision: the latest rolled out), ``canary``
+        (split as asked), ``previous`` (none on it: a canary rolled back). Standard mode, whose
+        status carries no revision, waits for the predictor's Deployment to have observed its
+        generation with every replica updated and available. Ready=True in both.
+        """
+        service = self.get(name) or {}
+        status = service.get("status") or {}
+        conditions = {c.get("type"): c for c in status.get("conditions") or []}
+        ready_condition = (conditions.get("Ready") or {}).get("status") == "True"
+        if mode_family(deployment_mode) == "knative":
+            predictor = (status.get("components") or {}).get("predictor") or {}
+            created, ready = predictor.get("latestCreatedRevision"), predictor.get("latestReadyRevision")
+            if revision_before is not None and created == revision_before:
+                return False, f"no new predictor revision yet (latest created {created})"
+            if not created or created != ready:
+                return False, f"predictor revision {created} is not the latest ready ({ready})"
+            if traffic == "latest" and predictor.get("latestRolledoutRevision") not in (None, ready):
+                return False, f"traffic still on {predictor.get('latestRolledoutRevision')}, not on {ready}"
+            if traffic == "previous":
+                share = sum(t.get("percent") or 0 for t in predictor.get("traffic") or []
+                            if t.get("revisionName") == created)
+                if share:
+                    return False, f"{share}% of the traffic still on the canary revision {created}"
+            return (True, "") if ready_condition else (False, "Ready is not True")
+        deployment = self._deployment(name)
+        if deployment is None:
+            return False, f"Deployment {name}-predictor does not exist yet"
+        spec, state = deployment.get("spec") or {}, deployment.get("status") or {}
+        wanted = spec.get("replicas") or 1
+        if (state.get("observed_generation") or 0) < (deployment["metadata"].get("generation") or 0):
+            return False, f"Deployment {name}-predictor has not observed its generation yet"
+        if not (state.get("updated_replicas") == wanted == (state.get("available_replicas") or 0)
+                and (state.get("replicas") or 0) == wanted):
+            return False, (f"Deployment {name}-predictor: {state.get('updated_replicas')} of {wanted} replicas "
+                           f"updated, {state.get('available_replicas')} available, {state.get('replicas')} in all")
+        return (True, "") if ready_condition else (False, "Ready is not True")
+
+    def wait_ready(self, name: str, deployment_mode: str, revision_before: Optional[str] = None,
+                   traffic: str = "latest", timeout_seconds: float = 600, poll_seconds: float = 5,
                    sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-        """Waits until KServe reports the service Ready for ``generation`` (or later).
+        """Waits until the service serves what was last applied (``serves_latest``).
 
         Raises:
-            TimeoutError: Not Ready in time; the message has KServe's conditions.
+            TimeoutError: Not in time; the message has what it waited for and KServe's conditions.
         """
         deadline = time.monotonic() + timeout_seconds
         while True:
-            service = self.get(name) or {}
-            status = service.get("status") or {}
-            conditions = {c.get("type"): c for c in status.get("conditions") or []}
-            if (status.get("observedGeneration", 0) >= generation
-                    and (conditions.get("Ready") or {}).get("status") == "True"):
-                return service
+            ready, waiting = self.serves_latest(name, deployment_mode, revision_before, traffic)
+            if ready:
+                return self.get(name) or {}
             if time.monotonic() >= deadline:
-                reasons = "; ".join(f"{t}={c.get('status')} {c.get('reason', '')} {c.get('message', '')}".strip()
-                                    for t, c in conditions.items()) or "no status yet"
-                raise TimeoutError(f"InferenceService {self.namespace}/{name} generation {generation} was not Ready "
-                                   f"after {timeout_seconds:.0f} s ({reasons})")
+                status = (self.get(name) or {}).get("status") or {}
+                reasons = "; ".join(f"{c.get('type')}={c.get('status')} {c.get('reason', '')} "
+                                    f"{c.get('message', '')}".strip() for c in status.get("conditions") or []) \
+                    or "no status yet"
+                raise TimeoutError(f"InferenceService {self.namespace}/{name} was not Ready after "
+                                   f"{timeout_seconds:.0f} s: {waiting} ({reasons})")
             sleep(poll_seconds)
 
     def promote(self, name: str) -> dict[str, Any]:

@@ -112,18 +112,22 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
     if pointer.get("unchanged"):
         return False, {"reasons": [f"the model is identical to production {pointer['version']}"]}
     deployer = ClusterDeployer(_cluster_api(api), namespace, kserve_version)
+    before = deployer.predictor_status(model_name).get("latestCreatedRevision")
     service = deployer.deploy(model_name, pointer["model_dir"], image, service_account, canary_traffic_percent,
                               logger_url, deployment_mode)
     generation = service["metadata"].get("generation") or 1
-    deployer.wait_ready(model_name, generation, ready_timeout_seconds, poll_seconds)
     # The first version of a service takes all traffic: there is nothing to split with.
     canary = 0 < (canary_traffic_percent or 0) < 100 and pointer["previous_version"] is not None
+    served = deployer.wait_ready(model_name, deployment_mode, before, "canary" if canary else "latest",
+                                 ready_timeout_seconds, poll_seconds)
     if canary:
         store.set_canary(model_name, pointer)
     else:
         store.point(model_name, pointer, "deploy")
     return True, {"pointer": pointer, "canary": canary,
                   "inference_service": {"name": model_name, "namespace": namespace, "generation": generation,
+                                        "revision": (((served.get("status") or {}).get("components") or {})
+                                                     .get("predictor") or {}).get("latestReadyRevision"),
                                         "canary_traffic_percent": canary_traffic_percent if canary else None,
                                         "deployment_mode": deployment_mode}}
 
@@ -142,8 +146,8 @@ def promote_on_cluster(model_store_uri: str, model_name: str, namespace: str, ap
     if canary is None:
         raise ValueError(f"{model_name} has no canary to promote in {model_store_uri}")
     deployer = ClusterDeployer(_cluster_api(api), namespace)
-    service = deployer.promote(model_name)
-    deployer.wait_ready(model_name, service["metadata"].get("generation") or 1, ready_timeout_seconds, poll_seconds)
+    deployer.promote(model_name)  # canaries exist in Knative mode only: all traffic to the latest revision
+    deployer.wait_ready(model_name, "Knative", None, "latest", ready_timeout_seconds, poll_seconds)
     store.point(model_name, canary, "promote")
     store.set_canary(model_name, None, "promoted")
     return canary
@@ -165,15 +169,15 @@ def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, i
     store = registry.open_registry(model_store_uri)
     deployer = ClusterDeployer(_cluster_api(api), namespace, kserve_version)
     if store.canary(model_name) is not None and version is None:
-        service = deployer.rollback(model_name)
-        deployer.wait_ready(model_name, service["metadata"].get("generation") or 1, ready_timeout_seconds,
-                            poll_seconds)
+        deployer.rollback(model_name)  # Knative mode: no traffic to the canary revision
+        deployer.wait_ready(model_name, "Knative", None, "previous", ready_timeout_seconds, poll_seconds)
         store.set_canary(model_name, None, "canary_rolled_back")
         return store.current(model_name)
     target = registry.rollback_target(model_name, store.current(model_name), version, store.versions(model_name),
                                       model_store_uri)
-    service = deployer.deploy(model_name, store.uri(model_name, "versions", target), image, service_account, None,
-                              logger_url, deployment_mode)
-    deployer.wait_ready(model_name, service["metadata"].get("generation") or 1, ready_timeout_seconds, poll_seconds)
+    before = deployer.predictor_status(model_name).get("latestCreatedRevision")
+    deployer.deploy(model_name, store.uri(model_name, "versions", target), image, service_account, None,
+                    logger_url, deployment_mode)
+    deployer.wait_ready(model_name, deployment_mode, before, "latest", ready_timeout_seconds, poll_seconds)
     store.set_canary(model_name, None, "canary_rolled_back")
     return store.rollback(model_name, target)

@@ -145,15 +145,56 @@ def test_knative_canary_lifecycle_moves_production_only_when_ready(env, fake_api
         "deploy", "canary", "promote", "promoted", "canary", "canary_rolled_back"]
 
 
-def test_a_version_that_never_gets_ready_leaves_production_alone(env, fake_api, uri, trained, other_model):
+@pytest.mark.parametrize("mode, waited_for", [
+    ("Knative", "predictor revision flights-delay-predictor-00002 is not the latest ready.*failed to load"),
+    # KServe 0.15 reads only the Deployment's Available condition: the old pod keeps the service Ready=True
+    # while the new ReplicaSet never becomes available. The Deployment is what says it.
+    ("Standard", "Deployment flights-delay-predictor: 1 of 1 replicas updated, 1 available, 2 in all "
+                 r"\(Ready=True\)"),
+])
+def test_a_version_that_never_gets_ready_leaves_production_alone(env, fake_api, uri, trained, other_model, mode,
+                                                                 waited_for):
     from components.deploy.deploy import deploy_to_cluster
 
     store = registry.open_registry(uri)
-    deploy_to_cluster(trained[0], *BLESSED, **_common(fake_api, uri))
+    deploy_to_cluster(trained[0], *BLESSED, **_common(fake_api, uri, deployment_mode=mode))
     fake_api.never_ready.append("/v0002")
-    with pytest.raises(TimeoutError, match="not Ready after 0 s.*failed to load"):
-        deploy_to_cluster(other_model, *BLESSED, **_common(fake_api, uri), ready_timeout_seconds=0.2)
+    with pytest.raises(TimeoutError, match=f"not Ready after 0 s: {waited_for}"):
+        deploy_to_cluster(other_model, *BLESSED, **_common(fake_api, uri, deployment_mode=mode),
+                          ready_timeout_seconds=0.2)
     assert store.current("flights-delay")["version"] == "v0001"
+
+
+@pytest.mark.parametrize("kserve_version", ["0.15", "0.16"])
+def test_readiness_follows_the_predictor_not_a_stale_ready_or_the_generation(env, uri, trained, other_model,
+                                                                             kserve_version):
+    """The first status after a change is the old one (Ready=True, old revision); observedGeneration is the
+    Knative Service's: neither says the new version serves. Production moves only once it does."""
+    from components.deploy.deploy import deploy_to_cluster
+
+    api = FakeKubernetesApi(kserve_version)
+    try:
+        common = _common(api, uri, deployment_mode="Knative", kserve_version=kserve_version)
+        deploy_to_cluster(trained[0], *BLESSED, **common)
+        before = len(api.requests)
+        deployed, details = deploy_to_cluster(other_model, *BLESSED, **common)
+        service = api.objects[("ml", "flights-delay")]
+        gets = [r for r in api.requests[before:] if r[0] == "GET" and r[1].endswith("/flights-delay")]
+        assert deployed and details["inference_service"]["revision"] == "flights-delay-predictor-00002"
+        assert len(gets) >= 4  # before, deploy's own read, the stale read (waited past), the ready one
+        assert service["status"]["observedGeneration"] == 2 != service["metadata"]["generation"] + 1
+        assert registry.open_registry(uri).current("flights-delay")["version"] == "v0002"
+    finally:
+        api.close()
+
+
+def test_standard_mode_on_kserve_0_15_is_a_raw_deployment_not_the_cluster_default(env, fake_api, uri, trained):
+    """Written as RawDeployment, 0.15 runs one Deployment; 'Standard' would have fallen back to Serverless."""
+    from components.deploy.deploy import deploy_to_cluster
+
+    deploy_to_cluster(trained[0], *BLESSED, **_common(fake_api, uri, deployment_mode="Standard"))
+    assert fake_api.deployment("ml", "flights-delay-predictor") is not None
+    assert fake_api.known_modes().get("Standard") is None  # what 0.15 would not have understood
 
 
 def test_rollback_serves_the_previous_version_and_clearing_the_logger_removes_it(env, fake_api, uri, trained,
