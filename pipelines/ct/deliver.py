@@ -129,6 +129,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--job-name", default=f"{PIPELINE_NAME}-schedule")
     parser.add_argument("--param", action="append", default=[], help="pipeline parameter KEY=VALUE")
     parser.add_argument("--dry-run", action="store_true", help="print what would be sent; contact nothing")
+    parser.add_argument("--package", default=PIPELINE_YAML,
+                        help="deploy-pipeline: the compiled YAML to upload (make release writes var/release/"
+                             "ct_pipeline.yaml with the registry's images; default the committed one)")
     args = parser.parse_args(argv)
 
     version = args.version or git_sha()
@@ -138,7 +141,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         params = parse_params(args.param)
         client = None if args.dry_run else connect(args.host)
         if args.command == "deploy-pipeline":
-            result = deploy_pipeline(client, version, dry_run=args.dry_run)
+            result = deploy_pipeline(client, version, pipeline_yaml=args.package, dry_run=args.dry_run)
         else:
             result = schedule(client, version, args.cron, args.experiment, args.job_name, params,
                               dry_run=args.dry_run, namespace=args.namespace,
