@@ -197,3 +197,32 @@ def test_the_watcher_s_run_parameters_are_inputs_of_the_compiled_pipeline(folder
     # Where the feature steps mount the ConfigMap ct-feature-store (pipelines/ct/pipeline.py, _harden).
     assert params["feature_repo"] == FEATURE_REPO_MOUNT and params["serving_target"] == "kserve"
     assert params["payload_logger_url"] == "http://ct-monitor.$(POD_NAMESPACE).svc.cluster.local/"
+
+
+@needs_kubectl
+def test_standalone_pipeline_pods_find_their_configuration_in_kfp_s_namespace():
+    """Standalone KFP runs the pipeline's pods in `kubeflow`: every ConfigMap and Secret they read is there,
+    the feature store's repository equals the kfp-ct one but for namespace-qualified service names."""
+    from pipelines.ct import pipeline
+
+    pipeline_ns = build(os.path.join(ROOT, "manifests", "overlays", "standalone-kfp", "pipeline-namespace"))
+    system_ns = build(os.path.join(ROOT, "manifests", "overlays", "standalone-kfp"))
+    found = {(o["kind"], o["metadata"]["name"]): o for o in pipeline_ns}
+    assert all(o["metadata"]["namespace"] == "kubeflow" for o in pipeline_ns)
+    for kind, name in (("ConfigMap", pipeline.S3_CONFIG), ("Secret", pipeline.S3_SECRET),
+                       ("ConfigMap", pipeline.FEATURE_STORE_CONFIG), ("Secret", pipeline.FEATURE_STORE_SECRET)):
+        assert (kind, name) in found, (kind, name)
+    assert not found[("Secret", pipeline.S3_SECRET)].get("data")  # a template: values by kubectl patch
+    ours = found[("ConfigMap", pipeline.FEATURE_STORE_CONFIG)]["data"]
+    theirs = next(o for o in system_ns if o["kind"] == "ConfigMap" and o["metadata"]["name"] ==
+                  pipeline.FEATURE_STORE_CONFIG)["data"]
+    qualified = {"ct-redis:6379": "ct-redis.kfp-ct.svc.cluster.local:6379",
+                 "http://ct-feature-server:6566": "http://ct-feature-server.kfp-ct.svc.cluster.local:6566"}
+    expected = {}
+    for key, value in theirs.items():
+        for short, full in qualified.items():
+            value = value.replace(short, full)
+        expected[key] = value
+    assert ours == expected
+    s3 = next(o for o in system_ns if o["kind"] == "ConfigMap" and o["metadata"]["name"] == pipeline.S3_CONFIG)
+    assert found[("ConfigMap", pipeline.S3_CONFIG)]["data"] == s3["data"]
