@@ -65,8 +65,18 @@ drift-limits: setup ## Calibrate SPEC's fatal drift limits on its landed spans (
 spec-check: ## Check SPEC (default: the flights example): a valid spec, or the key and the problem
 	@$(PYTHON) -m components.dataset_spec $(SPEC)
 
-compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml, SPEC's JSON as the dataset_spec default
+KFP_TARGET ?=
+compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml, SPEC's JSON as the dataset_spec default; KFP_TARGET=kubeflow-1.10|kfp-2.15|kfp-2.16|kfp-2.17 writes var/compiled/ct_pipeline.<target>.yaml for that backend
+ifeq ($(KFP_TARGET),)
 	$(VENVS)/dev/bin/python -m pipelines.ct.compile --spec $(SPEC)
+else
+	@$(MAKE) --no-print-directory platform-protos
+	@mkdir -p var/compiled
+	$(VENVS)/dev/bin/python -m pipelines.ct.compile --spec $(SPEC) --target $(KFP_TARGET) --output var/compiled/ct_pipeline.$(KFP_TARGET).yaml
+endif
+
+platform-protos: setup ## Each supported KFP backend's kubernetes_executor_config proto (from its kfp-kubernetes release on PyPI)
+	@$(VENVS)/dev/bin/python -m pipelines.ct.targets fetch >/dev/null
 
 lint: setup actionlint ## Ruff (style, imports, docstrings), the compiled YAML's freshness, the CI workflow (actionlint)
 	$(VENVS)/dev/bin/ruff check components pipelines tests
@@ -106,7 +116,7 @@ test-unit: setup system-deps ## Logic tests, each runtime in its own environment
 	$(VENVS)/serve/bin/python -m pytest tests/unit/serve
 	$(VENVS)/monitor/bin/python -m pytest tests/unit/monitor
 
-test-components: setup ## Component interface tests and the golden compile test
+test-components: setup platform-protos ## Component interface tests and the golden compile test
 	$(VENVS)/dev/bin/python -m pytest tests/components tests/pipelines
 
 $(VENVS)/checkov/.synced: manifests/checkov.lock | $(UV)
@@ -272,4 +282,4 @@ clean: ## Remove runs, registry, serving state, feature store and landed data (k
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: actionlint release registry-deps drift-limits schema spec-check features-start features-status features-stop promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: platform-protos actionlint release registry-deps drift-limits schema spec-check features-start features-status features-stop promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

@@ -25,16 +25,36 @@ def pipelines():
     return [(ct_pipeline, PIPELINE_YAML)]
 
 
-def compile_to(pipeline_func, path: str, spec_path: str = "") -> None:
-    """Compiles one pipeline function into a YAML file, the dataset spec's JSON as ``dataset_spec``'s default."""
+def compile_to(pipeline_func, path: str, spec_path: str = "", target: str = "") -> dict[str, list[str]]:
+    """Compiles one pipeline function into a YAML file, the dataset spec's JSON as ``dataset_spec``'s default.
+
+    For a target other than the default (``pipelines.ct.targets``), each task's platform config keeps only
+    the fields that target's backend knows.
+
+    Returns:
+        Executor -> the platform fields dropped for the target ({} for the default).
+
+    Raises:
+        ValueError: The target is not supported.
+    """
     from kfp import compiler
 
     from components.dataset_spec import DatasetSpec
+    from pipelines.ct.targets import DEFAULT_TARGET, fit_platform_spec
+    from pipelines.ct.targets import target as supported
     from pipelines.examples import DEFAULT_SPEC
 
+    target = supported(target or DEFAULT_TARGET).name
     spec = DatasetSpec.load(spec_path or DEFAULT_SPEC)
     compiler.Compiler().compile(pipeline_func, package_path=path,
                                 pipeline_parameters={"dataset_spec": spec.to_json(), "model_name": spec.model_name})
+    if target == DEFAULT_TARGET:
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        fitted, dropped = fit_platform_spec(handle.read(), target)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(fitted)
+    return dropped
 
 
 #: The spec's JSON for the cluster's services (manifests/base/kustomization.yaml generates a ConfigMap from it).
@@ -58,7 +78,26 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if a committed YAML is stale")
     parser.add_argument("--spec", default="", help="the dataset spec compiled in (default: the default example)")
+    parser.add_argument("--target", default="", help="the KFP backend (pipelines/ct/targets.py; default kfp-2.17, "
+                                                      "the committed YAML): kubeflow-1.10, kfp-2.15, kfp-2.16, "
+                                                      "kfp-2.17")
+    parser.add_argument("--output", default="", help="write here instead of the committed YAML (another target)")
     args = parser.parse_args(argv)
+    from pipelines.ct.targets import DEFAULT_TARGET, target
+
+    try:
+        chosen = target(args.target or DEFAULT_TARGET).name
+    except ValueError as error:
+        parser.error(str(error))
+    if chosen != DEFAULT_TARGET and not args.output and not args.check:
+        parser.error(f"--target {chosen} needs --output (the committed YAML is the {DEFAULT_TARGET} one)")
+    if args.output:
+        func, _ = pipelines()[0]
+        dropped = compile_to(func, args.output, args.spec, chosen)
+        fields = sorted({field for found in dropped.values() for field in found})
+        print(f"compiled for {chosen} -> {args.output}"
+              + (f"; dropped what its backend does not know: {', '.join(fields)}" if fields else ""))
+        return 0
     stale = 0
     for func, path in pipelines():
         if not args.check:
