@@ -297,7 +297,7 @@ def row_anomalies(frames: dict[str, object], spec, feed_name: Optional[str] = No
             found.append((span, _anomaly(
                 time_name, "EVENT_TIME_OUTSIDE_SPAN", "Rows whose event time lies outside the span",
                 f"{int(outside.sum())} {rows_of} have an event time outside {span} ({start:%Y-%m-%d %H:%M} to "
-                f"{end:%Y-%m-%d %H:%M}, tolerance {tolerance}) or none at all; e.g. "
+                f"{end:%Y-%m-%d %H:%M}, tolerance {tolerance.total_seconds():g} s) or none at all; e.g. "
                 f"{_examples(frame[outside], shown, times[outside])}")))
     return found
 
