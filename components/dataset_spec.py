@@ -419,12 +419,14 @@ class _Validator:
         missing = sorted(looked_up - set(categorical + numeric))
         if missing:
             self.fail("feature_views", f"{', '.join(missing)} supplied by a view but not a feature")
+        from components.feature_views import derivation_columns
+
         sent = set(categorical + numeric) - looked_up
         for index, view in enumerate(views):
             for number, entity in enumerate(view["entities"]):
                 row = entity["row"]
-                used = [row["column"]] if "column" in row else [c for p, c in row["hour_of"].items() if p != "year"]
-                for name in used:
+                year = row.get("hour_of", {}).get("year")
+                for name in (c for c in derivation_columns(row) if c != year):
                     if name not in sent:
                         # A caller sends the model's features: serving can derive the key only from those
                         # (and the year of an hour, which the model takes from its newest training span).

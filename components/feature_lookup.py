@@ -13,7 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 from components.feature_views import derivation_columns, derive_keys
@@ -121,7 +121,7 @@ def _key_text(name: str, key, derivation: dict, columns, row: int, defaults: dic
     return f"{name} (none: {', '.join(parts)} do not form one)"
 
 
-def look_up_rows(lookup: FeatureLookup, block: dict, columns, rows: int) -> tuple[dict[str, list], list[bool], list]:
+def look_up_rows(lookup: FeatureLookup, block: dict, columns, rows: int) -> tuple[dict[str, list], list[bool], Any]:
     """Every feature of a model's views for each row, its keys derived as training derived them.
 
     Args:
@@ -133,7 +133,7 @@ def look_up_rows(lookup: FeatureLookup, block: dict, columns, rows: int) -> tupl
 
     Returns:
         (feature -> one value per row, None when missing; found per row (by every view);
-        each row's keys, for messages).
+        a function giving a row's keys as text, for a message about that row).
 
     Raises:
         FeatureServerError: The server cannot be reached or its answer is not Feast's.
@@ -141,7 +141,7 @@ def look_up_rows(lookup: FeatureLookup, block: dict, columns, rows: int) -> tupl
     defaults = block.get("defaults") or {}
     values: dict[str, list] = {}
     found = [True] * rows
-    described: list = [[] for _ in range(rows)]
+    derived = []
     for view in block["views"]:
         keys = {entity["name"]: derive_keys(columns, entity["row"], rows, defaults) for entity in view["entities"]}
         # A row whose key cannot be formed (a missing or impossible value) is not asked: not found.
@@ -155,7 +155,10 @@ def look_up_rows(lookup: FeatureLookup, block: dict, columns, rows: int) -> tupl
                 values[name][row] = got[name][position]
         held_by_row = dict(zip(complete, held))
         found = [found[row] and held_by_row.get(row, False) for row in range(rows)]
-        for row in range(rows):
-            described[row].append(", ".join(_key_text(name, keys[name][row], entity["row"], columns, row, defaults)
-                                            for name, entity in zip(keys, view["entities"])))
-    return values, found, ["; ".join(parts) for parts in described]
+        derived.append((view, keys))
+
+    def describe(row: int) -> str:
+        return "; ".join(", ".join(_key_text(name, keys[name][row], entity["row"], columns, row, defaults)
+                                   for name, entity in zip(keys, view["entities"])) for view, keys in derived)
+
+    return values, found, describe

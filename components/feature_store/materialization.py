@@ -54,10 +54,10 @@ def materialize_new(source_uri: str, repo: str, spec) -> dict[str, Any]:
     from components.feature_store.offline import mark_materialized, read_spans, read_state, sync_view
     from components.feature_store.repo import TIMESTAMP, open_store
 
-    synced, pending, readings = {}, {}, {}
+    synced, states, pending, readings = {}, {}, {}, {}
     for view in spec.feature_views:
         synced[view.name] = sync_view(source_uri, repo, spec, view)
-        state = read_state(repo, view)
+        state = states[view.name] = read_state(repo, view)
         pending[view.name] = sorted(span for span, digest in state["synced"].items()
                                     if state["materialized"].get(span) != digest)
         if pending[view.name]:
@@ -81,8 +81,7 @@ def materialize_new(source_uri: str, repo: str, spec) -> dict[str, Any]:
             print(f"[materialize] {view.name}: {len(frame):,} readings of span(s) {', '.join(pending[view.name])} "
                   f"into the online store ({type(store.config.online_store).__name__})", flush=True)
             store.materialize(start_date=start, end_date=end, feature_views=[view.name])
-            state = read_state(repo, view)
-            mark_materialized(repo, view, {span: state["synced"][span] for span in pending[view.name]})
+            mark_materialized(repo, view, {span: states[view.name]["synced"][span] for span in pending[view.name]})
             metadata["rows"] += int(len(frame))
             starts.append(frame[TIMESTAMP].min())
             ends.append(frame[TIMESTAMP].max())
@@ -90,6 +89,7 @@ def materialize_new(source_uri: str, repo: str, spec) -> dict[str, Any]:
                          "online_store": store.config.online_store.type})
     else:
         print(f"[materialize] the online store holds every span of {metadata['feature_view']} already", flush=True)
-    online = [set(read_state(repo, view)["materialized"]) for view in views]
+    # What is online now: what was, and what this call materialized (a failure above raised).
+    online = [set(states[view.name]["materialized"]) | set(pending[view.name]) for view in views]
     metadata["online_spans"] = sorted(set.intersection(*online)) if online else []
     return metadata

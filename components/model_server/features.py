@@ -68,14 +68,14 @@ def add_looked_up(columns: Columns, info: dict[str, Any], lookup: Optional[Featu
             raise InvalidInput(f"instance {missing[0]}: feature {name!r} is null; the looked-up features are found "
                                f"by {', '.join(keys)}")
     try:
-        values, found, described = look_up_rows(lookup, block, columns.values, columns.rows)
+        values, found, describe = look_up_rows(lookup, block, columns.values, columns.rows)
     except FeatureServerError as error:
         raise ServerNotReady(f"the features of {', '.join(v['name'] for v in block['views'])} cannot be looked up: "
                              f"{error}") from None
     if not all(found):
         row = found.index(False)
         defaults = ", ".join(f"{k} {v}" for k, v in (block.get("defaults") or {}).items())
-        raise InvalidInput(f"instance {row}: the feature store holds nothing for {described[row]}"
+        raise InvalidInput(f"instance {row}: the feature store holds nothing for {describe(row)}"
                            f"{f' ({defaults} from the model)' if defaults else ''}; send "
                            f"{', '.join(looked_up)} with the instance, or materialize those keys")
     categorical = set(info.get("categorical_features") or [])
