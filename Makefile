@@ -66,13 +66,13 @@ spec-check: ## Check SPEC (default: the flights example): a valid spec, or the k
 	@$(PYTHON) -m components.dataset_spec $(SPEC)
 
 KFP_TARGET ?=
-compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml, SPEC's JSON as the dataset_spec default; KFP_TARGET=kubeflow-1.10|kfp-2.15|kfp-2.16|kfp-2.17 writes var/compiled/ct_pipeline.<target>.yaml for that backend
-ifeq ($(KFP_TARGET),)
+OVERLAY ?=
+compile: setup ## Compile the pipeline to pipelines/ct_pipeline.yaml (local defaults), SPEC's JSON as the dataset_spec default; for a cluster OVERLAY=kubeflow-platform|standalone-kfp|prod|<path> [KFP_TARGET=kubeflow-1.10|kfp-2.15|kfp-2.16|kfp-2.17] writes var/compiled/ct_pipeline.<overlay>.<target>.yaml with the overlay's ct-pipeline-defaults compiled in
+ifeq ($(KFP_TARGET)$(OVERLAY),)
 	$(VENVS)/dev/bin/python -m pipelines.ct.compile --spec $(SPEC)
 else
 	@$(MAKE) --no-print-directory platform-protos
-	@mkdir -p var/compiled
-	$(VENVS)/dev/bin/python -m pipelines.ct.compile --spec $(SPEC) --target $(KFP_TARGET) --output var/compiled/ct_pipeline.$(KFP_TARGET).yaml
+	$(VENVS)/dev/bin/python -m pipelines.ct.compile --spec $(SPEC) $(if $(KFP_TARGET),--target $(KFP_TARGET)) $(if $(OVERLAY),--overlay $(OVERLAY))
 endif
 
 platform-protos: setup ## Each supported KFP backend's kubernetes_executor_config proto (from its kfp-kubernetes release on PyPI)
@@ -124,7 +124,7 @@ $(VENVS)/checkov/.synced: manifests/checkov.lock | $(UV)
 	$(UV) pip sync --quiet --python $(VENVS)/checkov/bin/python manifests/checkov.lock
 	@touch $@
 
-manifests-check: setup $(VENVS)/checkov/.synced ## Build every overlay; Kubernetes schemas (offline), secure defaults, checkov
+manifests-check: setup platform-protos $(VENVS)/checkov/.synced ## Build every overlay; Kubernetes schemas (offline), secure defaults, checkov
 	$(VENVS)/dev/bin/python -m pytest tests/manifests -s -q
 
 test-e2e: setup system-deps ## End-to-end local runs of the compiled YAML on a slice of the real data
@@ -245,9 +245,9 @@ images: base-image ## Build every runtime image with docker or podman, tagged as
 	  echo "   built in $$(( $$(date +%s) - start )) s, $$($(ENGINE) image inspect $$ref --format '{{.Size}}') bytes"; \
 	done
 
-release: images ## Push the images to IMAGE_REGISTRY=host:port/prefix, compile the pipeline and render the overlays for it (var/release), check every reference resolves
+release: images platform-protos ## Push the images to IMAGE_REGISTRY=host:port/prefix; per overlay (OVERLAY, default all; KFP_TARGET, default its first) compile the pipeline for its backend and defaults and render it with those images (var/release/<overlay>), check every reference resolves
 	@test -n "$(IMAGE_REGISTRY)" || { echo "error: give IMAGE_REGISTRY=host[:port]/prefix" >&2; exit 1; }
-	$(VENVS)/dev/bin/python -m pipelines.ct.release --registry "$(IMAGE_REGISTRY)" --engine $(ENGINE) --spec $(SPEC)
+	$(VENVS)/dev/bin/python -m pipelines.ct.release --registry "$(IMAGE_REGISTRY)" --engine $(ENGINE) --spec $(SPEC) $(if $(OVERLAY),--overlay $(OVERLAY)) $(if $(KFP_TARGET),--target $(KFP_TARGET))
 
 registry-deps: ## Debian's docker-registry (distribution 2.8), the OCI registry the release test pushes to (root)
 	@command -v docker-registry >/dev/null || { [ "$$(id -u)" = 0 ] && \
@@ -264,7 +264,7 @@ docker-api: container-deps ## Serve the Docker API with podman when no Docker da
 	  for i in $$(seq 100); do $(PODMAN_PING) && break; sleep 0.2; done; \
 	  $(PODMAN_PING) || { echo "podman system service did not answer on $(PODMAN_SOCKET); see /tmp/podman-service.log" >&2; exit 1; }; fi
 
-e2e-containers: setup images docker-api registry-deps ## The compiled pipeline through kfp.local.DockerRunner in the built images; the release to a registry on loopback
+e2e-containers: setup platform-protos images docker-api registry-deps ## The compiled pipeline through kfp.local.DockerRunner in the built images; the release to a registry on loopback
 	$(if $(filter podman,$(ENGINE)),DOCKER_HOST=unix://$(PODMAN_SOCKET)) $(VENVS)/dev/bin/python -m pytest tests/containers
 
 DRY_RUN ?=

@@ -37,6 +37,13 @@ KSERVE_MODE_NAMES = {
 }
 #: Kubeflow 1.10's KServe.
 DEFAULT_KSERVE_VERSION = "0.15"
+#: The predictor pod's labels (KServe copies spec.predictor.labels onto the pod in both modes:
+#: buildObjectMeta in pkg/controller/v1beta1/inferenceservice/components/predictor.go, v0.15.2 and
+#: v0.16.0). kfp-ct/s3-client: its storage initializer downloads the model, the label admits it to
+#: the object store (manifests/components/store-*/s3-egress.yaml). kfp-ct/predictor: the
+#: NetworkPolicies' selector of the model server, whatever the model's name. No Istio sidecar, as
+#: for every pod of ours (manifests/base/kustomization.yaml says why; KServe sets none itself).
+PREDICTOR_LABELS = {"kfp-ct/s3-client": "true", "kfp-ct/predictor": "true", "sidecar.istio.io/inject": "false"}
 
 
 def mode_family(deployment_mode: str) -> str:
@@ -130,10 +137,7 @@ def inference_service(name: str, namespace: str, storage_uri: str, image: str, s
                                      labels={"app.kubernetes.io/part-of": "kfp-ct"},
                                      annotations={MODE_ANNOTATION: annotation_mode(deployment_mode, kserve_version)}),
         spec=V1beta1InferenceServiceSpec(predictor=V1beta1PredictorSpec(
-            # The storage initializer in this pod downloads the model: the label admits it to the
-            # object store (manifests/components/store-*/s3-egress.yaml). kfp-ct/predictor: the
-            # NetworkPolicies' selector of the model server, whatever the model's name.
-            labels={"kfp-ct/s3-client": "true", "kfp-ct/predictor": "true"},
+            labels=dict(PREDICTOR_LABELS),
             service_account_name=service_account,
             canary_traffic_percent=canary_traffic_percent,
             logger=V1beta1LoggerSpec(mode="all", url=logger_url) if logger_url else None,

@@ -5,6 +5,11 @@ The dataset spec's JSON is compiled in as the ``dataset_spec`` input's default (
 spec is a run parameter away (``dataset_spec``), or compiled in with ``--spec``. The same JSON is
 written to ``manifests/base/dataset-spec.json``: the cluster's ConfigMap ``ct-dataset-spec``, which the
 monitor and the watcher read (a changed spec is a changed ConfigMap, no image rebuild).
+
+For a cluster, ``--overlay O [--target T]`` compiles with that overlay's pipeline defaults (its
+ConfigMap ``ct-pipeline-defaults``: feature repository, feature server, payload logger, registry,
+namespace, ...) and the platform spec fitted to its KFP backend (``pipelines.ct.targets``): a run
+there needs no parameter but its window.
 """
 
 from __future__ import annotations
@@ -25,29 +30,33 @@ def pipelines():
     return [(ct_pipeline, PIPELINE_YAML)]
 
 
-def compile_to(pipeline_func, path: str, spec_path: str = "", target: str = "") -> dict[str, list[str]]:
+def compile_to(pipeline_func, path: str, spec_path: str = "", target: str = "",
+               defaults: Optional[dict[str, str]] = None) -> dict[str, list[str]]:
     """Compiles one pipeline function into a YAML file, the dataset spec's JSON as ``dataset_spec``'s default.
 
     For a target other than the default (``pipelines.ct.targets``), each task's platform config keeps only
-    the fields that target's backend knows.
+    the fields that target's backend knows; ``defaults`` (a cluster's, ``pipelines.ct.targets.deployment``)
+    become the inputs' defaults.
 
     Returns:
         Executor -> the platform fields dropped for the target ({} for the default).
 
     Raises:
-        ValueError: The target is not supported.
+        ValueError: The target is not supported, or a default is not an input of the pipeline.
     """
     from kfp import compiler
 
     from components.dataset_spec import DatasetSpec
+    from pipelines.ct.spec import parse_params
     from pipelines.ct.targets import DEFAULT_TARGET, fit_platform_spec
     from pipelines.ct.targets import target as supported
     from pipelines.examples import DEFAULT_SPEC
 
     target = supported(target or DEFAULT_TARGET).name
     spec = DatasetSpec.load(spec_path or DEFAULT_SPEC)
-    compiler.Compiler().compile(pipeline_func, package_path=path,
-                                pipeline_parameters={"dataset_spec": spec.to_json(), "model_name": spec.model_name})
+    parameters = {**parse_params([f"{key}={value}" for key, value in (defaults or {}).items()]),
+                  "dataset_spec": spec.to_json(), "model_name": spec.model_name}
+    compiler.Compiler().compile(pipeline_func, package_path=path, pipeline_parameters=parameters)
     if target == DEFAULT_TARGET:
         return {}
     with open(path, encoding="utf-8") as handle:
@@ -57,9 +66,9 @@ def compile_to(pipeline_func, path: str, spec_path: str = "", target: str = "") 
     return dropped
 
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: The spec's JSON for the cluster's services (manifests/base/kustomization.yaml generates a ConfigMap from it).
-MANIFEST_SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                             "manifests", "base", "dataset-spec.json")
+MANIFEST_SPEC = os.path.join(REPO_ROOT, "manifests", "base", "dataset-spec.json")
 
 
 def manifest_spec_text(spec_path: str = "") -> str:
@@ -81,23 +90,38 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--target", default="", help="the KFP backend (pipelines/ct/targets.py; default kfp-2.17, "
                                                       "the committed YAML): kubeflow-1.10, kfp-2.15, kfp-2.16, "
                                                       "kfp-2.17")
-    parser.add_argument("--output", default="", help="write here instead of the committed YAML (another target)")
+    parser.add_argument("--overlay", default="", help="compile for this cluster: an overlay (manifests/overlays/"
+                                                       "<name> or a path) whose ConfigMap ct-pipeline-defaults gives "
+                                                       "the inputs' defaults and the targets it runs on")
+    parser.add_argument("--output", default="", help="write here (default for a cluster: "
+                                                      "var/compiled/ct_pipeline.<overlay>.<target>.yaml)")
     args = parser.parse_args(argv)
-    from pipelines.ct.targets import DEFAULT_TARGET, target
+    from pipelines.ct.targets import DEFAULT_TARGET, deployment, overlays_for
 
-    try:
-        chosen = target(args.target or DEFAULT_TARGET).name
-    except ValueError as error:
-        parser.error(str(error))
-    if chosen != DEFAULT_TARGET and not args.output and not args.check:
-        parser.error(f"--target {chosen} needs --output (the committed YAML is the {DEFAULT_TARGET} one)")
-    if args.output:
+    if args.check and (args.overlay or args.target or args.output):
+        parser.error("--check checks the committed YAML only")
+    if args.overlay or args.target:
+        try:
+            overlay = args.overlay or next(iter(overlays_for(args.target)), "")
+            if not overlay:
+                raise ValueError(f"no overlay of manifests/overlays runs on {args.target}: name one with --overlay")
+            chosen = deployment(overlay, args.target)
+        except (ValueError, RuntimeError) as error:
+            parser.error(str(error))
+        output = args.output or os.path.join(REPO_ROOT, "var", "compiled",
+                                             f"ct_pipeline.{chosen.overlay}.{chosen.target.name}.yaml")
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         func, _ = pipelines()[0]
-        dropped = compile_to(func, args.output, args.spec, chosen)
+        dropped = compile_to(func, output, args.spec, chosen.target.name, chosen.defaults)
         fields = sorted({field for found in dropped.values() for field in found})
-        print(f"compiled for {chosen} -> {args.output}"
+        print(f"compiled for overlay {chosen.overlay} on {chosen.target.name} (KFP {chosen.target.kfp_backend}) -> "
+              f"{os.path.relpath(output)}; its defaults: "
+              + " ".join(f"{k}={v}" for k, v in sorted(chosen.defaults.items()))
               + (f"; dropped what its backend does not know: {', '.join(fields)}" if fields else ""))
         return 0
+    if args.output:
+        parser.error(f"--output needs --overlay or --target (the committed YAML is the {DEFAULT_TARGET} one, "
+                     "with the local defaults)")
     stale = 0
     for func, path in pipelines():
         if not args.check:

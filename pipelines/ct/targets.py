@@ -64,6 +64,12 @@ TARGETS = {
 DEFAULT_TARGET = "kfp-2.17"
 PROTOS_DIR = os.path.join(REPO_ROOT, ".venvs", "platform-protos")
 PROTO_MODULE = "kubernetes_executor_config_pb2"
+OVERLAYS_DIR = os.path.join(REPO_ROOT, "manifests", "overlays")
+#: The ConfigMap of an overlay holding the pipeline's defaults on that cluster (manifests/base/pipeline-defaults.yaml).
+DEFAULTS_CONFIG_MAP = "ct-pipeline-defaults"
+#: Its annotation: the targets the overlay runs on, comma-separated, the first the default.
+TARGETS_ANNOTATION = "kfp-ct/kfp-targets"
+UNSET = "set-by-overlay"
 
 
 def target(name: str) -> Target:
@@ -76,6 +82,92 @@ def target(name: str) -> Target:
         raise ValueError(f"target {name!r} is not supported; supported: "
                          + ", ".join(f"{t.name} (KFP {t.kfp_backend}, {t.platform})" for t in TARGETS.values()))
     return TARGETS[name]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """An overlay (one cluster's manifests) with the KFP backend it runs on and the pipeline's defaults there."""
+
+    overlay: str
+    target: Target
+    defaults: dict[str, str]
+
+
+def overlay_path(overlay: str) -> str:
+    """An overlay's folder: a name under manifests/overlays, or a path to a kustomization of one's own."""
+    folder = overlay if os.sep in overlay or os.path.isdir(overlay) else os.path.join(OVERLAYS_DIR, overlay)
+    if not os.path.exists(os.path.join(folder, "kustomization.yaml")):
+        known = sorted(n for n in os.listdir(OVERLAYS_DIR) if os.path.isdir(os.path.join(OVERLAYS_DIR, n)))
+        raise ValueError(f"overlay {overlay!r}: no kustomization.yaml in {folder}; "
+                         f"the repository's: {', '.join(known)}")
+    return folder
+
+
+def render(folder: str) -> list[dict]:
+    """The objects ``kubectl kustomize`` renders from a kustomization folder.
+
+    Raises:
+        RuntimeError: kubectl is missing or refuses the kustomization (its message quoted).
+    """
+    import yaml
+
+    try:
+        result = subprocess.run(["kubectl", "kustomize", folder], capture_output=True, text=True, check=False)
+    except FileNotFoundError as error:
+        raise RuntimeError("kubectl is needed to render the overlay (it bundles kustomize)") from error
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl kustomize {folder} failed: {result.stderr[-800:]}")
+    return [o for o in yaml.safe_load_all(result.stdout) if o]
+
+
+def deployment(overlay: str, target_name: str = "") -> Deployment:
+    """The overlay's deployment: its target (``target_name``, else the first it names) and pipeline defaults.
+
+    Raises:
+        ValueError: No such overlay, no ConfigMap ct-pipeline-defaults in it, a value it leaves unset or
+            that is no input of the pipeline (or not of its type), a target the overlay does not run on or
+            that is not supported.
+    """
+    folder = overlay_path(overlay)
+    found = [o for o in render(folder) if o.get("kind") == "ConfigMap"
+             and o["metadata"]["name"] == DEFAULTS_CONFIG_MAP]
+    if not found:
+        raise ValueError(f"overlay {overlay!r} has no ConfigMap {DEFAULTS_CONFIG_MAP} (include manifests/base)")
+    config = found[0]
+    defaults = {key: str(value) for key, value in (config.get("data") or {}).items()}
+    listed = (config["metadata"].get("annotations") or {}).get(TARGETS_ANNOTATION, "")
+    unset = sorted(key for key, value in defaults.items() if value == UNSET) + (
+        [f"annotation {TARGETS_ANNOTATION}"] if listed in ("", UNSET) else [])
+    if unset:
+        raise ValueError(f"overlay {overlay!r} leaves {', '.join(unset)} of {DEFAULTS_CONFIG_MAP} unset")
+    from pipelines.ct.spec import parse_params
+
+    try:
+        parse_params([f"{key}={value}" for key, value in defaults.items()])
+    except ValueError as error:
+        raise ValueError(f"overlay {overlay!r}, ConfigMap {DEFAULTS_CONFIG_MAP}: {error}") from None
+    names = [name.strip() for name in listed.split(",") if name.strip()]
+    for name in names:
+        target(name)  # an overlay naming an unsupported backend is refused as well
+    chosen = target_name or names[0]
+    if chosen not in names:
+        raise ValueError(f"overlay {overlay!r} runs on {', '.join(names)} ({TARGETS_ANNOTATION}), not {chosen!r}")
+    return Deployment(os.path.basename(os.path.normpath(folder)), target(chosen), defaults)
+
+
+def overlays_for(target_name: str) -> list[str]:
+    """The repository's overlays that run on a target, by name."""
+    target(target_name)
+    found = []
+    for name in sorted(os.listdir(OVERLAYS_DIR)):
+        if not os.path.exists(os.path.join(OVERLAYS_DIR, name, "kustomization.yaml")):
+            continue
+        config = next((o for o in render(os.path.join(OVERLAYS_DIR, name)) if o.get("kind") == "ConfigMap"
+                       and o["metadata"]["name"] == DEFAULTS_CONFIG_MAP), None)
+        listed = ((config or {}).get("metadata", {}).get("annotations") or {}).get(TARGETS_ANNOTATION, "")
+        if target_name in [n.strip() for n in listed.split(",")]:
+            found.append(name)
+    return found
 
 
 def proto_dir(version: str) -> str:

@@ -272,6 +272,29 @@ def watcher_health(state_dir: str, max_age: float) -> int:
     return 0
 
 
+def params_from_dir(folder: str) -> list[str]:
+    """KEY=VALUE for each file of a folder (a ConfigMap mounted as a volume: key -> file), dot files skipped.
+
+    Raises:
+        ValueError: The folder does not exist.
+    """
+    if not os.path.isdir(folder):
+        raise ValueError(f"--params-dir {folder} is not a folder (the ConfigMap ct-pipeline-defaults mounted?)")
+    items = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not name.startswith(".") and os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                items.append(f"{name}={handle.read()}")
+    return items
+
+
+def run_params(args: argparse.Namespace) -> list[str]:
+    """The run parameters: those of ``--params-dir``, then the KEY=VALUE arguments (which win)."""
+    return (params_from_dir(args.params_dir) if getattr(args, "params_dir", "") else []) + list(
+        getattr(args, "params", []))
+
+
 def kfp_launcher(args: argparse.Namespace, state_dir: str, source: str, spec):
     """The cluster launcher from the command line (``--launcher kfp``).
 
@@ -285,7 +308,7 @@ def kfp_launcher(args: argparse.Namespace, state_dir: str, source: str, spec):
     if not args.pipeline_version:
         raise ValueError("--launcher kfp needs --pipeline-version (or KFP_PIPELINE_VERSION)")
     # The spec travels as the run's dataset_spec: one uploaded pipeline serves every dataset.
-    params = {"source_uri": source, "dataset_spec": spec.to_json(), **parse_params(getattr(args, "params", []))}
+    params = {"source_uri": source, "dataset_spec": spec.to_json(), **parse_params(run_params(args))}
     return KfpLauncher(connect(args.kfp_host), state_dir, args.pipeline_version,
                        lambda: source_spans(source, spec), params, args.train_months,
                        args.experiment, args.namespace, args.service_account)
@@ -308,6 +331,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="profile namespace of the runs (multi-user Kubeflow); empty on standalone KFP")
     parser.add_argument("--pipeline-version", default=os.environ.get("KFP_PIPELINE_VERSION", ""),
                         help="uploaded pipeline version to run (launcher kfp; make deploy-pipeline names it)")
+    parser.add_argument("--params-dir", default="", help="pipeline parameters, one file per KEY holding its VALUE "
+                                                          "(the ConfigMap ct-pipeline-defaults mounted); KEY=VALUE "
+                                                          "arguments win")
     parser.add_argument("--experiment", default="continuous-training")
     parser.add_argument("--service-account", default=os.environ.get("KFP_SERVICE_ACCOUNT", ""),
                         help="service account of the runs' pods (launcher kfp)")
@@ -350,7 +376,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         except ValueError as error:
             parser.error(str(error))
     else:
-        launcher = LocalLauncher(var, source, args.train_months, getattr(args, "params", []), spec_path=args.spec)
+        try:
+            params = run_params(args)
+        except ValueError as error:
+            parser.error(str(error))
+        launcher = LocalLauncher(var, source, args.train_months, params, spec_path=args.spec)
     coordinator = RunCoordinator(state_dir, launcher, log=lambda line: print(line, flush=True))
     now = datetime.datetime.now().replace(microsecond=0)
     if args.command == "trigger":

@@ -73,8 +73,23 @@ def test_release_pushes_every_image_and_every_reference_resolves_and_pulls_back(
     assert released["not_ours"] == ["docker.io/library/redis:7.4.2"]  # Redis: the overlays' own, not released
     catalog = json.load(urllib.request.urlopen(f"http://{registry}/v2/_catalog", timeout=10))
     assert sorted(catalog["repositories"]) == sorted(f"team/{runtime}" for runtime in RUNTIMES)
-    pipeline = (out / "ct_pipeline.yaml").read_text()
-    assert f"{registry}/team/serve:" in pipeline and "localhost/kfp-ct/" not in pipeline
+    # One pipeline per overlay, compiled for the overlay's KFP backend with its defaults, beside the overlay
+    # rendered with the registry's images.
+    import yaml
+
+    from pipelines.ct import targets
+
+    assert set(released["overlays"]) == {"kubeflow-platform", "prod", "standalone-kfp"}
+    for overlay, what in released["overlays"].items():
+        pipeline = (out / overlay / "ct_pipeline.yaml").read_text()
+        assert f"{registry}/team/serve:" in pipeline and "localhost/kfp-ct/" not in pipeline
+        assert targets.check(pipeline, what["target"]) == {}, overlay  # its backend parses it strictly
+        inputs = next(d for d in yaml.safe_load_all(pipeline) if d and "root" in d)["root"]["inputDefinitions"]
+        defaults = targets.deployment(overlay).defaults
+        assert {k: inputs["parameters"][k]["defaultValue"] for k in defaults} == defaults
+        assert (out / overlay / "kustomization.yaml").exists()
+    assert released["overlays"]["kubeflow-platform"]["target"] == "kubeflow-1.10"
+    assert released["overlays"]["standalone-kfp"]["target"] == targets.DEFAULT_TARGET
     # The registry serves what was pushed: it pulls back.
     engine = _engine()
     ref = image("train", f"{registry}/team")

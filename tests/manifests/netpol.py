@@ -22,6 +22,8 @@ class Pod:
     name: str
     namespace: str
     labels: dict[str, str] = field(default_factory=dict, hash=False)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False)
+    service_account: str = "default"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 
@@ -181,22 +182,81 @@ def test_the_watcher_reaches_the_kfp_api_of_its_target(folder):
 @needs_kubectl
 @pytest.mark.parametrize("folder", TARGETS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_the_watcher_s_run_parameters_are_inputs_of_the_compiled_pipeline(folder):
-    """Every KEY=VALUE the watcher passes to its runs is a parameter of pipelines/ct_pipeline.yaml, and the
-    ones a cluster run cannot do without are there (the feature repository mounted from ct-feature-store:
+    """The watcher's run parameters (the ConfigMap ct-pipeline-defaults it mounts at --params-dir, and any
+    KEY=VALUE) are parameters of pipelines/ct_pipeline.yaml, and the ones a cluster run cannot do without
+    are there and name this overlay's namespace (the feature repository mounted from ct-feature-store:
     without it join_features writes under /app and fails)."""
-    watcher = next(o for o in build(folder) if o["kind"] == "Deployment" and o["metadata"]["name"] == "ct-watcher")
-    command = watcher["spec"]["template"]["spec"]["containers"][0]["command"]
-    params = dict(arg.split("=", 1) for arg in command[command.index("watch"):] if "=" in arg and
-                  not arg.startswith("-"))
+    objects = build(folder)
+    watcher = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "ct-watcher")
+    pod = watcher["spec"]["template"]["spec"]
+    command = pod["containers"][0]["command"]
+    mounted = next(m["name"] for m in pod["containers"][0]["volumeMounts"]
+                   if m["mountPath"] == command[command.index("--params-dir") + 1])
+    config_map = next(v["configMap"]["name"] for v in pod["volumes"] if v["name"] == mounted)
+    defaults = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == config_map)
+    params = {**defaults["data"], **dict(arg.split("=", 1) for arg in command[command.index("watch"):]
+                                         if "=" in arg and not arg.startswith("-"))}
     with open(os.path.join(ROOT, "pipelines", "ct_pipeline.yaml"), encoding="utf-8") as handle:
         compiled = next(d for d in yaml.safe_load_all(handle) if d and "root" in d)
     inputs = compiled["root"]["inputDefinitions"]["parameters"]
     assert params and set(params) <= set(inputs), set(params) - set(inputs)
     from pipelines.ct.pipeline import FEATURE_REPO_MOUNT
+    from pipelines.ct.spec import parse_params
 
+    parse_params([f"{k}={v}" for k, v in params.items()])  # each value fits its input's type
+    namespace = watcher["metadata"]["namespace"]
     # Where the feature steps mount the ConfigMap ct-feature-store (pipelines/ct/pipeline.py, _harden).
     assert params["feature_repo"] == FEATURE_REPO_MOUNT and params["serving_target"] == "kserve"
-    assert params["payload_logger_url"] == "http://ct-monitor.$(POD_NAMESPACE).svc.cluster.local/"
+    assert params["namespace"] == namespace
+    assert params["payload_logger_url"] == f"http://ct-monitor.{namespace}.svc.cluster.local/"
+    assert params["feature_server_url"] == f"http://ct-feature-server.{namespace}.svc.cluster.local:6566"
+    assert "set-by-overlay" not in params.values()
+    # The watcher lists spans where runs read them; the monitor reads the registry runs deploy to.
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["SOURCE_URI"]["valueFrom"]["configMapKeyRef"] == {"name": config_map, "key": "source_uri"}
+    monitor = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "ct-monitor")
+    monitor_env = {e["name"]: e for e in monitor["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert monitor_env["MONITOR_REGISTRY"]["valueFrom"]["configMapKeyRef"] == {"name": config_map,
+                                                                               "key": "registry_uri"}
+
+
+@needs_kubectl
+@pytest.mark.parametrize("folder", TARGETS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_a_pipeline_compiled_for_an_overlay_needs_no_parameter_but_its_window(folder, tmp_path):
+    """make compile OVERLAY=...: the overlay's defaults are the inputs' defaults, for the backend it names."""
+    from pipelines.ct import targets
+    from pipelines.ct.compile import main
+
+    chosen = targets.deployment(folder)
+    output = tmp_path / "ct.yaml"
+    assert main(["--overlay", folder, "--output", str(output)]) == 0
+    text = output.read_text()
+    inputs = next(d for d in yaml.safe_load_all(text) if d and "root" in d)["root"]["inputDefinitions"]["parameters"]
+    assert {key: inputs[key]["defaultValue"] for key in chosen.defaults} == chosen.defaults
+    assert targets.check(text, chosen.target.name) == {}
+
+
+@needs_kubectl
+def test_an_overlay_is_refused_with_a_backend_it_does_not_name_or_a_default_the_pipeline_lacks(tmp_path):
+    from pipelines.ct import targets
+    from pipelines.ct.compile import main
+
+    with pytest.raises(ValueError, match="runs on kubeflow-1.10 .*not 'kfp-2.17'"):
+        targets.deployment("kubeflow-platform", "kfp-2.17")
+    with pytest.raises(ValueError, match="leaves feature_server_url, namespace, payload_logger_url, annotation "
+                                         "kfp-ct/kfp-targets of ct-pipeline-defaults unset"):
+        targets.deployment(os.path.join(ROOT, "manifests", "base"))
+    assert targets.overlays_for("kubeflow-1.10") == ["kubeflow-platform", "prod"]
+    assert targets.overlays_for("kfp-2.15") == ["standalone-kfp"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(os.path.join(ROOT, "manifests", "overlays", "standalone-kfp"), mine)],
+        "patches": [{"patch": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ct-pipeline-defaults\n"
+                              "data:\n  serving_prot: '8080'\n"}]}))
+    with pytest.raises(SystemExit):
+        main(["--overlay", str(mine), "--output", str(tmp_path / "x.yaml")])
+    assert not (tmp_path / "x.yaml").exists()
 
 
 @needs_kubectl
@@ -226,3 +286,32 @@ def test_standalone_pipeline_pods_find_their_configuration_in_kfp_s_namespace():
     assert ours == expected
     s3 = next(o for o in system_ns if o["kind"] == "ConfigMap" and o["metadata"]["name"] == pipeline.S3_CONFIG)
     assert found[("ConfigMap", pipeline.S3_CONFIG)]["data"] == s3["data"]
+
+
+_API_GROUPS = {"Role": "role.rbac.authorization.k8s.io", "RoleBinding": "rolebinding.rbac.authorization.k8s.io",
+               "Deployment": "deployment.apps", "NetworkPolicy": "networkpolicy.networking.k8s.io"}
+
+
+def _created(objects):
+    """The lines `kubectl apply` prints for these objects (a generated ConfigMap's hash as <hash>)."""
+    return [f"{_API_GROUPS.get(o['kind'], o['kind'].lower())}/"
+            + re.sub(r"^(ct-dataset-spec)-[a-z0-9]{10}$", r"\1-<hash>", o["metadata"]["name"]) + " created"
+            for o in objects]
+
+
+@needs_kubectl
+def test_readme_s_deployment_steps_list_what_the_overlays_create():
+    """README "Deploying to a cluster": the objects `kubectl apply -k` prints, and the NetworkPolicy counts."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    platform = build(os.path.join(ROOT, "manifests", "overlays", "kubeflow-platform"))
+    created = _created(platform)
+    policies = [line for line in created if line.startswith("networkpolicy")]
+    listed = created[:created.index(policies[0]) + 1] + [
+        f"... ({len(policies)} NetworkPolicies in all, default-deny last)"]
+    assert policies[-1] == "networkpolicy.networking.k8s.io/default-deny created"
+    assert "\n".join(f"   {line}" for line in listed) in readme
+    standalone = build(os.path.join(ROOT, "manifests", "overlays", "standalone-kfp"))
+    count = sum(o["kind"] == "NetworkPolicy" for o in standalone)
+    assert f"two pipeline NetworkPolicies ({count} NetworkPolicies)" in readme and count == len(policies) - 2
+    pipeline_ns = _created(build(os.path.join(ROOT, "manifests", "overlays", "standalone-kfp", "pipeline-namespace")))
+    assert "\n".join(f"   {line}" for line in pipeline_ns) in readme

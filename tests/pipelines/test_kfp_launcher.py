@@ -98,3 +98,41 @@ def test_the_watcher_closes_the_monitor_window_on_its_schedule(tmp_path):
     restarted.tick(start + datetime.timedelta(hours=4))  # a restart does not close again
     assert closed == ["20261201T000100"]
     assert watcher_health(str(tmp_path), max_age=60) == 0 and watcher_health(str(tmp_path / "none"), 60) == 1
+
+
+def test_the_watcher_passes_the_mounted_pipeline_defaults_as_run_parameters(api, tmp_path, monkeypatch):
+    """--params-dir: a ConfigMap as Kubernetes mounts it (key files as links into ..data, dot entries skipped);
+    KEY=VALUE arguments win; a folder that is not there is refused by name."""
+    from components.dataset_spec import DatasetSpec
+    from pipelines.examples import DEFAULT_SPEC
+    from pipelines.loop.watch import main
+
+    spec = DatasetSpec.load(DEFAULT_SPEC)
+    source = tmp_path / "source"
+    for span in SPANS:
+        (source / span).mkdir(parents=True)
+        (source / span / spec.feeds[spec.main_feed].file).write_bytes(b"")
+    mounted = tmp_path / "defaults"
+    data = mounted / "..2026_12_05_00_00_00.000000001"
+    data.mkdir(parents=True)
+    for key, value in {"namespace": "team-a", "serving_target": "kserve", "kserve_version": "0.16"}.items():
+        (data / key).write_text(value)
+        os.symlink(f"..data/{key}", mounted / key)
+    os.symlink(data.name, mounted / "..data")
+    import functools
+
+    # No wait between the polls of the run's state.
+    monkeypatch.setattr("pipelines.loop.kfp_launcher.KfpLauncher", functools.partial(KfpLauncher,
+                                                                                      sleep=lambda seconds: None))
+    state = tmp_path / "state"
+    argv = ["--launcher", "kfp", "--kfp-host", api.host, "--pipeline-version", "abc123", "--state", str(state),
+            "--spec", DEFAULT_SPEC, "--source", str(source), "--params-dir", str(mounted),
+            "trigger", "--reason", "test", "kserve_version=0.15"]
+    assert main(argv) == 0
+    [run] = api.runs.values()
+    parameters = run["runtime_config"]["parameters"]
+    assert parameters["namespace"] == "team-a" and parameters["serving_target"] == "kserve"
+    assert parameters["kserve_version"] == "0.15"  # the argument won
+    assert not any(key.startswith(".") for key in parameters)
+    with pytest.raises(SystemExit):
+        main([*argv[:argv.index("--params-dir") + 1], str(tmp_path / "none"), "trigger"])

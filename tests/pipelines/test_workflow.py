@@ -45,5 +45,7 @@ def test_the_workflow_runs_the_tests_and_releases_only_main_after_them():
     release = workflow["jobs"]["release"]
     assert release["needs"] == "test" and "refs/heads/main" in release["if"]
     runs = " ".join(step.get("run", "") for step in release["steps"])
-    assert "make release IMAGE_REGISTRY=" in runs
-    assert "make deploy-pipeline PACKAGE=var/release/ct_pipeline.yaml" in runs
+    # The pipeline uploaded is the one compiled for the cluster's overlay (its backend, its defaults).
+    assert 'make release IMAGE_REGISTRY="${{ vars.IMAGE_REGISTRY }}" OVERLAY="${{ vars.CT_OVERLAY }}"' in runs
+    assert 'make deploy-pipeline PACKAGE="var/release/${{ vars.CT_OVERLAY }}/ct_pipeline.yaml"' in runs
+    assert "vars.CT_OVERLAY != ''" in release["if"]
