@@ -41,9 +41,11 @@ DEFAULT_KSERVE_VERSION = "0.15"
 #: buildObjectMeta in pkg/controller/v1beta1/inferenceservice/components/predictor.go, v0.15.2 and
 #: v0.16.0). kfp-ct/s3-client: its storage initializer downloads the model, the label admits it to
 #: the object store (manifests/components/store-*/s3-egress.yaml). kfp-ct/predictor: the
-#: NetworkPolicies' selector of the model server, whatever the model's name. No Istio sidecar, as
+#: NetworkPolicies' selector of the model server, whatever the model's name; part-of: inside their
+#: fence (manifests/base/networkpolicy.yaml). No Istio sidecar, as
 #: for every pod of ours (manifests/base/kustomization.yaml says why; KServe sets none itself).
-PREDICTOR_LABELS = {"kfp-ct/s3-client": "true", "kfp-ct/predictor": "true", "sidecar.istio.io/inject": "false"}
+PREDICTOR_LABELS = {"kfp-ct/s3-client": "true", "kfp-ct/predictor": "true", "sidecar.istio.io/inject": "false",
+                    "app.kubernetes.io/part-of": "kfp-ct"}
 
 
 def mode_family(deployment_mode: str) -> str:

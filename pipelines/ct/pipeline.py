@@ -51,8 +51,10 @@ def _harden(task: dsl.PipelineTask) -> dsl.PipelineTask:
     """
     kubernetes.set_security_context(task, run_as_user=10001, run_as_group=10001, run_as_non_root=True)
     # Every task's launcher moves its artifacts to and from the object store: the label admits
-    # the pod there (manifests/components/store-*/s3-egress.yaml).
+    # the pod there (manifests/components/store-*/s3-egress.yaml). part-of: the pod is ours, inside
+    # the NetworkPolicies' fence (manifests/base/networkpolicy.yaml).
     kubernetes.add_pod_label(task, "kfp-ct/s3-client", "true")
+    kubernetes.add_pod_label(task, "app.kubernetes.io/part-of", "kfp-ct")
     pod = pod_settings(task)
     task.set_cpu_request(pod.cpu[0]).set_cpu_limit(pod.cpu[1])
     task.set_memory_request(pod.memory[0]).set_memory_limit(pod.memory[1])
