@@ -37,6 +37,10 @@ KSERVE_MODE_NAMES = {
 }
 #: Kubeflow 1.10's KServe.
 DEFAULT_KSERVE_VERSION = "0.15"
+#: Server-side field validation of our writes: a field the CRD does not declare is refused (400),
+#: not pruned in silence as under the API server's default (Warn) (Kubernetes API concepts, "Field
+#: validation", GA in 1.27): a typo cannot drop a setting such as canaryTrafficPercent.
+FIELD_VALIDATION = "Strict"
 #: The predictor pod's labels (KServe copies spec.predictor.labels onto the pod in both modes:
 #: buildObjectMeta in pkg/controller/v1beta1/inferenceservice/components/predictor.go, v0.15.2 and
 #: v0.16.0). kfp-ct/s3-client: its storage initializer downloads the model, the label admits it to
@@ -214,7 +218,8 @@ class ClusterDeployer:
             raise
 
     def _patch(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, patch)
+        return self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, patch,
+                                                       field_validation=FIELD_VALIDATION)
 
     def deploy(self, name: str, storage_uri: str, image: str, service_account: str,
                canary_traffic_percent: Optional[int] = None, logger_url: str = "",
@@ -233,7 +238,8 @@ class ClusterDeployer:
                                     canary_traffic_percent, logger_url, deployment_mode, self.kserve_version)
         if self.get(name) is None:
             desired["spec"]["predictor"].pop("canaryTrafficPercent", None)  # nothing to split with yet
-            return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, desired)
+            return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, desired,
+                                                            field_validation=FIELD_VALIDATION)
         # A JSON merge patch keeps what it does not name: a cleared logger must be named null.
         patch = {"metadata": {"annotations": desired["metadata"]["annotations"]},
                  "spec": {"predictor": {**desired["spec"]["predictor"], "logger": desired["spec"]["predictor"].get(

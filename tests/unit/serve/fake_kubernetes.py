@@ -18,7 +18,12 @@ A FAKE of KServe's controller stands behind it, writing status as kserve 0.15 an
 - a model whose storage URI contains one of ``never_ready`` does not load: in Knative mode the
   new revision never becomes ready (Ready=False with a reason); in Standard mode the old pod
   keeps the Deployment Available, so the service stays Ready=True while the new ReplicaSet
-  never becomes available (kserve 0.15 reads only the Available condition)."""
+  never becomes available (kserve 0.15 reads only the Available condition).
+
+Writes are checked as the API server checks them, against the CRD's OpenAPI schema of the faked
+KServe version (kserve_crd.py, the upstream CRDs): a value the schema refuses is 422 Invalid; a
+field it does not declare is 400 under ``fieldValidation=Strict`` and a warning otherwise
+(``warnings``; the real server prunes it)."""
 
 import json
 import re
@@ -46,7 +51,7 @@ class FakeKubernetesApi:
     """Holds InferenceServices in memory and records every request."""
 
     def __init__(self, kserve_version: str = "0.15"):
-        self.objects, self.requests = {}, []
+        self.objects, self.requests, self.warnings = {}, [], []
         self.never_ready: list[str] = []
         self.kserve_version = kserve_version
         self.state: dict = {}
@@ -90,6 +95,9 @@ class FakeKubernetesApi:
                 if method == "POST":
                     if key in api.objects:
                         return self._reply(409, {"kind": "Status", "code": 409, "reason": "AlreadyExists"})
+                    refused = api.refusal(body, self.path)
+                    if refused:
+                        return self._reply(*refused)
                     body["metadata"]["generation"] = 1
                     api.objects[key] = api.reconcile(body)
                     return self._reply(201, body)
@@ -99,6 +107,9 @@ class FakeKubernetesApi:
                     if self.headers.get("Content-Type") != "application/merge-patch+json":
                         return self._reply(415, {"kind": "Status", "code": 415})
                     patched = merge_patch(api.objects[key], body)
+                    refused = api.refusal({k: v for k, v in patched.items() if k != "status"}, self.path)
+                    if refused:
+                        return self._reply(*refused)
                     patched["metadata"]["generation"] = api.objects[key]["metadata"]["generation"] + 1
                     api.objects[key] = api.reconcile(patched)
                     return self._reply(200, patched)
@@ -116,6 +127,20 @@ class FakeKubernetesApi:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def refusal(self, obj, path):
+        """(status, body) the API server answers a write of ``obj`` with, or None when it takes it."""
+        from kserve_crd import invalid, unknown_fields
+
+        problems = invalid(obj, self.kserve_version)
+        if problems:
+            return 422, {"kind": "Status", "code": 422, "reason": "Invalid", "message": "; ".join(problems)}
+        unknown = unknown_fields(obj, self.kserve_version)
+        if unknown and "fieldValidation=Strict" in path:
+            return 400, {"kind": "Status", "code": 400, "reason": "BadRequest",
+                         "message": "strict decoding error: " + ", ".join(f'unknown field "{f[1:]}"' for f in unknown)}
+        self.warnings.extend(unknown)
+        return None
 
     def reconcile(self, service):
         """FAKE KServe controller: the status it would report after this change (the previous one read first)."""

@@ -1,7 +1,10 @@
 """InferenceService objects and the deploy client, against a FAKE Kubernetes API (no cluster runs here)."""
 
+import json
+
 import pytest
 from fake_kubernetes import FakeKubernetesApi
+from kserve_crd import RELEASES, crd, invalid, unknown_fields
 
 from components import registry
 from components.deploy.cluster import ClusterDeployer, inference_service, schema_errors
@@ -240,3 +243,69 @@ def test_an_unsupported_kserve_or_mode_is_refused_and_a_canary_needs_revisions_i
             check_canary(raw, 10)
     for knative in ("Knative", "Serverless"):
         check_canary(knative, 10)
+
+
+# ----- the InferenceService against the CRD of each supported KServe release (kserve_crd.py) -----
+
+def test_the_kept_crds_are_the_upstream_releases_they_name():
+    from components.deploy.cluster import KSERVE_MODE_NAMES
+
+    assert set(RELEASES) == set(KSERVE_MODE_NAMES)  # every KServe version deploy supports has its CRD
+    for version, tag in RELEASES.items():
+        origin = crd(version)["origin"]
+        assert origin["repository"] == "kserve/kserve" and origin["tag"] == tag
+        assert origin["path"] == "config/crd/full/serving.kserve.io_inferenceservices.yaml"
+        assert len(origin["commit"]) == len(origin["blob"]) == 40
+        predictor = crd(version)["schema"]["properties"]["spec"]["properties"]["predictor"]
+        assert predictor["properties"]["logger"]["properties"]["mode"]["enum"] == ["all", "request", "response"]
+    assert "storageUris" in crd("0.16")["schema"]["properties"]["spec"]["properties"]["predictor"]["properties"]
+    assert "storageUris" not in crd("0.15")["schema"]["properties"]["spec"]["properties"]["predictor"]["properties"]
+
+
+@pytest.mark.parametrize("version", sorted(RELEASES))
+@pytest.mark.parametrize("mode", ["Standard", "Knative"])
+@pytest.mark.parametrize("canary,logger", [(None, ""), (10, "http://ct-monitor.ml.svc.cluster.local/")])
+def test_every_inference_service_we_write_is_valid_for_the_crd_of_its_kserve(version, mode, canary, logger):
+    obj = inference_service("flights-delay", "ml", "s3://models/flights-delay/v0002", IMAGE, "ct-serving",
+                            canary, logger, mode, version)
+    assert invalid(obj, version) == []
+    assert unknown_fields(obj, version) == []
+
+
+def test_the_crd_check_catches_what_the_sdk_models_cannot():
+    """The kserve SDK models carry no enums, no required fields and no patterns; the CRD does."""
+    obj = inference_service("flights-delay", "ml", "s3://models/v1", IMAGE, "ct-serving", None,
+                            "http://ct-monitor/", "Standard", "0.15")
+    obj["spec"]["predictor"]["logger"]["mode"] = "everything"
+    del obj["spec"]["predictor"]["containers"][0]["name"]
+    obj["spec"]["predictor"]["containers"][0]["resources"]["limits"]["memory"] = "one gig"
+    assert schema_errors(obj) == []  # the SDK walk sees nothing wrong
+    problems = "\n".join(invalid(obj, "0.15"))
+    assert ".spec.predictor.logger.mode: 'everything' is not one of ['all', 'request', 'response']" in problems
+    assert ".spec.predictor.containers.0: 'name' is a required property" in problems
+    assert ".spec.predictor.containers.0.resources.limits.memory" in problems
+    obj = inference_service("flights-delay", "ml", "s3://models/v1", IMAGE, "ct-serving")
+    obj["spec"]["predictor"]["canaryTraficPercent"] = 10
+    assert unknown_fields(obj, "0.15") == [".spec.predictor.canaryTraficPercent"]
+
+
+@pytest.mark.parametrize("version", ["0.15", "0.16"])
+def test_the_deploy_client_asks_for_strict_field_validation_and_a_refused_write_names_the_field(version):
+    from kubernetes.client.rest import ApiException
+
+    api = FakeKubernetesApi(kserve_version=version)
+    try:
+        deployer = ClusterDeployer(api.custom_objects_api(), "ml", kserve_version=version)
+        deployer.deploy("flights-delay", "s3://models/flights-delay/v0001", IMAGE, "ct-serving")
+        assert all("fieldValidation=Strict" in path for method, path, *_ in api.requests if method != "GET")
+        assert api.warnings == []
+        with pytest.raises(ApiException) as refused:  # a field this KServe does not know: refused, not pruned
+            deployer._patch("flights-delay", {"spec": {"predictor": {"canaryTraficPercent": 10}}})
+        message = json.loads(refused.value.body)["message"]
+        assert refused.value.status == 400 and message == ('strict decoding error: unknown field '
+                                                           '"spec.predictor.canaryTraficPercent"')
+        with pytest.raises(ApiException) as invalid_value:
+            deployer._patch("flights-delay", {"spec": {"predictor": {"logger": {"mode": "everything"}}}})
+        assert invalid_value.value.status == 422 and "everything" in invalid_value.value.body
+    finally:
+        api.close()
