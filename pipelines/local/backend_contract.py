@@ -12,7 +12,11 @@ in the data runtime where ml-metadata lives, which names the upstream files it f
   then fails the task), the execution published COMPLETE or FAILED, and the task's
   executor output file rewritten with the artifacts as the driver resolves them for the
   next task (the component's own file is kept as ``executor_output.component.json``);
-- cache hits: a CACHED execution with the cached outputs.
+- cache hits: a CACHED execution with the cached outputs;
+- with a target (``pod_refusals``, ``pipelines.ct.pods``): a task whose pod the target's driver and the
+  kubelet would not start (a required Secret or ConfigMap key missing from the namespace) fails
+  before it runs, with the kubelet's reason. The pod's environment is not given to the local
+  process: its values are the cluster's (endpoints, credentials), the local run keeps its own.
 
 It is a stand-in for what cannot run here (the Go backend), not the backend itself.
 """
@@ -37,7 +41,7 @@ class BackendContract:
     """Drives the MLMD writer of the backend stand-in for one run."""
 
     def __init__(self, metadata_uri: str, pipeline_name: str, pipeline_root: str, parameters: dict[str, Any],
-                 python: str, repo_root: str):
+                 python: str, repo_root: str, pod_refusals: Optional[dict[str, list[str]]] = None):
         """Starts the writer.
 
         Args:
@@ -47,7 +51,10 @@ class BackendContract:
             parameters: The run's parameters, as a run on the cluster would be created with them.
             python: Interpreter of the data runtime (ml-metadata).
             repo_root: Folder that makes ``components`` importable.
+            pod_refusals: Task name -> why the target's backend would not start its pod
+                (``pipelines.ct.pods.pod_refusals``); None when no target is modelled.
         """
+        self.pod_refusals = pod_refusals or {}
         self.pipeline_name = pipeline_name
         self.pipeline_root = os.path.abspath(pipeline_root)
         self.parameters = parameters
@@ -70,6 +77,11 @@ class BackendContract:
         if not line:
             raise ContractError("the KFP backend stand-in closed its output (see its error above)")
         return json.loads(line)
+
+    def refusal(self, executor_input: dict[str, Any]) -> Optional[str]:
+        """Why the task's pod would not start on the modelled target (the first reason), or None."""
+        found = self.pod_refusals.get(self._task_of(executor_input)[1])
+        return "; ".join(found) if found else None
 
     def _task_of(self, executor_input: dict[str, Any]) -> tuple[str, str]:
         """(run id, task name) from the task folder kfp.local gave the task: <root>/<run>/<task>/."""

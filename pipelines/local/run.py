@@ -43,6 +43,35 @@ def ensure_source(source: str, spec: DatasetSpec, venvs_dir: str = DEFAULT_VENVS
                    check=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT})
 
 
+def target_spec(target_name: str, spec_path: str, objects_path: str, run_dir: str):
+    """(the pipeline compiled for a KFP backend, task -> why its pod would not start there).
+
+    Raises:
+        ValueError: An unsupported target, or cluster objects that do not parse.
+    """
+    import yaml
+
+    from pipelines.ct import pods
+    from pipelines.ct.compile import compile_to, pipelines
+
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, f"ct_pipeline.{target_name}.yaml")
+    compile_to(pipelines()[0][0], path, spec_path, target_name)
+    objects, namespace = [], "default"
+    if objects_path:
+        with open(objects_path, encoding="utf-8") as handle:
+            try:
+                objects = [o for o in yaml.safe_load_all(handle) if o]
+            except yaml.YAMLError as error:
+                raise ValueError(f"--cluster-objects {objects_path}: {error}") from error
+        namespace = next((o["metadata"].get("namespace") for o in objects if o["metadata"].get("namespace")),
+                         namespace)
+    with open(path, encoding="utf-8") as handle:
+        refusals = pods.pod_refusals(handle.read(), target_name, pods.namespace_objects(objects, namespace),
+                                     namespace)
+    return path, refusals
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the pipeline for a window and prints what happened."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.local.run", description=__doc__,
@@ -65,8 +94,21 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "stores it, a null fails the task) and the backend's ML Metadata records are written "
                              "(a local stand-in for the cluster's backend); kfp-local (default): kfp.local as it is, "
                              "the run recorded into ML Metadata afterwards")
+    parser.add_argument("--kfp-target", default="",
+                        help="with --contract kfp-backend: run the spec compiled for this KFP backend "
+                             "(pipelines/ct/targets.py) and start each task's pod as its driver would "
+                             "(pipelines/ct/pods.py) in the namespace --cluster-objects describes")
+    parser.add_argument("--cluster-objects", default="",
+                        help="with --kfp-target: YAML of the ConfigMaps and Secrets where the pipeline's pods run "
+                             "(e.g. a rendered overlay); default none, as on a namespace nothing was applied to")
     parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE, e.g. max_iter=300")
     args = parser.parse_args(argv)
+    if args.kfp_target and args.contract != "kfp-backend":
+        parser.error("--kfp-target needs --contract kfp-backend")
+    if args.cluster_objects and not args.kfp_target:
+        parser.error("--cluster-objects needs --kfp-target")
+    if args.kfp_target and args.containers:
+        parser.error("--kfp-target runs the local runtimes (not --containers)")
     try:
         spec = DatasetSpec.load(args.spec)
         window = args.window or spec.window
@@ -104,10 +146,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     started = time.time()
     info = {**run_info(args.trigger), "effective_parameters": {**pipeline_defaults(), **params}}
     backend = args.contract == "kfp-backend"
-    ok = run_pipeline_file(PIPELINE_YAML, params, run_dir, enable_caching=not args.no_cache,
+    pipeline_yaml, refusals = PIPELINE_YAML, None
+    if args.kfp_target:
+        try:
+            pipeline_yaml, refusals = target_spec(args.kfp_target, args.spec, args.cluster_objects, run_dir)
+        except (ValueError, OSError) as error:
+            parser.error(str(error))
+        info["kfp_target"] = args.kfp_target
+    ok = run_pipeline_file(pipeline_yaml, params, run_dir, enable_caching=not args.no_cache,
                            cache_root=os.path.join(var, "cache"), run_info=info,
                            containers=[var] if args.containers else None,
-                           backend_contract_store=str(params["metadata_uri"]) if backend else None)
+                           backend_contract_store=str(params["metadata_uri"]) if backend else None,
+                           pod_refusals=refusals)
     pipeline_seconds = time.time() - started
     recorded = time.time()
     # Under the backend contract the backend stand-in wrote ML Metadata while the run went on.

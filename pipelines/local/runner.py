@@ -125,12 +125,13 @@ class RuntimeTaskHandler:
         started = time.time()
         try:
             with _contract_around(self.contract, executor_input, self.image, emit) as outcome:
-                with subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, text=True, bufsize=1,
-                                      env=self.environment(), cwd=REPO_ROOT) as process:
-                    for line in process.stdout:
-                        emit(line)
-                    outcome["exit_code"] = process.wait()
+                if not outcome.get("refused"):  # a pod that would not start: the program never runs
+                    with subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                                          env=self.environment(), cwd=REPO_ROOT) as process:
+                        for line in process.stdout:
+                            emit(line)
+                        outcome["exit_code"] = process.wait()
             return_code = outcome["exit_code"]
         finally:
             if log:
@@ -154,6 +155,12 @@ def _contract_around(contract: Optional[BackendContract], executor_input: Option
     if executor_input is None:
         raise ContractError("the backend contract needs the task's executor input as `--executor-input {{$}}` "
                             "on its command line (every component of this project passes it so)")
+    refusal = contract.refusal(executor_input)
+    if refusal:  # on a cluster the pod would wait for ever: here the task fails with the kubelet's reason
+        emit(f"[kfp backend] the task's pod does not start: {refusal}\n")
+        outcome["refused"] = True
+        yield outcome
+        return
     execution_id = contract.before_task(executor_input, image)
     try:
         yield outcome
@@ -196,14 +203,15 @@ def container_task_records(contract: Optional[BackendContract] = None) -> Iterat
                 started = time.time()
                 with _contract_around(contract, _executor_input(self.full_command), self.image,
                                       lambda line: print(line, end="", flush=True)) as outcome:
-                    try:
-                        result = super().run()
-                    except docker.errors.APIError as error:
-                        # The program left its exit code in the task folder.
-                        if not kfp_local_compat.is_vanished_container(error):
-                            raise
-                        result = _exit_status_of(self.full_command)
-                    outcome["exit_code"] = 0 if result == status.Status.SUCCESS else 1
+                    if not outcome.get("refused"):  # a pod that would not start: the container never runs
+                        try:
+                            result = super().run()
+                        except docker.errors.APIError as error:
+                            # The program left its exit code in the task folder.
+                            if not kfp_local_compat.is_vanished_container(error):
+                                raise
+                            result = _exit_status_of(self.full_command)
+                        outcome["exit_code"] = 0 if result == status.Status.SUCCESS else 1
                 _record_task(self.image, self.full_command, started, time.time(), outcome["exit_code"],
                              container=True)
                 return status.Status.SUCCESS if outcome["exit_code"] == 0 else status.Status.FAILURE
@@ -299,7 +307,8 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
                       cache_root: Optional[str] = None, extra_env: Optional[dict[str, str]] = None,
                       run_info: Optional[dict[str, Any]] = None,
                       containers: Optional[list[str]] = None,
-                      backend_contract_store: Optional[str] = None) -> bool:
+                      backend_contract_store: Optional[str] = None,
+                      pod_refusals: Optional[dict[str, list[str]]] = None) -> bool:
     """Runs a compiled pipeline YAML locally; every task's outputs and logs land under ``run_dir``.
 
     Args:
@@ -316,6 +325,8 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
             None runs tasks in the local runtime environments.
         backend_contract_store: Run in backend-contract mode, the KFP backend's MLMD
             records going to this store (pipelines/local/backend_contract.py); None for plain kfp.local.
+        pod_refusals: Under the backend contract, task name -> why a target's backend would not
+            start its pod (``pipelines.ct.pods.pod_refusals``): those tasks fail before they run.
 
     Returns:
         True when every task that ran succeeded.
@@ -338,7 +349,7 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     contract = None
     if backend_contract_store:
         contract = BackendContract(backend_contract_store, pipeline.name, run_dir, arguments,
-                                   runtime_python("data", venvs_dir), REPO_ROOT)
+                                   runtime_python("data", venvs_dir), REPO_ROOT, pod_refusals)
         info["executor"] += " under the KFP v2 backend contract (stand-in)"
         info["backend_contract_store"] = backend_contract_store
     # CPU and memory settings are for clusters; kfp.local warns once per task that it ignores them.

@@ -63,13 +63,15 @@ def _stop_feature_servers():
                        env={**os.environ, "PYTHONPATH": REPO_ROOT})
 
 
-def run_window(var, window, source, port, contract="kfp-local", spec=None, **params):
+def run_window(var, window, source, port, contract="kfp-local", spec=None, run_args=(), **params):
     """Runs the pipeline like `make run` (``contract``: kfp-local or kfp-backend); returns (exit code, facts).
 
-    ``spec``: a dataset spec file (default: the flights example, as `make run`).
+    ``spec``: a dataset spec file (default: the flights example, as `make run`); ``run_args``: more options
+    of the run command (e.g. ``--kfp-target``).
     """
     # Latency is judged in the serving tests; here a loaded, shared machine must not fail a run on it.
     args = ["--window", window, "--var", str(var), "--contract", contract, *(["--spec", spec] if spec else []),
+            *run_args,
             f"source_uri={source}", f"serving_port={port}", "infra_max_p99_ms=2000",
             f"feature_server_url={feature_url(var)}",
             # The flights slice is small: its value threshold a little lower than the spec's.

@@ -10,6 +10,7 @@ fails these runs.
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 
@@ -128,3 +129,59 @@ def test_a_component_writing_a_null_fails_under_the_contract_and_not_under_kfp_l
     log = next(os.path.join(root, "task.log") for root, _, files in os.walk(tmp_path / "backend")
                if "task.log" in files)
     assert "unknown/unsupported value type *structpb.Value_NullValue" in open(log).read()
+
+
+# ----- the same run under a target backend's rules (--kfp-target; pipelines/ct/pods.py) -----
+
+def _cluster_objects(tmp_path, fill):
+    """The ConfigMaps and Secrets `kubectl apply -k manifests/overlays/kubeflow-platform` creates, the Secrets
+    filled as README says when ``fill``."""
+    rendered = subprocess.run(["kubectl", "kustomize", os.path.join(REPO_ROOT, "manifests", "overlays",
+                                                                    "kubeflow-platform")],
+                              capture_output=True, text=True, check=True).stdout
+    objects = [o for o in yaml.safe_load_all(rendered) if o and o["kind"] in ("ConfigMap", "Secret")]
+    if fill:
+        filled = {"ct-s3-credentials": {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"},
+                  "ct-feature-store-credentials": {"REDIS_PASSWORD": "p"}}
+        for obj in objects:
+            if obj["metadata"]["name"] in filled:
+                obj["stringData"] = filled[obj["metadata"]["name"]]
+    path = tmp_path / "objects.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    return str(path)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_under_kfp_2_5_rules_a_pod_whose_secret_is_not_filled_never_starts(tmp_path, sliced_source):
+    """KFP 2.5 makes every env reference required: with the overlay applied and its Secrets left as
+    templates, the first task that reads the S3 credentials fails before it runs, naming the key."""
+    var, port = tmp_path / "var", control.free_port()
+    code, facts = run_window(var, "2013-01:2013-04", sliced_source, port, contract="kfp-backend",
+                             run_args=["--kfp-target", "kubeflow-1.10",
+                                       "--cluster-objects", _cluster_objects(tmp_path, fill=False)])
+    assert code != 0 and not facts.get("deployment")
+    [failed] = [s for s in facts["steps"] if not s["ok"]]
+    with open(failed["log"], encoding="utf-8") as handle:
+        log = handle.read()
+    assert log.startswith("[kfp backend] the task's pod does not start: CreateContainerConfigError: couldn't find "
+                          "key AWS_ACCESS_KEY_ID in Secret kubeflow-user-example-com/ct-s3-credentials"), log
+    assert not os.path.exists(os.path.join(str(var), "registry", "flights-delay", "current.json"))
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_under_kfp_2_5_rules_with_the_secrets_filled_the_run_has_the_outcome_of_the_default_target(
+        tmp_path, sliced_source, backend_var):
+    var, port = tmp_path / "var", control.free_port()
+    try:
+        code, facts = run_window(var, "2013-01:2013-04", sliced_source, port, contract="kfp-backend",
+                                 run_args=["--kfp-target", "kubeflow-1.10",
+                                           "--cluster-objects", _cluster_objects(tmp_path, fill=True)])
+    finally:
+        control.stop(os.path.join(str(var), "serving", "flights-delay"))
+    _, default = backend_var["first"]
+    assert code == 0
+    assert facts["data"]["data_hash"] == default["data"]["data_hash"]
+    assert facts["candidate"] == default["candidate"] and facts["deployment"]["pointer"]["version"] == "v0001"
+    with open(os.path.join(facts["run_dir"], "run.json"), encoding="utf-8") as handle:
+        run = json.load(handle)
+    assert run["kfp_target"] == "kubeflow-1.10" and run["pipeline_yaml"].endswith("ct_pipeline.kubeflow-1.10.yaml")
