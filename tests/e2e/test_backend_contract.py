@@ -133,11 +133,16 @@ def test_a_component_writing_a_null_fails_under_the_contract_and_not_under_kfp_l
 
 # ----- the same run under a target backend's rules (--kfp-target; pipelines/ct/pods.py) -----
 
-def _cluster_objects(tmp_path, fill):
-    """The ConfigMaps and Secrets `kubectl apply -k manifests/overlays/kubeflow-platform` creates, the Secrets
+#: Target -> the kustomization holding the namespace where its pipeline's pods run.
+PIPELINE_NAMESPACE = {"kubeflow-1.10": "kubeflow-platform", "kfp-2.15": "standalone-kfp/pipeline-namespace",
+                      "kfp-2.16": "standalone-kfp/pipeline-namespace", "kfp-2.17": "standalone-kfp/pipeline-namespace"}
+
+
+def _cluster_objects(tmp_path, fill, target="kubeflow-1.10"):
+    """The ConfigMaps and Secrets `kubectl apply -k` creates where the target's pipeline pods run, the Secrets
     filled as README says when ``fill``."""
     rendered = subprocess.run(["kubectl", "kustomize", os.path.join(REPO_ROOT, "manifests", "overlays",
-                                                                    "kubeflow-platform")],
+                                                                    PIPELINE_NAMESPACE[target])],
                               capture_output=True, text=True, check=True).stdout
     objects = [o for o in yaml.safe_load_all(rendered) if o and o["kind"] in ("ConfigMap", "Secret")]
     if fill:
@@ -169,13 +174,14 @@ def test_under_kfp_2_5_rules_a_pod_whose_secret_is_not_filled_never_starts(tmp_p
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_under_kfp_2_5_rules_with_the_secrets_filled_the_run_has_the_outcome_of_the_default_target(
-        tmp_path, sliced_source, backend_var):
+@pytest.mark.parametrize("target", sorted(PIPELINE_NAMESPACE))
+def test_under_each_target_s_rules_with_the_secrets_filled_the_run_has_the_outcome_of_the_default_target(
+        tmp_path, sliced_source, backend_var, target):
     var, port = tmp_path / "var", control.free_port()
     try:
         code, facts = run_window(var, "2013-01:2013-04", sliced_source, port, contract="kfp-backend",
-                                 run_args=["--kfp-target", "kubeflow-1.10",
-                                           "--cluster-objects", _cluster_objects(tmp_path, fill=True)])
+                                 run_args=["--kfp-target", target,
+                                           "--cluster-objects", _cluster_objects(tmp_path, True, target)])
     finally:
         control.stop(os.path.join(str(var), "serving", "flights-delay"))
     _, default = backend_var["first"]
@@ -184,4 +190,4 @@ def test_under_kfp_2_5_rules_with_the_secrets_filled_the_run_has_the_outcome_of_
     assert facts["candidate"] == default["candidate"] and facts["deployment"]["pointer"]["version"] == "v0001"
     with open(os.path.join(facts["run_dir"], "run.json"), encoding="utf-8") as handle:
         run = json.load(handle)
-    assert run["kfp_target"] == "kubeflow-1.10" and run["pipeline_yaml"].endswith("ct_pipeline.kubeflow-1.10.yaml")
+    assert run["kfp_target"] == target and run["pipeline_yaml"].endswith(f"ct_pipeline.{target}.yaml")
