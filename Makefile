@@ -268,7 +268,7 @@ e2e-containers: setup platform-protos images docker-api registry-deps ## The com
 	$(if $(filter podman,$(ENGINE)),DOCKER_HOST=unix://$(PODMAN_SOCKET)) $(VENVS)/dev/bin/python -m pytest tests/containers
 
 DRY_RUN ?=
-deploy-pipeline: setup ## Upload the compiled pipeline to KFP as version <git sha> (KFP_HOST, KFP_NAMESPACE, KFP_TOKEN; DRY_RUN=1)
+deploy-pipeline: setup platform-protos ## Upload the compiled pipeline (PACKAGE, default pipelines/ct_pipeline.yaml) to KFP as version <git sha>, refused when the server's backend would not parse it (KFP_HOST, KFP_NAMESPACE, KFP_TOKEN; DRY_RUN=1)
 	$(VENVS)/dev/bin/python -m pipelines.ct.deliver deploy-pipeline $(if $(DRY_RUN),--dry-run) $(if $(PACKAGE),--package $(PACKAGE))
 
 schedule: setup ## Create or replace the recurring run (CRON="0 0 6 * * *", PARAMS="k=v ...", max concurrency 1, no catch-up; DRY_RUN=1)

@@ -35,16 +35,60 @@ def _versions(client, pipeline_id: str) -> dict[str, str]:
             return names
 
 
+def backend_release(client) -> str:
+    """The KFP backend's release, as its healthz endpoint reports it (``tag_name``; "unknown" when unset).
+
+    The generated client keeps only ``multi_user`` of the answer; the API server writes ``commit_sha``
+    and ``tag_name`` too (backend/src/apiserver/main.go, 2.5.0 to 2.17.0; the image sets TAG_NAME).
+    """
+    answer = client._healthz_api.healthz_service_get_healthz(_preload_content=False)
+    return str(json.loads(answer.data or b"{}").get("tag_name") or "unknown")
+
+
+def check_package_fits_backend(client, pipeline_yaml: str) -> dict[str, Any]:
+    """Refuses a package whose platform config the server's backend would not parse strictly.
+
+    KFP 2.5's compiler then drops the pod labels our NetworkPolicies select on (in silence), 2.15's
+    and later refuse the run: upload what ``make compile OVERLAY=...`` / ``make release`` compiled
+    for that backend.
+
+    Returns:
+        {"backend": its release, "target": the matching target or None when the release is unknown}.
+
+    Raises:
+        ValueError: The backend is not a supported target, or the package does not fit it.
+    """
+    from pipelines.ct.targets import TARGETS, check, target_of_backend
+
+    release = backend_release(client)
+    if release == "unknown":
+        return {"backend": release, "target": None}
+    chosen = target_of_backend(release)
+    if chosen is None:
+        raise ValueError(f"the KFP backend at the host is {release}, not a supported one: "
+                         + ", ".join(f"{t.kfp_backend} ({t.name})" for t in TARGETS.values()))
+    with open(pipeline_yaml, encoding="utf-8") as handle:
+        refused = check(handle.read(), chosen)
+    if refused:
+        executor, error = next(iter(sorted(refused.items())))
+        raise ValueError(f"{os.path.relpath(pipeline_yaml)} does not fit KFP {release} ({chosen}): {executor}: "
+                         f"{error}; compile it for that backend: make release ... OVERLAY=<your overlay> "
+                         f"(or make compile OVERLAY=<your overlay> KFP_TARGET={chosen})")
+    return {"backend": release, "target": chosen}
+
+
 def deploy_pipeline(client, version_name: str, pipeline_yaml: str = PIPELINE_YAML, name: str = PIPELINE_NAME,
                     dry_run: bool = False) -> dict[str, Any]:
     """Uploads the compiled pipeline as version ``version_name`` (creating the pipeline if needed).
 
-    Idempotent: a version of that name that exists already is kept as it is.
+    Idempotent: a version of that name that exists already is kept as it is. A package the
+    server's backend would not parse strictly is refused first (``check_package_fits_backend``).
     """
     plan: dict[str, Any] = {"action": "upload_pipeline_version", "pipeline": name, "version": version_name,
                             "package": os.path.relpath(pipeline_yaml)}
     if dry_run:
         return {**plan, "dry_run": True}
+    plan["backend"] = check_package_fits_backend(client, pipeline_yaml)
     pipeline_id = client.get_pipeline_id(name)
     if pipeline_id is None:
         pipeline_id = client.upload_pipeline(pipeline_yaml, pipeline_name=name).pipeline_id

@@ -93,6 +93,12 @@ class Deployment:
     defaults: dict[str, str]
 
 
+def target_of_backend(tag: str) -> Optional[str]:
+    """The supported target whose KFP backend a server runs (its healthz ``tag_name``, e.g. "2.5.0"), or None."""
+    release = tag.strip().lstrip("v").split(".")[:2]
+    return next((t.name for t in TARGETS.values() if t.kfp_backend.split(".")[:2] == release), None)
+
+
 def overlay_path(overlay: str) -> str:
     """An overlay's folder: a name under manifests/overlays, or a path to a kustomization of one's own."""
     folder = overlay if os.sep in overlay or os.path.isdir(overlay) else os.path.join(OVERLAYS_DIR, overlay)

@@ -33,9 +33,10 @@ class InvalidInputError(Exception):
 class KfpApiStandIn:
     """State of the stand-in server: pipelines, versions, experiments, recurring runs, requests seen."""
 
-    def __init__(self, multi_user: bool = False):
-        """Args: ``multi_user`` as the healthz endpoint reports it (Kubeflow platform: True)."""
+    def __init__(self, multi_user: bool = False, tag_name: str = "2.17.0"):
+        """Args: ``multi_user`` and ``tag_name`` (the backend's release) as the healthz endpoint reports them."""
         self.multi_user = multi_user
+        self.tag_name = tag_name
         self.pipelines: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, dict[str, Any]] = {}
         self.experiments: dict[str, dict[str, Any]] = {}
@@ -148,7 +149,8 @@ class KfpApiStandIn:
         self.requests.append((method, path))
         parts = path.strip("/").split("/")[2:]  # after apis/v2beta1
         if parts == ["healthz"]:
-            return 200, {"multi_user": self.multi_user}
+            # backend/src/apiserver/main.go (2.5.0 to 2.17.0): commit_sha, tag_name, multi_user.
+            return 200, {"commit_sha": "unknown", "tag_name": self.tag_name, "multi_user": self.multi_user}
         if parts == ["pipelines"] and method == "GET":
             name = self._filter_name(query)
             found = [p for p in self.pipelines.values() if name is None or p["display_name"] == name]

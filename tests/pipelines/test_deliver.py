@@ -101,3 +101,26 @@ def test_missing_host_is_a_clear_error(monkeypatch, capsys):
     monkeypatch.delenv("KFP_HOST", raising=False)
     assert deliver.main(["deploy-pipeline", "--version", "abc123"]) == 1
     assert "KFP_HOST" in capsys.readouterr().err
+
+
+def test_a_package_the_server_s_backend_would_not_parse_is_refused_before_upload(tmp_path):
+    """The committed YAML (KFP 2.17's) on a KFP 2.5 server would lose its pod labels in silence: refused,
+    naming the backend and the command that compiles for it; the YAML compiled for 2.5 is uploaded."""
+    from pipelines.ct.compile import compile_to, pipelines
+
+    with KfpApiStandIn(multi_user=True, tag_name="2.5.0") as api:
+        client = deliver.connect(api.host)
+        with pytest.raises(ValueError, match=r"pipelines/ct_pipeline.yaml does not fit KFP 2.5.0 \(kubeflow-1.10\): "
+                                             r"exec-.*optional.*make compile OVERLAY=<your overlay> "
+                                             r"KFP_TARGET=kubeflow-1.10"):
+            deliver.deploy_pipeline(client, "abc123")
+        assert not api.versions  # nothing uploaded
+        fitted = str(tmp_path / "ct.yaml")
+        compile_to(pipelines()[0][0], fitted, "", "kubeflow-1.10")
+        uploaded = deliver.deploy_pipeline(client, "abc123", pipeline_yaml=fitted)
+        assert uploaded["backend"] == {"backend": "2.5.0", "target": "kubeflow-1.10"} and uploaded["version_id"]
+    with KfpApiStandIn(tag_name="2.4.1") as api:
+        with pytest.raises(ValueError, match="the KFP backend at the host is 2.4.1, not a supported one"):
+            deliver.deploy_pipeline(deliver.connect(api.host), "abc123")
+    with KfpApiStandIn(tag_name="unknown") as api:  # a build without TAG_NAME: nothing to check against
+        assert deliver.deploy_pipeline(deliver.connect(api.host), "abc123")["backend"]["target"] is None
