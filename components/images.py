@@ -31,12 +31,15 @@ class PodSettings:
         s3: The step's program reaches S3 itself, so its pod gets the S3 endpoint and credentials.
         feature_store: The step opens the Feast repository: its pod gets the repository
             (ConfigMap ``ct-feature-store``), the Redis password and the online store's label.
+        preload: The libraries the step's program imports, for local runs: a warm runtime imports
+            them once and forks each task from it (``pipelines/local/warm.py``).
     """
 
     cpu: tuple[str, str]
     memory: tuple[str, str]
     s3: bool = False
     feature_store: bool = False
+    preload: tuple[str, ...] = ()
 
 
 def image(runtime: str, registry: str | None = None) -> str:

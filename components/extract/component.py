@@ -6,7 +6,8 @@ from components.container_spec import program_spec
 from components.images import PodSettings
 
 #: Its pod on a cluster: CPU and memory (request, limit), and the S3 endpoint and credentials.
-POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"), s3=True)
+POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"), s3=True,
+                  preload=("pandas", "pyarrow.parquet"))
 
 
 @dsl.container_component

@@ -6,7 +6,8 @@ from components.container_spec import program_spec
 from components.images import PodSettings
 
 #: Its pod on a cluster: CPU and memory (request, limit), S3, and the feature store's repository and Redis.
-POD = PodSettings(cpu=("250m", "1"), memory=("512Mi", "2Gi"), s3=True, feature_store=True)
+POD = PodSettings(cpu=("250m", "1"), memory=("512Mi", "2Gi"), s3=True, feature_store=True,
+                  preload=("feast",))
 
 
 @dsl.container_component

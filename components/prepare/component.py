@@ -6,7 +6,8 @@ from components.container_spec import program_spec
 from components.images import PodSettings
 
 #: Its pod on a cluster: CPU and memory (request, limit).
-POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"))
+POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "4Gi"),
+                  preload=("pandas", "pyarrow.parquet"))
 
 
 @dsl.container_component

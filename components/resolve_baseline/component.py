@@ -6,7 +6,8 @@ from components.container_spec import program_spec
 from components.images import PodSettings
 
 #: Its pod on a cluster: CPU and memory (request, limit), and the S3 endpoint and credentials.
-POD = PodSettings(cpu=("100m", "500m"), memory=("256Mi", "1Gi"), s3=True)
+POD = PodSettings(cpu=("100m", "500m"), memory=("256Mi", "1Gi"), s3=True,
+                  preload=("ml_metadata.metadata_store",))
 
 
 @dsl.container_component

@@ -6,7 +6,9 @@ from components.container_spec import program_spec
 from components.images import PodSettings
 
 #: Its pod on a cluster: CPU and memory (request, limit).
-POD = PodSettings(cpu=("1", "2"), memory=("2Gi", "8Gi"))
+POD = PodSettings(cpu=("1", "2"), memory=("2Gi", "8Gi"),
+                  preload=("sklearn.ensemble", "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing",
+                           "joblib", "pandas"))
 
 
 @dsl.container_component

@@ -94,6 +94,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "stores it, a null fails the task) and the backend's ML Metadata records are written "
                              "(a local stand-in for the cluster's backend); kfp-local (default): kfp.local as it is, "
                              "the run recorded into ML Metadata afterwards")
+    parser.add_argument("--no-warm", action="store_true",
+                        help="start every task as a fresh interpreter (default: fork it from a warm process of its "
+                             "runtime that imported its libraries once, pipelines/local/warm.py)")
     parser.add_argument("--kfp-target", default="",
                         help="with --contract kfp-backend: run the spec compiled for this KFP backend "
                              "(pipelines/ct/targets.py) and start each task's pod as its driver would "
@@ -157,7 +160,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                            cache_root=os.path.join(var, "cache"), run_info=info,
                            containers=[var] if args.containers else None,
                            backend_contract_store=str(params["metadata_uri"]) if backend else None,
-                           pod_refusals=refusals)
+                           pod_refusals=refusals, warm=not args.no_warm)
     pipeline_seconds = time.time() - started
     recorded = time.time()
     # Under the backend contract the backend stand-in wrote ML Metadata while the run went on.

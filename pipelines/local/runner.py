@@ -74,14 +74,17 @@ class RuntimeTaskHandler:
 
     def __init__(self, image: str, full_command: list[str], pipeline_root: str, runner: Any,
                  env_vars: Optional[dict[str, str]] = None, venvs_dir: str = DEFAULT_VENVS,
-                 extra_env: Optional[dict[str, str]] = None, contract: Optional[BackendContract] = None):
+                 extra_env: Optional[dict[str, str]] = None, contract: Optional[BackendContract] = None,
+                 warm: Optional[dict[str, Any]] = None):
         """Args follow kfp.local's ITaskHandler.
 
         ``venvs_dir`` holds one venv per runtime; with ``contract`` the task meets the KFP
-        backend's contract (pipelines/local/backend_contract.py).
+        backend's contract (pipelines/local/backend_contract.py); ``warm``: runtime -> its warm
+        server (pipelines/local/warm.py), from which the task forks instead of starting afresh.
         """
         self.image = image
         self.contract = contract
+        self.warm = warm or {}
         self.full_command = list(full_command)
         self.pipeline_root = pipeline_root
         self.env_vars = {**(env_vars or {}), **(extra_env or {})}
@@ -106,6 +109,24 @@ class RuntimeTaskHandler:
         env.pop("PYTHONHOME", None)
         return env
 
+    def _execute(self, emit) -> int:
+        """Runs the program: forked from its runtime's warm server when there is one, else as a fresh process."""
+        command = self.command()
+        server = self.warm.get(runtime_of(self.image))
+        if server is not None and command[1:2] == ["-m"]:
+            reason = server.failure() or server.error or "its server exited"
+            if server.alive:
+                try:
+                    return server.run(command[2], command[3:], self.environment(), REPO_ROOT, emit)
+                except OSError as error:
+                    reason = str(error)
+            emit(f"[warm] the {server.runtime} runtime is not warm ({reason}): the task runs as a fresh process\n")
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              text=True, bufsize=1, env=self.environment(), cwd=REPO_ROOT) as process:
+            for line in process.stdout:
+                emit(line)
+            return process.wait()
+
     def run(self):
         """Runs the task, streaming its output and keeping it in the task's ``task.log``."""
         from kfp.local import status
@@ -126,12 +147,7 @@ class RuntimeTaskHandler:
         try:
             with _contract_around(self.contract, executor_input, self.image, emit) as outcome:
                 if not outcome.get("refused"):  # a pod that would not start: the program never runs
-                    with subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, text=True, bufsize=1,
-                                          env=self.environment(), cwd=REPO_ROOT) as process:
-                        for line in process.stdout:
-                            emit(line)
-                        outcome["exit_code"] = process.wait()
+                    outcome["exit_code"] = self._execute(emit)
             return_code = outcome["exit_code"]
         finally:
             if log:
@@ -252,7 +268,8 @@ def docker_runner(mount_dirs: list[str]):
 
 @contextlib.contextmanager
 def runtime_task_handler(venvs_dir: str = DEFAULT_VENVS, extra_env: Optional[dict[str, str]] = None,
-                         contract: Optional[BackendContract] = None) -> Iterator[None]:
+                         contract: Optional[BackendContract] = None,
+                         warm: Optional[dict[str, Any]] = None) -> Iterator[None]:
     """Makes kfp.local execute tasks with RuntimeTaskHandler for the duration of the block.
 
     kfp.local picks a task handler from a table keyed by the runner's exact type
@@ -260,7 +277,7 @@ def runtime_task_handler(venvs_dir: str = DEFAULT_VENVS, extra_env: Optional[dic
     ``SubprocessRunner`` is swapped for ours, and put back afterwards.
     """
     def factory(**kwargs):
-        return RuntimeTaskHandler(venvs_dir=venvs_dir, extra_env=extra_env, contract=contract, **kwargs)
+        return RuntimeTaskHandler(venvs_dir=venvs_dir, extra_env=extra_env, contract=contract, warm=warm, **kwargs)
 
     with kfp_local_compat.subprocess_handler(factory):
         yield
@@ -302,13 +319,54 @@ def _record_cached_task(run_dir: str, cache_root: str, task: str, key_prefix: st
     return ({"artifacts": artifacts, "parameterValues": parameters}, executor_input, timing.get("image"))
 
 
+def warm_preloads(pipeline_yaml: str) -> dict[str, list[str]]:
+    """Runtime -> the modules its tasks import (each step's ``PodSettings.preload``), for the pipeline's executors."""
+    import importlib
+
+    import yaml
+
+    with open(pipeline_yaml, encoding="utf-8") as handle:
+        spec = next(d for d in yaml.safe_load_all(handle) if d and "deploymentSpec" in d)
+    preloads: dict[str, list[str]] = {}
+    for executor in spec["deploymentSpec"]["executors"].values():
+        container = executor.get("container") or {}
+        program = (container.get("command") or [""])[-1]
+        if not program.startswith("components."):
+            continue
+        try:
+            pod = importlib.import_module(f"{program}.component").POD
+        except (ImportError, AttributeError):
+            continue
+        modules = preloads.setdefault(runtime_of(container["image"]), [])
+        modules += [m for m in pod.preload if m not in modules]
+    return {runtime: modules for runtime, modules in preloads.items() if modules}
+
+
+def start_warm_runtimes(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[dict[str, str]] = None
+                        ) -> dict[str, Any]:
+    """Starts a warm server per runtime the pipeline's tasks use (in parallel); runtime -> those that came up."""
+    import tempfile
+
+    from pipelines.local import warm
+
+    env = {**os.environ, **(extra_env or {}), "PYTHONPATH": REPO_ROOT, "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTHONHOME", None)
+    # Unix socket paths are short (107 bytes): a folder of its own under the system's temporary one.
+    folder = tempfile.mkdtemp(prefix="kfp-ct-warm-")
+    servers = warm.start_all(warm_preloads(pipeline_yaml), lambda runtime: runtime_python(runtime, venvs_dir),
+                             folder, env, log=lambda line: print(line, flush=True))
+    if not servers:
+        shutil.rmtree(folder, ignore_errors=True)
+    return servers
+
+
 def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: str,
                       venvs_dir: str = DEFAULT_VENVS, enable_caching: bool = False,
                       cache_root: Optional[str] = None, extra_env: Optional[dict[str, str]] = None,
                       run_info: Optional[dict[str, Any]] = None,
                       containers: Optional[list[str]] = None,
                       backend_contract_store: Optional[str] = None,
-                      pod_refusals: Optional[dict[str, list[str]]] = None) -> bool:
+                      pod_refusals: Optional[dict[str, list[str]]] = None, warm: bool = True) -> bool:
     """Runs a compiled pipeline YAML locally; every task's outputs and logs land under ``run_dir``.
 
     Args:
@@ -327,6 +385,8 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
             records going to this store (pipelines/local/backend_contract.py); None for plain kfp.local.
         pod_refusals: Under the backend contract, task name -> why a target's backend would not
             start its pod (``pipelines.ct.pods.pod_refusals``): those tasks fail before they run.
+        warm: Fork each task from a warm server of its runtime (pipelines/local/warm.py) instead of
+            starting a fresh interpreter; local runtimes only.
 
     Returns:
         True when every task that ran succeeded.
@@ -360,12 +420,20 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     root_logger.addHandler(hits)
     root_logger.setLevel(min(level, logging.INFO))  # kfp.local reports cache hits at INFO
     task = None
+    servers: dict[str, Any] = {}
     try:
+        if containers is None and warm:
+            servers = start_warm_runtimes(pipeline_yaml, venvs_dir, extra_env)
+            info["warm_runtimes"] = sorted(servers)
         handler = (container_task_records(contract) if containers is not None
-                   else runtime_task_handler(venvs_dir, extra_env, contract))
+                   else runtime_task_handler(venvs_dir, extra_env, contract, servers))
         with handler:
             task = pipeline(**arguments)
     finally:
+        for server in servers.values():
+            server.stop()
+        for folder in {os.path.dirname(server.socket_path) for server in servers.values()}:
+            shutil.rmtree(folder, ignore_errors=True)
         root_logger.removeHandler(hits)
         root_logger.setLevel(level)
         for task_name, key in hits.hits:

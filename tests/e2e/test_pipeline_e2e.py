@@ -284,3 +284,49 @@ def test_the_html_artifacts_render_offline_in_a_browser(deployed, tmp_path):
                    cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT}, check=True, capture_output=True)
     for index, page in enumerate([*views, str(graph)]):
         assert_renders_offline(page, str(tmp_path / f"page-{index}.png"))
+
+
+#: The outputs that are the run's results (not its logs, timings, paths or latencies), per step.
+RESULTS = {"extract": ["dataset"], "join-features": ["joined"],
+           "validate-data": ["schema", "statistics", "anomalies"],
+           "prepare": ["train_data", "eval_data", "test_data"], "train": ["model"],
+           "evaluate": ["evaluation", "metrics", "classification_metrics"]}
+
+
+def _result_files(run_dir):
+    """Relative path -> bytes of every result file of a run."""
+    found = {}
+    for step, outputs in RESULTS.items():
+        task_dir = next(d for d in (os.path.join(root, step) for root, dirs, _ in os.walk(run_dir) if step in dirs))
+        for output in outputs:
+            path = os.path.join(task_dir, output)
+            files = [path] if os.path.isfile(path) else [os.path.join(r, f) for r, _, fs in os.walk(path) for f in fs]
+            for file in files:
+                with open(file, "rb") as handle:
+                    found[os.path.relpath(file, os.path.dirname(task_dir))] = handle.read()
+    return found
+
+
+def test_warm_runtimes_give_the_outputs_of_fresh_processes_bit_for_bit(deployed, sliced_source, tmp_path):
+    """make run forks each task from a warm process of its runtime (pipelines/local/warm.py); WARM=false starts
+    every task afresh: the same window on the same data gives the same bytes."""
+    var, port = tmp_path / "var", control.free_port()
+    try:
+        code, facts = run_window(var, "2013-01:2013-04", sliced_source, port, run_args=["--no-warm"])
+    finally:
+        control.stop(os.path.join(str(var), "serving", "flights-delay"))
+    assert code == 0 and deployed["code"] == 0
+    with open(os.path.join(deployed["facts"]["run_dir"], "run.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["warm_runtimes"] == ["data", "feature", "train"]
+    with open(os.path.join(facts["run_dir"], "run.json"), encoding="utf-8") as handle:
+        assert "warm_runtimes" not in json.load(handle)
+    warm, fresh = _result_files(deployed["facts"]["run_dir"]), _result_files(facts["run_dir"])
+    assert len(warm) >= 20 and sorted(warm) == sorted(fresh)
+    assert [name for name in warm if warm[name] != fresh[name] and "/statistics/" not in name] == []
+    # TFDV picks and orders equally frequent string values of its top-k lists by Python's string hashing,
+    # which is seeded per process: two fresh runs differ there too. Every count is the same.
+    def counts(text):
+        return [line for line in text.splitlines() if not line.strip().startswith((b"label:", b'value: "'))]
+
+    for name in (n for n in warm if "/statistics/" in n):
+        assert counts(warm[name]) == counts(fresh[name]), name

@@ -1,0 +1,297 @@
+"""Warm runtimes for local runs: one process per runtime imports what its steps need; each task forks from it.
+
+A task started as a fresh process pays its interpreter and its imports (TensorFlow for
+validate_data, Feast for the feature steps: seconds each) before any compute. At the start of
+a local run, one server per runtime the pipeline uses is started in that runtime's environment
+(all in parallel); it imports the modules the runtime's steps declare (``PodSettings.preload``
+in each step's ``component.py``) and waits. Each task then runs in a child forked from it:
+
+- the task's own argv (``python -m components.<step> ...``, run as ``__main__`` by runpy), its
+  environment (replaced whole), its working directory, stdin from /dev/null, stdout and stderr
+  to a pipe the runner reads (passed over the Unix socket with SCM_RIGHTS), its exit status
+  (a signal as the negative signal number, as ``subprocess`` reports it);
+- a task that crashes or is killed takes only its child down; the server serves the next one;
+- a runtime whose imports fail, or a server that is gone, leaves its tasks to fresh processes,
+  and the runner says so.
+
+The servers listen at once and import while the run goes on: a task that arrives before its
+runtime's imports are done is served between two of them (it imports the rest itself). kfp.local
+stays the orchestrator (its DAG, its cache, its logs). A server serves one task at a time
+(kfp.local runs a pipeline's tasks one after another) and forks from its only thread.
+Not used for container runs. ``python -m pipelines.local.warm serve --socket PATH --preload a,b``
+is the server; it needs the standard library only (it runs in every runtime's environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Optional
+
+_REQUEST_LIMIT = 1 << 24
+
+
+# ----- the server (in the runtime's environment) -----
+
+def _child(request: dict, out_fd: int) -> None:
+    """In the forked child: become the task, run it, and exit with its status (never returns)."""
+    import random
+    import runpy
+
+    code = 1
+    try:
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.close(out_fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        random.seed()  # a fresh process seeds from the OS; a forked one would share the server's state
+        sys.argv = [request["module"], *request["argv"]]
+        try:
+            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+            if done.code is not None and not isinstance(done.code, int):
+                print(done.code, file=sys.stderr)
+        except BaseException:  # noqa: BLE001 - a crash is the task's, reported as Python reports it
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
+        os._exit(code)
+
+
+def _serve_one(listener: socket.socket) -> bool:
+    """Accepts one request and runs it in a forked child, waiting for it; False on a stop request."""
+    connection, _ = listener.accept()
+    with connection:
+        try:
+            message, fds, _, _ = socket.recv_fds(connection, _REQUEST_LIMIT, 1)
+            request = json.loads(message)
+            if request.get("op") == "stop":
+                return False
+            [out_fd] = fds
+        except (OSError, ValueError) as error:
+            print(f"[warm] bad request: {error}", file=sys.stderr, flush=True)
+            return True
+        pid = os.fork()
+        if pid == 0:
+            listener.close()
+            connection.close()
+            _child(request, out_fd)
+        os.close(out_fd)
+        _, status = os.waitpid(pid, 0)
+        try:
+            connection.sendall(json.dumps({"exit_code": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
+        except OSError:
+            pass
+    return True
+
+
+def serve(socket_path: str, preload: list[str]) -> int:
+    """Listens at once, imports ``preload`` one module at a time, and runs each task a client sends in a child.
+
+    A task that arrives while imports are still going is served between two of them: it forks
+    from what is imported so far and imports the rest itself, as a fresh process would. A module
+    that fails to import stops the server (exit 3, the reason on stderr): its clients fall back to
+    fresh processes.
+    """
+    import importlib
+    import selectors
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)
+    listener.listen(8)
+    print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
+    started = time.perf_counter()
+    with selectors.DefaultSelector() as pending:
+        pending.register(listener, selectors.EVENT_READ)
+        for module in preload:
+            while pending.select(0):
+                if not _serve_one(listener):
+                    return 0
+            try:
+                importlib.import_module(module)
+            except BaseException as error:  # noqa: BLE001 - any failure means: no warm runtime here
+                print(json.dumps({"preload_failed": f"import {module}: {type(error).__name__}: {error}"}),
+                      file=sys.stderr, flush=True)
+                listener.close()
+                os.unlink(socket_path)
+                return 3
+    print(json.dumps({"preloaded": preload, "seconds": round(time.perf_counter() - started, 3)}), file=sys.stderr,
+          flush=True)
+    while _serve_one(listener):
+        pass
+    return 0
+
+
+# ----- the client (in the runner) -----
+
+class WarmRuntime:
+    """A runtime's server, as the runner sees it."""
+
+    def __init__(self, runtime: str, python: str, preload: list[str], socket_path: str, env: dict[str, str]):
+        """Starts the server (returns at once; ``wait_ready`` waits for its imports)."""
+        self.runtime, self.preload, self.socket_path = runtime, preload, socket_path
+        self.error: Optional[str] = None
+        # The server's own warnings (its imports') go to a file beside the socket, never into a pipe nobody reads.
+        self.log_path = socket_path[:-len(".sock")] + ".log" if socket_path.endswith(".sock") else socket_path + ".log"
+        with open(self.log_path, "w", encoding="utf-8") as log:
+            self.process = subprocess.Popen([python, "-m", "pipelines.local.warm", "serve", "--socket", socket_path,
+                                             "--preload", ",".join(preload)],
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                                            text=True, env=env)
+
+    def wait_ready(self, timeout: float = 300.0) -> bool:
+        """Whether the server imported its modules and listens (else ``error`` says why)."""
+        import selectors
+
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                self.error = f"no answer in {timeout:.0f} s"
+                self.stop()
+                return False
+        line = self.process.stdout.readline()
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                answer = {"ready": False, "error": (line + log.read())[-1500:].strip()
+                          or f"exited with code {self.process.wait()}"}
+        if not answer.get("ready"):
+            self.error = answer.get("error")
+            self.stop()
+            return False
+        return True
+
+    def failure(self) -> Optional[str]:
+        """Why the server stopped (a module it could not import), from its log; None when it did not say."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                for line in reversed(log.read().splitlines()):
+                    if line.startswith('{"preload_failed"'):
+                        return json.loads(line)["preload_failed"]
+        except (OSError, ValueError):
+            return None
+        return None
+
+    def preloaded(self) -> Optional[dict]:
+        """{"preloaded": modules, "seconds": ...} once the server imported them all, else None."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                for line in log.read().splitlines():
+                    if line.startswith('{"preloaded"'):
+                        return json.loads(line)
+        except (OSError, ValueError):
+            return None
+        return None
+
+    @property
+    def alive(self) -> bool:
+        """The server runs and took its imports."""
+        return self.error is None and self.process.poll() is None
+
+    def run(self, module: str, argv: list[str], env: dict[str, str], cwd: str, emit: Callable[[str], None]) -> int:
+        """Runs ``python -m module argv`` in a child of the server; streams its output to ``emit``; its exit code.
+
+        Raises:
+            OSError: The server cannot be reached (the caller falls back to a fresh process).
+        """
+        read_fd, write_fd = os.pipe()
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            connection.connect(self.socket_path)
+            request = {"module": module, "argv": argv, "env": env, "cwd": cwd}
+            socket.send_fds(connection, [json.dumps(request).encode()], [write_fd])
+        except OSError as error:
+            os.close(read_fd)
+            connection.close()
+            self.error = self.failure() or str(error)
+            raise OSError(self.error) from error
+        finally:
+            os.close(write_fd)
+        with open(read_fd, encoding="utf-8", errors="backslashreplace") as output:
+            for line in output:  # until the child (the only writer left) exits
+                emit(line)
+        with connection:
+            answer = connection.makefile().readline()
+        if not answer:
+            raise OSError(f"the {self.runtime} runtime's server closed the connection without an exit code")
+        return int(json.loads(answer)["exit_code"])
+
+    def stop(self) -> None:
+        """Stops the server."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+
+
+def start_all(preloads: dict[str, list[str]], python_of: Callable[[str], str], folder: str, env: dict[str, str],
+              log: Callable[[str], None] = print) -> dict[str, WarmRuntime]:
+    """Starts one server per runtime in parallel; returns those that came up (the others are logged).
+
+    Args:
+        preloads: Runtime -> the modules its steps import.
+        python_of: Runtime -> its interpreter.
+        folder: Where the servers' sockets go (a short path: Unix socket names are limited to 107 bytes).
+        env: The servers' environment (``PYTHONPATH`` making the repository importable).
+        log: Where progress and fallbacks are reported.
+    """
+    os.makedirs(folder, exist_ok=True)
+    started = time.perf_counter()
+    servers = {runtime: WarmRuntime(runtime, python_of(runtime), modules, os.path.join(folder, f"{runtime}.sock"),
+                                    env) for runtime, modules in sorted(preloads.items())}
+    ready = {}
+    for runtime, server in servers.items():
+        if server.wait_ready():
+            ready[runtime] = server
+        else:
+            log(f"[warm] the {runtime} runtime could not import its steps' modules ({server.error}): "
+                "its tasks run as fresh processes")
+    if ready:
+        log(f"[warm] runtimes listening in {time.perf_counter() - started:.1f} s, importing their steps' modules "
+            "meanwhile: " + "; ".join(f"{r}: {', '.join(s.preload)}" for r, s in ready.items()))
+    return ready
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Command line: the server."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.local.warm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--preload", default="", help="comma-separated modules to import before serving")
+    args = parser.parse_args(argv)
+    return serve(args.socket, [m for m in args.preload.split(",") if m])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Warm runtimes (pipelines/local/warm.py): a task forked from a server that imported its libraries behaves as
+the fresh process it replaces (argv, environment, working directory, output, exit status), a crash or a
+kill takes only the task down, and a runtime whose imports fail sends its tasks to fresh processes."""
+
+import os
+import signal
+import sys
+import tempfile
+import time
+
+import pytest
+
+from pipelines.local import warm
+
+TASK = '''
+import os, sys
+print("argv", sys.argv[1:])
+print("env", os.environ.get("TASK_VALUE"), "HOME" in os.environ)
+print("cwd", os.getcwd())
+print("to stderr", file=sys.stderr)
+mode = sys.argv[1]
+if mode == "kill":
+    os.kill(os.getpid(), 9)
+if mode == "crash":
+    raise RuntimeError("boom")
+if mode == "preloaded":
+    print("preloaded", "json" in sys.modules and "colorsys" in sys.modules)
+sys.exit(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+'''
+
+
+@pytest.fixture
+def package(tmp_path):
+    folder = tmp_path / "pkgs" / "warmtask"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "__main__.py").write_text(TASK)
+    return str(tmp_path / "pkgs")
+
+
+def _server(package, preload):
+    folder = tempfile.mkdtemp(prefix="warm-test-")  # a short path: Unix socket names are limited
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.getcwd()])}
+    server = warm.WarmRuntime("test", sys.executable, preload, os.path.join(folder, "test.sock"), env)
+    assert server.wait_ready()
+    return server
+
+
+def _run(server, argv, env=None, cwd="/"):
+    lines = []
+    code = server.run("warmtask", argv, env if env is not None else {"TASK_VALUE": "v"}, cwd, lines.append)
+    return code, "".join(lines)
+
+
+def test_a_forked_task_has_its_own_argv_environment_directory_output_and_exit_code(package, tmp_path):
+    server = _server(package, ["json", "colorsys"])
+    try:
+        code, output = _run(server, ["ok", "3"], {"TASK_VALUE": "given"}, str(tmp_path))
+        assert code == 3
+        assert "argv ['ok', '3']" in output and "env given False" in output  # the environment is replaced whole
+        assert f"cwd {tmp_path}" in output and "to stderr" in output
+        deadline = time.monotonic() + 30
+        while server.preloaded() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # a task that comes before the imports are done imports what it lacks itself
+        assert server.preloaded()["preloaded"] == ["json", "colorsys"]
+        code, output = _run(server, ["preloaded"])
+        assert code == 0 and "preloaded True" in output  # forked after the server's imports
+    finally:
+        server.stop()
+
+
+def test_a_crash_or_a_kill_takes_only_the_task_down(package):
+    server = _server(package, ["json"])
+    try:
+        code, output = _run(server, ["crash"])
+        assert code == 1 and "RuntimeError: boom" in output and "Traceback" in output
+        code, _ = _run(server, ["kill"])
+        assert code == -signal.SIGKILL  # as subprocess reports a signal
+        code, output = _run(server, ["ok"])
+        assert code == 0 and server.alive  # the server serves on
+    finally:
+        server.stop()
+
+
+def test_a_runtime_whose_imports_fail_says_so_and_its_tasks_run_afresh(package):
+    server = _server(package, ["no_such_module_anywhere"])
+    try:
+        server.process.wait(30)  # it stops at the failing import
+        assert not server.alive
+        assert server.failure() == ("import no_such_module_anywhere: ModuleNotFoundError: "
+                                    "No module named 'no_such_module_anywhere'")
+        with pytest.raises(OSError, match="no_such_module_anywhere"):
+            _run(server, ["ok"])
+    finally:
+        server.stop()
+
+
+def test_the_runner_falls_back_to_a_fresh_process_and_names_the_reason(package, monkeypatch):
+    from pipelines.local.runner import RuntimeTaskHandler
+
+    server = _server(package, ["no_such_module_anywhere"])
+    server.process.wait(30)
+    handler = RuntimeTaskHandler(image="localhost/kfp-ct/dev:0.1.0", full_command=["python", "-m", "warmtask", "ok"],
+                                 pipeline_root="/tmp", runner=None, warm={"dev": server})
+    monkeypatch.setattr(handler, "command", lambda: [sys.executable, "-m", "warmtask", "ok"])
+    monkeypatch.setattr(handler, "environment", lambda: {**os.environ, "PYTHONPATH": package, "TASK_VALUE": "v"})
+    lines = []
+    try:
+        assert handler._execute(lines.append) == 0
+    finally:
+        server.stop()
+    output = "".join(lines)
+    assert output.startswith("[warm] the test runtime is not warm (import no_such_module_anywhere: "
+                             "ModuleNotFoundError") and "argv ['ok']" in output
+
+
+def test_each_runtime_preloads_what_its_steps_declare():
+    from pipelines.ct.spec import PIPELINE_YAML
+    from pipelines.local.runner import warm_preloads
+
+    preloads = warm_preloads(PIPELINE_YAML)
+    assert "tensorflow_data_validation" in preloads["data"] and "feast" in preloads["feature"]
+    assert "sklearn.ensemble" in preloads["train"] and "serve" not in preloads  # nothing heavy to import there
