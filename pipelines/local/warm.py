@@ -80,6 +80,17 @@ def _child(request: dict, out_fd: int) -> None:
         os._exit(code)
 
 
+def _exit_with_parent() -> None:
+    """Asks Linux to end this server when the runner that started it dies (prctl PR_SET_PDEATHSIG), killed or not."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the runner's finally block stops it
+
+
 def _serve_one(listener: socket.socket) -> bool:
     """Accepts one request and runs it in a forked child, waiting for it; False on a stop request."""
     connection, _ = listener.accept()
@@ -118,6 +129,7 @@ def serve(socket_path: str, preload: list[str]) -> int:
     import importlib
     import selectors
 
+    _exit_with_parent()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(8)
