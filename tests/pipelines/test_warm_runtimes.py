@@ -121,3 +121,9 @@ def test_each_runtime_preloads_what_its_steps_declare():
     preloads = warm_preloads(PIPELINE_YAML)
     assert "tensorflow_data_validation" in preloads["data"] and "feast" in preloads["feature"]
     assert "sklearn.ensemble" in preloads["train"] and "serve" not in preloads  # nothing heavy to import there
+    # A step that declares nothing starts afresh (no wait on its runtime's imports); a program that is no
+    # step (None) forks from the server when there is one.
+    from pipelines.local.runner import _preloads
+
+    assert _preloads("components.fingerprint") == () and _preloads("warmtask") is None
+    assert "tensorflow_data_validation" in _preloads("components.validate_data")
