@@ -76,16 +76,16 @@ class RuntimeTaskHandler:
     def __init__(self, image: str, full_command: list[str], pipeline_root: str, runner: Any,
                  env_vars: Optional[dict[str, str]] = None, venvs_dir: str = DEFAULT_VENVS,
                  extra_env: Optional[dict[str, str]] = None, contract: Optional[BackendContract] = None,
-                 warm: Optional[dict[str, Any]] = None):
+                 warm: Optional[Any] = None):
         """Args follow kfp.local's ITaskHandler.
 
         ``venvs_dir`` holds one venv per runtime; with ``contract`` the task meets the KFP
-        backend's contract (pipelines/local/backend_contract.py); ``warm``: runtime -> its warm
-        server (pipelines/local/warm.py), from which the task forks instead of starting afresh.
+        backend's contract (pipelines/local/backend_contract.py); ``warm``: the run's warm servers
+        (``pipelines.local.warm.WarmPool``), from which the task forks instead of starting afresh.
         """
         self.image = image
         self.contract = contract
-        self.warm = warm or {}
+        self.warm = warm
         self.full_command = list(full_command)
         self.pipeline_root = pipeline_root
         self.env_vars = {**(env_vars or {}), **(extra_env or {})}
@@ -113,8 +113,9 @@ class RuntimeTaskHandler:
     def _execute(self, emit) -> int:
         """Runs the program: forked from its runtime's warm server when there is one, else as a fresh process."""
         command = self.command()
-        server = self.warm.get(runtime_of(self.image))
-        if server is not None and command[1:2] == ["-m"] and _preloads(command[2]) != ():
+        wanted = self.warm is not None and command[1:2] == ["-m"] and _preloads(command[2]) != ()
+        server = self.warm.get(runtime_of(self.image)) if wanted else None
+        if server is not None:
             reason = server.failure() or server.error or "its server exited"
             if server.alive:
                 try:
@@ -270,7 +271,7 @@ def docker_runner(mount_dirs: list[str]):
 @contextlib.contextmanager
 def runtime_task_handler(venvs_dir: str = DEFAULT_VENVS, extra_env: Optional[dict[str, str]] = None,
                          contract: Optional[BackendContract] = None,
-                         warm: Optional[dict[str, Any]] = None) -> Iterator[None]:
+                         warm: Optional[Any] = None) -> Iterator[None]:
     """Makes kfp.local execute tasks with RuntimeTaskHandler for the duration of the block.
 
     kfp.local picks a task handler from a table keyed by the runner's exact type
@@ -353,9 +354,8 @@ def warm_preloads(pipeline_yaml: str) -> dict[str, list[str]]:
     return {runtime: modules for runtime, modules in preloads.items() if modules}
 
 
-def start_warm_runtimes(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[dict[str, str]] = None
-                        ) -> dict[str, Any]:
-    """Starts a warm server per runtime the pipeline's tasks use (in parallel); runtime -> those that came up."""
+def warm_pool(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[dict[str, str]] = None):
+    """The run's warm servers (pipelines/local/warm.py), each started by the first task of its runtime that runs."""
     import tempfile
 
     from pipelines.local import warm
@@ -363,12 +363,9 @@ def start_warm_runtimes(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[
     env = {**os.environ, **(extra_env or {}), "PYTHONPATH": REPO_ROOT, "PYTHONUNBUFFERED": "1"}
     env.pop("PYTHONHOME", None)
     # Unix socket paths are short (107 bytes): a folder of its own under the system's temporary one.
-    folder = tempfile.mkdtemp(prefix="kfp-ct-warm-")
-    servers = warm.start_all(warm_preloads(pipeline_yaml), lambda runtime: runtime_python(runtime, venvs_dir),
-                             folder, env, log=lambda line: print(line, flush=True))
-    if not servers:
-        shutil.rmtree(folder, ignore_errors=True)
-    return servers
+    folder = os.path.join(tempfile.gettempdir(), f"kfp-ct-warm-{os.getpid()}-{time.monotonic_ns()}")
+    return warm.WarmPool(warm_preloads(pipeline_yaml), lambda runtime: runtime_python(runtime, venvs_dir),
+                         folder, env, log=lambda line: print(line, flush=True))
 
 
 def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: str,
@@ -431,20 +428,16 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     root_logger.addHandler(hits)
     root_logger.setLevel(min(level, logging.INFO))  # kfp.local reports cache hits at INFO
     task = None
-    servers: dict[str, Any] = {}
+    pool = warm_pool(pipeline_yaml, venvs_dir, extra_env) if containers is None and warm else None
     try:
-        if containers is None and warm:
-            servers = start_warm_runtimes(pipeline_yaml, venvs_dir, extra_env)
-            info["warm_runtimes"] = sorted(servers)
         handler = (container_task_records(contract) if containers is not None
-                   else runtime_task_handler(venvs_dir, extra_env, contract, servers))
+                   else runtime_task_handler(venvs_dir, extra_env, contract, pool))
         with handler:
             task = pipeline(**arguments)
     finally:
-        for server in servers.values():
-            server.stop()
-        for folder in {os.path.dirname(server.socket_path) for server in servers.values()}:
-            shutil.rmtree(folder, ignore_errors=True)
+        if pool is not None:
+            info["warm_runtimes"] = sorted(pool.servers)
+            pool.stop()
         root_logger.removeHandler(hits)
         root_logger.setLevel(level)
         for task_name, key in hits.hits:

@@ -1,10 +1,11 @@
 """Warm runtimes for local runs: one process per runtime imports what its steps need; each task forks from it.
 
 A task started as a fresh process pays its interpreter and its imports (TensorFlow for
-validate_data, Feast for the feature steps: seconds each) before any compute. At the start of
-a local run, one server per runtime the pipeline uses is started in that runtime's environment
-(all in parallel); it imports the modules the runtime's steps declare (``PodSettings.preload``
-in each step's ``component.py``) and waits. Each task then runs in a child forked from it:
+validate_data, Feast for the feature steps: seconds each) before any compute. The first task of a
+runtime that declares imports (``PodSettings.preload`` in each step's ``component.py``) starts
+that runtime's server in its environment (``WarmPool``): the server runs that task first (it
+imports what it needs itself, as a fresh process would), then imports what the runtime's steps
+declare while the run goes on. Each task then runs in a child forked from it:
 
 - the task's own argv (``python -m components.<step> ...``, run as ``__main__`` by runpy), its
   environment (replaced whole), its working directory, stdin from /dev/null, stdout and stderr
@@ -30,11 +31,14 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Optional
 
 _REQUEST_LIMIT = 1 << 24
+#: How long a new server waits for the task that started it before it begins its imports (seconds).
+_FIRST_TASK_WAIT = 2.0
 
 
 # ----- the server (in the runtime's environment) -----
@@ -137,6 +141,11 @@ def serve(socket_path: str, preload: list[str]) -> int:
     started = time.perf_counter()
     with selectors.DefaultSelector() as pending:
         pending.register(listener, selectors.EVENT_READ)
+        # The task that started this server comes first, before any import: it imports what it needs
+        # itself, as a fresh process would (a step with nothing new to do needs nothing heavy); the
+        # runtime's later tasks find the imports done.
+        if pending.select(_FIRST_TASK_WAIT) and not _serve_one(listener):
+            return 0
         for module in preload:
             while pending.select(0):
                 if not _serve_one(listener):
@@ -266,32 +275,54 @@ class WarmRuntime:
             os.unlink(self.socket_path)
 
 
-def start_all(preloads: dict[str, list[str]], python_of: Callable[[str], str], folder: str, env: dict[str, str],
-              log: Callable[[str], None] = print) -> dict[str, WarmRuntime]:
-    """Starts one server per runtime in parallel; returns those that came up (the others are logged).
+class WarmPool:
+    """The warm servers of a run, each started when the first task of its runtime that declares imports runs.
 
-    Args:
-        preloads: Runtime -> the modules its steps import.
-        python_of: Runtime -> its interpreter.
-        folder: Where the servers' sockets go (a short path: Unix socket names are limited to 107 bytes).
-        env: The servers' environment (``PYTHONPATH`` making the repository importable).
-        log: Where progress and fallbacks are reported.
+    A run whose tasks are all served from kfp.local's cache starts none (its imports would only
+    compete with the run for the cores); a runtime's server starts with its first executed task
+    and imports the rest of what its steps need while the run goes on.
     """
-    os.makedirs(folder, exist_ok=True)
-    started = time.perf_counter()
-    servers = {runtime: WarmRuntime(runtime, python_of(runtime), modules, os.path.join(folder, f"{runtime}.sock"),
-                                    env) for runtime, modules in sorted(preloads.items())}
-    ready = {}
-    for runtime, server in servers.items():
-        if server.wait_ready():
-            ready[runtime] = server
-        else:
-            log(f"[warm] the {runtime} runtime could not import its steps' modules ({server.error}): "
-                "its tasks run as fresh processes")
-    if ready:
-        log(f"[warm] runtimes listening in {time.perf_counter() - started:.1f} s, importing their steps' modules "
-            "meanwhile: " + "; ".join(f"{r}: {', '.join(s.preload)}" for r, s in ready.items()))
-    return ready
+
+    def __init__(self, preloads: dict[str, list[str]], python_of: Callable[[str], str], folder: str,
+                 env: dict[str, str], log: Callable[[str], None] = print):
+        """Creates the pool; no server starts yet.
+
+        Args:
+            preloads: Runtime -> the modules its steps import.
+            python_of: Runtime -> its interpreter.
+            folder: Where the sockets go (a short path: Unix socket names are limited to 107 bytes).
+            env: The servers' environment (``PYTHONPATH`` making the repository importable).
+            log: Where starts and failures are reported.
+        """
+        self.preloads, self.python_of, self.folder, self.env, self.log = preloads, python_of, folder, env, log
+        self.servers: dict[str, WarmRuntime] = {}
+        self._lock = threading.Lock()
+
+    def get(self, runtime: str) -> Optional[WarmRuntime]:
+        """The runtime's server, started on first use; None for a runtime with nothing to import."""
+        if runtime not in self.preloads:
+            return None
+        with self._lock:
+            if runtime not in self.servers:
+                os.makedirs(self.folder, exist_ok=True)
+                server = WarmRuntime(runtime, self.python_of(runtime), self.preloads[runtime],
+                                     os.path.join(self.folder, f"{runtime}.sock"), self.env)
+                if server.wait_ready():
+                    self.log(f"[warm] the {runtime} runtime's server is up; it imports "
+                             f"{', '.join(server.preload)} while the run goes on")
+                else:
+                    self.log(f"[warm] the {runtime} runtime's server did not start ({server.error}): "
+                             "its tasks run as fresh processes")
+                self.servers[runtime] = server
+            return self.servers[runtime]
+
+    def stop(self) -> None:
+        """Stops every server and removes the sockets' folder."""
+        import shutil
+
+        for server in self.servers.values():
+            server.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

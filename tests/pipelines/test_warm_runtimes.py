@@ -127,3 +127,21 @@ def test_each_runtime_preloads_what_its_steps_declare():
 
     assert _preloads("components.fingerprint") == () and _preloads("warmtask") is None
     assert "tensorflow_data_validation" in _preloads("components.validate_data")
+
+
+def test_a_runtime_s_server_starts_with_its_first_task_and_only_then(package):
+    """A run served from the cache starts no server: their imports would only compete with it for the cores."""
+    folder = os.path.join(tempfile.gettempdir(), f"warm-pool-{os.getpid()}")
+    lines = []
+    pool = warm.WarmPool({"dev": ["json"]}, lambda runtime: sys.executable, folder,
+                         {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.getcwd()])}, lines.append)
+    try:
+        assert pool.servers == {} and pool.get("serve") is None  # nothing to import there: fresh processes
+        server = pool.get("dev")
+        assert server.alive and pool.get("dev") is server and list(pool.servers) == ["dev"]
+        assert lines == ["[warm] the dev runtime's server is up; it imports json while the run goes on"]
+        code, output = _run(server, ["ok"])
+        assert code == 0 and "argv ['ok']" in output
+    finally:
+        pool.stop()
+    assert not os.path.exists(folder) and not server.alive
