@@ -32,7 +32,7 @@ from typing import Optional
 
 from components.images import DEFAULT_REGISTRY, RUNTIMES, image
 from components.paths import REPO_ROOT
-from pipelines.ct.targets import OVERLAYS_DIR, Deployment, deployment, overlay_path, overlays_for
+from pipelines.ct.targets import OVERLAYS_DIR, Deployment, deployment, overlay_path, overlays_for, render_text
 
 
 def _loopback(registry: str) -> bool:
@@ -83,10 +83,7 @@ def render_overlay(registry: str, overlay: str, out_dir: str) -> str:
     with open(os.path.join(out_dir, "kustomization.yaml"), "w", encoding="utf-8") as handle:
         json.dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                    "resources": [os.path.relpath(source, out_dir)], "images": images}, handle, indent=2)
-    result = subprocess.run(["kubectl", "kustomize", out_dir], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"kubectl kustomize {out_dir} failed: {result.stderr[-800:]}")
-    return result.stdout
+    return render_text(out_dir)
 
 
 def image_references(text: str) -> set[str]:

@@ -117,13 +117,22 @@ def render(folder: str) -> list[dict]:
     """
     import yaml
 
+    return [o for o in yaml.safe_load_all(render_text(folder)) if o]
+
+
+def render_text(folder: str) -> str:
+    """The YAML ``kubectl kustomize`` renders from a kustomization folder.
+
+    Raises:
+        RuntimeError: kubectl is missing or refuses the kustomization (its message quoted).
+    """
     try:
         result = subprocess.run(["kubectl", "kustomize", folder], capture_output=True, text=True, check=False)
     except FileNotFoundError as error:
         raise RuntimeError("kubectl is needed to render the overlay (it bundles kustomize)") from error
     if result.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {folder} failed: {result.stderr[-800:]}")
-    return [o for o in yaml.safe_load_all(result.stdout) if o]
+    return result.stdout
 
 
 def deployment(overlay: str, target_name: str = "") -> Deployment:
