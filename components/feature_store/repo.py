@@ -34,7 +34,10 @@ TIMESTAMP = "observed_at"
 _EMBEDDED_CONFIG = f"""# The embedded feature store (written by components/feature_store/repo.py): no service to start.
 project: {PROJECT}
 provider: local
-registry: registry.db
+registry:
+  path: registry.db
+  # Written aside and renamed: the feature server refreshes it while steps write (atomic_registry.py).
+  registry_store_type: components.feature_store.atomic_registry.AtomicFileRegistryStore
 online_store:
   type: sqlite
   path: online.db
@@ -67,6 +70,21 @@ def unset_variables(config_path: str) -> list[str]:
         text = handle.read()
     names = re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", text)
     return sorted({a or b for a, b in names} - set(os.environ))
+
+
+def registry_written(repo: str) -> bool:
+    """Whether the repository's registry exists (definitions applied): a feature server can start on it."""
+    import yaml
+
+    try:
+        with open(os.path.join(repo, CONFIG_FILE), encoding="utf-8") as handle:
+            registry = (yaml.safe_load(handle) or {}).get("registry")
+    except (OSError, yaml.YAMLError):
+        return False
+    path = registry.get("path") if isinstance(registry, dict) else registry
+    if not isinstance(path, str) or "://" in path:
+        return False
+    return os.path.exists(path if os.path.isabs(path) else os.path.join(repo, path))
 
 
 def offline_uri(repo: str, view: str) -> str:

@@ -16,6 +16,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlparse
 
+from components.paths import REPO_ROOT
 from components.processes import pid_alive, start_ticks, stop_process
 
 STATE_FILE = "server.json"
@@ -51,11 +52,23 @@ def serve_options(host: str, port: int) -> list[str]:
 def ensure_serving(repo: str, url: str, timeout: float = 60.0) -> dict[str, Any]:
     """Makes Feast's feature server answer on ``url`` (loopback) for the repository.
 
-    A server already answering there is kept (it reads the online store on every request, so
-    new materializations need no restart); otherwise one is started in its own session.
+    ``start_serving`` then ``wait_serving``; see them.
 
     Raises:
         RuntimeError: The URL is not a loopback http URL, or the server does not come up.
+    """
+    return wait_serving(start_serving(repo, url), timeout)
+
+
+def start_serving(repo: str, url: str) -> dict[str, Any]:
+    """Starts Feast's feature server on ``url`` (loopback) for the repository, unless it answers there; returns at once.
+
+    A server already answering there is kept (it reads the online store on every request, so
+    new materializations need no restart); otherwise one is started in its own session. The
+    caller may go on (materialize, say) while it imports Feast, then ``wait_serving``.
+
+    Raises:
+        RuntimeError: The URL is not a loopback http URL, or another server answers there.
     """
     parsed = urlparse(url)
     if parsed.scheme != "http" or parsed.hostname not in ("127.0.0.1", "localhost") or not parsed.port:
@@ -69,22 +82,44 @@ def ensure_serving(repo: str, url: str, timeout: float = 60.0) -> dict[str, Any]
                            "choose another feature_server_url")
     log_path = os.path.join(repo, "server.log")
     feast = os.path.join(os.path.dirname(sys.executable), "feast")
+    # The embedded repository's registry store is ours (atomic_registry.py): the server imports it.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)}
     with open(log_path, "ab") as log:
         process = subprocess.Popen([feast, "-c", repo, "serve", *serve_options("127.0.0.1", parsed.port)],
-                                   stdin=subprocess.DEVNULL, stdout=log,
+                                   stdin=subprocess.DEVNULL, stdout=log, env=env,
                                    stderr=subprocess.STDOUT, start_new_session=True)
+    return {"pid": process.pid, "started": True, "url": url, "repo": repo, "log": log_path, "process": process}
+
+
+def wait_serving(handle: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    """Waits until the server ``start_serving`` started answers; records it. Returns its state.
+
+    Raises:
+        RuntimeError: It exited, or did not answer within ``timeout`` seconds (it is stopped; its log's end is named).
+    """
+    process = handle.get("process")
+    if process is None:
+        return handle
+    url, log_path = handle["url"], handle["log"]
     deadline = time.monotonic() + timeout
     while not _healthy(url):
         if process.poll() is not None or time.monotonic() > deadline:
             stop_process(process.pid)
-            with open(log_path, encoding="utf-8", errors="replace") as handle:
-                tail = handle.read()[-1500:]
+            with open(log_path, encoding="utf-8", errors="replace") as log:
+                tail = log.read()[-1500:]
             raise RuntimeError(f"the feature server did not come up on {url}; its log ({log_path}) ends:\n{tail}")
-        time.sleep(0.2)
-    state = {"pid": process.pid, "started": start_ticks(process.pid), "url": url, "repo": repo, "log": log_path}
-    with open(os.path.join(repo, STATE_FILE), "w", encoding="utf-8") as handle:
-        json.dump(state, handle, indent=2)
+        time.sleep(0.1)
+    state = {"pid": process.pid, "started": start_ticks(process.pid), "url": url, "repo": handle["repo"],
+             "log": log_path}
+    with open(os.path.join(handle["repo"], STATE_FILE), "w", encoding="utf-8") as out:
+        json.dump(state, out, indent=2)
     return {**state, "started": True}
+
+
+def abandon(handle: dict[str, Any]) -> None:
+    """Stops a server ``start_serving`` started, before it was waited for (the step failed meanwhile)."""
+    if handle.get("process") is not None:
+        stop_process(handle["process"].pid)
 
 
 def stop(repo: str) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, 
               "passed through", flush=True)
         return {**extracted, "feature_view": "", "features": []}
 
-    from components.feature_store.offline import join_view, stored_keys, sync_view
+    from components.feature_store.offline import join_views, stored_keys, sync_view
     from components.feature_store.repo import open_store
 
     synced, known = {}, {}
@@ -54,15 +54,16 @@ def join_dataset(dataset_path: str, extracted: dict[str, Any], source_uri: str, 
               f"the offline store {synced[view.name]['offline_uri']} ({len(synced[view.name]['written'])} new or "
               "changed)", flush=True)
     store = open_store(repo, spec)
+    spans = extracted["spans"]
+    frames = [pd.read_parquet(os.path.join(dataset_path, span_file(span))) for span in spans]
+    lacking = [pd.Series(False, index=range(len(frame))) for frame in frames]
+    for view in spec.feature_views:  # one point-in-time join per view for every span
+        frames = join_views(store, frames, view, spec, known[view.name])
+        lacking = [gap | frame[view.features].isna().all(axis=1) for gap, frame in zip(lacking, frames)]
     without = {}
-    for span in extracted["spans"]:
-        joined = pd.read_parquet(os.path.join(dataset_path, span_file(span)))
-        lacking = pd.Series(False, index=range(len(joined)))
-        for view in spec.feature_views:
-            joined = join_view(store, joined, view, spec, known[view.name])
-            lacking |= joined[view.features].isna().all(axis=1)
+    for span, joined, gap in zip(spans, frames, lacking):
         joined.to_parquet(os.path.join(output_path, span_file(span)), index=False)
-        without[span] = int(lacking.sum())
+        without[span] = int(gap.sum())
         print(f"[join_features] span {span}: {len(joined):,} rows, {without[span]:,} without a view's features",
               flush=True)
     first = spec.feature_views[0]

@@ -37,14 +37,28 @@ def materialize_and_serve(source_uri: str, repo: str, serving_target: str, featu
     if not spec.feature_views:
         print(f"[materialize] {spec.name} declares no feature view: nothing to materialize", flush=True)
         return {"feature_view": "", "spans_materialized": []}
-    metadata = materialize_new(source_uri, repo, spec)
-    if serving_target == "local":
-        from components.feature_store.server import ensure_serving
+    if serving_target != "local":
+        return {**materialize_new(source_uri, repo, spec), "feature_server_url": feature_server_url}
+    from components.feature_store.repo import registry_written
+    from components.feature_store.server import abandon, start_serving, wait_serving
 
+    # The server imports Feast (seconds) on the other core while the materialization runs; it reads
+    # the online store on every request, and the registry is replaced whole (atomic_registry.py).
+    # A repository without a registry yet (no join ran on it) gets its server after the materialization.
+    def serving(call, *args):
         try:
-            state = ensure_serving(repo, feature_server_url)
+            return call(*args)
         except RuntimeError as error:
             raise ComponentError(str(error)) from None
-        print(f"[materialize] feature server {'started' if state['started'] else 'answering'} on {state['url']}",
-              flush=True)
+
+    server = serving(start_serving, repo, feature_server_url) if registry_written(repo) else None
+    try:
+        metadata = materialize_new(source_uri, repo, spec)
+    except BaseException:
+        if server is not None:
+            abandon(server)  # a broken feed: no server started by this step is left behind
+        raise
+    state = serving(wait_serving, server or serving(start_serving, repo, feature_server_url))
+    print(f"[materialize] feature server {'started' if state['started'] else 'answering'} on {state['url']}",
+          flush=True)
     return {**metadata, "feature_server_url": feature_server_url}

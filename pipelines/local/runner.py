@@ -118,8 +118,11 @@ class RuntimeTaskHandler:
         if server is not None:
             reason = server.failure() or server.error or "its server exited"
             if server.alive:
+                executor_input = _executor_input(self.full_command) or {}
+                task = os.path.basename(os.path.dirname(executor_input.get("outputs", {}).get("outputFile", "")))
                 try:
-                    return server.run(command[2], command[3:], self.environment(), REPO_ROOT, emit)
+                    return server.run(command[2], command[3:], self.environment(), REPO_ROOT, emit,
+                                      then_import=self.warm.later_imports(server.runtime, task or None))
                 except OSError as error:
                     reason = str(error)
             emit(f"[warm] the {server.runtime} runtime is not warm ({reason}): the task runs as a fresh process\n")
@@ -336,26 +339,48 @@ def _preloads(program: str) -> Optional[tuple[str, ...]]:
         return None
 
 
-def warm_preloads(pipeline_yaml: str) -> dict[str, list[str]]:
-    """Runtime -> the modules its tasks import (each step's ``PodSettings.preload``), for the pipeline's executors."""
+def _executor_programs(pipeline_yaml: str) -> dict[str, tuple[str, str]]:
+    """Task name -> (runtime, program) of each container task of a compiled pipeline, in nested DAGs too."""
     import yaml
 
     with open(pipeline_yaml, encoding="utf-8") as handle:
         spec = next(d for d in yaml.safe_load_all(handle) if d and "deploymentSpec" in d)
-    preloads: dict[str, list[str]] = {}
-    for executor in spec["deploymentSpec"]["executors"].values():
-        container = executor.get("container") or {}
-        program = (container.get("command") or [""])[-1]
+    executors = spec["deploymentSpec"]["executors"]
+    programs = {}
+    for dag in [spec["root"].get("dag") or {}, *((c.get("dag") or {}) for c in spec["components"].values())]:
+        for name, task in (dag.get("tasks") or {}).items():
+            label = spec["components"][task["componentRef"]["name"]].get("executorLabel")
+            container = executors.get(label, {}).get("container") if label else None
+            if container:
+                programs[name] = (runtime_of(container["image"]), (container.get("command") or [""])[-1])
+    return programs
+
+
+def warm_plan(pipeline_yaml: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Task name -> (runtime, the modules its step declares: ``PodSettings.preload``), for the steps' tasks."""
+    plan = {}
+    for name, (runtime, program) in _executor_programs(pipeline_yaml).items():
         declared = _preloads(program) if program.startswith("components.") else None
-        if declared is None:
-            continue
-        modules = preloads.setdefault(runtime_of(container["image"]), [])
+        if declared is not None:
+            plan[name] = (runtime, declared)
+    return plan
+
+
+def warm_preloads(pipeline_yaml: str) -> dict[str, list[str]]:
+    """Runtime -> the modules its tasks import (each step's ``PodSettings.preload``), for the pipeline's executors."""
+    preloads: dict[str, list[str]] = {}
+    for runtime, declared in warm_plan(pipeline_yaml).values():
+        modules = preloads.setdefault(runtime, [])
         modules += [m for m in declared if m not in modules]
     return {runtime: modules for runtime, modules in preloads.items() if modules}
 
 
-def warm_pool(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[dict[str, str]] = None):
-    """The run's warm servers (pipelines/local/warm.py), each started by the first task of its runtime that runs."""
+def warm_pool(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[dict[str, str]] = None,
+              passed_over=tuple):
+    """The run's warm servers (pipelines/local/warm.py), each started by the first task of its runtime that runs.
+
+    ``passed_over``: the names of the tasks kfp.local served from its cache so far (their imports are not needed).
+    """
     import tempfile
 
     from pipelines.local import warm
@@ -365,7 +390,8 @@ def warm_pool(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[dict[str, 
     # Unix socket paths are short (107 bytes): a folder of its own under the system's temporary one.
     folder = os.path.join(tempfile.gettempdir(), f"kfp-ct-warm-{os.getpid()}-{time.monotonic_ns()}")
     return warm.WarmPool(warm_preloads(pipeline_yaml), lambda runtime: runtime_python(runtime, venvs_dir),
-                         folder, env, log=lambda line: print(line, flush=True))
+                         folder, env, log=lambda line: print(line, flush=True), plan=warm_plan(pipeline_yaml),
+                         passed_over=passed_over)
 
 
 def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: str,
@@ -428,7 +454,8 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     root_logger.addHandler(hits)
     root_logger.setLevel(min(level, logging.INFO))  # kfp.local reports cache hits at INFO
     task = None
-    pool = warm_pool(pipeline_yaml, venvs_dir, extra_env) if containers is None and warm else None
+    pool = (warm_pool(pipeline_yaml, venvs_dir, extra_env, passed_over=lambda: [name for name, _ in hits.hits])
+            if containers is None and warm else None)
     try:
         handler = (container_task_records(contract) if containers is not None
                    else runtime_task_handler(venvs_dir, extra_env, contract, pool))

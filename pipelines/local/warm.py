@@ -4,8 +4,9 @@ A task started as a fresh process pays its interpreter and its imports (TensorFl
 validate_data, Feast for the feature steps: seconds each) before any compute. The first task of a
 runtime that declares imports (``PodSettings.preload`` in each step's ``component.py``) starts
 that runtime's server in its environment (``WarmPool``): the server runs that task first (it
-imports what it needs itself, as a fresh process would), then imports what the runtime's steps
-declare while the run goes on. Each task then runs in a child forked from it:
+imports what it needs itself, as a fresh process would), then imports what the runtime's later
+tasks of this run declare (none when they were served from the cache or have run), while the run
+goes on. Each task then runs in a child forked from it:
 
 - the task's own argv (``python -m components.<step> ...``, run as ``__main__`` by runpy), its
   environment (replaced whole), its working directory, stdin from /dev/null, stdout and stderr
@@ -33,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Optional
 
 _REQUEST_LIMIT = 1 << 24
@@ -95,19 +96,19 @@ def _exit_with_parent() -> None:
         pass  # not Linux: the runner's finally block stops it
 
 
-def _serve_one(listener: socket.socket) -> bool:
-    """Accepts one request and runs it in a forked child, waiting for it; False on a stop request."""
+def _serve_one(listener: socket.socket) -> Optional[dict]:
+    """Accepts one request and runs it in a forked child, waiting for it; the request, None on a stop request."""
     connection, _ = listener.accept()
     with connection:
         try:
             message, fds, _, _ = socket.recv_fds(connection, _REQUEST_LIMIT, 1)
             request = json.loads(message)
             if request.get("op") == "stop":
-                return False
+                return None
             [out_fd] = fds
         except (OSError, ValueError) as error:
             print(f"[warm] bad request: {error}", file=sys.stderr, flush=True)
-            return True
+            return {}
         pid = os.fork()
         if pid == 0:
             listener.close()
@@ -119,12 +120,14 @@ def _serve_one(listener: socket.socket) -> bool:
             connection.sendall(json.dumps({"exit_code": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
         except OSError:
             pass
-    return True
+    return request
 
 
 def serve(socket_path: str, preload: list[str]) -> int:
-    """Listens at once, imports ``preload`` one module at a time, and runs each task a client sends in a child.
+    """Listens at once and runs each task a client sends in a child; between tasks, imports what later ones need.
 
+    What to import: ``preload``, and after each task the modules its request names in
+    ``then_import`` (what the run's later tasks of this runtime declare), one module at a time.
     A task that arrives while imports are still going is served between two of them: it forks
     from what is imported so far and imports the rest itself, as a fresh process would. A module
     that fails to import stops the server (exit 3, the reason on stderr): its clients fall back to
@@ -139,17 +142,32 @@ def serve(socket_path: str, preload: list[str]) -> int:
     listener.listen(8)
     print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
     started = time.perf_counter()
+    queue, imported = [], []
+
+    def take(request: Optional[dict]) -> bool:
+        if request is None:
+            return False
+        queue.extend(m for m in request.get("then_import", []) if m not in queue and m not in imported)
+        return True
+
     with selectors.DefaultSelector() as pending:
         pending.register(listener, selectors.EVENT_READ)
         # The task that started this server comes first, before any import: it imports what it needs
         # itself, as a fresh process would (a step with nothing new to do needs nothing heavy); the
         # runtime's later tasks find the imports done.
-        if pending.select(_FIRST_TASK_WAIT) and not _serve_one(listener):
+        if pending.select(_FIRST_TASK_WAIT) and not take(_serve_one(listener)):
             return 0
-        for module in preload:
-            while pending.select(0):
-                if not _serve_one(listener):
+        queue.extend(m for m in preload if m not in queue)
+        while True:
+            if not queue:
+                if not take(_serve_one(listener)):
                     return 0
+                continue
+            if pending.select(0):
+                if not take(_serve_one(listener)):
+                    return 0
+                continue
+            module = queue.pop(0)
             try:
                 importlib.import_module(module)
             except BaseException as error:  # noqa: BLE001 - any failure means: no warm runtime here
@@ -158,11 +176,10 @@ def serve(socket_path: str, preload: list[str]) -> int:
                 listener.close()
                 os.unlink(socket_path)
                 return 3
-    print(json.dumps({"preloaded": preload, "seconds": round(time.perf_counter() - started, 3)}), file=sys.stderr,
-          flush=True)
-    while _serve_one(listener):
-        pass
-    return 0
+            imported.append(module)
+            if not queue:
+                print(json.dumps({"preloaded": imported, "seconds": round(time.perf_counter() - started, 3)}),
+                      file=sys.stderr, flush=True)
 
 
 # ----- the client (in the runner) -----
@@ -217,10 +234,10 @@ class WarmRuntime:
         return None
 
     def preloaded(self) -> Optional[dict]:
-        """{"preloaded": modules, "seconds": ...} once the server imported them all, else None."""
+        """{"preloaded": modules, "seconds": ...} when the server last had nothing left to import, else None."""
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as log:
-                for line in log.read().splitlines():
+                for line in reversed(log.read().splitlines()):
                     if line.startswith('{"preloaded"'):
                         return json.loads(line)
         except (OSError, ValueError):
@@ -232,8 +249,11 @@ class WarmRuntime:
         """The server runs and took its imports."""
         return self.error is None and self.process.poll() is None
 
-    def run(self, module: str, argv: list[str], env: dict[str, str], cwd: str, emit: Callable[[str], None]) -> int:
+    def run(self, module: str, argv: list[str], env: dict[str, str], cwd: str, emit: Callable[[str], None],
+            then_import: Optional[list[str]] = None) -> int:
         """Runs ``python -m module argv`` in a child of the server; streams its output to ``emit``; its exit code.
+
+        ``then_import``: modules the server imports after this task, for the later ones.
 
         Raises:
             OSError: The server cannot be reached (the caller falls back to a fresh process).
@@ -242,7 +262,7 @@ class WarmRuntime:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             connection.connect(self.socket_path)
-            request = {"module": module, "argv": argv, "env": env, "cwd": cwd}
+            request = {"module": module, "argv": argv, "env": env, "cwd": cwd, "then_import": then_import or []}
             socket.send_fds(connection, [json.dumps(request).encode()], [write_fd])
         except OSError as error:
             os.close(read_fd)
@@ -279,12 +299,16 @@ class WarmPool:
     """The warm servers of a run, each started when the first task of its runtime that declares imports runs.
 
     A run whose tasks are all served from kfp.local's cache starts none (its imports would only
-    compete with the run for the cores); a runtime's server starts with its first executed task
-    and imports the rest of what its steps need while the run goes on.
+    compete with the run for the cores). A server imports, after each task, what the run's
+    later tasks of its runtime declare: none once they have run or were served from the cache
+    (a rerun after a deployment runs resolve-baseline alone of the data runtime: importing
+    TensorFlow then would only slow the evaluation running beside it).
     """
 
     def __init__(self, preloads: dict[str, list[str]], python_of: Callable[[str], str], folder: str,
-                 env: dict[str, str], log: Callable[[str], None] = print):
+                 env: dict[str, str], log: Callable[[str], None] = print,
+                 plan: Optional[dict[str, tuple[str, tuple[str, ...]]]] = None,
+                 passed_over: Callable[[], Iterable[str]] = tuple):
         """Creates the pool; no server starts yet.
 
         Args:
@@ -293,10 +317,29 @@ class WarmPool:
             folder: Where the sockets go (a short path: Unix socket names are limited to 107 bytes).
             env: The servers' environment (``PYTHONPATH`` making the repository importable).
             log: Where starts and failures are reported.
+            plan: The run's tasks: name -> (runtime, the modules it declares). Without it a server
+                imports everything its runtime's steps declare.
+            passed_over: The names of the tasks that will not run (so far: served from the cache).
         """
         self.preloads, self.python_of, self.folder, self.env, self.log = preloads, python_of, folder, env, log
+        self.plan, self.passed_over = plan, passed_over
         self.servers: dict[str, WarmRuntime] = {}
+        self._started_tasks: set[str] = set()
         self._lock = threading.Lock()
+
+    def later_imports(self, runtime: str, task: Optional[str] = None) -> list[str]:
+        """What the runtime's tasks still to come declare, ``task`` now starting (every module without a plan)."""
+        if self.plan is None:
+            return list(self.preloads.get(runtime, []))
+        with self._lock:
+            if task:
+                self._started_tasks.add(task)
+            done = self._started_tasks | set(self.passed_over())
+        modules: list[str] = []
+        for name, (task_runtime, declared) in self.plan.items():
+            if task_runtime == runtime and name not in done:
+                modules += [m for m in declared if m not in modules]
+        return modules
 
     def get(self, runtime: str) -> Optional[WarmRuntime]:
         """The runtime's server, started on first use; None for a runtime with nothing to import."""
@@ -305,11 +348,10 @@ class WarmPool:
         with self._lock:
             if runtime not in self.servers:
                 os.makedirs(self.folder, exist_ok=True)
-                server = WarmRuntime(runtime, self.python_of(runtime), self.preloads[runtime],
+                server = WarmRuntime(runtime, self.python_of(runtime), [],
                                      os.path.join(self.folder, f"{runtime}.sock"), self.env)
                 if server.wait_ready():
-                    self.log(f"[warm] the {runtime} runtime's server is up; it imports "
-                             f"{', '.join(server.preload)} while the run goes on")
+                    self.log(f"[warm] the {runtime} runtime's server is up: its later tasks fork from it")
                 else:
                     self.log(f"[warm] the {runtime} runtime's server did not start ({server.error}): "
                              "its tasks run as fresh processes")

@@ -139,9 +139,34 @@ def test_a_runtime_s_server_starts_with_its_first_task_and_only_then(package):
         assert pool.servers == {} and pool.get("serve") is None  # nothing to import there: fresh processes
         server = pool.get("dev")
         assert server.alive and pool.get("dev") is server and list(pool.servers) == ["dev"]
-        assert lines == ["[warm] the dev runtime's server is up; it imports json while the run goes on"]
+        assert lines == ["[warm] the dev runtime's server is up: its later tasks fork from it"]
         code, output = _run(server, ["ok"])
         assert code == 0 and "argv ['ok']" in output
     finally:
         pool.stop()
     assert not os.path.exists(folder) and not server.alive
+
+
+def test_a_server_imports_after_a_task_what_the_run_s_later_tasks_of_its_runtime_need(package):
+    """Not what tasks served from the cache, or already run, would have needed."""
+    pool = warm.WarmPool({"dev": ["json", "colorsys"]}, lambda runtime: sys.executable, "/nonexistent",
+                         {}, plan={"a": ("dev", ("json",)), "b": ("dev", ("colorsys", "json")),
+                                   "c": ("dev", ("wave",)), "d": ("other", ("csv",))},
+                         passed_over=lambda: ["c"])
+    assert pool.later_imports("dev", "a") == ["colorsys", "json"]  # b's; c was served from the cache
+    assert pool.later_imports("dev", "b") == [] and pool.later_imports("other", "d") == []
+    assert warm.WarmPool({"dev": ["json"]}, sys.executable, "/x", {}).later_imports("dev", "a") == ["json"]
+    server = _server(package, [])
+    try:
+        code, _ = _run(server, ["ok"])
+        assert code == 0 and server.preloaded() is None  # nothing asked: nothing imported
+        lines = []
+        assert server.run("warmtask", ["ok"], {}, "/", lines.append, then_import=["colorsys", "json"]) == 0
+        deadline = time.monotonic() + 30
+        while server.preloaded() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.preloaded()["preloaded"] == ["colorsys", "json"]
+        code, output = _run(server, ["preloaded"])
+        assert code == 0 and "preloaded True" in output
+    finally:
+        server.stop()

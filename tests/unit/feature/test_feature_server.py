@@ -1,5 +1,7 @@
 """Feast's feature server, started as the local pipeline starts it, asked as serving asks it (HTTP)."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -91,3 +93,57 @@ def test_the_cluster_runs_the_feature_server_with_the_local_options():
                           and d["metadata"]["name"] == "ct-feature-server")
     command = deployment["spec"]["template"]["spec"]["containers"][0]["args"][0]
     assert " ".join(["serve", *server.serve_options("0.0.0.0", 6566)]) in command
+
+
+def test_the_registry_is_replaced_whole_so_a_reader_never_sees_half_of_it(source, repo):
+    """The local server refreshes the registry while steps write it: Feast's own file store rewrites it in place."""
+    from feast.infra.registry.file import FileRegistryStore
+    from feast.repo_config import RegistryConfig
+
+    from components.feature_store import repo as feature_repo
+    from components.feature_store.atomic_registry import AtomicFileRegistryStore
+
+    feature_repo.open_store(repo, FLIGHTS)
+    path = os.path.join(repo, "registry.db")
+    config = RegistryConfig(path=path)
+    for store_class, replaced in ((AtomicFileRegistryStore, True), (FileRegistryStore, False)):
+        proto = store_class(config, None).get_registry_proto()
+        with open(path, "rb") as reader:  # a reader that opened the file before the write
+            before = reader.read()
+            reader.seek(0)
+            store_class(config, None).update_registry_proto(proto)
+            assert (reader.read() == before) is replaced, store_class.__name__
+    with open(os.path.join(repo, "feature_store.yaml"), encoding="utf-8") as handle:
+        assert "AtomicFileRegistryStore" in handle.read()  # the embedded repository uses it
+
+
+def test_materialize_starts_the_server_beside_the_materialization_and_a_broken_feed_leaves_none(source, repo):
+    """Beside it once the registry exists (a join applied the definitions), after it on a new repository."""
+    import os as _os
+
+    from components.kfp_io import ComponentError
+    from components.materialize.materialize import materialize_and_serve
+
+    url = f"http://127.0.0.1:{free_port()}"
+    metadata = materialize_and_serve(str(source), repo, "local", url, FLIGHTS)
+    state = server.read_state(repo)
+    try:
+        assert metadata["spans"] == ["2013-02", "2013-03"] and state["url"] == url
+        assert _lookup(url, ["EWR"], ["2013-02-10T12"])[1] == [True]
+    finally:
+        server.stop(repo)
+    # The registry is there now: the server starts before the materialization, which has nothing new.
+    url = f"http://127.0.0.1:{free_port()}"
+    try:
+        assert materialize_and_serve(str(source), repo, "local", url, FLIGHTS)["spans"] == []
+        assert _lookup(url, ["EWR"], ["2013-02-10T12"])[1] == [True]
+    finally:
+        server.stop(repo)
+    weather = pd.read_parquet(source / "2013-03" / dataset.WEATHER_FILE)
+    weather.assign(temp=weather["temp"] + 459.67).to_parquet(source / "2013-03" / dataset.WEATHER_FILE, index=False)
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ComponentError, match="nothing was materialized"):
+        materialize_and_serve(str(source), repo, "local", url, FLIGHTS)
+    assert not _os.path.exists(_os.path.join(repo, server.STATE_FILE))
+    with pytest.raises(FeatureServerError, match="cannot be reached"):
+        _lookup(url, ["EWR"], ["2013-02-10T12"], timeout=0.5)

@@ -76,10 +76,15 @@ def test_a_bad_span_reaches_validation_as_it_is(source, repo, change):
     flights = {"wrong_types": flights.assign(month="February"), "no_keys": flights.drop(columns=["origin"]),
                "empty": flights.iloc[:0], "year_1970": flights.assign(year=1970),
                "hour_25": flights.assign(sched_dep_time=2530)}[change]
-    joined = offline.join_view(store, flights, VIEW, FLIGHTS, offline.stored_keys(repo, VIEW))
-    assert len(joined) == len(flights)
+    good = pd.read_parquet(source / "2013-03" / SPAN_FILE)
+    # Joined in one call with a good span (as join_features joins every span): each keeps its own rows.
+    joined, other = offline.join_views(store, [flights, good], VIEW, FLIGHTS, offline.stored_keys(repo, VIEW))
+    assert len(joined) == len(flights) and list(joined.columns) == [*flights.columns, *dataset.WEATHER_FEATURES]
     pd.testing.assert_frame_equal(joined[list(flights.columns)], flights.reset_index(drop=True))
     assert joined[dataset.WEATHER_FEATURES].isna().all().all()
+    alone = offline.join_view(store, good, VIEW, FLIGHTS, offline.stored_keys(repo, VIEW))
+    pd.testing.assert_frame_equal(other, alone)
+    assert alone["temp"].notna().mean() > 0.95
 
 
 def test_sync_rewrites_only_what_changed_and_stores_glitches_as_missing(source, repo, capsys):
