@@ -55,6 +55,8 @@ def main() -> int:
     parser.add_argument("--feature-server-url", default=os.environ.get("FEATURE_SERVER_URL", ""),
                         help="Feast's feature server, where the features a request leaves out are looked up "
                              "(default: $FEATURE_SERVER_URL; empty: requests carry every feature)")
+    parser.add_argument("--access-log", action="store_true",
+                        help="log a line per request (uvicorn's access log; off by default: it costs throughput)")
     args, _ = parser.parse_known_args()
     if not args.state_dir:
         args.state_dir = os.path.join("var", "serving", args.name) if args.name else "var/serving"
@@ -71,7 +73,7 @@ def main() -> int:
               schema_path=args.schema or None, threads=args.threads, workers=args.workers,
               compiled=not args.reference_path,
               max_body_bytes=args.max_body_bytes, logger_url=args.logger_url or None,
-              feature_server_url=args.feature_server_url or None)
+              feature_server_url=args.feature_server_url or None, access_log=args.access_log)
     elif args.command == "compare":
         if not args.model_dir or not args.source or not args.spec:
             parser.error("compare needs --model-dir, --source and --spec")

@@ -20,8 +20,7 @@ import os
 import sys
 from typing import Any, Optional
 
-from pipelines.ct.pipeline import PIPELINE_NAME
-from pipelines.ct.spec import PIPELINE_YAML, git_sha, parse_params
+from pipelines.ct.spec import PIPELINE_NAME, PIPELINE_YAML, git_sha, parse_params
 
 
 def _versions(client, pipeline_id: str) -> dict[str, str]:

@@ -22,8 +22,7 @@ from components.resolve_baseline.component import resolve_baseline
 from components.train.component import train
 from components.validate_data.component import validate_data
 from components.validate_model.component import validate_model
-
-PIPELINE_NAME = "continuous-training"
+from pipelines.ct.spec import PIPELINE_NAME
 
 #: Secret with the S3 credentials (manifests/base/s3-secret.yaml), for the tasks that reach S3.
 S3_SECRET = "ct-s3-credentials"

@@ -14,6 +14,8 @@ from typing import Any, Optional
 from components.paths import REPO_ROOT
 
 PIPELINE_YAML = os.path.join(REPO_ROOT, "pipelines", "ct_pipeline.yaml")
+#: The pipeline's name (here, not in pipeline.py: importing that builds the pipeline, 0.6 s).
+PIPELINE_NAME = "continuous-training"
 
 
 def _spec(pipeline_yaml: str) -> dict[str, Any]:

@@ -20,8 +20,7 @@ from typing import Optional
 from components.dataset_spec import DatasetSpec, SpecError
 from components.processes import pid_alive
 from components.spans import is_span_id, split_window
-from pipelines.ct.pipeline import PIPELINE_NAME
-from pipelines.ct.spec import PIPELINE_YAML, git_sha, parse_params, pipeline_defaults
+from pipelines.ct.spec import PIPELINE_NAME, PIPELINE_YAML, git_sha, parse_params, pipeline_defaults
 from pipelines.examples import DEFAULT_SPEC
 from pipelines.local.runner import DEFAULT_VENVS, REPO_ROOT, run_pipeline_file, runtime_python
 from pipelines.local.summary import collect, format_summary

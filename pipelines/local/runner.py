@@ -113,13 +113,15 @@ class RuntimeTaskHandler:
     def _execute(self, emit) -> int:
         """Runs the program: forked from its runtime's warm server when there is one, else as a fresh process."""
         command = self.command()
+        executor_input = _executor_input(self.full_command) or {}
+        task = os.path.basename(os.path.dirname(executor_input.get("outputs", {}).get("outputFile", "")))
+        if self.warm is not None and task and hasattr(self.warm, "task_starts"):
+            self.warm.task_starts(task)
         wanted = self.warm is not None and command[1:2] == ["-m"] and _preloads(command[2]) != ()
         server = self.warm.get(runtime_of(self.image)) if wanted else None
         if server is not None:
             reason = server.failure() or server.error or "its server exited"
             if server.alive:
-                executor_input = _executor_input(self.full_command) or {}
-                task = os.path.basename(os.path.dirname(executor_input.get("outputs", {}).get("outputFile", "")))
                 try:
                     return server.run(command[2], command[3:], self.environment(), REPO_ROOT, emit,
                                       then_import=self.warm.later_imports(server.runtime, task or None))
@@ -356,6 +358,48 @@ def _executor_programs(pipeline_yaml: str) -> dict[str, tuple[str, str]]:
     return programs
 
 
+def artifact_downstream(pipeline_yaml: str) -> dict[str, set[str]]:
+    """Per container task that writes artifacts: the container tasks downstream of it, in nested DAGs too.
+
+    A task inside a DAG task (a condition, say) depends on what that DAG task depends on; a
+    dependency on a DAG task is one on every task inside it.
+    """
+    import yaml
+
+    with open(pipeline_yaml, encoding="utf-8") as handle:
+        spec = next(d for d in yaml.safe_load_all(handle) if d and "deploymentSpec" in d)
+    components = spec["components"]
+    upstream: dict[str, set[str]] = {}  # container task -> the task names it depends on
+    members: dict[str, set[str]] = {}  # DAG task -> the container tasks inside it
+    writes: set[str] = set()
+
+    def walk(dag: dict, inherited: set[str]) -> set[str]:
+        inside = set()
+        for name, task in (dag.get("tasks") or {}).items():
+            component = components[task["componentRef"]["name"]]
+            depends = inherited | set(task.get("dependentTasks") or [])
+            if "dag" in component:
+                members[name] = walk(component["dag"], depends)
+                inside |= members[name]
+            else:
+                upstream[name] = depends
+                inside.add(name)
+                if (component.get("outputDefinitions") or {}).get("artifacts"):
+                    writes.add(name)
+        return inside
+
+    walk(spec["root"].get("dag") or {}, set())
+    direct = {task: set().union(set(), *(members.get(d, {d}) for d in deps)) for task, deps in upstream.items()}
+    downstream: dict[str, set[str]] = {}
+    for task in writes:
+        found, frontier = set(), {task}
+        while frontier:
+            frontier = {t for t, deps in direct.items() if deps & frontier} - found
+            found |= frontier
+        downstream[task] = found
+    return downstream
+
+
 def warm_plan(pipeline_yaml: str) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Task name -> (runtime, the modules its step declares: ``PodSettings.preload``), for the steps' tasks."""
     plan = {}
@@ -391,7 +435,7 @@ def warm_pool(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[dict[str, 
     folder = os.path.join(tempfile.gettempdir(), f"kfp-ct-warm-{os.getpid()}-{time.monotonic_ns()}")
     return warm.WarmPool(warm_preloads(pipeline_yaml), lambda runtime: runtime_python(runtime, venvs_dir),
                          folder, env, log=lambda line: print(line, flush=True), plan=warm_plan(pipeline_yaml),
-                         passed_over=passed_over)
+                         passed_over=passed_over, downstream=artifact_downstream(pipeline_yaml))
 
 
 def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: str,

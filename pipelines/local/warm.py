@@ -155,7 +155,8 @@ def serve(socket_path: str, preload: list[str]) -> int:
         # The task that started this server comes first, before any import: it imports what it needs
         # itself, as a fresh process would (a step with nothing new to do needs nothing heavy); the
         # runtime's later tasks find the imports done.
-        if pending.select(_FIRST_TASK_WAIT) and not take(_serve_one(listener)):
+        # A server started ahead of its tasks (``preload`` given) imports at once.
+        if not preload and pending.select(_FIRST_TASK_WAIT) and not take(_serve_one(listener)):
             return 0
         queue.extend(m for m in preload if m not in queue)
         while True:
@@ -296,19 +297,24 @@ class WarmRuntime:
 
 
 class WarmPool:
-    """The warm servers of a run, each started when the first task of its runtime that declares imports runs.
+    """The warm servers of a run, each started when the run is known to need it.
 
     A run whose tasks are all served from kfp.local's cache starts none (its imports would only
-    compete with the run for the cores). A server imports, after each task, what the run's
-    later tasks of its runtime declare: none once they have run or were served from the cache
-    (a rerun after a deployment runs resolve-baseline alone of the data runtime: importing
+    compete with the run for the cores). A runtime's server starts with the first task of that
+    runtime that runs, or ahead of it: a task that writes artifacts makes every task downstream
+    of it run (their inputs are new, so kfp.local's cache cannot serve them), and the servers of
+    their runtimes start then and import what those tasks declare while the run goes on (the
+    feature runtime imports Feast while extract runs). After each task a server imports what the
+    run's later tasks of its runtime declare: none once they have run or were served from the
+    cache (a rerun after a deployment runs resolve-baseline alone of the data runtime: importing
     TensorFlow then would only slow the evaluation running beside it).
     """
 
     def __init__(self, preloads: dict[str, list[str]], python_of: Callable[[str], str], folder: str,
                  env: dict[str, str], log: Callable[[str], None] = print,
                  plan: Optional[dict[str, tuple[str, tuple[str, ...]]]] = None,
-                 passed_over: Callable[[], Iterable[str]] = tuple):
+                 passed_over: Callable[[], Iterable[str]] = tuple,
+                 downstream: Optional[dict[str, set[str]]] = None):
         """Creates the pool; no server starts yet.
 
         Args:
@@ -320,12 +326,18 @@ class WarmPool:
             plan: The run's tasks: name -> (runtime, the modules it declares). Without it a server
                 imports everything its runtime's steps declare.
             passed_over: The names of the tasks that will not run (so far: served from the cache).
+            downstream: Per task that writes artifacts, the tasks downstream of it (they will run
+                when it runs). None: servers start with their first task only.
         """
         self.preloads, self.python_of, self.folder, self.env, self.log = preloads, python_of, folder, env, log
-        self.plan, self.passed_over = plan, passed_over
+        self.plan, self.passed_over, self.downstream = plan, passed_over, downstream or {}
         self.servers: dict[str, WarmRuntime] = {}
+        self._checked: set[str] = set()
         self._started_tasks: set[str] = set()
         self._lock = threading.Lock()
+
+    def _still_to_run(self) -> set[str]:
+        return set(self.plan or {}) - self._started_tasks - set(self.passed_over())
 
     def later_imports(self, runtime: str, task: Optional[str] = None) -> list[str]:
         """What the runtime's tasks still to come declare, ``task`` now starting (every module without a plan)."""
@@ -334,12 +346,29 @@ class WarmPool:
         with self._lock:
             if task:
                 self._started_tasks.add(task)
-            done = self._started_tasks | set(self.passed_over())
-        modules: list[str] = []
-        for name, (task_runtime, declared) in self.plan.items():
-            if task_runtime == runtime and name not in done:
-                modules += [m for m in declared if m not in modules]
-        return modules
+            pending = self._still_to_run()
+        return _modules(self.plan, pending, runtime)
+
+    def task_starts(self, task: str) -> None:
+        """Called as each task starts: when it writes artifacts, starts the servers its downstream tasks fork from."""
+        if self.plan is None or task not in self.downstream:
+            return
+        with self._lock:
+            self._started_tasks.add(task)
+            coming = self.downstream[task] & self._still_to_run()
+            # The task's own runtime starts with it (it runs first, then imports for the later ones).
+            own = {self.plan[task][0]} if task in self.plan else set()
+            for runtime in sorted({self.plan[name][0] for name in coming} - set(self.servers) - own):
+                modules = _modules(self.plan, coming, runtime)
+                if modules and runtime in self.preloads:
+                    self.servers[runtime] = self._start(runtime, modules)
+                    self.log(f"[warm] {task} runs, so its downstream tasks will: the {runtime} runtime's server "
+                             f"starts and imports {', '.join(modules)}")
+
+    def _start(self, runtime: str, preload: list[str]) -> WarmRuntime:
+        os.makedirs(self.folder, exist_ok=True)
+        return WarmRuntime(runtime, self.python_of(runtime), preload, os.path.join(self.folder, f"{runtime}.sock"),
+                           self.env)
 
     def get(self, runtime: str) -> Optional[WarmRuntime]:
         """The runtime's server, started on first use; None for a runtime with nothing to import."""
@@ -347,16 +376,16 @@ class WarmPool:
             return None
         with self._lock:
             if runtime not in self.servers:
-                os.makedirs(self.folder, exist_ok=True)
-                server = WarmRuntime(runtime, self.python_of(runtime), [],
-                                     os.path.join(self.folder, f"{runtime}.sock"), self.env)
+                self.servers[runtime] = self._start(runtime, [])
+            server = self.servers[runtime]
+            if runtime not in self._checked:
+                self._checked.add(runtime)
                 if server.wait_ready():
                     self.log(f"[warm] the {runtime} runtime's server is up: its later tasks fork from it")
                 else:
                     self.log(f"[warm] the {runtime} runtime's server did not start ({server.error}): "
                              "its tasks run as fresh processes")
-                self.servers[runtime] = server
-            return self.servers[runtime]
+            return server
 
     def stop(self) -> None:
         """Stops every server and removes the sockets' folder."""
@@ -365,6 +394,15 @@ class WarmPool:
         for server in self.servers.values():
             server.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _modules(plan: dict[str, tuple[str, tuple[str, ...]]], tasks: Iterable[str], runtime: str) -> list[str]:
+    """The modules ``tasks`` of ``runtime`` declare, each once, in the plan's order."""
+    modules: list[str] = []
+    for name, (task_runtime, declared) in plan.items():
+        if task_runtime == runtime and name in tasks:
+            modules += [m for m in declared if m not in modules]
+    return modules
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from components.spans import split_window, window_for
-from pipelines.ct.pipeline import PIPELINE_NAME
+from pipelines.ct.spec import PIPELINE_NAME
 from pipelines.loop.coordinator import StartError
 from pipelines.loop.triggers import Trigger, trigger_label
 

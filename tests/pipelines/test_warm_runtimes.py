@@ -170,3 +170,36 @@ def test_a_server_imports_after_a_task_what_the_run_s_later_tasks_of_its_runtime
         assert code == 0 and "preloaded True" in output
     finally:
         server.stop()
+
+
+def test_a_task_that_writes_artifacts_starts_the_servers_of_the_tasks_downstream_of_it(package):
+    """Their inputs will be new, so they will run: their runtimes import while it runs (not on a cached rerun)."""
+    from pipelines.ct.spec import PIPELINE_YAML
+    from pipelines.local.runner import artifact_downstream
+
+    downstream = artifact_downstream(PIPELINE_YAML)
+    assert downstream["extract"] >= {"join-features", "train", "materialize", "deploy"}  # deploy: in release's DAG
+    assert downstream["resolve-baseline"] == {"evaluate", "validate-model", "infra-validate", "deploy"}
+    assert "fingerprint" not in downstream  # parameters only: a cached rerun's extract may be served from the cache
+    folder = os.path.join(tempfile.gettempdir(), f"warm-ahead-{os.getpid()}")
+    lines = []
+    pool = warm.WarmPool({"dev": ["colorsys"], "other": ["wave"]}, lambda runtime: sys.executable, folder,
+                         {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.getcwd()])}, lines.append,
+                         plan={"a": ("other", ()), "b": ("dev", ("colorsys",)), "c": ("other", ("wave",))},
+                         passed_over=lambda: ["c"], downstream={"a": {"b", "c"}})
+    try:
+        pool.task_starts("b")  # writes nothing: starts nothing
+        assert pool.servers == {}
+        pool.task_starts("a")
+        assert list(pool.servers) == ["dev"]  # c was served from the cache: no server for "other"
+        assert lines == ["[warm] a runs, so its downstream tasks will: the dev runtime's server starts and imports "
+                         "colorsys"]
+        server = pool.get("dev")
+        deadline = time.monotonic() + 30
+        while server.preloaded() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # no task needed to come first: it imported at once
+        assert server.preloaded()["preloaded"] == ["colorsys"]
+        code, output = _run(server, ["preloaded"])
+        assert code == 0 and "preloaded True" in output
+    finally:
+        pool.stop()

@@ -105,3 +105,45 @@ def test_prometheus_metrics_are_exposed(server, samples):
     with urllib.request.urlopen(f"{server['url']}/metrics", timeout=10) as response:
         families = {f.name for f in text_string_to_metric_families(response.read().decode())}
     assert any(name.startswith("request_predict") for name in families), sorted(families)[:20]
+
+
+def test_v2_answers_are_rendered_as_kserve_renders_them_without_its_per_request_costs(server, samples, info):
+    """The lean app (components/model_server/asgi.py): orjson renders V2 answers as kserve's own path would
+    (FastAPI's jsonable_encoder, then ORJSONResponse), and no timing line is computed and logged per request."""
+    import json
+
+    import orjson
+    from fastapi.encoders import jsonable_encoder
+    from kserve.protocol.rest.v2_datamodels import InferenceResponse
+
+    data = json.dumps({"inputs": _v2_inputs(samples, info)}).encode()
+    request = urllib.request.Request(_infer_url(server), data=data, headers={"Content-Type": "application/json"},
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body, content_type = response.read(), response.headers["Content-Type"]
+    assert content_type == "application/json"
+    rendered = orjson.dumps(jsonable_encoder(InferenceResponse.model_validate(orjson.loads(body))),
+                            option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+    assert body == rendered and b'"parameters":null' in body  # every field, in the model's order
+    control.http_json("POST", server["predict_url"], {"instances": samples["instances"][:1]})
+    with open(server["log"], encoding="utf-8") as handle:
+        log = handle.read()
+    assert "serving flights-delay from" in log  # the server's own lines are there
+    assert "kserve.trace" not in log  # kserve's TimingMiddleware: gone
+    assert "POST /v1/models/flights-delay" not in log  # no access log unless asked (--access-log)
+
+
+def test_the_access_log_is_there_when_asked(trained, tmp_path, samples):
+    folder, _ = trained
+    port = control.free_port()
+    log_path = str(tmp_path / "server.log")
+    process = control.start_process(["--model-dir", folder], "flights-delay", port, log_path,
+                                    extra_args=["--access-log"])
+    try:
+        control.wait_ready(f"http://127.0.0.1:{port}", "flights-delay", 60, process)
+        assert control.http_json("POST", f"http://127.0.0.1:{port}/v1/models/flights-delay:predict",
+                                 {"instances": samples["instances"][:1]})[0] == 200
+    finally:
+        control.stop_process(process.pid)
+    with open(log_path, encoding="utf-8") as handle:
+        assert '"POST /v1/models/flights-delay%3Apredict HTTP/1.1" 200' in handle.read()
