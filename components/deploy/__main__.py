@@ -54,6 +54,7 @@ def _run(executor: Executor) -> None:
             release=release,
             serving_state_dir=executor.param("serving_state_dir"),
             serving_port=int(executor.param("serving_port")),
+            fork_server=True,  # this step's process: see control.start_process
             logger_url=executor.param("payload_logger_url"),
             feature_server_url=executor.param("feature_server_url", ""),
         )

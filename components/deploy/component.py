@@ -6,7 +6,9 @@ from components.container_spec import program_spec
 from components.images import PodSettings
 
 #: Its pod on a cluster: CPU and memory (request, limit), and the S3 endpoint and credentials.
-POD = PodSettings(cpu=("100m", "500m"), memory=("512Mi", "1Gi"), s3=True)
+POD = PodSettings(cpu=("100m", "500m"), memory=("512Mi", "1Gi"), s3=True,
+                  # Locally, forked from its warm runtime, it forks the model server with these imported.
+                  preload=("components.model_server.server",))
 
 
 @dsl.container_component

@@ -20,7 +20,8 @@ def refusal_reasons(blessing: Optional[dict[str, Any]], infra_blessing: Optional
 
 def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: Optional[dict[str, Any]],
            registry_uri: str, model_name: str, release: dict[str, Any], serving_state_dir: str,
-           serving_port: int, logger_url: str = "", feature_server_url: str = "") -> tuple[bool, dict[str, Any]]:
+           serving_port: int, logger_url: str = "", feature_server_url: str = "",
+           fork_server: bool = False) -> tuple[bool, dict[str, Any]]:
     """Publishes a blessed model to the registry, then serves it from the local model server.
 
     The running server follows the registry and swaps to the new version without
@@ -28,7 +29,8 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
 
     Nothing is touched when either blessing is missing or negative. With
     ``logger_url`` the server logs every request and response to that monitor; with
-    ``feature_server_url`` it looks up there the features requests leave out.
+    ``feature_server_url`` it looks up there the features requests leave out; with
+    ``fork_server`` a server started here is forked from this process (``control.start_process``).
 
     Returns:
         ``(deployed, details)``: details hold the reasons when refused, else the
@@ -46,7 +48,7 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
             return False, {"reasons": [f"the model is identical to production {pointer['version']}, "
                                        "which is serving already"]}
     state = control.ensure_serving(serving_state_dir, registry_uri, model_name, serving_port,
-                                   logger_url=logger_url, feature_server_url=feature_server_url)
+                                   logger_url=logger_url, feature_server_url=feature_server_url, fork=fork_server)
     return True, {"pointer": pointer, "serving": state}
 
 

@@ -12,7 +12,8 @@ def _run(executor: Executor) -> None:
         samples = json.load(handle)
     result = check_serving(executor.input_path("model"), samples,
                            max_p99_ms=float(executor.param("max_p99_ms")),
-                           requests=int(executor.param("requests")))
+                           requests=int(executor.param("requests")),
+                           fork_server=True)  # this step's process: see control.start_process
     with open(executor.output_path("infra_blessing"), "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2)
     executor.set_metadata("infra_blessing", result)

@@ -6,7 +6,9 @@ from components.container_spec import program_spec
 from components.images import PodSettings
 
 #: Its pod on a cluster: CPU and memory (request, limit).
-POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "2Gi"))
+POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "2Gi"),
+                  # Locally, forked from its warm runtime, it forks the model server with these imported.
+                  preload=("components.model_server.server",))
 
 
 @dsl.container_component

@@ -47,7 +47,7 @@ def v2_request(instances: list[dict[str, Any]], datatypes: dict[str, str]) -> di
 
 
 def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, tolerance: float = 1e-9,
-                  requests: int = 100, ready_timeout: float = 60.0) -> dict[str, Any]:
+                  requests: int = 100, ready_timeout: float = 60.0, fork_server: bool = False) -> dict[str, Any]:
     """Serves the model, queries it with sample rows and judges the answers.
 
     Args:
@@ -58,6 +58,7 @@ def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, to
         tolerance: Largest allowed absolute difference between probabilities.
         requests: Number of single-row requests timed.
         ready_timeout: Seconds the server may take to become ready.
+        fork_server: Fork this process into the server (``control.start_process``'s ``fork``).
 
     Returns:
         ``blessed``, ``reasons`` and the measurements (latencies, largest difference).
@@ -67,7 +68,7 @@ def check_serving(model_dir: str, samples: dict[str, Any], max_p99_ms: float, to
     url = f"http://127.0.0.1:{port}"
     log_path = os.path.join(tempfile.mkdtemp(prefix="infra-validate-"), "server.log")
     started = time.monotonic()
-    process = control.start_process(["--model-dir", model_dir], name, port, log_path)
+    process = control.start_process(["--model-dir", model_dir], name, port, log_path, fork=fork_server)
     try:
         try:
             control.wait_ready(url, name, ready_timeout, process)

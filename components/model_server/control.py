@@ -82,7 +82,7 @@ def wait_ready(url: str, model_name: str, timeout: float, process: Optional[subp
 
 def start_process(source: list[str], model_name: str, port: int, log_path: str,
                   logger_url: str = "", extra_args: Sequence[str] = (), launcher: Sequence[str] = (),
-                  feature_server_url: str = "") -> subprocess.Popen:
+                  feature_server_url: str = "", fork: bool = False):
     """Starts a model server process in its own session, its output going to ``log_path``.
 
     Args:
@@ -94,16 +94,102 @@ def start_process(source: list[str], model_name: str, port: int, log_path: str,
         feature_server_url: Feast's feature server for the features requests leave out ("" for none).
         extra_args: More ``serve`` options (``--workers 2``, ...).
         launcher: A command the server runs under (``taskset -c 1``, ...).
+        fork: Fork this process into the server instead of starting an interpreter, when it has
+            imported the server already (a step forked from its warm runtime, pipelines/local/warm.py):
+            the server then skips kserve's and scikit-learn's imports (about a second). Only a
+            process that runs no threads may fork: a pipeline step's, not a test runner's.
+
+    Returns:
+        The process: ``subprocess.Popen``, or a ``ForkedServer`` with the same ``pid``, ``poll``,
+        ``wait`` and ``returncode``.
     """
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     env = {**os.environ, "PYTHONPATH": REPO_ROOT, "PYTHONUNBUFFERED": "1"}
+    argv = ["serve", *source, "--name", model_name, "--port", str(port),
+            *(["--logger-url", logger_url] if logger_url else []),
+            *(["--feature-server-url", feature_server_url] if feature_server_url else []), *extra_args]
+    if fork and not launcher and "components.model_server.server" in sys.modules:
+        return ForkedServer(argv, log_path, env)
     with open(log_path, "a", encoding="utf-8") as log:
-        return subprocess.Popen(
-            [*launcher, sys.executable, "-m", "components.model_server", "serve", *source,
-             "--name", model_name, "--port", str(port), *(["--logger-url", logger_url] if logger_url else []),
-             *(["--feature-server-url", feature_server_url] if feature_server_url else []), *extra_args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-            cwd=REPO_ROOT, start_new_session=True)
+        return subprocess.Popen([*launcher, sys.executable, "-m", "components.model_server", *argv],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=REPO_ROOT, start_new_session=True)
+
+
+class ForkedServer:
+    """A model server forked from this process: ``python -m components.model_server ARGV``, no interpreter start.
+
+    The child starts its own session (as ``start_new_session``), reads /dev/null, writes to the
+    log, takes the environment whole and runs the module as ``__main__``, as a fresh interpreter
+    would; it outlives this process (deploy's server serves on after the step).
+    """
+
+    def __init__(self, argv: list[str], log_path: str, env: dict[str, str]):
+        """Forks and starts the server in the child (returns at once in the parent)."""
+        self.returncode: Optional[int] = None
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            self._child(argv, log, env)
+        os.close(log)
+
+    @staticmethod
+    def _child(argv: list[str], log: int, env: dict[str, str]) -> None:
+        import runpy
+
+        code = 1
+        try:
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os.close(null)
+            os.close(log)
+            sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+            sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+            os.environ.clear()
+            os.environ.update(env)
+            os.chdir(REPO_ROOT)
+            sys.argv = ["components.model_server", *argv]
+            runpy.run_module("components.model_server", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        except BaseException:  # noqa: BLE001 - the server's failure is its exit status and its log
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001 - exiting anyway
+                    pass
+            os._exit(code)
+
+    def poll(self) -> Optional[int]:
+        """The exit code once the server ended, else None."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere (stop_process waits for it): as Popen.poll, 0
+                self.returncode = 0
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """Waits for the server to end; its exit code."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(["components.model_server"], timeout)
+            time.sleep(0.05)
+        return self.returncode
 
 
 def read_state(state_dir: str) -> Optional[dict[str, Any]]:
@@ -171,7 +257,8 @@ def status(state_dir: str) -> dict[str, Any]:
 
 
 def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int,
-                   timeout: float = 60.0, logger_url: str = "", feature_server_url: str = "") -> dict[str, Any]:
+                   timeout: float = 60.0, logger_url: str = "", feature_server_url: str = "",
+                   fork: bool = False) -> dict[str, Any]:
     """Makes the local server serve the registry's current version of a model.
 
     A running server that follows the same registry switches by itself, without
@@ -179,7 +266,7 @@ def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int
     the new version. Otherwise a server is started, following the registry.
 
     A server logging to another monitor (``logger_url``) or asking another feature server
-    (``feature_server_url``) is restarted.
+    (``feature_server_url``) is restarted. ``fork``: see ``start_process``.
 
     Returns:
         The server's state: pid, port, url, model name, version, log path.
@@ -203,7 +290,7 @@ def ensure_serving(state_dir: str, registry_uri: str, model_name: str, port: int
         os.makedirs(state_dir, exist_ok=True)
         log_path = os.path.join(state_dir, "server.log")
         process = start_process(["--registry", registry_abs], model_name, port, log_path, logger_url,
-                                feature_server_url=feature_server_url)
+                                feature_server_url=feature_server_url, fork=fork)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, model_name, timeout, process)

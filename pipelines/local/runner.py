@@ -359,7 +359,7 @@ def _executor_programs(pipeline_yaml: str) -> dict[str, tuple[str, str]]:
 
 
 def artifact_downstream(pipeline_yaml: str) -> dict[str, set[str]]:
-    """Per container task that writes artifacts: the container tasks downstream of it, in nested DAGs too.
+    """Per cacheable container task that writes artifacts: the container tasks downstream of it, in nested DAGs too.
 
     A task inside a DAG task (a condition, say) depends on what that DAG task depends on; a
     dependency on a DAG task is one on every task inside it.
@@ -384,7 +384,10 @@ def artifact_downstream(pipeline_yaml: str) -> dict[str, set[str]]:
             else:
                 upstream[name] = depends
                 inside.add(name)
-                if (component.get("outputDefinitions") or {}).get("artifacts"):
+                # Only a task the cache could have served tells, by running, that its inputs are new:
+                # a never-cached one (materialize, deploy) runs every time.
+                if (component.get("outputDefinitions") or {}).get("artifacts") and \
+                        (task.get("cachingOptions") or {}).get("enableCache"):
                     writes.add(name)
         return inside
 

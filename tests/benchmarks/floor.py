@@ -1,12 +1,13 @@
 """The compute floor of one CT pipeline run: the same work in one process, without orchestration.
 
 Run with the monitor runtime (the one environment holding TFDV 1.16.1 and scikit-learn 1.7.2 together):
-``.venvs/monitor/bin/python tests/benchmarks/floor.py SOURCE 2013-01:2013-04``. Prints one JSON line of
-phase timings (seconds). What the pipeline does per step, without its process starts, artifact files,
-model servers or kfp.local: read the spans and their weather, join them, TFDV statistics + schema
-validation + drift, label and split, train, evaluate (+ serving samples), judge, check the served
-predictions (in process: the same 200 rows twice and 100 single rows, as infra validation sends),
-publish to a registry.
+``.venvs/monitor/bin/python tests/benchmarks/floor.py SOURCE WINDOW [SPEC]`` (SPEC: a dataset spec,
+default the flights example). Prints one JSON line of phase timings (seconds). What the pipeline
+does per step, without its process starts, artifact files, model servers or kfp.local: read the
+spans and their feature views' feeds, join them (the plain join the feature store's equals),
+TFDV statistics + schema validation + drift, label and split, train, evaluate (+ serving
+samples), judge, check the served predictions (in process: the same 200 rows twice and 100
+single rows, as infra validation sends), publish to a registry.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 _STARTED = time.perf_counter()
 
 
-def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, float]:
+def main(source_uri: str, window: str, spec_path: str = "", eval_fraction: float = 0.2) -> dict[str, float]:
     """Runs the work once; returns seconds per phase and the total (imports included)."""
     timings: dict[str, float] = {}
     clock = [time.perf_counter()]
@@ -36,29 +37,32 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
     from components import registry
     from components.dataset_spec import DatasetSpec
     from components.evaluate.evaluate import evaluate
-    from components.paths import REPO_ROOT
+    from components.feature_views import plain_join
     from components.prepare.prepare import add_label, split
-    from components.sources import open_source, read_span_frame
+    from components.sources import open_source, read_feed
+    from components.spans import SPAN_COLUMN, split_window, window_spans
     from components.train.train import save, save_reference, serving_samples, train
     from components.validate_data import validation
     from components.validate_model.validate_model import judge
-    from pipelines.examples.flights import dataset
-    from pipelines.examples.flights.dataset import WEATHER_FILE, join_on_hour
-    spec = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
+    from pipelines.examples import DEFAULT_SPEC
+    spec = DatasetSpec.load(spec_path or DEFAULT_SPEC)
     lap("imports")
 
-    first, last = window.split(":")
-    months = pd.period_range(first, last, freq="M")
-    spans = [str(month) for month in months]
+    spans = window_spans(*split_window(window, spec.granularity), spec.granularity)
     source = open_source(source_uri)
+    main_feed = spec.feeds[spec.main_feed]
     frames, readings = {}, {}
     for span in spans:
-        frames[span] = read_span_frame(source.read_bytes(span, dataset.SPAN_FILE))
-        readings[span] = read_span_frame(source.read_bytes(span, WEATHER_FILE))
+        frames[span] = read_feed(source.read_bytes(span, main_feed.file), main_feed)
+        readings[span] = {view.name: read_feed(source.read_bytes(span, spec.feeds[view.feed].file),
+                                               spec.feeds[view.feed])
+                          for view in spec.feature_views if source.has(span, spec.feeds[view.feed].file)}
     lap("read")
     for span in spans:  # join_features' work, as a plain join (the feature store's gives the same rows)
-        frames[span] = join_on_hour(frames[span], readings[span])
-        frames[span][dataset.SPAN_COLUMN] = span
+        for view in spec.feature_views:
+            if view.name in readings[span]:
+                frames[span] = plain_join(frames[span], readings[span][view.name], view)
+        frames[span][SPAN_COLUMN] = span
     lap("join")
 
     statistics = validation.span_statistics(frames)
@@ -85,20 +89,20 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
     samples = serving_samples(pipeline, test_frame, spec)
     lap("evaluate")
 
-    blessed, _ = judge(result["candidate"], None, "auc", "maximize", 0.6, 0.01)
+    blessed, _ = judge(result["candidate"], None, spec.metric["primary"], spec.metric_direction, 0.5, 0.01)
     lap("validate_model")
 
     from components.model_files import load_model as load
 
     served = load(model_dir)
-    rows = pd.DataFrame(samples["instances"])[dataset.FEATURES]
+    rows = pd.DataFrame(samples["instances"])[spec.features]
     for _ in range(2):  # V1 and V2 batches
         served.predict_proba(rows)
     for i in range(110):  # 10 warm-up + 100 timed single rows
         served.predict_proba(rows.iloc[[i % len(rows)]])
     lap("serve_check")
 
-    registry.publish(tempfile.mkdtemp(prefix="floor-registry-"), "flights-delay", model_dir,
+    registry.publish(tempfile.mkdtemp(prefix="floor-registry-"), spec.model_name, model_dir,
                      {"metrics": result["candidate"], "blessed": blessed})
     lap("publish")
     timings["total"] = round(time.perf_counter() - _STARTED, 3)
@@ -107,4 +111,4 @@ def main(source_uri: str, window: str, eval_fraction: float = 0.2) -> dict[str, 
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], sys.argv[2])))
+    print(json.dumps(main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")))

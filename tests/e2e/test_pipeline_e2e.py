@@ -317,7 +317,7 @@ def test_warm_runtimes_give_the_outputs_of_fresh_processes_bit_for_bit(deployed,
         control.stop(os.path.join(str(var), "serving", "flights-delay"))
     assert code == 0 and deployed["code"] == 0
     with open(os.path.join(deployed["facts"]["run_dir"], "run.json"), encoding="utf-8") as handle:
-        assert json.load(handle)["warm_runtimes"] == ["data", "feature", "train"]
+        assert json.load(handle)["warm_runtimes"] == ["data", "feature", "serve", "train"]
     with open(os.path.join(facts["run_dir"], "run.json"), encoding="utf-8") as handle:
         assert "warm_runtimes" not in json.load(handle)
     warm, fresh = _result_files(deployed["facts"]["run_dir"]), _result_files(facts["run_dir"])

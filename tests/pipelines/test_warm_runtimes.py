@@ -120,7 +120,8 @@ def test_each_runtime_preloads_what_its_steps_declare():
 
     preloads = warm_preloads(PIPELINE_YAML)
     assert "tensorflow_data_validation" in preloads["data"] and "feast" in preloads["feature"]
-    assert "sklearn.ensemble" in preloads["train"] and "serve" not in preloads  # nothing heavy to import there
+    assert "sklearn.ensemble" in preloads["train"]
+    assert preloads["serve"] == ["components.model_server.server"]  # infra-validate and deploy fork the server
     # A step that declares nothing starts afresh (no wait on its runtime's imports); a program that is no
     # step (None) forks from the server when there is one.
     from pipelines.local.runner import _preloads
@@ -180,7 +181,7 @@ def test_a_task_that_writes_artifacts_starts_the_servers_of_the_tasks_downstream
     downstream = artifact_downstream(PIPELINE_YAML)
     assert downstream["extract"] >= {"join-features", "train", "materialize", "deploy"}  # deploy: in release's DAG
     assert downstream["resolve-baseline"] == {"evaluate", "validate-model", "infra-validate", "deploy"}
-    assert "fingerprint" not in downstream  # parameters only: a cached rerun's extract may be served from the cache
+    assert "fingerprint" not in downstream and "materialize" not in downstream  # never cached: running tells nothing
     folder = os.path.join(tempfile.gettempdir(), f"warm-ahead-{os.getpid()}")
     lines = []
     pool = warm.WarmPool({"dev": ["colorsys"], "other": ["wave"]}, lambda runtime: sys.executable, folder,
