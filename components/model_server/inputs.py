@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -81,10 +82,33 @@ def _refuse_first(named_rows: list[dict[str, Any]], features: list[str], categor
     raise InvalidInput("a value of the request was refused")  # the row checks find it; kept as a backstop
 
 
+def _numeric_block(lists: list[list]) -> Any:
+    """Every numeric column at once, as rows of one float64 array; None when some value is refused.
+
+    The same checks as ``_column``, one pass over the whole block instead of one per feature.
+    """
+    if not _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(lists))):
+        return None
+    try:
+        block = np.array(lists, dtype=np.float64)  # None becomes NaN
+    except (OverflowError, ValueError):
+        return None
+    missing = np.isnan(block)
+    if np.isinf(block).any() or np.count_nonzero(missing) != sum(values.count(None) for values in lists):
+        return None  # a NaN sent as a value: only null means missing
+    return block
+
+
 def _checked_columns(raw: dict[str, list], rows: int, features: list[str], categorical: list[str]) -> Columns:
     categorical_set = set(categorical)
+    numeric = [name for name in features if name not in categorical_set]
+    block = _numeric_block([raw[name] for name in numeric]) if len(numeric) > 1 else None
+    checked = dict(zip(numeric, block)) if block is not None else {}
     columns = {}
     for name in features:
+        if name in checked:
+            columns[name] = checked[name]
+            continue
         column = _column(name, raw[name], name in categorical_set)
         if column is None:
             _refuse_first([{f: raw[f][i] for f in features} for i in range(rows)], features, categorical)

@@ -103,14 +103,15 @@ class CompiledPredictor:
                 matrix[:, position] = list(map(table.get, columns[name], [other] * rows))
             else:
                 matrix[:, position] = columns[name]
-        # As _raw_predict: zeros + baseline, then each iteration's tree added in order.
-        raw = np.zeros((rows, 1), dtype=self._baseline.dtype, order="F")
-        raw += self._baseline
-        out = np.empty(rows, dtype=np.float64)
-        for tree in self._trees:
+        # As _raw_predict: zeros + baseline, then each iteration's tree added in order. Each tree
+        # writes its own row; one reduction along the first axis then adds the rows in order, one
+        # after another (numpy sums pairwise only along a contiguous axis), as the loop of adds did.
+        terms = np.empty((len(self._trees) + 1, rows), dtype=np.float64)
+        terms[0] = np.zeros(rows, dtype=self._baseline.dtype) + self._baseline.ravel()
+        for row, tree in enumerate(self._trees, start=1):
             self._predict_tree(tree.nodes, matrix, tree.raw_left_cat_bitsets, self._bitsets,
-                                   self._feature_map, self.threads, out)
-            raw[:, 0] += out
+                               self._feature_map, self.threads, terms[row])
+        raw = np.add.reduce(terms, axis=0).reshape(rows, 1)
         if self.regression:  # as HistGradientBoostingRegressor.predict
             return self._model._loss.link.inverse(raw.ravel())
         return self._model._loss.predict_proba(raw)[:, 1]
