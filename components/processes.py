@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import time
-from typing import Optional
+from typing import NoReturn, Optional
 
 
 def free_port() -> int:
@@ -67,3 +68,60 @@ def stop_process(pid: int, timeout: float = 10.0, started: Optional[int] = None)
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def become_module(module: str, argv: list[str], env: dict[str, str], cwd: str, output_fd: int,
+                  new_session: bool = False) -> NoReturn:
+    """In a forked child: runs ``python -m module argv`` as a fresh interpreter would, then exits with its status.
+
+    Stdin from /dev/null, stdout and stderr to ``output_fd``, the environment replaced whole, the
+    working directory, ``random`` reseeded from the OS (a forked one would repeat the parent's
+    sequence); its exit status as a fresh interpreter's (a crash prints its traceback, exit 1).
+
+    Args:
+        module: The module run as ``__main__`` (runpy).
+        argv: Its arguments.
+        env: Its whole environment.
+        cwd: Its working directory.
+        output_fd: Where its stdout and stderr go (closed here once duplicated).
+        new_session: Start a session of its own first (as ``subprocess``'s ``start_new_session``).
+    """
+    import random
+    import runpy
+
+    code = 1
+    try:
+        if new_session:
+            os.setsid()
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        os.close(output_fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd)
+        random.seed()
+        sys.argv = [module, *argv]
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+            if done.code is not None and not isinstance(done.code, int):
+                print(done.code, file=sys.stderr)
+        except BaseException:  # noqa: BLE001 - a crash is the program's, reported as Python reports it
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
+        os._exit(code)

@@ -21,6 +21,7 @@ from typing import Any, Optional
 from components.model_server.payload_logger import PROBE_HEADER
 from components.paths import REPO_ROOT
 from components.processes import (  # noqa: F401 - free_port is part of this API
+    become_module,
     free_port,
     pid_alive,
     start_ticks,
@@ -132,43 +133,8 @@ class ForkedServer:
         sys.stderr.flush()
         self.pid = os.fork()
         if self.pid == 0:
-            self._child(argv, log, env)
+            become_module("components.model_server", argv, env, REPO_ROOT, log, new_session=True)
         os.close(log)
-
-    @staticmethod
-    def _child(argv: list[str], log: int, env: dict[str, str]) -> None:
-        import runpy
-
-        code = 1
-        try:
-            os.setsid()
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            os.close(null)
-            os.close(log)
-            sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
-            sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
-            os.environ.clear()
-            os.environ.update(env)
-            os.chdir(REPO_ROOT)
-            sys.argv = ["components.model_server", *argv]
-            runpy.run_module("components.model_server", run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        except BaseException:  # noqa: BLE001 - the server's failure is its exit status and its log
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:  # noqa: BLE001 - exiting anyway
-                    pass
-            os._exit(code)
 
     def poll(self) -> Optional[int]:
         """The exit code once the server ended, else None."""

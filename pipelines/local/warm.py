@@ -21,7 +21,8 @@ runtime's imports are done is served between two of them (it imports the rest it
 stays the orchestrator (its DAG, its cache, its logs). A server serves one task at a time
 (kfp.local runs a pipeline's tasks one after another) and forks from its only thread.
 Not used for container runs. ``python -m pipelines.local.warm serve --socket PATH --preload a,b``
-is the server; it needs the standard library only (it runs in every runtime's environment).
+is the server; it needs the standard library and ``components/processes.py`` only (it runs in every
+runtime's environment).
 """
 
 from __future__ import annotations
@@ -46,43 +47,9 @@ _FIRST_TASK_WAIT = 2.0
 
 def _child(request: dict, out_fd: int) -> None:
     """In the forked child: become the task, run it, and exit with its status (never returns)."""
-    import random
-    import runpy
+    from components.processes import become_module
 
-    code = 1
-    try:
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        os.close(out_fd)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
-        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
-        os.environ.clear()
-        os.environ.update(request["env"])
-        os.chdir(request["cwd"])
-        random.seed()  # a fresh process seeds from the OS; a forked one would share the server's state
-        sys.argv = [request["module"], *request["argv"]]
-        try:
-            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-            if done.code is not None and not isinstance(done.code, int):
-                print(done.code, file=sys.stderr)
-        except BaseException:  # noqa: BLE001 - a crash is the task's, reported as Python reports it
-            import traceback
-
-            traceback.print_exc()
-            code = 1
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:  # noqa: BLE001 - exiting anyway
-                pass
-        os._exit(code)
+    become_module(request["module"], request["argv"], request["env"], request["cwd"], out_fd)
 
 
 def _exit_with_parent() -> None:

