@@ -115,9 +115,12 @@ class RuntimeTaskHandler:
         command = self.command()
         executor_input = _executor_input(self.full_command) or {}
         task = os.path.basename(os.path.dirname(executor_input.get("outputs", {}).get("outputFile", "")))
-        if self.warm is not None and task and hasattr(self.warm, "task_starts"):
-            self.warm.task_starts(task)
-        wanted = self.warm is not None and command[1:2] == ["-m"] and _preloads(command[2]) != ()
+        # A task that started its own runtime's server for the tasks downstream of it runs beside its imports.
+        beside = bool(self.warm is not None and task and hasattr(self.warm, "task_starts")
+                      and self.warm.task_starts(task))
+        plan = getattr(self.warm, "plan", None) or {}
+        declared = plan[task][1] if task in plan else (_preloads(command[2]) if command[1:2] == ["-m"] else ())
+        wanted = self.warm is not None and command[1:2] == ["-m"] and declared != () and not beside
         server = self.warm.get(runtime_of(self.image)) if wanted else None
         if server is not None:
             reason = server.failure() or server.error or "its server exited"
@@ -403,30 +406,57 @@ def artifact_downstream(pipeline_yaml: str) -> dict[str, set[str]]:
     return downstream
 
 
-def warm_plan(pipeline_yaml: str) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Task name -> (runtime, the modules its step declares: ``PodSettings.preload``), for the steps' tasks."""
+@functools.cache
+def _opens_feature_store(program: str) -> bool:
+    """Whether a step opens the Feast repository (``PodSettings.feature_store``)."""
+    import importlib
+
+    try:
+        return bool(importlib.import_module(f"{program}.component").POD.feature_store)
+    except (ImportError, AttributeError):
+        return False
+
+
+def spec_declares_feature_views(arguments: dict[str, Any]) -> bool:
+    """Whether the run's dataset spec (its ``dataset_spec`` argument) declares feature views; True when unknown."""
+    text = arguments.get("dataset_spec")
+    if not text:
+        return True
+    try:
+        return bool(json.loads(text)["spec"].get("feature_views"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return True
+
+
+def warm_plan(pipeline_yaml: str, feature_views: bool = True) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Task name -> (runtime, the modules its step declares: ``PodSettings.preload``), for the steps' tasks.
+
+    ``feature_views``: whether the run's spec declares any; without, the steps that open the feature
+    store pass the spans through or have nothing to materialize, and need none of Feast.
+    """
     plan = {}
     for name, (runtime, program) in _executor_programs(pipeline_yaml).items():
         declared = _preloads(program) if program.startswith("components.") else None
         if declared is not None:
-            plan[name] = (runtime, declared)
+            plan[name] = (runtime, () if not feature_views and _opens_feature_store(program) else declared)
     return plan
 
 
-def warm_preloads(pipeline_yaml: str) -> dict[str, list[str]]:
+def warm_preloads(pipeline_yaml: str, feature_views: bool = True) -> dict[str, list[str]]:
     """Runtime -> the modules its tasks import (each step's ``PodSettings.preload``), for the pipeline's executors."""
     preloads: dict[str, list[str]] = {}
-    for runtime, declared in warm_plan(pipeline_yaml).values():
+    for runtime, declared in warm_plan(pipeline_yaml, feature_views).values():
         modules = preloads.setdefault(runtime, [])
         modules += [m for m in declared if m not in modules]
     return {runtime: modules for runtime, modules in preloads.items() if modules}
 
 
 def warm_pool(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[dict[str, str]] = None,
-              passed_over=tuple):
+              passed_over=tuple, feature_views: bool = True):
     """The run's warm servers (pipelines/local/warm.py), each started by the first task of its runtime that runs.
 
-    ``passed_over``: the names of the tasks kfp.local served from its cache so far (their imports are not needed).
+    ``passed_over``: the names of the tasks kfp.local served from its cache so far (their imports are not needed);
+    ``feature_views``: see ``warm_plan``.
     """
     import tempfile
 
@@ -436,8 +466,9 @@ def warm_pool(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[dict[str, 
     env.pop("PYTHONHOME", None)
     # Unix socket paths are short (107 bytes): a folder of its own under the system's temporary one.
     folder = os.path.join(tempfile.gettempdir(), f"kfp-ct-warm-{os.getpid()}-{time.monotonic_ns()}")
-    return warm.WarmPool(warm_preloads(pipeline_yaml), lambda runtime: runtime_python(runtime, venvs_dir),
-                         folder, env, log=lambda line: print(line, flush=True), plan=warm_plan(pipeline_yaml),
+    return warm.WarmPool(warm_preloads(pipeline_yaml, feature_views),
+                         lambda runtime: runtime_python(runtime, venvs_dir), folder, env,
+                         log=lambda line: print(line, flush=True), plan=warm_plan(pipeline_yaml, feature_views),
                          passed_over=passed_over, downstream=artifact_downstream(pipeline_yaml))
 
 
@@ -501,7 +532,8 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     root_logger.addHandler(hits)
     root_logger.setLevel(min(level, logging.INFO))  # kfp.local reports cache hits at INFO
     task = None
-    pool = (warm_pool(pipeline_yaml, venvs_dir, extra_env, passed_over=lambda: [name for name, _ in hits.hits])
+    pool = (warm_pool(pipeline_yaml, venvs_dir, extra_env, passed_over=lambda: [name for name, _ in hits.hits],
+                      feature_views=spec_declares_feature_views(arguments))
             if containers is None and warm else None)
     try:
         handler = (container_task_records(contract) if containers is not None

@@ -316,21 +316,28 @@ class WarmPool:
             pending = self._still_to_run()
         return _modules(self.plan, pending, runtime)
 
-    def task_starts(self, task: str) -> None:
-        """Called as each task starts: when it writes artifacts, starts the servers its downstream tasks fork from."""
+    def task_starts(self, task: str) -> bool:
+        """Called as each task starts: when it writes artifacts, starts the servers its downstream tasks fork from.
+
+        Returns:
+            Whether the task should run as a fresh process: its own runtime's server was just started
+            for the tasks downstream of it, and imports for them (extract runs beside TensorFlow's import).
+        """
         if self.plan is None or task not in self.downstream:
-            return
+            return False
+        own = self.plan[task][0] if task in self.plan else None
+        fresh = False
         with self._lock:
             self._started_tasks.add(task)
             coming = self.downstream[task] & self._still_to_run()
-            # The task's own runtime starts with it (it runs first, then imports for the later ones).
-            own = {self.plan[task][0]} if task in self.plan else set()
-            for runtime in sorted({self.plan[name][0] for name in coming} - set(self.servers) - own):
+            for runtime in sorted({self.plan[name][0] for name in coming} - set(self.servers)):
                 modules = _modules(self.plan, coming, runtime)
                 if modules and runtime in self.preloads:
                     self.servers[runtime] = self._start(runtime, modules)
                     self.log(f"[warm] {task} runs, so its downstream tasks will: the {runtime} runtime's server "
                              f"starts and imports {', '.join(modules)}")
+                    fresh = fresh or runtime == own
+        return fresh
 
     def _start(self, runtime: str, preload: list[str]) -> WarmRuntime:
         os.makedirs(self.folder, exist_ok=True)

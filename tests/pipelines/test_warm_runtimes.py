@@ -204,3 +204,20 @@ def test_a_task_that_writes_artifacts_starts_the_servers_of_the_tasks_downstream
         assert code == 0 and "preloaded True" in output
     finally:
         pool.stop()
+
+
+def test_without_feature_views_the_feature_store_steps_import_nothing_ahead():
+    """A spec without feature views: join_features passes the spans through, materialize has nothing to do."""
+    from components.dataset_spec import DatasetSpec
+    from components.paths import REPO_ROOT
+    from pipelines.ct.spec import PIPELINE_YAML
+    from pipelines.local.runner import spec_declares_feature_views, warm_plan, warm_preloads
+
+    taxi = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/taxi/spec.toml").to_json()
+    flights = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml").to_json()
+    assert not spec_declares_feature_views({"dataset_spec": taxi})
+    assert spec_declares_feature_views({"dataset_spec": flights}) and spec_declares_feature_views({})
+    plan = warm_plan(PIPELINE_YAML, feature_views=False)
+    assert plan["join-features"] == ("feature", ()) and plan["materialize"] == ("feature", ())
+    assert "feast" in warm_plan(PIPELINE_YAML)["join-features"][1]
+    assert "feature" not in warm_preloads(PIPELINE_YAML, feature_views=False)  # no feature server at all
