@@ -39,7 +39,8 @@ registry:
   # Written aside and renamed: the feature server refreshes it while steps write (atomic_registry.py).
   registry_store_type: components.feature_store.atomic_registry.AtomicFileRegistryStore
 online_store:
-  type: sqlite
+  # Feast's SQLite store, its writes batched (batched_sqlite.py).
+  type: components.feature_store.batched_sqlite.BatchedSqliteOnlineStore
   path: online.db
 offline_store:
   type: file

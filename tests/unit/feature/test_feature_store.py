@@ -155,3 +155,32 @@ def test_a_configuration_variable_the_environment_does_not_set_is_named(repo, mo
         feature_repo.open_store(repo, FLIGHTS)
     monkeypatch.setenv("CT_TEST_REDIS_PASSWORD", "s3cret")
     assert feature_repo.unset_variables(os.path.join(repo, feature_repo.CONFIG_FILE)) == []
+
+
+def test_batched_writes_leave_the_online_store_as_feast_s_own_writer_does(source, repo, tmp_path):
+    """components/feature_store/batched_sqlite.py: one executemany, the same rows as Feast's statement per value."""
+    import shutil
+    import sqlite3
+
+    from components.feature_store.batched_sqlite import TYPE
+
+    first = materialize_new(str(source), repo, FLIGHTS)
+    assert first["online_store"] == TYPE and first["rows"] > 4000
+    feast_repo = str(tmp_path / "feast_own")  # the same repository, on Feast's own SQLite store
+    shutil.copytree(repo, feast_repo)
+    os.remove(os.path.join(feast_repo, "online.db"))
+    os.remove(os.path.join(feast_repo, "offline", VIEW.name, offline.MATERIALIZED_STATE))
+    config = os.path.join(feast_repo, feature_repo.CONFIG_FILE)
+    with open(config, encoding="utf-8") as handle:
+        text = handle.read().replace(TYPE, "sqlite")
+    with open(config, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    assert materialize_new(str(source), feast_repo, FLIGHTS)["online_store"] == "sqlite"
+
+    def rows(folder):
+        with sqlite3.connect(os.path.join(folder, "online.db")) as db:
+            return db.execute(f"SELECT entity_key, feature_name, value, value_text, event_ts FROM "
+                              f"{feature_repo.PROJECT}_{VIEW.name} ORDER BY entity_key, feature_name").fetchall()
+
+    ours, feast = rows(repo), rows(feast_repo)
+    assert len(ours) == first["rows"] * len(VIEW.features) and ours == feast
