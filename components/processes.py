@@ -125,3 +125,47 @@ def become_module(module: str, argv: list[str], env: dict[str, str], cwd: str, o
             except Exception:  # noqa: BLE001 - exiting anyway
                 pass
         os._exit(code)
+
+
+class ForkedProcess:
+    """``python -m MODULE ARGV`` forked from this process (``become_module``): a server without its imports.
+
+    The child starts its own session (as ``start_new_session``), reads /dev/null, writes to the
+    log, takes the environment whole and runs the module as ``__main__``, as a fresh interpreter
+    would; it outlives this process (deploy's model server serves on after the step). Only a
+    process that runs no other thread may fork: a pipeline step's, not a test runner's.
+    """
+
+    def __init__(self, module: str, argv: list[str], log_path: str, env: dict[str, str], cwd: str):
+        """Forks and starts the module in the child (returns at once in the parent)."""
+        self.module, self.returncode = module, None
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            become_module(module, argv, env, cwd, log, new_session=True)
+        os.close(log)
+
+    def poll(self) -> Optional[int]:
+        """The exit code once the server ended, else None."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere (stop_process waits for it): as Popen.poll, 0
+                self.returncode = 0
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """Waits for the server to end; its exit code."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                import subprocess
+
+                raise subprocess.TimeoutExpired(["python", "-m", self.module], timeout)
+            time.sleep(0.05)
+        return self.returncode

@@ -13,7 +13,7 @@ from components.kfp_io import ComponentError
 
 
 def materialize_and_serve(source_uri: str, repo: str, serving_target: str, feature_server_url: str,
-                          spec) -> dict[str, Any]:
+                          spec, fork_server: bool = False) -> dict[str, Any]:
     """Materializes the readings not yet online; locally makes Feast's feature server answer.
 
     Args:
@@ -23,6 +23,7 @@ def materialize_and_serve(source_uri: str, repo: str, serving_target: str, featu
             (the cluster runs it).
         feature_server_url: Where the feature server answers.
         spec: The dataset spec (``DatasetSpec``); one without a feature view has nothing to materialize.
+        fork_server: Fork the feature server from this process (``server.start_serving``'s ``fork``).
 
     Returns:
         The materialization's lineage metadata, with the feature server's URL.
@@ -51,7 +52,7 @@ def materialize_and_serve(source_uri: str, repo: str, serving_target: str, featu
         except RuntimeError as error:
             raise ComponentError(str(error)) from None
 
-    server = serving(start_serving, repo, feature_server_url) if registry_written(repo) else None
+    server = serving(start_serving, repo, feature_server_url, fork_server) if registry_written(repo) else None
     try:
         metadata = materialize_new(source_uri, repo, spec)
     except BaseException:

@@ -21,7 +21,7 @@ from typing import Any, Optional
 from components.model_server.payload_logger import PROBE_HEADER
 from components.paths import REPO_ROOT
 from components.processes import (  # noqa: F401 - free_port is part of this API
-    become_module,
+    ForkedProcess,
     free_port,
     pid_alive,
     start_ticks,
@@ -101,8 +101,8 @@ def start_process(source: list[str], model_name: str, port: int, log_path: str,
             process that runs no threads may fork: a pipeline step's, not a test runner's.
 
     Returns:
-        The process: ``subprocess.Popen``, or a ``ForkedServer`` with the same ``pid``, ``poll``,
-        ``wait`` and ``returncode``.
+        The process: ``subprocess.Popen``, or a ``processes.ForkedProcess`` with the same ``pid``,
+        ``poll``, ``wait`` and ``returncode``.
     """
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     env = {**os.environ, "PYTHONPATH": REPO_ROOT, "PYTHONUNBUFFERED": "1"}
@@ -110,52 +110,11 @@ def start_process(source: list[str], model_name: str, port: int, log_path: str,
             *(["--logger-url", logger_url] if logger_url else []),
             *(["--feature-server-url", feature_server_url] if feature_server_url else []), *extra_args]
     if fork and not launcher and "components.model_server.server" in sys.modules:
-        return ForkedServer(argv, log_path, env)
+        return ForkedProcess("components.model_server", argv, log_path, env, REPO_ROOT)
     with open(log_path, "a", encoding="utf-8") as log:
         return subprocess.Popen([*launcher, sys.executable, "-m", "components.model_server", *argv],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 cwd=REPO_ROOT, start_new_session=True)
-
-
-class ForkedServer:
-    """A model server forked from this process: ``python -m components.model_server ARGV``, no interpreter start.
-
-    The child starts its own session (as ``start_new_session``), reads /dev/null, writes to the
-    log, takes the environment whole and runs the module as ``__main__``, as a fresh interpreter
-    would; it outlives this process (deploy's server serves on after the step).
-    """
-
-    def __init__(self, argv: list[str], log_path: str, env: dict[str, str]):
-        """Forks and starts the server in the child (returns at once in the parent)."""
-        self.returncode: Optional[int] = None
-        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self.pid = os.fork()
-        if self.pid == 0:
-            become_module("components.model_server", argv, env, REPO_ROOT, log, new_session=True)
-        os.close(log)
-
-    def poll(self) -> Optional[int]:
-        """The exit code once the server ended, else None."""
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped elsewhere (stop_process waits for it): as Popen.poll, 0
-                self.returncode = 0
-                return self.returncode
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: Optional[float] = None) -> int:
-        """Waits for the server to end; its exit code."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(["components.model_server"], timeout)
-            time.sleep(0.05)
-        return self.returncode
 
 
 def read_state(state_dir: str) -> Optional[dict[str, Any]]:

@@ -147,3 +147,37 @@ def test_materialize_starts_the_server_beside_the_materialization_and_a_broken_f
     assert not _os.path.exists(_os.path.join(repo, server.STATE_FILE))
     with pytest.raises(FeatureServerError, match="cannot be reached"):
         _lookup(url, ["EWR"], ["2013-02-10T12"], timeout=0.5)
+
+
+STEP = """
+import json, sys
+import feast  # what the warm feature runtime imports for the materialize step
+from components.feature_store import server
+repo, url = sys.argv[1], sys.argv[2]
+handle = server.start_serving(repo, url, fork=True)
+state = server.wait_serving(handle)
+print(json.dumps({"kind": type(handle["process"]).__name__, "pid": state["pid"]}))
+"""
+
+
+def test_the_materialize_step_forks_feast_serve_from_itself_when_feast_is_imported(source, repo):
+    """Forked in a child interpreter of the test, as the step would be: never from pytest's own process."""
+    import json
+    import subprocess
+    import sys
+
+    from components.paths import REPO_ROOT
+
+    materialize_new(str(source), repo, FLIGHTS)
+    url = f"http://127.0.0.1:{free_port()}"
+    result = subprocess.run([sys.executable, "-c", STEP, repo, url], capture_output=True, text=True, timeout=120,
+                            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    try:
+        assert answer["kind"] == "ForkedProcess"
+        assert _lookup(url, ["EWR"], ["2013-02-10T12"])[1] == [True]  # it outlived the step that forked it
+    finally:
+        server.stop(repo)
+    with pytest.raises(FeatureServerError, match="cannot be reached"):
+        _lookup(url, ["EWR"], ["2013-02-10T12"], timeout=0.5)

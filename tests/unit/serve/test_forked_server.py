@@ -37,7 +37,7 @@ def test_a_forked_server_serves_like_a_started_one_and_stops(trained, samples, t
                             env={**os.environ, "PYTHONPATH": REPO_ROOT})
     assert result.returncode == 0, result.stderr[-2000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
-    assert answer["kind"] == "ForkedServer" and answer["status"] == 200 and answer["alive"]
+    assert answer["kind"] == "ForkedProcess" and answer["status"] == 200 and answer["alive"]
     assert answer["body"]["probabilities"] == samples["probabilities"][:3]
     assert answer["after_stop"] in (0, -15)  # stopped by its session's SIGTERM
     with open(log_path, encoding="utf-8") as handle:
