@@ -2,7 +2,7 @@
 
 Feast 0.67.0's ``SqliteOnlineStore.online_write_batch`` (feast/infra/online_stores/sqlite.py) runs
 one ``INSERT ... ON CONFLICT DO UPDATE`` per entity and feature: 210k statements for a year of
-the flights example's weather. This store builds the same rows, with Feast's own helpers, and
+hourly readings of eight features at three keys. This store builds the same rows, with Feast's own helpers, and
 hands them to SQLite in one ``executemany`` inside the same transaction: the same table contents
 (a test compares them with Feast's store's, row for row). Reads, table creation and teardown are
 Feast's. Configurations Feast's writer handles that this one does not (vector columns, the

@@ -344,12 +344,21 @@ def _preloads(program: str) -> Optional[tuple[str, ...]]:
         return None
 
 
+def _compiled_spec(pipeline_yaml: str) -> dict[str, Any]:
+    """The pipeline spec of a compiled YAML (its first document), read once per version of the file."""
+    from pipelines.ct.spec import _spec
+
+    return _read_once(_spec, os.path.abspath(pipeline_yaml), os.stat(pipeline_yaml).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_once(read, path: str, _mtime_ns: int) -> dict[str, Any]:
+    return read(path)
+
+
 def _executor_programs(pipeline_yaml: str) -> dict[str, tuple[str, str]]:
     """Task name -> (runtime, program) of each container task of a compiled pipeline, in nested DAGs too."""
-    import yaml
-
-    with open(pipeline_yaml, encoding="utf-8") as handle:
-        spec = next(d for d in yaml.safe_load_all(handle) if d and "deploymentSpec" in d)
+    spec = _compiled_spec(pipeline_yaml)
     executors = spec["deploymentSpec"]["executors"]
     programs = {}
     for dag in [spec["root"].get("dag") or {}, *((c.get("dag") or {}) for c in spec["components"].values())]:
@@ -367,10 +376,7 @@ def artifact_downstream(pipeline_yaml: str) -> dict[str, set[str]]:
     A task inside a DAG task (a condition, say) depends on what that DAG task depends on; a
     dependency on a DAG task is one on every task inside it.
     """
-    import yaml
-
-    with open(pipeline_yaml, encoding="utf-8") as handle:
-        spec = next(d for d in yaml.safe_load_all(handle) if d and "deploymentSpec" in d)
+    spec = _compiled_spec(pipeline_yaml)
     components = spec["components"]
     upstream: dict[str, set[str]] = {}  # container task -> the task names it depends on
     members: dict[str, set[str]] = {}  # DAG task -> the container tasks inside it
@@ -444,8 +450,12 @@ def warm_plan(pipeline_yaml: str, feature_views: bool = True) -> dict[str, tuple
 
 def warm_preloads(pipeline_yaml: str, feature_views: bool = True) -> dict[str, list[str]]:
     """Runtime -> the modules its tasks import (each step's ``PodSettings.preload``), for the pipeline's executors."""
+    return _runtime_preloads(warm_plan(pipeline_yaml, feature_views))
+
+
+def _runtime_preloads(plan: dict[str, tuple[str, tuple[str, ...]]]) -> dict[str, list[str]]:
     preloads: dict[str, list[str]] = {}
-    for runtime, declared in warm_plan(pipeline_yaml, feature_views).values():
+    for runtime, declared in plan.values():
         modules = preloads.setdefault(runtime, [])
         modules += [m for m in declared if m not in modules]
     return {runtime: modules for runtime, modules in preloads.items() if modules}
@@ -466,9 +476,9 @@ def warm_pool(pipeline_yaml: str, venvs_dir: str, extra_env: Optional[dict[str, 
     env.pop("PYTHONHOME", None)
     # Unix socket paths are short (107 bytes): a folder of its own under the system's temporary one.
     folder = os.path.join(tempfile.gettempdir(), f"kfp-ct-warm-{os.getpid()}-{time.monotonic_ns()}")
-    return warm.WarmPool(warm_preloads(pipeline_yaml, feature_views),
-                         lambda runtime: runtime_python(runtime, venvs_dir), folder, env,
-                         log=lambda line: print(line, flush=True), plan=warm_plan(pipeline_yaml, feature_views),
+    plan = warm_plan(pipeline_yaml, feature_views)
+    return warm.WarmPool(_runtime_preloads(plan), lambda runtime: runtime_python(runtime, venvs_dir), folder, env,
+                         log=lambda line: print(line, flush=True), plan=plan,
                          passed_over=passed_over, downstream=artifact_downstream(pipeline_yaml))
 
 
