@@ -179,6 +179,9 @@ monitor: setup ## Run the monitor in the foreground on MONITOR_PORT (deploy with
 	  --feature-server-url $(FEATURE_URL)
 
 REASON ?= asked for with make trigger
+experiment: setup ## The online experiment (deploy with canary_traffic_percent=1-99): last look and decisions; LOOK=true looks now
+	$(VENVS)/monitor/bin/python -m components.monitor experiment --url http://127.0.0.1:$(MONITOR_PORT) $(if $(filter true,$(LOOK)),--look)
+
 trigger: setup ## On-demand trigger: one run on the newest spans now, or coalesced into the running one (REASON, PARAMS)
 	$(VENVS)/dev/bin/python -m pipelines.loop --spec $(SPEC) trigger --reason "$(REASON)" $(PARAMS)
 
@@ -282,4 +285,4 @@ clean: ## Remove runs, registry, serving state, feature store and landed data (k
 distclean: clean ## Also remove the local runtimes
 	rm -rf $(VENVS)
 
-.PHONY: platform-protos actionlint release registry-deps drift-limits schema spec-check features-start features-status features-stop promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean
+.PHONY: experiment platform-protos actionlint release registry-deps drift-limits schema spec-check features-start features-status features-stop promote help setup system-deps lock bench bench-deps demo monitor trigger watch manifests-check deploy-pipeline schedule run lineage serve-start rollback bench-serving container-deps base-image images docker-api e2e-containers compile lint test test-unit test-components test-e2e serve-status serve-stop clean distclean

@@ -130,6 +130,8 @@ class DatasetSpec:
         self.model: dict[str, Any] = dict(raw["model"])
         self.serving: dict[str, Any] = dict(raw["serving"])
         self.monitoring: dict[str, Any] = dict(raw.get("monitoring", {}))
+        #: The rules of online experiments (``experiment_rules``), as the spec writes them.
+        self.experiment: dict[str, Any] = dict(raw.get("experiment", {}))
         self.checks: dict[str, Any] = dict(raw.get("checks", {}))
         if schema_text is None and self.schema_path and os.path.exists(self.schema_path):
             with open(self.schema_path, encoding="utf-8") as handle:
@@ -251,6 +253,16 @@ class DatasetSpec:
         """The served model's name (URLs, registry)."""
         return self.serving["model_name"]
 
+    def experiment_rules(self):
+        """The rules of this dataset's online experiments (``components.experiment.rules.ExperimentRules``).
+
+        ``min_effect`` defaults to ``metric.max_change``: the change of the primary metric, in its
+        units, that this spec already treats as one that matters.
+        """
+        from components.experiment.rules import ExperimentRules
+
+        return ExperimentRules.from_dict({**_effect_default(self.metric), **self.experiment})
+
     @property
     def metric_direction(self) -> str:
         """``maximize`` or ``minimize`` for the primary metric."""
@@ -313,7 +325,7 @@ class _Validator:
     """Checks a parsed spec, naming the first problem's key (``feeds.flights.columns.year``)."""
 
     TOP = {"dataset", "source", "feeds", "label", "features", "feature_views", "split", "evaluation", "schema",
-           "checks", "model", "metric", "serving", "monitoring"}
+           "checks", "model", "metric", "serving", "monitoring", "experiment"}
 
     def __init__(self, raw: Any, origin: str):
         self.raw = raw
@@ -463,6 +475,16 @@ class _Validator:
         for key in ("drift_threshold", "skew_threshold", "max_metric_drop"):
             if key in monitoring:
                 self.number(monitoring[key], f"monitoring.{key}", 0)
+
+        experiment = raw.get("experiment", {})
+        if not isinstance(experiment, dict):
+            self.fail("experiment", "must be a table")
+        from components.experiment.rules import ExperimentRules
+
+        try:
+            ExperimentRules.from_dict({**_effect_default(metric), **experiment})
+        except (TypeError, ValueError) as error:
+            self.fail("experiment", str(error))
 
     def feed(self, name: str, feed: Any) -> None:
         key = f"feeds.{name}"
@@ -625,6 +647,11 @@ class _Validator:
             self.string(categorical["indices_as"], "model.categorical.indices_as")
         numeric = self.table(model.get("numeric", {}), "model.numeric", set(), {"transform"})
         self.string(numeric.get("transform", "passthrough"), "model.numeric.transform", NUMERIC_TRANSFORMS)
+
+
+def _effect_default(metric: dict) -> dict:
+    """An experiment's ``min_effect`` when the spec sets none: the metric's change threshold (when above 0)."""
+    return {"min_effect": metric["max_change"]} if metric["max_change"] > 0 else {}
 
 
 def _kind(value: Any) -> str:

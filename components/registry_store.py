@@ -40,6 +40,13 @@ class Registry(Protocol):
     def set_canary(self, model_name: str, pointer: Optional[dict[str, Any]], event: str = "canary") -> None:
         """Records (or, with None, clears) the canary version, with ``event`` in the history."""
 
+    def start_experiment(self, model_name: str, pointer: dict[str, Any], traffic_percent: float,
+                         **details: Any) -> dict[str, Any]:
+        """Makes a published version the candidate of an online experiment (``canary.json``)."""
+
+    def promote(self, model_name: str, event: str = "promote", **details: Any) -> dict[str, Any]:
+        """Makes the canary production, then clears it."""
+
     def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:
         """Points production back at an earlier version (default: the previous one)."""
 
@@ -135,6 +142,49 @@ class RegistryStore:
         pointer = new_pointer(model_name, version, self._location(model_name, version), previous, release, digest)
         if point:
             self.point(model_name, pointer, "deploy")
+        return pointer
+
+    def start_experiment(self, model_name: str, pointer: dict[str, Any], traffic_percent: float,
+                         **details: Any) -> dict[str, Any]:
+        """Makes a published version the candidate of an online experiment with a share of the traffic.
+
+        Returns:
+            The canary pointer: the version's, with ``traffic_percent`` and ``experiment``
+            (start time, the production version it is measured against, ``details``).
+
+        Raises:
+            ValueError: A share outside (0, 100), no production to compare with, or an experiment running.
+        """
+        if not 0 < traffic_percent < 100:
+            raise ValueError(f"an experiment's traffic share must be between 0 and 100 %, got {traffic_percent}")
+        production = self.current(model_name)
+        if production is None:
+            raise ValueError(f"{model_name} has no production version to run an experiment against")
+        running = self.canary(model_name)
+        if running is not None:
+            raise ValueError(f"{model_name} {running['version']} is in an experiment already")
+        canary = {**pointer, "traffic_percent": traffic_percent,
+                  "experiment": {"started_at": _now(), "production_version": production["version"], **details}}
+        self.set_canary(model_name, canary, "experiment_started")
+        return canary
+
+    def promote(self, model_name: str, event: str = "promote", **details: Any) -> dict[str, Any]:
+        """Makes the canary production (``current.json`` first, then the canary cleared).
+
+        Returns:
+            The new production pointer (``details`` recorded in it).
+
+        Raises:
+            ValueError: There is no canary.
+        """
+        canary = self.canary(model_name)
+        if canary is None:
+            raise ValueError(f"{model_name} has no canary to promote in {self._location(model_name, '')}")
+        pointer = {key: value for key, value in canary.items() if key not in ("traffic_percent", "experiment")}
+        pointer.update(deployed_at=_now(), previous_version=(self.current(model_name) or {}).get("version"),
+                       **details)
+        self.point(model_name, pointer, event)
+        self.set_canary(model_name, None, "promoted")
         return pointer
 
     def rollback(self, model_name: str, version: Optional[str] = None) -> dict[str, Any]:

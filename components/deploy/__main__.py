@@ -57,6 +57,7 @@ def _run(executor: Executor) -> None:
             fork_server=True,  # this step's process: see control.start_process
             logger_url=executor.param("payload_logger_url"),
             feature_server_url=executor.param("feature_server_url", ""),
+            experiment_percent=float(executor.param("canary_traffic_percent", 0) or 0),
         )
     else:
         raise ComponentError(f"serving_target must be 'local' or 'kserve', got {target!r}")
@@ -67,7 +68,10 @@ def _run(executor: Executor) -> None:
         print(f"[deploy] NOT deployed: {'; '.join(details['reasons'])}", flush=True)
         return
     pointer = details["pointer"]
-    where = (details["serving"]["predict_url"] if "serving" in details
+    where = (details["serving"]["predict_url"]
+             + (f" (online experiment: {details['experiment_percent']:g}% of requests to {pointer['version']}, "
+                "decided by the monitor)" if details.get("experiment") else "")
+             if "serving" in details
              else f"InferenceService {details['inference_service']['namespace']}/{executor.param('model_name')}"
              + (f" (canary, {canary}% of traffic; make promote or make rollback)" if details.get("canary") else ""))
     executor.set_metadata("deployment", {"deployed": True, "version": pointer["version"],
@@ -75,7 +79,7 @@ def _run(executor: Executor) -> None:
                                          # resolve_baseline scopes production to this namespace
                                          "namespace": executor.param("namespace"),
                                          "model_dir": pointer["model_dir"], "serving_url": where,
-                                         "canary": bool(details.get("canary"))})
+                                         "canary": bool(details.get("canary") or details.get("experiment"))})
     print(f"[deploy] {pointer['version']} published to {pointer['model_dir']}", flush=True)
     print(f"[deploy] serving at {where}", flush=True)
 

@@ -53,7 +53,8 @@ def deploy(
         serving_target: ``local`` (model server process) or ``kserve`` (InferenceService).
         namespace: Namespace of the InferenceService (kserve target).
         service_account: Service account holding the S3 Secret (kserve target).
-        canary_traffic_percent: Traffic share of the new version, 1-99 for a canary; 0 or 100 for all.
+        canary_traffic_percent: Traffic share of the new version, 1-99 for an online experiment (local)
+            or a canary (kserve); 0 or 100 for all.
         payload_logger_url: Monitor receiving every request and response (KServe payload logger); "" for none.
         feature_server_url: Feast's feature server the local model server looks features up in
             (on a cluster the model server reads it from the ConfigMap ``ct-feature-store``).

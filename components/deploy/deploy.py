@@ -21,11 +21,17 @@ def refusal_reasons(blessing: Optional[dict[str, Any]], infra_blessing: Optional
 def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: Optional[dict[str, Any]],
            registry_uri: str, model_name: str, release: dict[str, Any], serving_state_dir: str,
            serving_port: int, logger_url: str = "", feature_server_url: str = "",
-           fork_server: bool = False) -> tuple[bool, dict[str, Any]]:
+           fork_server: bool = False, experiment_percent: float = 0) -> tuple[bool, dict[str, Any]]:
     """Publishes a blessed model to the registry, then serves it from the local model server.
 
     The running server follows the registry and swaps to the new version without
     dropping a request; a server is started when none runs.
+
+    With ``experiment_percent`` between 0 and 100 and a production version to compare with, the
+    model becomes the candidate of an online experiment instead: the server answers that share
+    of the requests with it, and the monitor decides from their ground truth whether it is
+    promoted or rolled back (``components/monitor/experiment.py``). Production is not touched.
+    A candidate is refused while another one's experiment runs: that one decides first.
 
     Nothing is touched when either blessing is missing or negative. With
     ``logger_url`` the server logs every request and response to that monitor; with
@@ -34,12 +40,18 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
 
     Returns:
         ``(deployed, details)``: details hold the reasons when refused, else the
-        registry pointer and the server's state.
+        registry pointer, the server's state and whether an experiment started.
     """
     reasons = refusal_reasons(blessing, infra_blessing)
     if reasons:
         return False, {"reasons": reasons}
-    pointer = registry.open_registry(registry_uri).publish(model_name, model_dir, release)
+    store = registry.open_registry(registry_uri)
+    running = store.canary(model_name)
+    if running is not None and running.get("experiment"):
+        return False, {"reasons": [f"{running['version']} is in an online experiment against production "
+                                   f"{running['experiment'].get('production_version')}: it decides first"]}
+    experiment = 0 < experiment_percent < 100 and store.current(model_name) is not None
+    pointer = store.publish(model_name, model_dir, release, point=not experiment)
     if pointer.get("unchanged"):
         serving = control.read_state(serving_state_dir)
         if (control.is_alive(serving) and serving.get("version") == pointer["version"]
@@ -47,9 +59,15 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
                 and serving.get("feature_server_url", "") == feature_server_url):
             return False, {"reasons": [f"the model is identical to production {pointer['version']}, "
                                        "which is serving already"]}
+        experiment = False  # the model is production already: nothing to compare
+    if experiment:
+        store.start_experiment(model_name, pointer, experiment_percent)
     state = control.ensure_serving(serving_state_dir, registry_uri, model_name, serving_port,
                                    logger_url=logger_url, feature_server_url=feature_server_url, fork=fork_server)
-    return True, {"pointer": pointer, "serving": state}
+    if experiment:
+        control.wait_version(state["url"], model_name, pointer["version"], probe="candidate")
+    return True, {"pointer": pointer, "serving": state, "experiment": experiment,
+                  "experiment_percent": experiment_percent if experiment else None}
 
 
 def _cluster_api(api):
@@ -150,9 +168,7 @@ def promote_on_cluster(model_store_uri: str, model_name: str, namespace: str, ap
     deployer = ClusterDeployer(_cluster_api(api), namespace)
     deployer.promote(model_name)  # canaries exist in Knative mode only: all traffic to the latest revision
     deployer.wait_ready(model_name, "Knative", None, "latest", ready_timeout_seconds, poll_seconds)
-    store.point(model_name, canary, "promote")
-    store.set_canary(model_name, None, "promoted")
-    return canary
+    return store.promote(model_name)
 
 
 def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, image: str, service_account: str,

@@ -169,6 +169,8 @@ def deployments(store, model_name: Optional[str] = None, namespace: Optional[str
             "model_artifact_id": inputs["model"].id if "model" in inputs else None,
             "run_id": run_id,
             "deployed_at": _times(execution)[1],
+            # A canary or an experiment's candidate: production only once promoted (the registry says).
+            "canary": bool(deployment.get("canary")),
             "metrics": _evaluation_metrics(store, run_id),
             "execution_id": execution.id,
         })

@@ -143,29 +143,32 @@ def stop(state_dir: str) -> Optional[dict[str, Any]]:
     return state
 
 
-def served_version(url: str, model_name: str) -> Optional[str]:
-    """Asks a running server which model version answers now (None when it does not answer)."""
+def served_version(url: str, model_name: str, probe: str = "version") -> Optional[str]:
+    """Asks a running server which model version answers now (None when it does not answer).
+
+    ``probe="candidate"``: the version answering an experiment's candidate share (production when none runs).
+    """
     try:
         status, metadata = http_json("GET", f"{url}/v2/models/{model_name}", timeout=5)
         if status != 200:
             return None
-        probe = {"instances": [{tensor["name"]: None for tensor in metadata["inputs"]}]}
-        status, body = http_json("POST", f"{url}/v1/models/{model_name}:predict", probe, timeout=5,
-                                 headers={PROBE_HEADER: "version"})
+        request = {"instances": [{tensor["name"]: None for tensor in metadata["inputs"]}]}
+        status, body = http_json("POST", f"{url}/v1/models/{model_name}:predict", request, timeout=5,
+                                 headers={PROBE_HEADER: probe})
     except (urllib.error.URLError, ConnectionError, OSError, KeyError, TypeError):
         return None
     return body.get("model_version") if status == 200 and isinstance(body, dict) else None
 
 
-def wait_version(url: str, model_name: str, version: str, timeout: float = 60.0) -> None:
-    """Waits until the server at ``url`` answers with ``version``.
+def wait_version(url: str, model_name: str, version: str, timeout: float = 60.0, probe: str = "version") -> None:
+    """Waits until the server at ``url`` answers with ``version`` (``probe``: see ``served_version``).
 
     Raises:
         RuntimeError: It did not within ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if served_version(url, model_name) == version:
+        if served_version(url, model_name, probe) == version:
             return
         time.sleep(0.2)
     raise RuntimeError(f"the model server at {url} did not switch to {model_name} {version} within {timeout:.0f} s")

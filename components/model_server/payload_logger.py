@@ -25,28 +25,49 @@ RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 PROBE_HEADER = "x-kfp-ct-probe"
 
 
+def header_value(headers: Optional[dict[str, str]], name: str) -> Optional[str]:
+    """A header's value, its name matched without case (None when absent)."""
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def probe_kind(headers: Optional[dict[str, str]]) -> Optional[str]:
+    """What one of our health probes asks for (``version``, ``candidate``), or None for a real request."""
+    return header_value(headers, PROBE_HEADER)
+
+
 def is_probe(headers: Optional[dict[str, str]]) -> bool:
     """Tells whether a request is one of our health probes."""
-    return any(key.lower() == PROBE_HEADER for key in (headers or {}))
+    return probe_kind(headers) is not None
 
 
 def request_id(headers: Optional[dict[str, str]]) -> str:
     """The request's ``ce-id`` header (as KServe's logger reads it), or a new UUID."""
-    for key, value in (headers or {}).items():
-        if key.lower() == "ce-id" and value:
-            return value
-    return str(uuid.uuid4())
+    return header_value(headers, "ce-id") or str(uuid.uuid4())
 
 
 def to_binary_event(event_type: str, event_id: str, body: dict[str, Any], source: str, inference_service: str,
-                    namespace: str = "", component: str = "predictor", endpoint: str = "") -> tuple[dict, bytes]:
-    """Headers and data of one payload-logger CloudEvent in binary mode."""
+                    namespace: str = "", component: str = "predictor", endpoint: str = "",
+                    model_version: str = "", at: Optional[float] = None) -> tuple[dict, bytes]:
+    """Headers and data of one payload-logger CloudEvent in binary mode.
+
+    ``model_version`` (ours, not KServe's) names the version that answers, on the request too;
+    ``at`` (epoch seconds) is the event's ``time``: when the request arrived or the response left.
+    """
+    import datetime
+
     from cloudevents.conversion import to_binary
     from cloudevents.http import CloudEvent
 
     attributes = {"type": event_type, "source": source, "id": event_id, "datacontenttype": "application/json",
                   "inferenceservicename": inference_service, "namespace": namespace, "component": component,
                   "endpoint": endpoint}
+    if model_version:
+        attributes["modelversion"] = model_version
+    if at is not None:
+        attributes["time"] = datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(timespec="microseconds")
     return to_binary(CloudEvent(attributes, json.dumps(body).encode()))
 
 
@@ -67,10 +88,12 @@ class PayloadLogger:
         self._thread = threading.Thread(target=self._work, daemon=True, name="payload-logger")
         self._thread.start()
 
-    def log(self, event_type: str, event_id: str, body: dict[str, Any]) -> None:
-        """Queues one event (dropped, and counted, when the queue is full)."""
+    def log(self, event_type: str, event_id: str, body: dict[str, Any], model_version: str = "") -> None:
+        """Queues one event, timed now (dropped, and counted, when the queue is full)."""
+        import time
+
         try:
-            self._queue.put_nowait((event_type, event_id, body))
+            self._queue.put_nowait((event_type, event_id, body, model_version, time.time()))
         except queue.Full:
             self.dropped += 1
 
@@ -88,9 +111,10 @@ class PayloadLogger:
 
         session = requests.Session()
         while True:
-            event_type, event_id, body = self._queue.get()
+            event_type, event_id, body, model_version, at = self._queue.get()
             try:
-                headers, data = to_binary_event(event_type, event_id, body, self.source, self.inference_service)
+                headers, data = to_binary_event(event_type, event_id, body, self.source, self.inference_service,
+                                                model_version=model_version, at=at)
                 response = session.post(self.url, headers=headers, data=data, timeout=self.timeout)
                 if response.status_code >= 300:
                     self.failed += 1

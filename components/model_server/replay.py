@@ -24,7 +24,7 @@ from components.model_server.control import http_json
 
 def replay(span_file: str, spec, predict_url: str, rows: int, batch: int, ground_truth_path: str,
            seed: int = 0) -> dict[str, float]:
-    """Sends the sample, writes the ground truth; returns counts and latency figures.
+    """Sends the sample, writes the ground truth; returns counts, the rows each version answered, latency.
 
     Raises:
         RuntimeError: The server refused a request (the answer is quoted).
@@ -41,7 +41,7 @@ def replay(span_file: str, spec, predict_url: str, rows: int, batch: int, ground
         truth = truth.loc[frame.index]
     records = json.loads(frame[spec.sent_features].to_json(orient="records"))
     labels = truth.astype(float if spec.task == "regression" else int).tolist()
-    seconds = []
+    seconds, versions = [], {}
     with open(ground_truth_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["request_id", "index", "label"])
@@ -53,12 +53,15 @@ def replay(span_file: str, spec, predict_url: str, rows: int, batch: int, ground
             seconds.append(time.perf_counter() - began)
             if status != 200:
                 raise RuntimeError(f"the model server answered {status}: {answer}")
+            # During an online experiment two versions answer: the rows each one served.
+            version = str(answer.get("model_version", ""))
+            versions[version] = versions.get(version, 0) + len(records[start:start + batch])
             for index, label in enumerate(labels[start:start + batch]):
                 writer.writerow([request_id, index, label])
     seconds.sort()
     return {"rows": len(records), "requests": len(seconds),
             "p50_ms": round(1000 * seconds[len(seconds) // 2], 2) if seconds else 0.0,
-            "mean_label": round(sum(labels) / len(labels), 4) if labels else 0.0}
+            "mean_label": round(sum(labels) / len(labels), 4) if labels else 0.0, "rows_by_version": versions}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

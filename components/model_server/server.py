@@ -11,14 +11,23 @@ prediction, a regressor the predicted value. Bad requests are refused with ``Inv
 The server either serves a fixed model folder (infra validation) or follows a
 registry's ``current.json`` (production): a new version is loaded beside the
 old one and swapped in by one reference assignment, so no request is dropped.
+
+Following a registry it also serves an online experiment: while ``canary.json`` names a
+candidate with a ``traffic_percent``, that share of the requests goes to the candidate, the
+rest to production. A request that carries ``x-experiment-key`` (a user or session id) always
+reaches the same version for the same key and candidate; one without it is assigned at random.
+Every response names the version that answered (``model_version``), and so does every
+payload-log event (the response's body, and the request's ``modelversion`` extension).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import mmap
 import os
+import random
 import signal
 import sys
 import tempfile
@@ -37,8 +46,19 @@ from components.model_server.asgi import V2JsonWithoutContentType, build_lean_ap
 from components.model_server.features import add_looked_up, looked_up_features, sent_features
 from components.model_server.inputs import check_domains, instances_to_columns, tensors_to_columns
 from components.model_server.model import LoadedModel
-from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, PayloadLogger, is_probe, request_id
+from components.model_server.payload_logger import (
+    REQUEST_TYPE,
+    RESPONSE_TYPE,
+    PayloadLogger,
+    header_value,
+    is_probe,
+    probe_kind,
+    request_id,
+)
 from components.schema_domains import read_domains
+
+#: The request header whose value keeps a caller on one version during an experiment (sticky assignment).
+EXPERIMENT_KEY_HEADER = "x-experiment-key"
 
 
 class TabularModel(kserve.Model):
@@ -81,6 +101,8 @@ class TabularModel(kserve.Model):
         self._registry = registry.open_registry(registry_uri) if registry_uri else None
         self.poll_seconds = poll_seconds
         self.current: Optional[LoadedModel] = None
+        #: The running experiment: (candidate, its traffic percent), replaced whole; None: production only.
+        self.experiment: Optional[tuple[LoadedModel, float]] = None
         self._watcher: Optional[threading.Thread] = None
 
     def load(self) -> bool:
@@ -93,6 +115,7 @@ class TabularModel(kserve.Model):
             if pointer is None:
                 raise RuntimeError(f"registry {self.registry_uri} has no current version of {self.name}")
             self.current = self._load_version(pointer["version"])
+            self._follow_experiment()
             self._watcher = threading.Thread(target=self._follow, daemon=True, name="follow-registry")
             self._watcher.start()
         self.ready = True
@@ -115,11 +138,55 @@ class TabularModel(kserve.Model):
                 pointer = self._registry.current(self.name)
                 if pointer and pointer["version"] != self.current.version:
                     # Load beside the serving model, then swap the reference: requests in
-                    # flight finish on the old one, new ones get the new one.
-                    self.current = self._load_version(pointer["version"])
+                    # flight finish on the old one, new ones get the new one. A promoted
+                    # candidate is served already: its loaded model becomes production.
+                    experiment = self.experiment
+                    self.current = (experiment[0] if experiment and experiment[0].version == pointer["version"]
+                                    else self._load_version(pointer["version"]))
                     print(f"now serving {self.name} {pointer['version']}", flush=True)
+                self._follow_experiment()
             except Exception as error:  # noqa: BLE001 - keep serving the loaded version
                 print(f"could not switch to the registry's current version: {error}", flush=True)
+
+    def _follow_experiment(self) -> None:
+        """Serves the candidate ``canary.json`` names, with its traffic share, or ends the experiment."""
+        canary = self._registry.canary(self.name)
+        percent = float((canary or {}).get("traffic_percent") or 0)
+        if not canary or not 0 < percent < 100 or canary["version"] == self.current.version:
+            if self.experiment is not None:
+                print(f"experiment ended: {self.name} {self.current.version} takes all traffic", flush=True)
+            self.experiment = None
+            return
+        running = self.experiment
+        if running and running[0].version == canary["version"] and running[1] == percent:
+            return
+        candidate = running[0] if running and running[0].version == canary["version"] else \
+            self._load_version(canary["version"])
+        self.experiment = (candidate, percent)
+        print(f"experiment: {canary['version']} answers {percent:g}% of the requests, "
+              f"{self.current.version} the rest", flush=True)
+
+    def choose(self, headers: Optional[dict[str, str]]) -> LoadedModel:
+        """The version that answers a request: production, or during an experiment perhaps the candidate.
+
+        With ``x-experiment-key`` the choice is a hash of the key and the candidate's version (the
+        same key stays on the same version for the experiment); without it, a random draw. Our
+        probes reach production, or the candidate when they ask for it (``x-kfp-ct-probe: candidate``).
+        """
+        production, experiment = self.current, self.experiment
+        if experiment is None:
+            return production
+        candidate, percent = experiment
+        probe = probe_kind(headers)
+        if probe is not None:
+            return candidate if probe == "candidate" else production
+        key = header_value(headers, EXPERIMENT_KEY_HEADER)
+        if key:
+            digest = hashlib.blake2b(f"{candidate.version}/{key}".encode(), digest_size=8).digest()
+            bucket = int.from_bytes(digest, "big") % 10_000
+        else:
+            bucket = random.randrange(10_000)
+        return candidate if bucket < percent * 100 else production
 
     def get_input_types(self) -> list[dict]:
         """V2 metadata: one input tensor per feature."""
@@ -136,22 +203,24 @@ class TabularModel(kserve.Model):
 
     def predict(self, payload: Any, headers: Optional[dict[str, str]] = None) -> Any:
         """V1 (dict) or V2 (InferRequest) prediction; logged to the monitor like KServe's payload logger."""
+        model = self.choose(headers)
         if self.payload_logger is None or is_probe(headers):
-            return self._predict(payload)
+            return self._predict(payload, model)
 
         event_id = request_id(headers)
         # Like KServe's logger: the request is logged as received, the response only when it succeeded.
         request_body = _rest_body(payload)
         if request_body is not None:
-            self.payload_logger.log(REQUEST_TYPE, event_id, request_body)
-        response = self._predict(payload)
+            self.payload_logger.log(REQUEST_TYPE, event_id, request_body, model.version)
+        response = self._predict(payload, model)
         response_body = _rest_body(response)
         if request_body is not None and response_body is not None:
-            self.payload_logger.log(RESPONSE_TYPE, event_id, response_body)
+            self.payload_logger.log(RESPONSE_TYPE, event_id, response_body, model.version)
         return response
 
-    def _predict(self, payload: Any) -> Any:
-        model = self.current
+    def _predict(self, payload: Any, model: Optional[LoadedModel] = None) -> Any:
+        """Answers with ``model`` (default: production)."""
+        model = model or self.current
         features, categorical = model.info["features"], model.info["categorical_features"]
         if not isinstance(payload, kserve.InferRequest):
             payload = _decoded(payload)

@@ -1,4 +1,4 @@
-"""``python -m components.monitor serve|ground-truth|close|status``: the monitor service and its client."""
+"""``python -m components.monitor serve|ground-truth|close|status|experiment``: the monitor service and its client."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     serve.add_argument("--feature-server-url", default=os.environ.get("FEATURE_SERVER_URL", ""),
                        help="Feast's feature server: the looked-up features of requests that left them out "
                             "are looked up there, as the model server did (default: $FEATURE_SERVER_URL)")
+    serve.add_argument("--experiment", action="append", default=[], metavar="KEY=VALUE",
+                       help="an online experiment's rule over the spec's [experiment] table (repeatable), "
+                            "e.g. --experiment alpha=0.01 --experiment max_labelled_rows=20000")
     truth = commands.add_parser("ground-truth", help="upload a batch file of labels (CSV request_id,index,label "
                                                       "or JSON records)")
     truth.add_argument("file")
@@ -47,6 +50,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     close.add_argument("--url", default="http://127.0.0.1:8090")
     status = commands.add_parser("status", help="print the monitor's status")
     status.add_argument("--url", default="http://127.0.0.1:8090")
+    experiment = commands.add_parser("experiment", help="print the online experiment's last look and decisions "
+                                                        "(--look: look now, deciding if the evidence suffices)")
+    experiment.add_argument("--url", default="http://127.0.0.1:8090")
+    experiment.add_argument("--look", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "serve":
         if not args.spec:
@@ -59,11 +66,18 @@ def main(argv: Optional[list[str]] = None) -> int:
             spec = DatasetSpec.load(args.spec)
         except SpecError as error:
             parser.error(str(error))
+        from components.experiment.rules import ExperimentRules
+
+        try:
+            rules = ExperimentRules.from_settings(args.experiment, spec.experiment_rules())
+        except ValueError as error:
+            parser.error(str(error))
         thresholds = Thresholds.from_spec(spec, drift=args.drift_threshold, skew=args.skew_threshold,
                                           max_metric_drop=args.max_metric_drop,
                                           min_labeled_rows=args.min_labeled_rows)
         run(args.state, args.registry, spec, args.host, args.port, thresholds,
-            beam_args=parse_beam_args(args.beam_pipeline_args), feature_server_url=args.feature_server_url or None)
+            beam_args=parse_beam_args(args.beam_pipeline_args), feature_server_url=args.feature_server_url or None,
+            experiment_rules=rules)
         return 0
     if args.command == "ground-truth":
         with open(args.file, "rb") as handle:
@@ -72,6 +86,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         code, answer = request("POST", f"{args.url}/v1/ground-truth", body, kind)
     elif args.command == "close":
         code, answer = request("POST", f"{args.url}/v1/windows/close?label={urllib.parse.quote(args.label)}", b"")
+    elif args.command == "experiment":
+        code, answer = request("POST" if args.look else "GET", f"{args.url}/v1/experiment", b"" if args.look else None)
     else:
         code, answer = request("GET", f"{args.url}/v1/status")
     print(json.dumps(answer, indent=2))

@@ -6,6 +6,7 @@ Endpoints:
     ``POST /v1/windows/close?label=L``: closes the open window as ``L`` and analyses it.
     ``POST /v1/windows/{label}/evaluate``: analyses a closed window again (late ground truth).
     ``GET /v1/status``: JSON of every analysed window. ``GET /metrics``: Prometheus. ``GET /healthz``.
+    ``GET /v1/experiment``: the online experiment's last look and every decision; ``POST`` looks now.
 
 Bad input gets a 4xx naming the problem; nothing already stored is lost.
 """
@@ -95,6 +96,15 @@ def create_app(monitor: Monitor, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
     async def status(request):
         return JSONResponse(await run_in_threadpool(monitor.status))
 
+    async def experiment(request):
+        if request.method == "POST":
+            look = await run_in_threadpool(monitor.look_at_experiment)
+            return JSONResponse(look, status_code=500 if look.get("error") else 200)
+        last = monitor.experiments.last_look() if monitor.experiments else None
+        decisions = monitor.experiments.decisions() if monitor.experiments else []
+        looks = monitor.experiments.looks() if monitor.experiments else []
+        return JSONResponse({"last_look": last, "decisions": decisions, "looks": looks})
+
     async def metrics(request):
         return Response(monitor.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -108,6 +118,7 @@ def create_app(monitor: Monitor, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
         Route("/v1/windows/close", close_window, methods=["POST"]),
         Route("/v1/windows/{label}/evaluate", evaluate_window, methods=["POST"]),
         Route("/v1/status", status, methods=["GET"]),
+        Route("/v1/experiment", experiment, methods=["GET", "POST"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ])
@@ -118,11 +129,12 @@ def create_app(monitor: Monitor, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
 
 def serve(state_dir: str, registry_uri: Optional[str], spec, host: str, port: int,
           thresholds: Optional[analysis.Thresholds] = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-          beam_args: Optional[list[str]] = None, feature_server_url: Optional[str] = None) -> None:
+          beam_args: Optional[list[str]] = None, feature_server_url: Optional[str] = None,
+          experiment_rules=None) -> None:
     """Runs the monitor service (blocks until stopped)."""
     import uvicorn
 
-    monitor = Monitor(state_dir, registry_uri, spec, thresholds, beam_args, feature_server_url)
+    monitor = Monitor(state_dir, registry_uri, spec, thresholds, beam_args, feature_server_url, experiment_rules)
     print(f"monitor of {monitor.model_name} ({spec.name}, {spec.metric['primary']}) on http://{host}:{port} "
           f"(state {monitor.state_dir})", flush=True)
     uvicorn.run(create_app(monitor, max_body_bytes), host=host, port=port, log_level="warning")

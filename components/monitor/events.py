@@ -39,6 +39,8 @@ class InferenceEvent:
     time: float
     body: dict[str, Any]
     inference_service: str = ""
+    #: The version that answered, when the logger says (our ``modelversion`` extension; KServe's does not).
+    model_version: str = ""
 
 
 def _event_time(value: Any) -> float:
@@ -79,7 +81,8 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> InferenceEvent:
         raise EventError(f"{kind} body must be a JSON object, got {type(data).__name__}")
     extensions = event.get_attributes()
     return InferenceEvent(id=str(event["id"]), kind=kind, time=_event_time(extensions.get("time")), body=data,
-                          inference_service=str(extensions.get("inferenceservicename", "")))
+                          inference_service=str(extensions.get("inferenceservicename", "")),
+                          model_version=str(extensions.get("modelversion", "") or ""))
 
 
 def request_rows(body: dict[str, Any], features: list[str]) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 #: Why an event or ground-truth batch was refused (a fixed set keeps label cardinality bounded).
 REJECT_REASONS = ("not_cloudevent", "bad_body", "too_large", "bad_ground_truth")
@@ -44,8 +44,39 @@ class MonitorMetrics:
                                     registry=self.registry)
         self.skew_detected = Gauge("ct_monitor_skew_detected", "Features skewed over the threshold",
                                    registry=self.registry)
+        self.experiment_running = Gauge("ct_monitor_experiment_running", "1 while an online experiment runs",
+                                        registry=self.registry)
+        self.experiment_rows = Gauge("ct_monitor_experiment_labeled_rows", "Labelled rows each arm of the running "
+                                     "experiment served", ["arm", "model_version"], registry=self.registry)
+        self.experiment_metric = Gauge("ct_monitor_experiment_metric", "Each arm's primary metric on the ground "
+                                       "truth of the traffic it served", ["arm", "model_version", "metric"],
+                                       registry=self.registry)
+        self.experiment_ratio = Gauge("ct_monitor_experiment_likelihood_ratio", "The sequential test's statistic "
+                                      "(decides at 1/alpha)", registry=self.registry)
+        self.experiment_decisions = Counter("ct_monitor_experiment_decisions", "Experiments decided", ["outcome"],
+                                            registry=self.registry)
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
+        for outcome in ("promote", "roll_back"):
+            self.experiment_decisions.labels(outcome)
+
+    def show_experiment(self, look: Optional[dict[str, Any]]) -> None:
+        """Sets the experiment gauges from a look (None: no experiment runs)."""
+        self.experiment_rows.clear()
+        self.experiment_metric.clear()
+        self.experiment_running.set(1 if look and look["running"] else 0)
+        if not look:
+            self.experiment_ratio.set(float("nan"))
+            return
+        statistics = look["statistics"]
+        for arm, values in statistics["arms"].items():
+            self.experiment_rows.labels(arm, values["version"]).set(values["labelled_rows"])
+            if values["metric_value"] is not None:
+                self.experiment_metric.labels(arm, values["version"], statistics["metric"]).set(values["metric_value"])
+        ratio = statistics["likelihood_ratio"]
+        self.experiment_ratio.set(ratio if ratio is not None else float("nan"))
+        if not look["running"]:
+            self.experiment_decisions.labels(look["outcome"]).inc()
 
     def show_window(self, result: dict[str, Any]) -> None:
         """Sets the gauges from a window's analysis."""

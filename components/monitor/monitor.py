@@ -23,7 +23,7 @@ class Monitor:
 
     def __init__(self, state_dir: str, registry_uri: Optional[str], spec,
                  thresholds: Optional[analysis.Thresholds] = None, beam_args: Optional[list[str]] = None,
-                 feature_server_url: Optional[str] = None):
+                 feature_server_url: Optional[str] = None, experiment_rules=None):
         """Creates a monitor over a state folder.
 
         Args:
@@ -36,6 +36,7 @@ class Monitor:
             beam_args: Beam pipeline arguments: window statistics on that runner (None: in process).
             feature_server_url: Feast's feature server: the looked-up features of served rows whose
                 request left them out are looked up there, as the model server did (None: they stay missing).
+            experiment_rules: How online experiments decide (``ExperimentRules``; default: the spec's).
         """
         from components.feature_lookup import FeatureLookup
 
@@ -51,6 +52,12 @@ class Monitor:
         self._analysis_lock = threading.Lock()
         self._schema = None
         self._registry = registry.open_registry(registry_uri) if registry_uri else None
+        self.experiments = None
+        if self._registry is not None:
+            from components.monitor.experiment import ExperimentJudge
+
+            self.experiments = ExperimentJudge(self.state_dir, self._registry, spec, self.store, self.metrics,
+                                               rules=experiment_rules)
 
     def receive(self, headers: dict[str, str], body: bytes) -> int:
         """Takes one CloudEvent; returns the prediction rows it completed.
@@ -81,7 +88,18 @@ class Monitor:
             self.metrics.rejected.labels("bad_ground_truth").inc()
             raise
         self.metrics.ground_truth.inc(count)
+        self.look_at_experiment()
         return count
+
+    def look_at_experiment(self) -> dict[str, Any]:
+        """One look at the running online experiment (``ExperimentJudge.look``); ``{"running": False}`` without."""
+        if self.experiments is None:
+            return {"running": False}
+        try:
+            return self.experiments.look()
+        except Exception as error:  # noqa: BLE001 - a failed look must not lose the ground truth just stored
+            print(f"[monitor] the experiment could not be looked at: {error}", flush=True)
+            return {"running": None, "error": str(error)}
 
     def _comparison_schema(self):
         if self._schema is None:
@@ -132,7 +150,9 @@ class Monitor:
         with self._analysis_lock:
             self.store.close(label)
             self.metrics.pending.set(self.store.pending()["rows"])
-            return self._analyze(label)
+            result = self._analyze(label)
+        self.look_at_experiment()
+        return result
 
     def evaluate_window(self, label: str) -> dict[str, Any]:
         """Analyses a closed window again (for ground truth that arrived after it closed).
@@ -225,7 +245,12 @@ class Monitor:
         windows = [r for r in (self.store.read_result(w) for w in self.store.closed_windows()) if r]
         return {"model_name": self.model_name, "windows": windows, "latest": windows[-1] if windows else None,
                 "pending": self.store.pending(), "ground_truth_rows": len(self.store.ground_truth),
-                "dropped_unanswered_requests": self.store.dropped_unanswered}
+                "dropped_unanswered_requests": self.store.dropped_unanswered,
+                "experiment": self.experiments.last_look() if self.experiments else None,
+                "experiment_decisions": [
+                    {key: look[key] for key in ("candidate_version", "production_version", "outcome", "reason",
+                                                "started_at", "looked_at")}
+                    for look in self.experiments.decisions()] if self.experiments else []}
 
 
 def read_statistics(path: str):

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from typing import Any, Optional
 
 from components.monitor.events import InferenceEvent, request_rows, response_outputs
@@ -27,6 +28,11 @@ RESULT_FILE = "result.json"
 STATISTICS_FILE = "statistics.pb"
 #: Requests with no response after this long are dropped (the server refused them).
 UNANSWERED_SECONDS = 600.0
+#: A request with no response after this long counts as an error of the version it was routed to.
+ERROR_AFTER_SECONDS = 30.0
+#: Per version, the most recent request times and latencies kept for an experiment's guards.
+REQUESTS_KEPT = 200_000
+LATENCIES_KEPT = 20_000
 
 
 class GroundTruthError(ValueError):
@@ -88,10 +94,16 @@ class WindowStore:
         self.features = features
         self.task = task
         self._lock = threading.Lock()
-        self._requests: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self._requests: dict[str, tuple[float, list[dict[str, Any]], str]] = {}
         self._responses: dict[str, tuple[float, list[float], str]] = {}
         self._rows: list[dict[str, Any]] = []
         self.dropped_unanswered = 0
+        #: Per model version (when the logger names it on requests): request times, the times of those
+        #: dropped unanswered, and (request time, latency in ms from request to response event). Recent
+        #: ones only, in memory: a restarted monitor starts them anew.
+        self._request_times: dict[str, deque] = {}
+        self._dropped_times: dict[str, deque] = {}
+        self._latencies: dict[str, deque] = {}
         os.makedirs(os.path.join(state_dir, "windows"), exist_ok=True)
         self.ground_truth: dict[tuple[str, int], int] = {}
         path = os.path.join(state_dir, GROUND_TRUTH_FILE)
@@ -110,9 +122,12 @@ class WindowStore:
         if event.kind == "request":
             rows = request_rows(event.body, self.features)
             with self._lock:
+                if event.model_version:
+                    self._request_times.setdefault(event.model_version, deque(maxlen=REQUESTS_KEPT)).append(
+                        event.time)
                 response = self._responses.pop(event.id, None)
                 if response is None:
-                    self._requests[event.id] = (event.time, rows)
+                    self._requests[event.id] = (event.time, rows, event.model_version)
                     return 0
                 return self._join(event.id, event.time, rows, response)
         response = (event.time, *response_outputs(event.body, self.task))
@@ -124,9 +139,12 @@ class WindowStore:
             return self._join(event.id, request[0], request[1], response)
 
     def _join(self, event_id: str, at: float, rows: list[dict[str, Any]], response: tuple) -> int:
-        _, scores, version = response
+        answered_at, scores, version = response
         if len(scores) != len(rows):
             return 0  # a response for another body under the same id: nothing trustworthy to keep
+        if version:
+            self._latencies.setdefault(version, deque(maxlen=LATENCIES_KEPT)).append(
+                (at, max(0.0, (answered_at - at) * 1000)))
         for index, (row, score) in enumerate(zip(rows, scores)):
             self._rows.append({"request_id": event_id, "index": index, "time": at, "model_version": version,
                                "score": score, **row})
@@ -168,9 +186,11 @@ class WindowStore:
         with self._lock:
             rows, self._rows = self._rows, []
             cutoff = time.time() - UNANSWERED_SECONDS
-            stale = [key for key, (at, _) in self._requests.items() if at < cutoff]
+            stale = [key for key, (at, _, _) in self._requests.items() if at < cutoff]
             for key in stale:
-                del self._requests[key]
+                at, _, version = self._requests.pop(key)
+                if version:
+                    self._dropped_times.setdefault(version, deque(maxlen=REQUESTS_KEPT)).append(at)
             self.dropped_unanswered += len(stale)
         columns = ["request_id", "index", "time", "model_version", "score", *self.features]
         os.makedirs(folder, exist_ok=True)
@@ -179,6 +199,42 @@ class WindowStore:
         frame.to_parquet(temporary, index=False)
         os.replace(temporary, os.path.join(folder, PREDICTIONS_FILE))
         return folder
+
+    def serving_counts(self, version: str, since: float = 0.0, now: Optional[float] = None) -> dict[str, Any]:
+        """What the logger said of one version's requests since a time: how many, errors, latencies in ms.
+
+        An error is a request with no response after ``ERROR_AFTER_SECONDS`` (the server refused it).
+        """
+        cutoff = (now or time.time()) - ERROR_AFTER_SECONDS
+        with self._lock:
+            waiting = sum(1 for at, _, v in self._requests.values() if v == version and since <= at < cutoff)
+            return {"requests": sum(1 for at in self._request_times.get(version, ()) if at >= since),
+                    "errors": waiting + sum(1 for at in self._dropped_times.get(version, ()) if at >= since),
+                    "latencies_ms": [ms for at, ms in self._latencies.get(version, ()) if at >= since]}
+
+    def rows_since(self, since: float, versions: set[str]):
+        """Every served row since a time answered by one of ``versions``, closed windows and the open one.
+
+        Each row has its ``label`` (NaN where no ground truth arrived).
+        """
+        import pandas as pd
+
+        columns = ["request_id", "index", "time", "model_version", "score"]
+        frames = []
+        for label in self.closed_windows():
+            path = os.path.join(self.state_dir, "windows", label, PREDICTIONS_FILE)
+            if os.path.getmtime(path) < since:
+                continue  # closed before the start: none of its rows can be later
+            frames.append(pd.read_parquet(path, columns=columns))
+        with self._lock:
+            frames.append(pd.DataFrame([{name: row[name] for name in columns} for row in self._rows], columns=columns))
+            truth = dict(self.ground_truth)
+        frame = pd.concat(frames, ignore_index=True)
+        frame = frame[(frame["time"] >= since) & frame["model_version"].isin(versions)].reset_index(drop=True)
+        frame["label"] = pd.to_numeric(pd.Series([truth.get((r, int(i))) for r, i in
+                                                  zip(frame["request_id"], frame["index"])], dtype="object"),
+                                       errors="coerce")
+        return frame
 
     def window_frame(self, label: str):
         """A closed window's rows with a ``label`` column (NaN where no ground truth arrived)."""

@@ -37,15 +37,19 @@ def resolve_from_metadata(metadata_uri: str, model_name: str, registry_uri: Opti
     Only this namespace's deployments by runs of this pipeline count: a cluster's store holds
     every profile's runs, and another profile's model of the same name is not our production.
     After a rollback (done on the registry, outside any pipeline run) the model in production is
-    the deployment of the version the registry points at.
+    the deployment of the version the registry points at; so is it after a canary or an online
+    experiment's candidate was deployed (recorded as deployed, not production until promoted).
     """
     from components.lineage.queries import deployments
     from components.lineage.store import connect
 
     found = deployments(connect(metadata_uri), model_name, namespace, pipeline_name)
     pointer = registry.current(registry_uri, model_name) if registry_uri else None
-    if pointer and pointer.get("rolled_back_from"):
-        found = [d for d in found if d["version"] == pointer["version"]]
+    production = [d for d in found if pointer and d["version"] == pointer["version"]]
+    if production or (pointer and pointer.get("rolled_back_from")):
+        found = production
+    else:
+        found = [d for d in found if not d.get("canary")]
     latest = found[-1] if found else None
     if latest is None:
         return None

@@ -207,7 +207,9 @@ def ct_pipeline(
             then ``registry_uri`` is ``s3://bucket/prefix``).
         namespace: Namespace of the InferenceService; the baseline is the production model of this namespace.
         service_account: Service account with the S3 Secret KServe reads.
-        canary_traffic_percent: Traffic share for a new version on the cluster (1-99: canary, Knative mode only).
+        canary_traffic_percent: Traffic share for a new version (1-99): an online experiment against
+            production, decided by the monitor on live ground truth (local target), or KServe's canary
+            (kserve target, Knative mode only). 0 or 100: the new version takes all traffic.
         payload_logger_url: The monitor that receives every served request and response as
             KServe payload-logger CloudEvents (empty: no logging).
         deployment_mode: KServe mode of the InferenceService: Standard (one Deployment) or Knative.

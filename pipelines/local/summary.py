@@ -137,6 +137,10 @@ def format_summary(facts: dict[str, Any]) -> str:
     if deployment and deployment.get("deployed"):
         pointer, serving = deployment["pointer"], deployment["serving"]
         lines.append(f"Deployed: {pointer['version']} -> {pointer['model_dir']}")
+        if deployment.get("experiment"):
+            lines.append(f"  as the candidate of an online experiment: {deployment['experiment_percent']:g}% of the "
+                         f"requests, production stays {pointer.get('previous_version')} until the monitor decides "
+                         "(python -m components.monitor experiment)")
         lines.append(f"Serving: {serving['predict_url']}  (V1)")
         lines.append(f"         {serving.get('infer_url', '')}  (V2 / Open Inference Protocol), pid {serving['pid']}")
     elif deployment:

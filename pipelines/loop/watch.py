@@ -49,7 +49,8 @@ class LocalLauncher:
     """Starts ``pipelines.local.run`` for a batch of triggers and reads its summary."""
 
     def __init__(self, var: str, source_uri: str, train_months: int = 3, params: Optional[list[str]] = None,
-                 python: str = sys.executable, log_dir: Optional[str] = None, *, spec_path: str):
+                 python: str = sys.executable, log_dir: Optional[str] = None, *, spec_path: str,
+                 trigger_params: Optional[dict[str, list[str]]] = None):
         """Creates a launcher.
 
         Args:
@@ -60,6 +61,7 @@ class LocalLauncher:
             python: Interpreter of the dev runtime.
             log_dir: Folder of the runs' logs (default ``<var>/loop/logs``).
             spec_path: The dataset spec the runs use.
+            trigger_params: More parameters for a run one of whose triggers is of a kind (``on_demand``: ...).
         """
         from components.dataset_spec import DatasetSpec
 
@@ -69,6 +71,7 @@ class LocalLauncher:
         self.source_uri = source_uri
         self.train_months = train_months
         self.params = params or []
+        self.trigger_params = trigger_params or {}
         self.python = python
         self.log_dir = log_dir or os.path.join(var, "loop", "logs")
 
@@ -86,7 +89,8 @@ class LocalLauncher:
         log_path = os.path.join(self.log_dir, datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f") + ".log")
         command = [self.python, "-m", "pipelines.local.run", "--var", self.var, "--window", window,
                    "--spec", self.spec_path,
-                   "--trigger", trigger_label(batch), f"source_uri={self.source_uri}", *self.params]
+                   "--trigger", trigger_label(batch), f"source_uri={self.source_uri}", *self.params,
+                   *[param for kind in sorted({t.kind for t in batch}) for param in self.trigger_params.get(kind, [])]]
         with open(log_path, "w", encoding="utf-8") as log:
             try:
                 code = subprocess.run(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -116,7 +120,8 @@ def summarize_run(run_dir: str, window: str, code: int, log_path: str) -> dict[s
             "blessed": (facts.get("blessing") or {}).get("blessed"),
             "blessing_reasons": (facts.get("blessing") or {}).get("reasons"),
             "schema_anomalies": sum(len(v) for v in (facts.get("schema_anomalies") or {}).values()),
-            "deployed": bool(deployment.get("deployed")), "deployed_version": pointer.get("version")}
+            "deployed": bool(deployment.get("deployed")), "deployed_version": pointer.get("version"),
+            "experiment": bool(deployment.get("experiment"))}
 
 
 class Watcher:
@@ -124,7 +129,8 @@ class Watcher:
 
     def __init__(self, state_dir: str, policy: TriggerPolicy, spans: Callable[[], list[str]],
                  monitor_status: Optional[Callable[[], Optional[dict]]] = None,
-                 close_window: Optional[Callable[[str], None]] = None, close_cron: str = ""):
+                 close_window: Optional[Callable[[str], None]] = None, close_cron: str = "",
+                 on_experiment: Optional[Callable[[dict[str, Any]], None]] = None):
         """Creates a watcher.
 
         Args:
@@ -135,6 +141,8 @@ class Watcher:
             close_window: Closes the monitor's open window under a label (None: windows are closed by others).
             close_cron: When to close it (KFP's 6-field cron; empty: never), so that windows close on a
                 schedule on a cluster and their skew, drift and AUC are judged.
+            on_experiment: Called once with each online experiment's decision the monitor reports
+                (the loop journals it).
         """
         self.path = os.path.join(state_dir, "watch.json")
         self.policy = policy
@@ -142,8 +150,9 @@ class Watcher:
         self.monitor_status = monitor_status
         self.close_window = close_window
         self.close_cron = close_cron
+        self.on_experiment = on_experiment
         self.state = {"last_check": None, "tested_through": None, "seen_windows": [], "deployed_any": False,
-                      "last_close": None}
+                      "last_close": None, "seen_experiments": []}
         if os.path.exists(self.path):
             with open(self.path, encoding="utf-8") as handle:
                 self.state.update(json.load(handle))
@@ -177,6 +186,12 @@ class Watcher:
             if window["window"] not in self.state["seen_windows"]:
                 self.state["seen_windows"].append(window["window"])
                 fired.extend(check_window(window, self.policy, now))
+        for decision in (status or {}).get("experiment_decisions", []):
+            seen = f"{decision['candidate_version']}@{decision['started_at']}"
+            if seen not in self.state["seen_experiments"]:
+                self.state["seen_experiments"].append(seen)
+                if self.on_experiment is not None:
+                    self.on_experiment(decision)
         self.state["last_check"] = now.isoformat(timespec="seconds")
         self.save()
         return [trigger for trigger in fired if trigger]
@@ -394,7 +409,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(str(error))
     watcher = Watcher(state_dir, policy, launcher.spans,
                       monitor_status_from(args.monitor_url) if args.monitor_url else None,
-                      monitor_window_closer(args.monitor_url) if args.monitor_url else None, args.close_windows)
+                      monitor_window_closer(args.monitor_url) if args.monitor_url else None, args.close_windows,
+                      on_experiment=lambda decision: coordinator.journal("experiment_decided", **decision))
     print(f"watching {source} every {args.interval:.0f} s with the {args.launcher} launcher; triggers: "
           f"{', '.join(k for k in KINDS if k != 'on_demand')}", flush=True)
     while True:

@@ -204,3 +204,22 @@ def test_a_run_that_cannot_start_is_retried_then_kept_pending(tmp_path):
     stuck.fire(Trigger("new_data", "2013-05"))
     assert stuck.run_pending() == [] and stuck.has_pending()
     assert any("stay pending" in line for line in lines)
+
+
+def test_watcher_journals_each_online_experiment_decision_once_across_restarts(tmp_path):
+    decision = {"candidate_version": "v0003", "production_version": "v0002", "outcome": "promote",
+                "reason": "the candidate's auc is better", "started_at": "2026-12-05T09:00:00Z",
+                "looked_at": "2026-12-05T09:20:00Z"}
+    status = {"windows": [], "experiment_decisions": [decision]}
+    seen = []
+    policy = TriggerPolicy(schedule_cron="")
+    watcher = Watcher(str(tmp_path), policy, lambda: [], lambda: status, on_experiment=seen.append)
+    watcher.tick(datetime.datetime(2026, 12, 5, 10))
+    watcher.tick(datetime.datetime(2026, 12, 5, 11))
+    Watcher(str(tmp_path), policy, lambda: [], lambda: status, on_experiment=seen.append).tick(
+        datetime.datetime(2026, 12, 5, 12))
+    assert seen == [decision]
+    later = {**decision, "candidate_version": "v0004", "outcome": "roll_back", "started_at": "2026-12-06T09:00:00Z"}
+    status["experiment_decisions"].append(later)
+    watcher.tick(datetime.datetime(2026, 12, 6, 12))
+    assert seen == [decision, later]

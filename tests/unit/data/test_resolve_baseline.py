@@ -122,3 +122,27 @@ def test_only_this_namespace_s_deployments_by_this_pipeline_are_production(tmp_p
                                  pipeline_name="continuous-training")["run_id"] == "r2"
     assert resolve_from_metadata(store_uri, "flights-delay", namespace="team-c",
                                  pipeline_name="continuous-training") is None
+
+
+def test_an_online_experiment_s_candidate_is_the_baseline_only_once_promoted(tmp_path, record):
+    """deploy records the candidate as deployed (canary): production stays what the registry points at."""
+    from lineage_runs import make_run
+
+    store_uri, reg = str(tmp_path / "mlmd.sqlite"), str(tmp_path / "registry")
+    store = registry.open_registry(reg)
+    for index, version in enumerate(["v0001", "v0002"]):
+        pointer = store.publish("flights-delay", _model(tmp_path, f"m{index}"), {}, point=index == 0)
+        if index:
+            store.start_experiment("flights-delay", pointer, 50)
+        run_dir = make_run(str(tmp_path / "runs"), f"r{index}", 0.7 + index / 100, True, version=version,
+                           started=index * 10)
+        path = os.path.join(run_dir, f"r{index}", "deploy", "executor_output.json")
+        output = json.load(open(path))
+        output["artifacts"]["deployment"]["artifacts"][0]["metadata"].update(model_dir=pointer["model_dir"],
+                                                                             canary=bool(index))
+        json.dump(output, open(path, "w"))
+        record(connect(store_uri), run_dir)
+    assert resolve_from_metadata(store_uri, "flights-delay", reg)["version"] == "v0001"
+    assert resolve_from_metadata(store_uri, "flights-delay")["version"] == "v0001"  # no registry: canaries skipped
+    store.promote("flights-delay")
+    assert resolve_from_metadata(store_uri, "flights-delay", reg)["version"] == "v0002"

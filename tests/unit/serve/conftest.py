@@ -5,7 +5,7 @@ import pytest
 from components.model_server import control
 
 
-def _build_model(folder, max_iter=20):
+def _build_model(folder, max_iter=20, shuffled_labels=False):
     import numpy as np
     import pandas as pd
 
@@ -27,7 +27,10 @@ def _build_model(folder, max_iter=20):
     frame["dest"] = rng.choice(["ORD", "ATL"], rows)
     frame[dataset.LABEL] = ((frame["precip"] > 5) ^ (frame["carrier"] == "EV")).astype(int)
     spec = DatasetSpec.load(f"{REPO_ROOT}/pipelines/examples/flights/spec.toml")
-    pipeline, _ = train(frame, frame.head(100), spec, {"max_iter": max_iter})
+    # Shuffled labels: a model that learned nothing, for experiments a candidate must lose.
+    fitted_on = frame.assign(**{dataset.LABEL: rng.permutation(frame[dataset.LABEL].to_numpy())}) \
+        if shuffled_labels else frame
+    pipeline, _ = train(fitted_on, fitted_on.head(100), spec, {"max_iter": max_iter})
     save(pipeline, str(folder), spec, {})
     return frame
 
@@ -53,6 +56,14 @@ def third_model(tmp_path_factory):
     """A third, different model folder."""
     folder = tmp_path_factory.mktemp("third")
     _build_model(str(folder), max_iter=7)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def uninformed_model(tmp_path_factory):
+    """A model trained on shuffled labels: no better than chance on the ground truth of ``trained``'s rule."""
+    folder = tmp_path_factory.mktemp("uninformed")
+    _build_model(str(folder), shuffled_labels=True)
     return str(folder)
 
 

@@ -33,6 +33,9 @@ from pipelines.loop.triggers import Trigger, TriggerPolicy
 from pipelines.loop.watch import LocalLauncher, Watcher, policy_arguments, policy_from
 
 MONTHS = [f"2013-{m:02d}" for m in range(1, 13)]
+#: The on-demand run: an analyst tries a cheaper model (8 boosting rounds instead of 100) and accepts up to
+#: 0.1 AUC less than production offline, to see it on live traffic (an online experiment judges it).
+ON_DEMAND_PARAMS = "max_iter=8 metric_max_change=0.1"
 #: The demo's triggers, on the replay's clock. Skew is watched on the features whose distribution
 #: should not move with the season (a change there is a broken feed): against a model trained on
 #: the three months before, temperature and rain are skewed nearly every month of 2013, and a skew
@@ -81,6 +84,28 @@ def _describe(window: Optional[dict[str, Any]]) -> str:
             + (f", max skew {skew[0]} {skew[1]:.2f}" if skew else ""))
 
 
+def _experiment_line(look: Optional[dict[str, Any]], seen: set[str]) -> Optional[dict[str, Any]]:
+    """A month's view of the online experiment: the last look if it is new (running, or just decided)."""
+    if not look or not look.get("candidate_version"):
+        return None
+    key = f"{look['candidate_version']}@{look['started_at']}"
+    if key in seen:
+        return None
+    if look["outcome"] != "continue":
+        seen.add(key)
+    arms = look["statistics"]["arms"]
+
+    def auc(arm):
+        value = arms[arm]["metric_value"]
+        return f"{value:.3f}" if value is not None else "n/a"
+
+    summary = (f"{look['candidate_version']} ({auc('candidate')}, {arms['candidate']['labelled_rows']:,} labelled) "
+               f"vs {look['production_version']} ({auc('production')}, {arms['production']['labelled_rows']:,}): "
+               + ("running" if look["outcome"] == "continue" else look["outcome"].replace("_", " ")))
+    return {"candidate_version": look["candidate_version"], "production_version": look["production_version"],
+            "outcome": look["outcome"], "reason": look["reason"], "summary": summary}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the replay and writes the report."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.examples.flights.demo", description=__doc__,
@@ -94,6 +119,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     policy_arguments(parser, DEMO_POLICY)
     parser.add_argument("--on-demand", default="2013-10",
                         help="month after which a person asks for a run (empty: never)")
+    parser.add_argument("--on-demand-params", default=ON_DEMAND_PARAMS,
+                        help="what that person tries: pipeline parameters of the on-demand run (space-separated)")
+    parser.add_argument("--experiment-percent", type=float, default=50,
+                        help="share of the traffic a new model gets as the candidate of an online experiment, "
+                             "decided by the monitor (0: a blessed model takes all traffic at once)")
     parser.add_argument("params", nargs="*", help="pipeline parameters as KEY=VALUE")
     args = parser.parse_args(argv)
     started = time.time()
@@ -123,13 +153,19 @@ def main(argv: Optional[list[str]] = None) -> int:
                                     registry_uri=os.path.join(var, "registry"),
                                     extra=["--feature-server-url", feature_url])
     params = [f"payload_logger_url={monitor_url}", f"serving_port={serving_port}",
-              f"feature_server_url={feature_url}", *args.params]
-    launcher = LocalLauncher(var, source, args.train_months, params, spec_path=spec_path)
+              f"feature_server_url={feature_url}",
+              *([f"canary_traffic_percent={args.experiment_percent:g}"] if args.experiment_percent else []),
+              *args.params]
+    launcher = LocalLauncher(var, source, args.train_months, params, spec_path=spec_path,
+                             trigger_params={"on_demand": args.on_demand_params.split()})
     loop_dir = os.path.join(var, "loop")
     coordinator = RunCoordinator(loop_dir, launcher, log=lambda line: print(f"           {line}", flush=True))
     watcher = Watcher(loop_dir, policy, launcher.spans, lambda: monitor_control.request(
-        "GET", f"{monitor_url}/v1/status")[1])
+        "GET", f"{monitor_url}/v1/status")[1],
+        on_experiment=lambda decision: coordinator.journal("experiment_decided", **decision))
     timeline: list[dict[str, Any]] = []
+    experiments_seen: set[str] = set()
+    experiments: dict[str, Any] = {"decisions": [], "looks": []}
     try:
         watcher.tick(datetime.datetime(2013, 1, 1))  # the clock starts
         for number, span in enumerate(months, 1):
@@ -155,6 +191,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 if code != 200:
                     raise RuntimeError(f"the monitor refused the ground truth of {span}: {answer}")
                 entry["traffic"] = traffic
+                # The monitor looked at a running experiment with this ground truth (and may have decided).
+                entry["experiment"] = _experiment_line(monitor_control.request(
+                    "GET", f"{monitor_url}/v1/experiment")[1].get("last_look"), experiments_seen)
             land(staging, source, span)
             if serving:
                 code, window = monitor_control.request("POST", f"{monitor_url}/v1/windows/close?label={span}")
@@ -167,6 +206,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 fired.append(Trigger("on_demand", f"an analyst asks for a run after {span}", now.isoformat()))
             print(f"[demo] {span} ({number}/{len(months)}, {time.time() - started:5.0f} s): "
                   f"{_describe(entry.get('window'))}", flush=True)
+            if entry.get("experiment"):
+                print(f"           experiment: {entry['experiment']['summary']}", flush=True)
             for trigger in fired:
                 coordinator.fire(trigger)
             entry["triggers"] = [t.as_dict() for t in fired]
@@ -174,20 +215,25 @@ def main(argv: Optional[list[str]] = None) -> int:
             for outcome in coordinator.run_pending():
                 watcher.ran(outcome)
                 entry["runs"].append(outcome)
-                verdict = ("deployed " + outcome["deployed_version"] if outcome.get("deployed")
+                verdict = ("candidate " + outcome["deployed_version"] + " in an online experiment"
+                           if outcome.get("experiment") else
+                           "deployed " + outcome["deployed_version"] if outcome.get("deployed")
                            else "blessed, not deployed" if outcome.get("blessed")
                            else "not blessed" if outcome.get("blessed") is False else "failed")
                 auc = f"candidate AUC {outcome['candidate_auc']:.3f}" if outcome.get("candidate_auc") else ""
                 print(f"           run {outcome['window']} ({outcome['seconds']:.0f} s): {auc} -> {verdict}",
                       flush=True)
             timeline.append(entry)
+        experiments = monitor_control.request("GET", f"{monitor_url}/v1/experiment")[1]
     finally:
         monitor_control.stop(monitor)
         server_control.stop(serving_dir)
         _run(runtime_python("feature", DEFAULT_VENVS), "-m", "components.feature_store", "stop", "--repo", feature_repo)
     results = {"months": timeline, "journal": coordinator.read_journal(), "policy": vars(policy),
                "seconds": round(time.time() - started, 1), "fraction": args.fraction,
-               "traffic_rows": args.traffic_rows}
+               "traffic_rows": args.traffic_rows, "experiment_percent": args.experiment_percent,
+               "on_demand_params": args.on_demand_params,
+               "experiments": {"decisions": experiments.get("decisions", []), "looks": experiments.get("looks", [])}}
     with open(os.path.join(var, "demo.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2, default=str)
     from pipelines.examples.flights.demo.report import write_report

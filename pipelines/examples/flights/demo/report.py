@@ -6,6 +6,8 @@
 2. ``drift.png``: drift (against the previous month) and skew (against the
    serving model's training sample) per feature per month.
 3. ``timeline.png``: triggers by kind, runs, blessings and deployments.
+4. ``experiments.png``: each online experiment's two versions, their AUC on the ground truth of
+   the traffic each served, look after look, up to the decision.
 """
 
 from __future__ import annotations
@@ -141,12 +143,60 @@ def plot_timeline(results: dict[str, Any], path: str) -> None:
     plt.close(figure)
 
 
+def plot_experiments(results: dict[str, Any], path: str) -> bool:
+    """Both versions' live AUC over each experiment's looks, with the decision; False when none ran."""
+    looks = results.get("experiments", {}).get("looks", [])
+    started = list(dict.fromkeys(f"{look['candidate_version']}@{look['started_at']}" for look in looks))
+    if not started:
+        return False
+    plt = _pyplot()
+    figure, panels = plt.subplots(1, len(started), figsize=(max(6.0, 4.2 * len(started)), 3.8), squeeze=False)
+    for panel, key in zip(panels[0], started):
+        mine = [look for look in looks if f"{look['candidate_version']}@{look['started_at']}" == key]
+        rows = [min(look["production_labelled_rows"], look["candidate_labelled_rows"]) for look in mine]
+        for role, color in (("production", "#1f77b4"), ("candidate", "#ff7f0e")):
+            points = [(r, look[f"{role}_metric_value"]) for r, look in zip(rows, mine)
+                      if look[f"{role}_metric_value"] is not None]
+            panel.plot([p[0] for p in points], [p[1] for p in points], "o-", color=color,
+                       label=f"{role} {mine[0][f'{role}_version']}")
+        last = mine[-1]
+        if last["outcome"] != "continue":
+            panel.axvline(rows[-1], color="#2ca02c" if last["outcome"] == "promote" else "#d62728", linestyle="--")
+            panel.set_title(f"{last['candidate_version']} vs {last['production_version']}: "
+                            f"{last['outcome'].replace('_', ' ')}", fontsize=9)
+        else:
+            panel.set_title(f"{last['candidate_version']} vs {last['production_version']}: undecided", fontsize=9)
+        panel.set_xlabel("labelled rows per version (the smaller arm)")
+        panel.set_ylabel("AUC on live ground truth")
+        panel.grid(alpha=0.3)
+        panel.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def experiment_rows(results: dict[str, Any]) -> list[tuple]:
+    """One row per decided experiment: candidate, production, outcome, reason, labelled rows and AUC per version."""
+    rows = []
+    for decision in results.get("experiments", {}).get("decisions", []):
+        arms = decision["statistics"]["arms"]
+        aucs = [f"{arms[arm]['metric_value']:.3f}" if arms[arm]["metric_value"] is not None else ""
+                for arm in ("candidate", "production")]
+        rows.append((decision["candidate_version"], decision["production_version"],
+                     decision["outcome"].replace("_", " "), decision["reason"],
+                     f"{arms['candidate']['labelled_rows']:,} / {arms['production']['labelled_rows']:,}",
+                     " / ".join(aucs)))
+    return rows
+
+
 def write_report(results: dict[str, Any], folder: str) -> str:
     """Writes the PNGs and ``index.html`` (charts inlined: it needs no other file) in ``folder``; returns its path."""
     os.makedirs(folder, exist_ok=True)
     plot_auc(results, os.path.join(folder, "auc.png"))
     plot_drift(results, os.path.join(folder, "drift.png"))
     plot_timeline(results, os.path.join(folder, "timeline.png"))
+    experimented = plot_experiments(results, os.path.join(folder, "experiments.png"))
     numbers = summarize(results)
     esc = html.escape
 
@@ -164,7 +214,8 @@ def write_report(results: dict[str, Any], folder: str) -> str:
         top_drift = max((window.get("drift") or {}).items(), key=lambda item: item[1], default=None)
         runs = "; ".join(
             f"{r['window']}: AUC {r['candidate_auc']:.3f} → "
-            + (f"deployed {r['deployed_version']}" if r.get("deployed") else
+            + (f"candidate {r['deployed_version']} in an experiment" if r.get("experiment") else
+               f"deployed {r['deployed_version']}" if r.get("deployed") else
                "blessed, kept production" if r.get("blessed") else "not blessed")
             if r.get("candidate_auc") is not None else f"{r['window']}: failed (exit {r.get('exit_code')})"
             for r in month.get("runs", []))
@@ -172,6 +223,14 @@ def write_report(results: dict[str, Any], folder: str) -> str:
             month["month"], window.get("rows", ""), window.get("model_version") or "", auc, blessed,
             f"{top_drift[0]} {top_drift[1]:.2f}" if top_drift else "",
             ", ".join(t["kind"] for t in month.get("triggers", [])), runs)) + "</tr>")
+    decided = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>"
+                      for row in experiment_rows(results))
+    experiment_section = (
+        f"""<h2>Online experiments</h2><p>A blessed candidate served {results.get('experiment_percent', 0):g}% of the
+requests beside production; the monitor decided on the ground truth of each version's traffic.</p>
+<img src="{inline('experiments.png')}" alt="online experiments" width="100%">
+<table><tr><th>candidate</th><th>production</th><th>decision</th><th>why</th><th>labelled rows (candidate /
+production)</th><th>live AUC (candidate / production)</th></tr>{decided}</table>""" if experimented else "")
     kinds = "".join(f"<tr><td>{esc(k.replace('_', ' '))}</td><td>{numbers['triggers_fired'][k]}</td>"
                     f"<td>{numbers['runs_per_trigger_kind'][k]}</td></tr>" for k in KINDS)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>CT demo: 2013 replayed</title>
@@ -187,6 +246,7 @@ td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;font-size:13
 <h2>Production model vs. retraining</h2><img src="{inline('auc.png')}" alt="AUC per month" width="100%">
 <h2>Drift and skew</h2><img src="{inline('drift.png')}" alt="drift and skew per month" width="100%">
 <h2>Triggers, runs, deployments</h2><img src="{inline('timeline.png')}" alt="timeline" width="100%">
+{experiment_section}
 <h2>Triggers</h2><table><tr><th>kind</th><th>fired</th><th>runs it started (alone or coalesced)</th></tr>{kinds}
 </table>
 <h2>Month by month</h2><table><tr><th>month</th><th>served rows</th><th>production</th><th>AUC (ground truth)</th>
