@@ -51,7 +51,7 @@ CONTRACT ?= kfp-local
 run: setup ## Run the CT pipeline for SPEC (default: the flights example) on WINDOW (default: the spec's; last span = test span); CACHE=false reruns all; WARM=false starts every task afresh; CONTRACT=kfp-backend [KFP_TARGET=... CLUSTER_OBJECTS=rendered.yaml]
 	$(VENVS)/dev/bin/python -m pipelines.local.run --spec $(SPEC) $(if $(WINDOW),--window $(WINDOW)) --contract $(CONTRACT) $(if $(filter false,$(CACHE)),--no-cache) $(if $(filter false,$(WARM)),--no-warm) $(if $(KFP_TARGET),--kfp-target $(KFP_TARGET)) $(if $(CLUSTER_OBJECTS),--cluster-objects $(CLUSTER_OBJECTS)) $(PARAMS)
 
-lineage: setup ## Ask ML Metadata about SPEC's model: ARGS="serving" (default), "runs", "steps RUN", "diff v0001 v0002", "graph RUN -o f.html"
+lineage: setup ## Ask ML Metadata about SPEC's model: ARGS="serving" (default), "runs", "steps RUN", "diff v0001 v0002", "graph RUN -o f.html", "experiments"
 	$(VENVS)/data/bin/python -m components.lineage --store var/runs/metadata.sqlite --model-name "$(MODEL_NAME)" $(ARGS)
 
 SOURCE ?=

@@ -9,6 +9,8 @@ Commands:
   diff VERSION VERSION      metrics and parameters of two deployed versions
   graph RUN_ID -o FILE      a run's lineage graph as HTML
   baseline                  the latest blessed and deployed model (what resolve_baseline uses)
+  experiments               online experiments decided: versions, outcome, reason, evidence
+  record-experiments FILE   record the decisions of a monitor's experiments.jsonl (idempotent)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from typing import Any, Optional
 
 from components import registry
+from components.lineage import experiments as lineage_experiments
 from components.lineage import graph, queries, recorder
 from components.lineage.store import connect
 
@@ -60,7 +63,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="serving, baseline: only deployments by runs of this pipeline (default: all)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("command", choices=["record", "serving", "model", "runs", "steps", "diff", "graph",
-                                            "baseline"])
+                                            "baseline", "experiments", "record-experiments"])
     parser.add_argument("args", nargs="*")
     parser.add_argument("-o", "--output", help="output file (graph)")
     args = parser.parse_args(argv)
@@ -87,6 +90,18 @@ def main(argv: Optional[list[str]] = None) -> int:
             _print(latest if args.command == "baseline" else
                    {"version": latest["version"], "model_dir": latest["model_dir"],
                     **queries.provenance(store, latest["model_uri"], deployed_by=latest["run_id"])}, args.json)
+        elif args.command == "record-experiments":
+            for path in args.args:
+                with open(path, encoding="utf-8") as handle:
+                    decisions = [json.loads(line) for line in handle if line.strip()]
+                recorded = [lineage_experiments.record_experiment(store, d) for d in decisions]
+                print(f"recorded {sum(1 for r in recorded if r is not None)} of {len(decisions)} experiment "
+                      f"decisions from {path} (the others were recorded already)")
+        elif args.command == "experiments":
+            found = lineage_experiments.experiments(store, args.model_name or None)
+            _print(found if args.json else [
+                {key: e.get(key) for key in ("candidate_version", "production_version", "outcome", "looked_at",
+                                             "likelihood_ratio", "reason")} for e in found], args.json)
         elif args.command == "model":
             _print(queries.provenance(store, args.args[0]), args.json)
         elif args.command == "runs":

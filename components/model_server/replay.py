@@ -48,8 +48,11 @@ def replay(span_file: str, spec, predict_url: str, rows: int, batch: int, ground
         for start in range(0, len(records), batch):
             request_id = str(uuid.uuid4())
             began = time.perf_counter()
+            # A caller's key (the request's place in the replay): an online experiment assigns it to a
+            # version by hash, so a replay splits the same way every time.
             status, answer = http_json("POST", predict_url, {"instances": records[start:start + batch]},
-                                       timeout=30, headers={"ce-id": request_id})
+                                       timeout=30, headers={"ce-id": request_id,
+                                                            "x-experiment-key": f"replay-{seed}-{start}"})
             seconds.append(time.perf_counter() - began)
             if status != 200:
                 raise RuntimeError(f"the model server answered {status}: {answer}")

@@ -151,12 +151,25 @@ def metric_drop(value: Optional[float], blessed: Optional[float], direction: str
     return blessed - value if direction == "maximize" else value - blessed
 
 
+def serving_version(frame, production: Optional[str] = None) -> Optional[str]:
+    """The version a window is judged as: production when it served rows, else the one that served most.
+
+    During an online experiment the candidate may have served more of the window than production.
+    """
+    versions = frame["model_version"].astype(str).value_counts()
+    if production and production in versions.index:
+        return production
+    return str(versions.index[0]) if len(versions) else None
+
+
 def analyze_window(frame, window_statistics, previous_statistics, reference_statistics, schema,
-                   blessed_metric: Optional[float], thresholds: Thresholds, spec) -> dict[str, Any]:
+                   blessed_metric: Optional[float], thresholds: Thresholds, spec,
+                   production: Optional[str] = None) -> dict[str, Any]:
     """Everything the monitor reports about one window.
 
     Args:
-        frame: The window's rows (features, score, model_version, label).
+        frame: The window's rows (features, score, model_version, label); the metric is that of the
+            version ``serving_version`` names, on its rows (``labeled_rows`` counts those).
         window_statistics: TFDV statistics of the window's features.
         previous_statistics: The previous window's statistics, or None.
         reference_statistics: The serving model's training statistics, or None.
@@ -164,10 +177,16 @@ def analyze_window(frame, window_statistics, previous_statistics, reference_stat
         blessed_metric: The serving model's primary metric on its test span when it was blessed.
         thresholds: When to flag drift, skew and degradation.
         spec: The dataset spec (task, primary metric and its direction).
+        production: The version in production (the registry's; None: unknown).
     """
-    result: dict[str, Any] = {"rows": int(len(frame)), **quality(frame, spec)}
-    versions = frame["model_version"].value_counts()
-    result["model_version"] = str(versions.index[0]) if len(versions) else None
+    versions = frame["model_version"].astype(str).value_counts()
+    version = serving_version(frame, production)
+    # During an online experiment two versions served the window: the metric (and degradation) is
+    # production's, on its own rows; the features' drift and skew are the whole window's.
+    own = frame[frame["model_version"].astype(str) == version] if len(versions) > 1 else frame
+    result: dict[str, Any] = {"rows": int(len(frame)), **quality(own, spec)}
+    result["model_version"] = version
+    result["rows_by_version"] = {str(name): int(count) for name, count in versions.items()}
     result["drift"] = drift_scores(window_statistics, previous_statistics, schema) if previous_statistics else {}
     result["skew"] = skew_scores(window_statistics, reference_statistics, schema) if reference_statistics else {}
     result["drifted_features"] = [f for f, v in result["drift"].items() if v > thresholds.drift]

@@ -179,8 +179,7 @@ class Monitor:
                 handle.write(stats.SerializeToString())
         previous_file = os.path.join(self.state_dir, "windows", previous or "", STATISTICS_FILE)
         previous_stats = read_statistics(previous_file) if previous and os.path.exists(previous_file) else None
-        versions = frame["model_version"].value_counts()
-        version = str(versions.index[0]) if len(versions) else ""
+        version = analysis.serving_version(frame, self._production_version()) or ""
         if stats is None:
             result = {"rows": 0, "labeled_rows": 0, "metric": self.spec.metric["primary"], "metric_value": None,
                       "model_version": None, "drift": {}, "skew": {}, "drifted_features": [],
@@ -188,7 +187,7 @@ class Monitor:
         else:
             result = analysis.analyze_window(frame, stats, previous_stats, self.reference_statistics(version),
                                              self._comparison_schema(), self.blessed_metric(version),
-                                             self.thresholds, self.spec)
+                                             self.thresholds, self.spec, production=version)
         result.update({"window": label, "previous_window": previous, "window_folder": folder,
                        "looked_up_rows": looked_up,
                        "analysed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -196,6 +195,19 @@ class Monitor:
         self.store.write_result(label, result)
         self.metrics.show_window(result)
         return result
+
+    def _production_version(self) -> Optional[str]:
+        """Production now: a running experiment's production version, else the registry's current one."""
+        if self._registry is None:
+            return None
+        try:
+            canary = self._registry.canary(self.model_name)
+            if canary and canary.get("experiment"):
+                return canary["experiment"]["production_version"]
+            return (self._registry.current(self.model_name) or {}).get("version")
+        except Exception as error:  # noqa: BLE001 - an unreadable registry: judge the majority version
+            print(f"[monitor] the registry could not be read: {error}", flush=True)
+            return None
 
     def _lookup_block(self, version: str) -> Optional[dict]:
         """What a model version looks up, and by what (its ``model.json`` ``lookup``), or None."""
@@ -247,10 +259,7 @@ class Monitor:
                 "pending": self.store.pending(), "ground_truth_rows": len(self.store.ground_truth),
                 "dropped_unanswered_requests": self.store.dropped_unanswered,
                 "experiment": self.experiments.last_look() if self.experiments else None,
-                "experiment_decisions": [
-                    {key: look[key] for key in ("candidate_version", "production_version", "outcome", "reason",
-                                                "started_at", "looked_at")}
-                    for look in self.experiments.decisions()] if self.experiments else []}
+                "experiment_decisions": self.experiments.decisions() if self.experiments else []}
 
 
 def read_statistics(path: str):

@@ -204,6 +204,35 @@ class Watcher:
             self.save()
 
 
+def experiment_recorder(coordinator: RunCoordinator, metadata_uri: str,
+                        log: Callable[[str], None] = print) -> Callable[[dict[str, Any]], None]:
+    """What the loop does with an online experiment's decision: the journal, then ML Metadata.
+
+    ML Metadata is written by the data runtime's lineage CLI (``record-experiments``, idempotent),
+    the runtime where ml-metadata lives, as ``make run`` records its runs.
+    """
+    import tempfile
+
+    from pipelines.local.runner import runtime_python
+
+    def record(decision: dict[str, Any]) -> None:
+        coordinator.journal("experiment_decided", **decision)
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as handle:
+            handle.write(json.dumps(decision) + "\n")
+        try:
+            result = subprocess.run([runtime_python("data"), "-m", "components.lineage", "--store", metadata_uri,
+                                     "record-experiments", handle.name], cwd=REPO_ROOT, capture_output=True,
+                                    text=True, check=False, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+        finally:
+            os.remove(handle.name)
+        if result.returncode != 0:
+            log(f"the experiment decision could not be recorded in ML Metadata: {result.stderr[-1000:]}")
+        log(f"experiment {decision.get('candidate_version')} against {decision.get('production_version')}: "
+            f"{decision.get('outcome')} ({decision.get('reason')})")
+
+    return record
+
+
 def monitor_status_from(url: str) -> Callable[[], Optional[dict]]:
     """Reads the monitor's status over HTTP (None, and a warning, when it does not answer)."""
     from components.monitor.control import request
@@ -410,7 +439,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     watcher = Watcher(state_dir, policy, launcher.spans,
                       monitor_status_from(args.monitor_url) if args.monitor_url else None,
                       monitor_window_closer(args.monitor_url) if args.monitor_url else None, args.close_windows,
-                      on_experiment=lambda decision: coordinator.journal("experiment_decided", **decision))
+                      on_experiment=experiment_recorder(coordinator, os.path.join(var, "runs", "metadata.sqlite"),
+                                                        lambda line: print(line, flush=True)))
     print(f"watching {source} every {args.interval:.0f} s with the {args.launcher} launcher; triggers: "
           f"{', '.join(k for k in KINDS if k != 'on_demand')}", flush=True)
     while True:

@@ -121,3 +121,42 @@ def test_backend_stand_in_writes_what_the_kfp_backend_writes(store, tmp_path):
     assert model.custom_properties["hyperparameters"].WhichOneof("value") == "struct_value"  # {"struct": ...}
     blessing = [a for a in store.get_artifacts() if a.custom_properties["display_name"].string_value == "blessing"][0]
     assert blessing.custom_properties["blessed"].int_value == 1  # bool -> int
+
+
+def test_an_online_experiment_s_decision_is_an_execution_between_the_two_deployed_models(tmp_path, record):
+    """Recorded from the monitor's decision line (as the loop hands it over), once, and read back with its evidence."""
+    import json as json_module
+    import os
+    import subprocess
+    import sys
+
+    from components.lineage import experiments
+    from components.paths import REPO_ROOT
+
+    store_path = str(tmp_path / "mlmd.sqlite")
+    store = connect(store_path)
+    for index, version in enumerate(["v0001", "v0002"]):
+        record(store, make_run(str(tmp_path / "runs"), f"r{index}", 0.7 + index / 100, True, version=version,
+                               started=index * 10))
+    decision = {"model_name": "flights-delay", "candidate_version": "v0002", "production_version": "v0001",
+                "outcome": "promote", "reason": "the candidate's auc is better than production's by 0.05",
+                "started_at": "2026-12-05T09:00:00Z", "looked_at": "2026-12-05T09:40:00Z", "traffic_percent": 50,
+                "rules": {"alpha": 0.05}, "statistics": {
+                    "metric": "auc", "improvement": 0.05, "likelihood_ratio": 31.5, "p_value": 0.032, "alpha": 0.05,
+                    "min_effect": 0.03, "guards": [],
+                    "arms": {"production": {"version": "v0001", "labelled_rows": 2500, "metric_value": 0.66},
+                             "candidate": {"version": "v0002", "labelled_rows": 2480, "metric_value": 0.71}}}}
+    decisions_file = tmp_path / "experiments.jsonl"
+    decisions_file.write_text(json_module.dumps(decision) + "\n")
+    command = [sys.executable, "-m", "components.lineage", "--store", store_path, "record-experiments",
+               str(decisions_file)]
+    for expected in ("recorded 1 of 1", "recorded 0 of 1"):  # the second time: recorded already
+        answer = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+                                env={**os.environ, "PYTHONPATH": REPO_ROOT})
+        assert expected in answer.stdout
+    [found] = experiments.experiments(connect(store_path), "flights-delay")
+    assert found["outcome"] == "promote" and found["likelihood_ratio"] == 31.5
+    assert found["arms"]["candidate"]["labelled_rows"] == 2480
+    by_version = {d["version"]: d["model_uri"] for d in queries.deployments(connect(store_path), "flights-delay")}
+    assert found["model_uris"] == {"production": by_version["v0001"], "candidate": by_version["v0002"]}
+    assert experiments.experiments(connect(store_path), "another-model") == []

@@ -41,8 +41,8 @@ def _send(client, version, event_id, rows, scores, at, answered=True, latency=0.
         assert client.post("/", headers=headers, content=data).status_code == 202
 
 
-def _app(tmp_path, registry_root):
-    monitor = Monitor(str(tmp_path / "monitor"), registry_root, FLIGHTS, experiment_rules=RULES)
+def _app(tmp_path, registry_root, rules=RULES):
+    monitor = Monitor(str(tmp_path / "monitor"), registry_root, FLIGHTS, experiment_rules=rules)
     return monitor, TestClient(create_app(monitor))
 
 
@@ -103,3 +103,21 @@ def test_without_an_experiment_nothing_is_looked_at_and_production_stays(tmp_pat
     assert client.post("/v1/experiment").json() == {"running": False}
     assert registry.open_registry(registry_dir).current(MODEL)["version"] == "v0001"
     assert client.get("/v1/experiment").json() == {"last_look": None, "decisions": [], "looks": []}
+
+
+def test_a_window_served_by_two_versions_judges_production_on_its_own_rows(tmp_path, registry_dir):
+    _candidate(tmp_path, registry_dir)
+    _, client = _app(tmp_path, registry_dir, ExperimentRules(min_labelled_rows=5000))  # undecided: it runs on
+    rng = np.random.default_rng(2)
+    now, truth = time.time(), []
+    for request in range(60):
+        version = "v0001" if request % 3 == 0 else "v0002"  # the candidate served more: 40 requests to 20
+        labels = (rng.random(10) < 0.3).astype(int)
+        scores = labels * 0.9 + 0.05 if version == "v0002" else rng.random(10)  # the candidate is perfect
+        _send(client, version, f"r{request}", flights(10, seed=request), scores, now + request * 0.01)
+        truth += [{"request_id": f"r{request}", "index": i, "label": int(y)} for i, y in enumerate(labels)]
+    assert client.post("/v1/ground-truth", json=truth).status_code == 200
+    window = client.post("/v1/windows/close", params={"label": "w1"}).json()
+    assert window["rows"] == 600 and window["rows_by_version"] == {"v0001": 200, "v0002": 400}
+    assert window["model_version"] == "v0001" and window["labeled_rows"] == 200
+    assert window["auc"] < 0.7  # production's own rows: the candidate's perfect answers are not mixed in

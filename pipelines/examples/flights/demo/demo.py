@@ -20,6 +20,7 @@ import sys
 import time
 from typing import Any, Optional
 
+from components import registry
 from components.dataset_spec import DatasetSpec
 from components.model_server import control as server_control
 from components.monitor import control as monitor_control
@@ -30,12 +31,13 @@ from pipelines.examples.flights.land import SPAN_FILE, WEATHER_FILE
 from pipelines.local.runner import DEFAULT_VENVS, runtime_python
 from pipelines.loop.coordinator import RunCoordinator
 from pipelines.loop.triggers import Trigger, TriggerPolicy
-from pipelines.loop.watch import LocalLauncher, Watcher, policy_arguments, policy_from
+from pipelines.loop.watch import LocalLauncher, Watcher, experiment_recorder, policy_arguments, policy_from
 
 MONTHS = [f"2013-{m:02d}" for m in range(1, 13)]
-#: The on-demand run: an analyst tries a cheaper model (8 boosting rounds instead of 100) and accepts up to
+#: The on-demand run: an analyst tries a cheaper model (4 boosting rounds instead of 100) and accepts up to
 #: 0.1 AUC less than production offline, to see it on live traffic (an online experiment judges it).
-ON_DEMAND_PARAMS = "max_iter=8 metric_max_change=0.1"
+ON_DEMAND_PARAMS = "max_iter=4 metric_max_change=0.1"
+GROUND_TRUTH_BATCHES = 4
 #: The demo's triggers, on the replay's clock. Skew is watched on the features whose distribution
 #: should not move with the season (a change there is a broken feed): against a model trained on
 #: the three months before, temperature and rain are skewed nearly every month of 2013, and a skew
@@ -114,13 +116,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="the demo's own folder (wiped at start)")
     parser.add_argument("--months", type=int, default=12, help="months of 2013 to replay")
     parser.add_argument("--fraction", type=float, default=1.0, help="share of the flights landed (tests: 0.1)")
-    parser.add_argument("--traffic-rows", type=int, default=3000, help="flights served per month")
+    parser.add_argument("--traffic-rows", type=int, default=8000,
+                        help="flights served per month (an online experiment needs thousands of labelled rows)")
     parser.add_argument("--train-months", type=int, default=3)
     policy_arguments(parser, DEMO_POLICY)
-    parser.add_argument("--on-demand", default="2013-10",
-                        help="month after which a person asks for a run (empty: never)")
+    parser.add_argument("--on-demand", default="2013-08",
+                        help="month from which a person asks for a run, once no online experiment runs (empty: never)")
     parser.add_argument("--on-demand-params", default=ON_DEMAND_PARAMS,
                         help="what that person tries: pipeline parameters of the on-demand run (space-separated)")
+    parser.add_argument("--experiment", action="append", default=[], metavar="KEY=VALUE",
+                        help="an online experiment's rule over the spec's [experiment] table (the monitor's "
+                             "--experiment; repeatable)")
     parser.add_argument("--experiment-percent", type=float, default=50,
                         help="share of the traffic a new model gets as the candidate of an online experiment, "
                              "decided by the monitor (0: a blessed model takes all traffic at once)")
@@ -151,7 +157,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     monitor = monitor_control.start(runtime_python("monitor", DEFAULT_VENVS), os.path.join(var, "monitor"),
                                     monitor_port, os.path.join(var, "monitor.log"), spec_path,
                                     registry_uri=os.path.join(var, "registry"),
-                                    extra=["--feature-server-url", feature_url])
+                                    extra=["--feature-server-url", feature_url,
+                                           *[option for rule in args.experiment for option in ("--experiment", rule)]])
     params = [f"payload_logger_url={monitor_url}", f"serving_port={serving_port}",
               f"feature_server_url={feature_url}",
               *([f"canary_traffic_percent={args.experiment_percent:g}"] if args.experiment_percent else []),
@@ -162,9 +169,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     coordinator = RunCoordinator(loop_dir, launcher, log=lambda line: print(f"           {line}", flush=True))
     watcher = Watcher(loop_dir, policy, launcher.spans, lambda: monitor_control.request(
         "GET", f"{monitor_url}/v1/status")[1],
-        on_experiment=lambda decision: coordinator.journal("experiment_decided", **decision))
+        on_experiment=experiment_recorder(coordinator, os.path.join(var, "runs", "metadata.sqlite"),
+                                          lambda line: print(f"           {line}", flush=True)))
     timeline: list[dict[str, Any]] = []
     experiments_seen: set[str] = set()
+    asked, registry_uri = False, os.path.join(var, "registry")
     experiments: dict[str, Any] = {"decisions": [], "looks": []}
     try:
         watcher.tick(datetime.datetime(2013, 1, 1))  # the clock starts
@@ -185,11 +194,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                                           "--url", serving["predict_url"],
                                           "--rows", str(args.traffic_rows), "--ground-truth", truth,
                                           "--seed", str(number)).strip().splitlines()[-1])
-                with open(truth, "rb") as handle:
+                # Labels arrive week by week (four batches): the monitor looks at a running experiment after each.
+                with open(truth, encoding="utf-8") as handle:
+                    header, *lines = handle.read().splitlines()
+                for week in range(GROUND_TRUTH_BATCHES):
+                    batch = lines[week * len(lines) // GROUND_TRUTH_BATCHES:(week + 1) * len(lines)
+                                  // GROUND_TRUTH_BATCHES]
                     code, answer = monitor_control.request("POST", f"{monitor_url}/v1/ground-truth",
-                                                           handle.read(), "text/csv")
-                if code != 200:
-                    raise RuntimeError(f"the monitor refused the ground truth of {span}: {answer}")
+                                                           "\n".join([header, *batch]).encode(), "text/csv")
+                    if code != 200:
+                        raise RuntimeError(f"the monitor refused the ground truth of {span}: {answer}")
                 entry["traffic"] = traffic
                 # The monitor looked at a running experiment with this ground truth (and may have decided).
                 entry["experiment"] = _experiment_line(monitor_control.request(
@@ -202,8 +216,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                 entry["window"] = window
             now = month_end(span)
             fired = watcher.tick(now)
-            if args.on_demand == span:
-                fired.append(Trigger("on_demand", f"an analyst asks for a run after {span}", now.isoformat()))
+            # The analyst asks once, from that month on, when no online experiment is running (a new
+            # candidate would wait for it to decide).
+            if (args.on_demand and span >= args.on_demand and not asked
+                    and registry.open_registry(registry_uri).canary(spec.model_name) is None):
+                fired.append(Trigger("on_demand", f"an analyst asks for a run after {span}: "
+                                                  f"{args.on_demand_params}", now.isoformat()))
+                asked = True
             print(f"[demo] {span} ({number}/{len(months)}, {time.time() - started:5.0f} s): "
                   f"{_describe(entry.get('window'))}", flush=True)
             if entry.get("experiment"):

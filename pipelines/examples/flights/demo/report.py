@@ -5,7 +5,7 @@
    same month (each run's candidate on its test span), marked by outcome.
 2. ``drift.png``: drift (against the previous month) and skew (against the
    serving model's training sample) per feature per month.
-3. ``timeline.png``: triggers by kind, runs, blessings and deployments.
+3. ``timeline.png``: triggers by kind, runs, blessings, deployments and experiments (start, decision).
 4. ``experiments.png``: each online experiment's two versions, their AUC on the ground truth of
    the traffic each served, look after look, up to the decision.
 """
@@ -35,7 +35,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     runs = [run for month in results["months"] for run in month.get("runs", [])]
     fired = collections.Counter(t["kind"] for month in results["months"] for t in month.get("triggers", []))
     per_kind = collections.Counter(kind for run in runs for kind in {t["kind"] for t in run["triggers"]})
-    deployments = [run["deployed_version"] for run in runs if run.get("deployed")]
+    deployments = [run["deployed_version"] for run in runs if run.get("deployed") and not run.get("experiment")]
+    experiments = [run["deployed_version"] for run in runs if run.get("experiment")]
     return {"seconds": results["seconds"], "runs": len(runs),
             "runs_per_trigger_kind": {k: per_kind.get(k, 0) for k in KINDS},
             "triggers_fired": {k: fired.get(k, 0) for k in KINDS},
@@ -43,7 +44,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "blessed": sum(1 for run in runs if run.get("blessed")),
             "not_blessed": sum(1 for run in runs if run.get("blessed") is False),
             "failed": sum(1 for run in runs if not run.get("succeeded")),
-            "deployments": deployments}
+            "deployments": deployments, "experiments": experiments}
 
 
 def plot_auc(results: dict[str, Any], path: str) -> None:
@@ -118,8 +119,8 @@ def plot_timeline(results: dict[str, Any], path: str) -> None:
     """Triggers by kind, then runs (blessed or not) and deployments, on the months."""
     plt = _pyplot()
     months = [m["month"] for m in results["months"]]
-    rows = list(KINDS) + ["run", "deployment"]
-    figure, axes = plt.subplots(figsize=(10, 3.8))
+    rows = list(KINDS) + ["run", "deployment", "experiment"]
+    figure, axes = plt.subplots(figsize=(10, 4.4))
     colors = dict(zip(KINDS, ("#9467bd", "#8c564b", "#1f77b4", "#d62728", "#ff7f0e", "#e377c2")))
     for column, entry in enumerate(results["months"]):
         for trigger in entry.get("triggers", []):
@@ -129,15 +130,26 @@ def plot_timeline(results: dict[str, Any], path: str) -> None:
             axes.scatter([column], [rows.index("run")], marker="s", s=110,
                          color="#2ca02c" if blessed else "#d62728" if blessed is False else "#7f7f7f")
             if run.get("deployed"):
-                axes.scatter([column], [rows.index("deployment")], marker="^", s=110, color="#2ca02c")
-                axes.annotate(run["deployed_version"], (column, rows.index("deployment")),
-                              textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7)
+                row = rows.index("experiment" if run.get("experiment") else "deployment")
+                axes.scatter([column], [row], marker="^", s=110,
+                             color="#ff7f0e" if run.get("experiment") else "#2ca02c")
+                axes.annotate(run["deployed_version"], (column, row), textcoords="offset points", xytext=(0, 8),
+                              ha="center", fontsize=7)
+        decided = entry.get("experiment") or {}
+        if decided.get("outcome") in ("promote", "roll_back"):
+            promoted = decided["outcome"] == "promote"
+            axes.scatter([column], [rows.index("experiment")], marker="*" if promoted else "X", s=150,
+                         color="#2ca02c" if promoted else "#d62728", zorder=3)
+            axes.annotate(f"{decided['candidate_version']} {'promoted' if promoted else 'rolled back'}",
+                          (column, rows.index("experiment")), textcoords="offset points", xytext=(0, -14),
+                          ha="center", fontsize=7)
     axes.set_yticks(range(len(rows)), [r.replace("_", " ") for r in rows])
     axes.set_xticks(range(len(months)), months, rotation=45)
     axes.set_ylim(-0.7, len(rows) - 0.2)
     axes.invert_yaxis()
     axes.grid(alpha=0.3)
-    axes.set_title("Triggers, runs (green: blessed, red: not blessed) and deployments")
+    axes.set_title("Triggers, runs (green: blessed, red: not blessed), deployments and online experiments "
+                   "(▲ started, ★ promoted, ✕ rolled back)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -240,6 +252,7 @@ td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;font-size:13
 <h1>Continuous training, 2013 replayed month by month</h1>
 <div class="cards"><div><div class="n">{numbers['runs']}</div>pipeline runs</div>
 <div><div class="n">{len(numbers['deployments'])}</div>deployments</div>
+<div><div class="n">{len(numbers['experiments'])}</div>online experiments</div>
 <div><div class="n">{numbers['not_blessed']}</div>candidates refused</div>
 <div><div class="n">{numbers['coalesced_runs']}</div>runs for several triggers</div>
 <div><div class="n">{results['seconds'] / 60:.1f} min</div>wall time</div></div>
