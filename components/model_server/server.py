@@ -108,8 +108,7 @@ class TabularModel(kserve.Model):
     def load(self) -> bool:
         """Loads the model (for a registry: the version ``current.json`` names) and starts following it."""
         if self.model_dir:
-            self.current = LoadedModel(self.model_dir, os.path.basename(os.path.normpath(self.model_dir)),
-                                       self.threads, self.compiled)
+            self.current = LoadedModel(self.model_dir, folder_version(self.model_dir), self.threads, self.compiled)
         else:
             pointer = self._registry.current(self.name)
             if pointer is None:
@@ -248,6 +247,21 @@ class TabularModel(kserve.Model):
             return kserve.InferResponse(response_id=payload.id or "", model_name=self.name,
                                         model_version=model.version, infer_outputs=outputs)
         return {"predictions": predictions, "probabilities": as_list, "model_version": model.version}
+
+
+def folder_version(model_dir: str) -> str:
+    """The version a fixed model folder answers as: its registry release record's, else the folder's name.
+
+    A registry version carries ``release.json`` (both stores write it), so a folder KServe's storage
+    initializer downloaded to ``/mnt/models`` still answers as ``v0007``, not ``models``: the monitor
+    finds the version's training sample and blessed metric by it, and tells an experiment's arms apart.
+    """
+    try:
+        with open(os.path.join(model_dir, registry.RELEASE), encoding="utf-8") as handle:
+            version = json.load(handle).get("version")
+    except (OSError, ValueError, AttributeError):
+        version = None
+    return str(version) if version else os.path.basename(os.path.normpath(model_dir))
 
 
 def _decoded(payload: Any) -> Any:

@@ -120,11 +120,7 @@ class ExperimentJudge:
 
     def decisions(self) -> list[dict[str, Any]]:
         """Every decision taken, oldest first."""
-        path = os.path.join(self.state_dir, EXPERIMENTS_FILE)
-        if not os.path.exists(path):
-            return []
-        with open(path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        return self._lines(EXPERIMENTS_FILE)
 
     def _arm(self, version: str, since: float, now: float):
         import numpy as np
@@ -156,7 +152,10 @@ class ExperimentJudge:
 
     def looks(self) -> list[dict[str, Any]]:
         """Every look's short line (``LOOKS_FILE``), oldest first."""
-        path = os.path.join(self.state_dir, LOOKS_FILE)
+        return self._lines(LOOKS_FILE)
+
+    def _lines(self, name: str) -> list[dict[str, Any]]:
+        path = os.path.join(self.state_dir, name)
         if not os.path.exists(path):
             return []
         with open(path, encoding="utf-8") as handle:

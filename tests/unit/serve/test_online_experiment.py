@@ -161,3 +161,24 @@ def test_the_monitor_rolls_back_a_candidate_worse_on_live_ground_truth(monitored
     assert events == ["deploy", "experiment_started", "experiment_rolled_back"]
     with open(os.path.join(monitored[2], "experiments.jsonl"), encoding="utf-8") as handle:
         assert json.loads(handle.readline())["outcome"] == "roll_back"
+
+
+def test_a_registry_version_served_from_a_fixed_folder_answers_as_its_version(tmp_path, trained, samples):
+    """As on a cluster: KServe downloads the version to /mnt/models; its release record names it."""
+    import shutil
+
+    registry_uri = str(tmp_path / "registry")
+    registry.publish(registry_uri, MODEL, trained[0], {})
+    mounted = tmp_path / "mnt" / "models"
+    shutil.copytree(registry.open_registry(registry_uri).version_dir(MODEL, "v0001"), mounted)
+    bare = tmp_path / "candidate"
+    shutil.copytree(trained[0], bare)  # a pipeline's model folder (infra validation): no release record
+    for folder, expected in ((mounted, "v0001"), (bare, "candidate")):
+        port = control.free_port()
+        process = control.start_process(["--model-dir", str(folder)], MODEL, port, str(tmp_path / f"{expected}.log"))
+        try:
+            control.wait_ready(f"http://127.0.0.1:{port}", MODEL, 60, process)
+            _, body = _answer(f"http://127.0.0.1:{port}/v1/models/{MODEL}:predict", samples["instances"][:1])
+            assert body["model_version"] == expected
+        finally:
+            control.stop_process(process.pid)
