@@ -123,6 +123,11 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
     if reasons:
         return False, {"reasons": reasons}
     check_canary(deployment_mode, canary_traffic_percent)
+    if model_store_uri.startswith("s3://"):
+        running = registry.open_registry(model_store_uri).canary(model_name)
+        if running is not None:
+            return False, {"reasons": [f"{running['version']} is a canary (an online experiment) already: it is "
+                                       "decided first (the monitor, or make promote / make rollback)"]}
     annotation_mode(deployment_mode, kserve_version)  # an unsupported KServe is refused before anything is published
     if not model_store_uri.startswith("s3://"):
         raise ValueError(f"registry_uri must be s3://bucket/prefix for serving_target=kserve (KServe downloads "
@@ -141,7 +146,10 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
     served = deployer.wait_ready(model_name, deployment_mode, before, "canary" if canary else "latest",
                                  ready_timeout_seconds, poll_seconds)
     if canary:
-        store.set_canary(model_name, pointer)
+        # An online experiment the monitor decides (components/monitor/experiment.py), KServe first.
+        store.start_experiment(model_name, pointer, canary_traffic_percent, target="kserve", namespace=namespace,
+                               deployment_mode=deployment_mode, kserve_version=kserve_version,
+                               service_account=service_account, image=image)
     else:
         store.point(model_name, pointer, "deploy")
     return True, {"pointer": pointer, "canary": canary,
@@ -153,8 +161,11 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
 
 
 def promote_on_cluster(model_store_uri: str, model_name: str, namespace: str, api=None,
-                       ready_timeout_seconds: float = 600, poll_seconds: float = 5) -> dict[str, Any]:
+                       ready_timeout_seconds: float = 600, poll_seconds: float = 5, event: str = "promote",
+                       **details: Any) -> dict[str, Any]:
     """Sends all traffic to the canary, waits for Ready, then makes it production in the registry.
+
+    ``event`` and ``details`` (an experiment's decision) are recorded with the new production pointer.
 
     Raises:
         ValueError: There is no canary.
@@ -168,16 +179,17 @@ def promote_on_cluster(model_store_uri: str, model_name: str, namespace: str, ap
     deployer = ClusterDeployer(_cluster_api(api), namespace)
     deployer.promote(model_name)  # canaries exist in Knative mode only: all traffic to the latest revision
     deployer.wait_ready(model_name, "Knative", None, "latest", ready_timeout_seconds, poll_seconds)
-    return store.promote(model_name)
+    return store.promote(model_name, event, **details)
 
 
 def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, image: str, service_account: str,
                         version: Optional[str] = None, api=None, logger_url: str = "",
                         deployment_mode: str = "Standard", ready_timeout_seconds: float = 600,
-                        poll_seconds: float = 5, kserve_version: str = "0.15") -> dict[str, Any]:
+                        poll_seconds: float = 5, kserve_version: str = "0.15",
+                        event: str = "canary_rolled_back") -> dict[str, Any]:
     """Undoes a canary (all traffic back to production), or serves an earlier version again.
 
-    The registry moves only once KServe reports the service Ready.
+    The registry moves only once KServe reports the service Ready (``event`` in its history).
 
     Returns:
         The registry pointer now in production.
@@ -189,7 +201,7 @@ def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, i
     if store.canary(model_name) is not None and version is None:
         deployer.rollback(model_name)  # Knative mode: no traffic to the canary revision
         deployer.wait_ready(model_name, "Knative", None, "previous", ready_timeout_seconds, poll_seconds)
-        store.set_canary(model_name, None, "canary_rolled_back")
+        store.set_canary(model_name, None, event)
         return store.current(model_name)
     target = registry.rollback_target(model_name, store.current(model_name), version, store.versions(model_name),
                                       model_store_uri)

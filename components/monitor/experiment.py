@@ -39,6 +39,25 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+def _kubernetes_api():
+    """The Kubernetes custom-objects API: the pod's service account, else the caller's kubeconfig.
+
+    Raises:
+        RuntimeError: This runtime has no Kubernetes client (the decision is then not applied).
+    """
+    try:
+        from kubernetes import client, config
+    except ImportError:
+        raise RuntimeError("this runtime has no Kubernetes client to move KServe's traffic: the decision is not "
+                           "applied; apply it with make promote or make rollback TARGET=kserve") from None
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.CustomObjectsApi()
+
+
 def started_epoch(canary: dict[str, Any]) -> float:
     """When an experiment started, in epoch seconds (the registry writes ``%Y-%m-%dT%H:%M:%SZ``)."""
     return float(calendar.timegm(time.strptime(canary["experiment"]["started_at"], "%Y-%m-%dT%H:%M:%SZ")))
@@ -49,7 +68,8 @@ class ExperimentJudge:
 
     def __init__(self, state_dir: str, registry, spec, store, metrics,
                  rules=None, on_decision: Optional[Callable[[dict[str, Any]], None]] = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, registry_uri: str = "",
+                 cluster_api: Optional[Callable[[], Any]] = None):
         """Creates the judge of one model's experiments.
 
         Args:
@@ -61,6 +81,9 @@ class ExperimentJudge:
             rules: The ``ExperimentRules`` (default: the spec's).
             on_decision: Called with each decision record after it is applied.
             clock: Epoch seconds now.
+            registry_uri: The registry's URI (a cluster experiment's release opens it by URI).
+            cluster_api: Returns the Kubernetes ``CustomObjectsApi`` a cluster experiment's release
+                patches the InferenceService with (default: the pod's service account, else kubeconfig).
         """
         self.state_dir = state_dir
         self.registry = registry
@@ -70,6 +93,10 @@ class ExperimentJudge:
         self.rules = rules or spec.experiment_rules()
         self.on_decision = on_decision
         self.clock = clock
+        self.registry_uri = registry_uri
+        self.cluster_api = cluster_api or _kubernetes_api
+        #: How often a cluster release asks KServe whether the service is Ready again.
+        self.release_poll_seconds = 5.0
         self._lock = threading.Lock()
 
     def look(self) -> dict[str, Any]:
@@ -99,7 +126,7 @@ class ExperimentJudge:
                     "looked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
                     "rules": vars(self.rules), **_json_ready(decision.to_dict())}
             if decision.outcome != CONTINUE:
-                self._apply(look)
+                self._apply(look, canary)
             self._write(LAST_LOOK_FILE, look)
             self._append(LOOKS_FILE, {
                 "candidate_version": look["candidate_version"], "started_at": look["started_at"],
@@ -133,14 +160,31 @@ class ExperimentJudge:
         return Arm(version, labelled["label"].to_numpy(dtype="float64"), labelled["score"].to_numpy(dtype="float64"),
                    counts["requests"], counts["errors"], np.asarray(counts["latencies_ms"], dtype="float64"))
 
-    def _apply(self, look: dict[str, Any]) -> None:
-        """Promote or roll back in the registry; the record goes to the history and the decisions file."""
+    def _apply(self, look: dict[str, Any], canary: dict[str, Any]) -> None:
+        """Promotes or rolls back: KServe first on a cluster, then the registry; records the decision."""
         from components.experiment.decision import PROMOTE
 
         summary = {"outcome": look["outcome"], "reason": look["reason"], "decided_at": look["looked_at"],
                    "likelihood_ratio": look["statistics"]["likelihood_ratio"],
                    "improvement": look["statistics"]["improvement"]}
-        if look["outcome"] == PROMOTE:
+        promote = look["outcome"] == PROMOTE
+        experiment = canary["experiment"]
+        if experiment.get("target") == "kserve":
+            # The InferenceService's traffic moves first; the registry follows once KServe reports Ready.
+            from components.deploy.deploy import promote_on_cluster, rollback_on_cluster
+
+            if promote:
+                promote_on_cluster(self.registry_uri, self.spec.model_name, experiment["namespace"],
+                                   self.cluster_api(), poll_seconds=self.release_poll_seconds,
+                                   event="experiment_promote", experiment=summary)
+            else:
+                rollback_on_cluster(self.registry_uri, self.spec.model_name, experiment["namespace"],
+                                    experiment.get("image", ""), experiment.get("service_account", ""),
+                                    api=self.cluster_api(),
+                                    deployment_mode=experiment.get("deployment_mode", "Knative"),
+                                    kserve_version=experiment.get("kserve_version", "0.15"),
+                                    poll_seconds=self.release_poll_seconds, event="experiment_rolled_back")
+        elif promote:
             self.registry.promote(self.spec.model_name, "experiment_promote", experiment=summary)
         else:
             self.registry.set_canary(self.spec.model_name, None, "experiment_rolled_back")

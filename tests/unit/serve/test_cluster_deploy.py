@@ -145,7 +145,7 @@ def test_knative_canary_lifecycle_moves_production_only_when_ready(env, fake_api
     assert now["version"] == "v0002" and store.canary("flights-delay") is None
     assert fake_api.objects[("ml", "flights-delay")]["spec"]["predictor"]["canaryTrafficPercent"] == 0
     assert [h["event"] for h in store.history("flights-delay")] == [
-        "deploy", "canary", "promote", "promoted", "canary", "canary_rolled_back"]
+        "deploy", "experiment_started", "promote", "promoted", "experiment_started", "canary_rolled_back"]
 
 
 @pytest.mark.parametrize("mode, waited_for", [
