@@ -129,19 +129,24 @@ class WindowStore:
                 if response is None:
                     self._requests[event.id] = (event.time, rows, event.model_version)
                     return 0
-                return self._join(event.id, event.time, rows, response)
+                return self._join(event.id, event.time, rows, response, counted=bool(event.model_version))
         response = (event.time, *response_outputs(event.body, self.task))
         with self._lock:
             request = self._requests.pop(event.id, None)
             if request is None:
                 self._responses[event.id] = response
                 return 0
-            return self._join(event.id, request[0], request[1], response)
+            return self._join(event.id, request[0], request[1], response, counted=bool(request[2]))
 
-    def _join(self, event_id: str, at: float, rows: list[dict[str, Any]], response: tuple) -> int:
+    def _join(self, event_id: str, at: float, rows: list[dict[str, Any]], response: tuple,
+              counted: bool = True) -> int:
         answered_at, scores, version = response
         if len(scores) != len(rows):
             return 0  # a response for another body under the same id: nothing trustworthy to keep
+        if version and not counted:
+            # KServe's logger names no version on the request: an answered one counts for the version
+            # that answered (a refused one cannot be attributed: no error counts per version then).
+            self._request_times.setdefault(version, deque(maxlen=REQUESTS_KEPT)).append(at)
         if version:
             self._latencies.setdefault(version, deque(maxlen=LATENCIES_KEPT)).append(
                 (at, max(0.0, (answered_at - at) * 1000)))

@@ -80,6 +80,9 @@ def test_a_better_canary_is_promoted_kserve_first_then_the_registry(cluster):
     _serve(judge, candidate_better=True)
     look = judge.look()
     assert look["outcome"] == "promote", look["reason"]
+    # Requests without a version (KServe's logger) count for the version that answered them.
+    candidate = look["statistics"]["arms"]["candidate"]
+    assert candidate["requests"] == 30 and candidate["errors"] == 0
     predictor = api.objects[("ml", MODEL)]["spec"]["predictor"]
     assert "canaryTrafficPercent" not in predictor  # all traffic to the latest revision
     assert store.current(MODEL)["version"] == "v0002" and store.canary(MODEL) is None
