@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import urllib.error
 import urllib.parse
 from typing import Optional
 
@@ -80,16 +81,27 @@ def main(argv: Optional[list[str]] = None) -> int:
             experiment_rules=rules)
         return 0
     if args.command == "ground-truth":
-        with open(args.file, "rb") as handle:
-            body = handle.read()
-        kind = "text/csv" if args.file.endswith(".csv") else "application/json"
-        code, answer = request("POST", f"{args.url}/v1/ground-truth", body, kind)
-    elif args.command == "close":
-        code, answer = request("POST", f"{args.url}/v1/windows/close?label={urllib.parse.quote(args.label)}", b"")
-    elif args.command == "experiment":
-        code, answer = request("POST" if args.look else "GET", f"{args.url}/v1/experiment", b"" if args.look else None)
-    else:
-        code, answer = request("GET", f"{args.url}/v1/status")
+        try:
+            with open(args.file, "rb") as handle:
+                body = handle.read()
+        except OSError as error:
+            parser.error(f"cannot read {args.file}: {error.strerror}")
+    try:
+        if args.command == "ground-truth":
+            kind = "text/csv" if args.file.endswith(".csv") else "application/json"
+            code, answer = request("POST", f"{args.url}/v1/ground-truth", body, kind)
+        elif args.command == "close":
+            code, answer = request("POST", f"{args.url}/v1/windows/close?label={urllib.parse.quote(args.label)}",
+                                   b"")
+        elif args.command == "experiment":
+            code, answer = request("POST" if args.look else "GET", f"{args.url}/v1/experiment",
+                                   b"" if args.look else None)
+        else:
+            code, answer = request("GET", f"{args.url}/v1/status")
+    except (urllib.error.URLError, OSError) as error:
+        print(f"error: the monitor at {args.url} does not answer ({getattr(error, 'reason', error)}); "
+              "start it with make monitor", file=sys.stderr)
+        return 1
     print(json.dumps(answer, indent=2))
     return 0 if code < 400 else 1
 
