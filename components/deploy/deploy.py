@@ -182,6 +182,26 @@ def promote_on_cluster(model_store_uri: str, model_name: str, namespace: str, ap
     return store.promote(model_name, event, **details)
 
 
+def release_experiment(registry_uri: str, model_name: str, experiment: dict[str, Any], promote: bool,
+                       summary: dict[str, Any], api=None, poll_seconds: float = 5) -> dict[str, Any]:
+    """Applies an online experiment's decision on a cluster: KServe's traffic first, then the registry.
+
+    ``experiment`` is the canary's record (``RegistryStore.start_experiment`` from ``deploy_to_cluster``:
+    namespace, mode, image, service account); ``summary`` the decision, kept with a promoted pointer.
+
+    Returns:
+        The registry pointer in production afterwards.
+    """
+    if promote:
+        return promote_on_cluster(registry_uri, model_name, experiment["namespace"], api, poll_seconds=poll_seconds,
+                                  event="experiment_promote", experiment=summary)
+    return rollback_on_cluster(registry_uri, model_name, experiment["namespace"], experiment.get("image", ""),
+                               experiment.get("service_account", ""), api=api,
+                               deployment_mode=experiment.get("deployment_mode", "Knative"),
+                               kserve_version=experiment.get("kserve_version", "0.15"), poll_seconds=poll_seconds,
+                               event="experiment_rolled_back")
+
+
 def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, image: str, service_account: str,
                         version: Optional[str] = None, api=None, logger_url: str = "",
                         deployment_mode: str = "Standard", ready_timeout_seconds: float = 600,

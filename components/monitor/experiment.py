@@ -39,25 +39,6 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def _kubernetes_api():
-    """The Kubernetes custom-objects API: the pod's service account, else the caller's kubeconfig.
-
-    Raises:
-        RuntimeError: This runtime has no Kubernetes client (the decision is then not applied).
-    """
-    try:
-        from kubernetes import client, config
-    except ImportError:
-        raise RuntimeError("this runtime has no Kubernetes client to move KServe's traffic: the decision is not "
-                           "applied; apply it with make promote or make rollback TARGET=kserve") from None
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    return client.CustomObjectsApi()
-
-
 def started_epoch(canary: dict[str, Any]) -> float:
     """When an experiment started, in epoch seconds (the registry writes ``%Y-%m-%dT%H:%M:%SZ``)."""
     return float(calendar.timegm(time.strptime(canary["experiment"]["started_at"], "%Y-%m-%dT%H:%M:%SZ")))
@@ -69,7 +50,7 @@ class ExperimentJudge:
     def __init__(self, state_dir: str, registry, spec, store, metrics,
                  rules=None, on_decision: Optional[Callable[[dict[str, Any]], None]] = None,
                  clock: Callable[[], float] = time.time, registry_uri: str = "",
-                 cluster_api: Optional[Callable[[], Any]] = None):
+                 cluster_release: Optional[Callable[..., Any]] = None):
         """Creates the judge of one model's experiments.
 
         Args:
@@ -82,8 +63,11 @@ class ExperimentJudge:
             on_decision: Called with each decision record after it is applied.
             clock: Epoch seconds now.
             registry_uri: The registry's URI (a cluster experiment's release opens it by URI).
-            cluster_api: Returns the Kubernetes ``CustomObjectsApi`` a cluster experiment's release
-                patches the InferenceService with (default: the pod's service account, else kubeconfig).
+            cluster_release: Applies a cluster experiment's decision, KServe first, then the registry:
+                ``cluster_release(registry_uri, model_name, experiment, promote, summary)``
+                (``components.deploy.deploy.release_experiment`` with an API bound; the serve runtime's
+                code, so it is handed in: this runtime has no Kubernetes client). None: a cluster
+                decision is not applied, and the look says so.
         """
         self.state_dir = state_dir
         self.registry = registry
@@ -94,9 +78,7 @@ class ExperimentJudge:
         self.on_decision = on_decision
         self.clock = clock
         self.registry_uri = registry_uri
-        self.cluster_api = cluster_api or _kubernetes_api
-        #: How often a cluster release asks KServe whether the service is Ready again.
-        self.release_poll_seconds = 5.0
+        self.cluster_release = cluster_release
         self._lock = threading.Lock()
 
     def look(self) -> dict[str, Any]:
@@ -171,19 +153,11 @@ class ExperimentJudge:
         experiment = canary["experiment"]
         if experiment.get("target") == "kserve":
             # The InferenceService's traffic moves first; the registry follows once KServe reports Ready.
-            from components.deploy.deploy import promote_on_cluster, rollback_on_cluster
-
-            if promote:
-                promote_on_cluster(self.registry_uri, self.spec.model_name, experiment["namespace"],
-                                   self.cluster_api(), poll_seconds=self.release_poll_seconds,
-                                   event="experiment_promote", experiment=summary)
-            else:
-                rollback_on_cluster(self.registry_uri, self.spec.model_name, experiment["namespace"],
-                                    experiment.get("image", ""), experiment.get("service_account", ""),
-                                    api=self.cluster_api(),
-                                    deployment_mode=experiment.get("deployment_mode", "Knative"),
-                                    kserve_version=experiment.get("kserve_version", "0.15"),
-                                    poll_seconds=self.release_poll_seconds, event="experiment_rolled_back")
+            if self.cluster_release is None:
+                raise RuntimeError(f"the decision ({look['outcome']} {look['candidate_version']}) is a cluster "
+                                   "canary's: this monitor cannot move KServe's traffic, so nothing is changed; "
+                                   "apply it with make promote or make rollback TARGET=kserve")
+            self.cluster_release(self.registry_uri, self.spec.model_name, experiment, promote, summary)
         elif promote:
             self.registry.promote(self.spec.model_name, "experiment_promote", experiment=summary)
         else:

@@ -6,6 +6,7 @@ The two revisions' predictors answer with their registry versions (release.json 
 folder), so the events of each arm are told apart as on a cluster.
 """
 
+import functools
 import time
 
 import numpy as np
@@ -14,7 +15,7 @@ from fake_kubernetes import FakeKubernetesApi
 
 from components import registry
 from components.dataset_spec import DatasetSpec
-from components.deploy.deploy import deploy_to_cluster
+from components.deploy.deploy import deploy_to_cluster, release_experiment
 from components.experiment.rules import ExperimentRules
 from components.model_server.payload_logger import REQUEST_TYPE, RESPONSE_TYPE, to_binary_event
 from components.monitor.events import parse_event
@@ -46,8 +47,9 @@ def cluster(env, tmp_path, trained, other_model):
     assert not refused and "v0002 is a canary" in why["reasons"][0]  # one experiment at a time
     store = WindowStore(str(tmp_path / "monitor"), SPEC.features, SPEC.task)
     judge = ExperimentJudge(str(tmp_path / "monitor"), registry.open_registry(uri), SPEC, store, MonitorMetrics(),
-                            rules=RULES, registry_uri=uri, cluster_api=api.custom_objects_api)
-    judge.release_poll_seconds = 0.05
+                            rules=RULES, registry_uri=uri,
+                            cluster_release=functools.partial(release_experiment, api=api.custom_objects_api(),
+                                                              poll_seconds=0.05))
     yield api, uri, judge
     api.close()
 
@@ -90,6 +92,17 @@ def test_a_better_canary_is_promoted_kserve_first_then_the_registry(cluster):
     assert [h["event"] for h in store.history(MODEL)][-2:] == ["experiment_promote", "promoted"]
     patches = [body for method, _, _, body in api.requests if method == "PATCH"]
     assert patches[-1] == {"spec": {"predictor": {"canaryTrafficPercent": None}}}
+
+
+def test_without_a_release_a_cluster_decision_changes_nothing_and_says_why(cluster):
+    api, uri, judge = cluster
+    judge.cluster_release = None  # the monitor's own runtime: no Kubernetes client
+    _serve(judge, candidate_better=True)
+    with pytest.raises(RuntimeError, match="make promote or make rollback TARGET=kserve"):
+        judge.look()
+    store = registry.open_registry(uri)
+    assert store.current(MODEL)["version"] == "v0001" and store.canary(MODEL)["version"] == "v0002"
+    assert api.objects[("ml", MODEL)]["spec"]["predictor"]["canaryTrafficPercent"] == 50
 
 
 def test_a_worse_canary_is_rolled_back_kserve_first_production_untouched(cluster):
