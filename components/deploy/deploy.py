@@ -123,16 +123,15 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
     if reasons:
         return False, {"reasons": reasons}
     check_canary(deployment_mode, canary_traffic_percent)
-    if model_store_uri.startswith("s3://"):
-        running = registry.open_registry(model_store_uri).canary(model_name)
-        if running is not None:
-            return False, {"reasons": [f"{running['version']} is a canary (an online experiment) already: it is "
-                                       "decided first (the monitor, or make promote / make rollback)"]}
     annotation_mode(deployment_mode, kserve_version)  # an unsupported KServe is refused before anything is published
     if not model_store_uri.startswith("s3://"):
         raise ValueError(f"registry_uri must be s3://bucket/prefix for serving_target=kserve (KServe downloads "
                          f"the model from there), got {model_store_uri!r}")
     store = registry.open_registry(model_store_uri)
+    running = store.canary(model_name)
+    if running is not None:
+        return False, {"reasons": [f"{running['version']} is a canary (an online experiment) already: it is "
+                                   "decided first (the monitor, or make promote / make rollback)"]}
     pointer = store.publish(model_name, model_dir, release, point=False)
     if pointer.get("unchanged"):
         return False, {"reasons": [f"the model is identical to production {pointer['version']}"]}

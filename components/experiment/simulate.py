@@ -16,6 +16,7 @@ import argparse
 import math
 import sys
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Optional
 
 import numpy as np
@@ -44,9 +45,7 @@ def _arm_draws(rng, task: str, metric_value: float, positive_rate: float, rows: 
     if task == "regression":
         labels = rng.normal(0.0, 1.0, rows)
         return labels, labels + rng.normal(0.0, metric_value, rows)
-    from scipy.stats import norm
-
-    separation = math.sqrt(2) * norm.ppf(metric_value)
+    separation = math.sqrt(2) * NormalDist().inv_cdf(metric_value)
     labels = (rng.random(rows) < positive_rate).astype("float64")
     return labels, rng.normal(0.0, 1.0, rows) + separation * labels
 

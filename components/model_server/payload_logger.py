@@ -13,9 +13,11 @@ counted).
 
 from __future__ import annotations
 
+import datetime
 import json
 import queue
 import threading
+import time
 import uuid
 from typing import Any, Optional
 
@@ -56,8 +58,6 @@ def to_binary_event(event_type: str, event_id: str, body: dict[str, Any], source
     ``model_version`` (ours, not KServe's) names the version that answers, on the request too;
     ``at`` (epoch seconds) is the event's ``time``: when the request arrived or the response left.
     """
-    import datetime
-
     from cloudevents.conversion import to_binary
     from cloudevents.http import CloudEvent
 
@@ -90,8 +90,6 @@ class PayloadLogger:
 
     def log(self, event_type: str, event_id: str, body: dict[str, Any], model_version: str = "") -> None:
         """Queues one event, timed now (dropped, and counted, when the queue is full)."""
-        import time
-
         try:
             self._queue.put_nowait((event_type, event_id, body, model_version, time.time()))
         except queue.Full:
@@ -99,8 +97,6 @@ class PayloadLogger:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Waits until the queued events are sent (or failed); True when the queue emptied in time."""
-        import time
-
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -98,8 +98,9 @@ class ExperimentJudge:
             production_version = canary["experiment"]["production_version"]
             since = started_epoch(canary)
             now = self.clock()
-            production = self._arm(production_version, since, now)
-            candidate = self._arm(canary["version"], since, now)
+            served = self.store.rows_since(since, {production_version, canary["version"]})
+            production = self._arm(served, production_version, since, now)
+            candidate = self._arm(served, canary["version"], since, now)
             decision = decide(self.rules, self.spec.metric["primary"], self.spec.metric_direction, production,
                               candidate, now - since, self.spec.task)
             look = {"running": decision.outcome == CONTINUE, "model_name": self.spec.model_name,
@@ -131,13 +132,13 @@ class ExperimentJudge:
         """Every decision taken, oldest first."""
         return self._lines(EXPERIMENTS_FILE)
 
-    def _arm(self, version: str, since: float, now: float):
+    def _arm(self, served, version: str, since: float, now: float):
+        """One version's evidence: its labelled rows among ``served``, and what the logger said of its requests."""
         import numpy as np
 
         from components.experiment.decision import Arm
 
-        rows = self.store.rows_since(since, {version})
-        labelled = rows[rows["label"].notna()]
+        labelled = served[(served["model_version"] == version) & served["label"].notna()]
         counts = self.store.serving_counts(version, since, now)
         return Arm(version, labelled["label"].to_numpy(dtype="float64"), labelled["score"].to_numpy(dtype="float64"),
                    counts["requests"], counts["errors"], np.asarray(counts["latencies_ms"], dtype="float64"))

@@ -59,7 +59,11 @@ def test_a_candidate_deployed_by_the_pipeline_is_decided_by_the_monitor_on_live_
             cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT}, capture_output=True, text=True, check=True)
         served = json.loads(replayed.stdout.strip().splitlines()[-1])["rows_by_version"]
         assert set(served) == {"v0001", "v0002"} and min(served.values()) > 700, served
-        time.sleep(1.0)  # the server's logger posts its last events
+        # Every served row's events have reached the monitor and been joined before the labels are posted.
+        deadline = time.monotonic() + 60
+        while monitor_control.request("GET", f"{monitor_url}/v1/status")[1]["pending"]["rows"] < sum(served.values()):
+            assert time.monotonic() < deadline, "the payload logger's events did not all reach the monitor"
+            time.sleep(0.1)
         with open(truth, "rb") as handle:
             status, stored = monitor_control.request("POST", f"{monitor_url}/v1/ground-truth", handle.read(),
                                                      "text/csv")

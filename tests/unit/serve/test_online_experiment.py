@@ -33,6 +33,24 @@ def _answer(url, instances, key=None):
     return headers["ce-id"], body
 
 
+def _read(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _wait_for(condition, problem, timeout=60.0):
+    """Waits until ``condition()`` holds (a busy machine is slow, so no fixed sleep); fails with ``problem``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, problem
+        time.sleep(0.05)
+
+
+def _joined_rows(monitor_url):
+    """Rows the monitor has joined from request and response events (its open window)."""
+    return monitor_control.request("GET", f"{monitor_url}/v1/status")[1]["pending"]["rows"]
+
+
 def test_a_candidate_answers_its_share_sticky_by_key_and_takes_all_traffic_once_promoted(
         tmp_path, trained, other_model, samples):
     registry_uri, state_dir = str(tmp_path / "registry"), str(tmp_path / "serving")
@@ -63,7 +81,8 @@ def test_a_candidate_answers_its_share_sticky_by_key_and_takes_all_traffic_once_
         assert not refused and "v0002 is in an online experiment" in why["reasons"][0]
         registry.open_registry(registry_uri).promote(MODEL)
         control.wait_version(state["url"], MODEL, "v0002")
-        time.sleep(1.5)  # three registry polls: the experiment has ended in the server too
+        _wait_for(lambda: "experiment ended" in _read(os.path.join(state_dir, "server.log")),
+                  "the server did not end the experiment")
         after = Counter(_answer(state["predict_url"], row, f"user-{n}")[1]["model_version"] for n in range(60))
         assert after == {"v0002": 60}
         assert control.status(state_dir)["pid"] == state["pid"]  # the same process all along
@@ -117,7 +136,8 @@ def _run_experiment(monitored, tmp_path, production_model, candidate_model, trai
             batch += [{"request_id": event_id, "index": n, "label": labels[r]} for n, r in enumerate(rows)]
             if len(batch) < 100:
                 continue
-            time.sleep(0.3)  # the logger's events reach the monitor before their labels
+            # The logger's events have reached the monitor (and been joined) before their labels.
+            _wait_for(lambda: _joined_rows(monitor_url) >= sum(answered.values()), "the payload events did not arrive")
             status, _ = monitor_control.request("POST", f"{monitor_url}/v1/ground-truth", json.dumps(batch).encode(),
                                                 "application/json")
             assert status == 200
