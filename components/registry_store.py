@@ -44,6 +44,9 @@ class Registry(Protocol):
                          **details: Any) -> dict[str, Any]:
         """Makes a published version the candidate of an online experiment (``canary.json``)."""
 
+    def decide_experiment(self, model_name: str, version: str, decision: dict[str, Any]) -> dict[str, Any]:
+        """Records an experiment's decision for whoever applies it, changing no traffic."""
+
     def promote(self, model_name: str, event: str = "promote", **details: Any) -> dict[str, Any]:
         """Makes the canary production, then clears it."""
 
@@ -167,6 +170,25 @@ class RegistryStore:
                   "experiment": {"started_at": _now(), "production_version": production["version"], **details}}
         self.set_canary(model_name, canary, "experiment_started")
         return canary
+
+    def decide_experiment(self, model_name: str, version: str, decision: dict[str, Any]) -> dict[str, Any]:
+        """Records an experiment's decision for whoever applies it (a cluster's releaser), changing no traffic.
+
+        Returns:
+            The canary pointer with ``experiment.decision``.
+
+        Raises:
+            ValueError: ``version`` is not the running experiment's candidate, or it has a decision already.
+        """
+        canary = self.canary(model_name)
+        if not canary or not canary.get("experiment") or canary["version"] != version:
+            raise ValueError(f"{model_name} {version} is not in an experiment")
+        if canary["experiment"].get("decision"):
+            raise ValueError(f"{model_name} {version}'s experiment is decided already: "
+                             f"{canary['experiment']['decision'].get('outcome')}")
+        decided = {**canary, "experiment": {**canary["experiment"], "decision": decision}}
+        self.set_canary(model_name, decided, "experiment_decided")
+        return decided
 
     def promote(self, model_name: str, event: str = "promote", **details: Any) -> dict[str, Any]:
         """Makes the canary production (``current.json`` first, then the canary cleared).

@@ -70,12 +70,16 @@ def deploy(model_dir: str, blessing: Optional[dict[str, Any]], infra_blessing: O
                   "experiment_percent": experiment_percent if experiment else None}
 
 
-def _cluster_api(api):
+def cluster_api(api=None):
+    """``api``, else a ``CustomObjectsApi`` with the pod's service account token, else the caller's kubeconfig."""
     if api is not None:
         return api
     from kubernetes import client, config
 
-    config.load_incluster_config()
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
     return client.CustomObjectsApi()
 
 
@@ -135,7 +139,7 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
     pointer = store.publish(model_name, model_dir, release, point=False)
     if pointer.get("unchanged"):
         return False, {"reasons": [f"the model is identical to production {pointer['version']}"]}
-    deployer = ClusterDeployer(_cluster_api(api), namespace, kserve_version)
+    deployer = ClusterDeployer(cluster_api(api), namespace, kserve_version)
     before = deployer.predictor_status(model_name).get("latestCreatedRevision")
     service = deployer.deploy(model_name, pointer["model_dir"], image, service_account, canary_traffic_percent,
                               logger_url, deployment_mode)
@@ -175,7 +179,7 @@ def promote_on_cluster(model_store_uri: str, model_name: str, namespace: str, ap
     canary = store.canary(model_name)
     if canary is None:
         raise ValueError(f"{model_name} has no canary to promote in {model_store_uri}")
-    deployer = ClusterDeployer(_cluster_api(api), namespace)
+    deployer = ClusterDeployer(cluster_api(api), namespace)
     deployer.promote(model_name)  # canaries exist in Knative mode only: all traffic to the latest revision
     deployer.wait_ready(model_name, "Knative", None, "latest", ready_timeout_seconds, poll_seconds)
     return store.promote(model_name, event, **details)
@@ -201,6 +205,38 @@ def release_experiment(registry_uri: str, model_name: str, experiment: dict[str,
                                event="experiment_rolled_back")
 
 
+def release_decided_experiment(registry_uri: str, model_name: str, namespace: str, api=None,
+                               poll_seconds: float = 5) -> Optional[dict[str, Any]]:
+    """Applies the decision the monitor recorded for a cluster experiment, when one waits.
+
+    The monitor holds no Kubernetes rights: its judge writes ``experiment.decision`` into the
+    registry's canary (``RegistryStore.decide_experiment``) and this, run by the releaser, moves
+    KServe's traffic (only ``canaryTrafficPercent``: nothing of the record reaches the
+    InferenceService's spec), then the registry.
+
+    Returns:
+        None when nothing waits, else the candidate, the outcome and the version now in production.
+
+    Raises:
+        ValueError: The experiment's InferenceService is in another namespace, or the outcome is unknown.
+    """
+    store = registry.open_registry(registry_uri)
+    canary = store.canary(model_name) or {}
+    experiment = canary.get("experiment") or {}
+    decision = experiment.get("decision")
+    if not decision or experiment.get("target") != "kserve":
+        return None
+    if experiment.get("namespace") != namespace:
+        raise ValueError(f"{model_name} {canary['version']}'s experiment runs in namespace "
+                         f"{experiment.get('namespace')!r}, this releaser acts in {namespace!r}")
+    if decision.get("outcome") not in ("promote", "roll_back"):
+        raise ValueError(f"{model_name} {canary['version']}: unknown decision {decision.get('outcome')!r}")
+    pointer = release_experiment(registry_uri, model_name, experiment, decision["outcome"] == "promote", decision,
+                                 api=api, poll_seconds=poll_seconds)
+    return {"model_name": model_name, "candidate_version": canary["version"], "outcome": decision["outcome"],
+            "production": pointer["version"]}
+
+
 def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, image: str, service_account: str,
                         version: Optional[str] = None, api=None, logger_url: str = "",
                         deployment_mode: str = "Standard", ready_timeout_seconds: float = 600,
@@ -216,7 +252,7 @@ def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, i
     from components.deploy.cluster import ClusterDeployer
 
     store = registry.open_registry(model_store_uri)
-    deployer = ClusterDeployer(_cluster_api(api), namespace, kserve_version)
+    deployer = ClusterDeployer(cluster_api(api), namespace, kserve_version)
     if store.canary(model_name) is not None and version is None:
         deployer.rollback(model_name)  # Knative mode: no traffic to the canary revision
         deployer.wait_ready(model_name, "Knative", None, "previous", ready_timeout_seconds, poll_seconds)

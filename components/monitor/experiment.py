@@ -49,8 +49,7 @@ class ExperimentJudge:
 
     def __init__(self, state_dir: str, registry, spec, store, metrics,
                  rules=None, on_decision: Optional[Callable[[dict[str, Any]], None]] = None,
-                 clock: Callable[[], float] = time.time, registry_uri: str = "",
-                 cluster_release: Optional[Callable[..., Any]] = None):
+                 clock: Callable[[], float] = time.time):
         """Creates the judge of one model's experiments.
 
         Args:
@@ -62,12 +61,6 @@ class ExperimentJudge:
             rules: The ``ExperimentRules`` (default: the spec's).
             on_decision: Called with each decision record after it is applied.
             clock: Epoch seconds now.
-            registry_uri: The registry's URI (a cluster experiment's release opens it by URI).
-            cluster_release: Applies a cluster experiment's decision, KServe first, then the registry:
-                ``cluster_release(registry_uri, model_name, experiment, promote, summary)``
-                (``components.deploy.deploy.release_experiment`` with an API bound; the serve runtime's
-                code, so it is handed in: this runtime has no Kubernetes client). None: a cluster
-                decision is not applied, and the look says so.
         """
         self.state_dir = state_dir
         self.registry = registry
@@ -77,8 +70,6 @@ class ExperimentJudge:
         self.rules = rules or spec.experiment_rules()
         self.on_decision = on_decision
         self.clock = clock
-        self.registry_uri = registry_uri
-        self.cluster_release = cluster_release
         self._lock = threading.Lock()
 
     def look(self) -> dict[str, Any]:
@@ -95,6 +86,10 @@ class ExperimentJudge:
             if not canary or not canary.get("experiment"):
                 self.metrics.show_experiment(None)
                 return {"running": False}
+            if canary["experiment"].get("decision"):
+                # A cluster experiment decided: the releaser applies it (components/deploy/release.py).
+                return {"running": False, "model_name": self.spec.model_name, "candidate_version": canary["version"],
+                        "release": "pending", **canary["experiment"]["decision"]}
             production_version = canary["experiment"]["production_version"]
             since = started_epoch(canary)
             now = self.clock()
@@ -144,27 +139,28 @@ class ExperimentJudge:
                    counts["requests"], counts["errors"], np.asarray(counts["latencies_ms"], dtype="float64"))
 
     def _apply(self, look: dict[str, Any], canary: dict[str, Any]) -> None:
-        """Promotes or rolls back: KServe first on a cluster, then the registry; records the decision."""
+        """Applies a decision in the registry, or records it there for a cluster's releaser; keeps its record.
+
+        Locally the model server follows the registry; a cluster's canary moves only by the releaser.
+        """
         from components.experiment.decision import PROMOTE
 
         summary = {"outcome": look["outcome"], "reason": look["reason"], "decided_at": look["looked_at"],
                    "likelihood_ratio": look["statistics"]["likelihood_ratio"],
                    "improvement": look["statistics"]["improvement"]}
-        promote = look["outcome"] == PROMOTE
         experiment = canary["experiment"]
         if experiment.get("target") == "kserve":
-            # The InferenceService's traffic moves first; the registry follows once KServe reports Ready.
-            if self.cluster_release is None:
-                raise RuntimeError(f"the decision ({look['outcome']} {look['candidate_version']}) is a cluster "
-                                   "canary's: this monitor cannot move KServe's traffic, so nothing is changed; "
-                                   "apply it with make promote or make rollback TARGET=kserve")
-            self.cluster_release(self.registry_uri, self.spec.model_name, experiment, promote, summary)
-        elif promote:
+            # This monitor holds no Kubernetes rights: it records the decision, and the releaser (ct-releaser,
+            # manifests/base/releaser.yaml) moves KServe's traffic first, then the registry.
+            self.registry.decide_experiment(self.spec.model_name, canary["version"], summary)
+            look["release"] = "pending"
+        elif look["outcome"] == PROMOTE:
             self.registry.promote(self.spec.model_name, "experiment_promote", experiment=summary)
         else:
             self.registry.set_canary(self.spec.model_name, None, "experiment_rolled_back")
         print(f"[monitor] experiment {look['candidate_version']} against {look['production_version']}: "
-              f"{look['outcome']} ({look['reason']})", flush=True)
+              f"{look['outcome']} ({look['reason']})"
+              + ("; recorded for the releaser, which moves KServe's traffic" if "release" in look else ""), flush=True)
         self._append(EXPERIMENTS_FILE, look)
         if self.on_decision is not None:
             self.on_decision(look)

@@ -57,7 +57,7 @@ class Monitor:
             from components.monitor.experiment import ExperimentJudge
 
             self.experiments = ExperimentJudge(self.state_dir, self._registry, spec, self.store, self.metrics,
-                                               rules=experiment_rules, registry_uri=registry_uri)
+                                               rules=experiment_rules)
 
     def receive(self, headers: dict[str, str], body: bytes) -> int:
         """Takes one CloudEvent; returns the prediction rows it completed.

@@ -141,3 +141,68 @@ def test_monitor_image_serves_its_api_as_non_root():
         assert uid and uid != "0"
     finally:
         subprocess.run([engine, "rm", "-f", name], capture_output=True)
+
+
+def test_releaser_runs_its_deployment_command_in_the_serving_image(tmp_path):
+    """The releaser as manifests/base/releaser.yaml runs it (command, probe, read-only root, non-root), with
+    a decided cluster experiment waiting in a registry folder. No API server runs here: its poll fails,
+    says why, keeps polling and keeps the decision; the probe passes (the loop is alive)."""
+    import re
+    import time
+
+    import yaml
+
+    from components import registry
+    from components.images import image
+
+    engine = "docker" if subprocess.run(["docker", "info"], capture_output=True).returncode == 0 else "podman"
+    rendered = subprocess.run(["kubectl", "kustomize", os.path.join(REPO_ROOT, "manifests", "base")],
+                              capture_output=True, text=True, check=True).stdout
+    deployment = next(o for o in yaml.safe_load_all(rendered)
+                      if o["kind"] == "Deployment" and o["metadata"]["name"] == "ct-releaser")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == image("serve")
+    values = {"REGISTRY_URI": "/registry", "POD_NAMESPACE": "ml"}
+    command = [re.sub(r"\$\((\w+)\)", lambda variable: values[variable.group(1)], part)
+               for part in container["command"]]
+    # A decided experiment of the spec's model: v0002 a 50 % KServe canary of v0001, promoted by the monitor.
+    spec_json = os.path.join(REPO_ROOT, "manifests", "base", "dataset-spec.json")
+    with open(spec_json, encoding="utf-8") as handle:
+        model = json.load(handle)["spec"]["serving"]["model_name"]
+    store = registry.open_registry(str(tmp_path / "registry"))
+    for number in (1, 2):
+        folder = tmp_path / f"model{number}"
+        folder.mkdir()
+        (folder / "model.joblib").write_bytes(b"model %d" % number)  # the registry stores bytes, loads nothing
+        (folder / "model.json").write_text(json.dumps({"version": number}))
+        pointer = store.publish(model, str(folder), {}, point=number == 1)
+    store.start_experiment(model, pointer, 50, target="kserve", namespace="ml", deployment_mode="Knative")
+    store.decide_experiment(model, "v0002", {"outcome": "promote", "reason": "better"})
+    subprocess.run(["chmod", "-R", "a+rX", str(tmp_path / "registry")], check=True)
+    name = f"kfp-ct-releaser-test-{os.getpid()}"
+    subprocess.run([engine, "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
+                    "-v", f"{spec_json}:/etc/kfp-ct/dataset-spec/spec.json:ro",
+                    "-v", f"{tmp_path / 'registry'}:/registry:ro", "-e", "HOME=/tmp",
+                    image("serve"), *command], check=True, capture_output=True)
+    try:
+        deadline, logs = time.monotonic() + 120, None
+        while time.monotonic() < deadline:
+            logs = subprocess.run([engine, "logs", name], capture_output=True, text=True)
+            if "experiment decision failed" in logs.stderr:
+                break
+            time.sleep(1)
+        assert logs is not None and f"applying {model}'s online experiment decisions from /registry in namespace ml, " \
+            "polling every 15 s" in logs.stdout, logs.stdout + logs.stderr
+        assert "ConfigException" in logs.stderr, logs.stderr  # no service account token, no kubeconfig
+        running = subprocess.run([engine, "inspect", "-f", "{{.State.Running}}", name], capture_output=True,
+                                 text=True).stdout.strip()
+        assert running == "true"
+        probe = subprocess.run([engine, "exec", name, *container["livenessProbe"]["exec"]["command"]],
+                               capture_output=True, text=True)
+        assert probe.returncode == 0, probe.stderr
+        uid = subprocess.run([engine, "exec", name, "id", "-u"], capture_output=True, text=True).stdout.strip()
+        assert uid and uid != "0"
+    finally:
+        subprocess.run([engine, "rm", "-f", name], capture_output=True)
+    assert store.canary(model)["experiment"]["decision"]["outcome"] == "promote"
+    assert store.current(model)["version"] == "v0001"

@@ -99,10 +99,28 @@ def test_tokens_are_mounted_only_where_a_pod_calls_the_api_server(folder):
     objects = build(folder)
     accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
     for name, account in accounts.items():
-        # The pipeline's pods call the API server (driver, launcher, Argo, deploy); nothing else does.
+        # The pipeline's pods call the API server (driver, launcher, Argo, deploy) with the automounted token.
         assert account.get("automountServiceAccountToken") is (name == "ct-pipeline-runner"), name
+    api_tokens = {}
     for workload in (o for o in objects if o["kind"] == "Deployment"):
-        assert workload["spec"]["template"]["spec"].get("automountServiceAccountToken") is False
+        pod = workload["spec"]["template"]["spec"]
+        assert pod.get("automountServiceAccountToken") is False
+        # A token for the API server: a projected serviceAccountToken without another audience.
+        for volume in pod.get("volumes") or []:
+            for source in (volume.get("projected") or {}).get("sources") or []:
+                token = source.get("serviceAccountToken")
+                if token is not None and not token.get("audience"):
+                    assert token["expirationSeconds"] <= 3600
+                    api_tokens[workload["metadata"]["name"]] = [
+                        c["name"] for c in pod["containers"]
+                        if any(m["name"] == volume["name"] for m in c.get("volumeMounts") or [])]
+    # Of our long-running pods only the releaser calls the API server (experiment decisions), in its one container.
+    assert api_tokens == {"ct-releaser": ["releaser"]}
+    roles = {o["metadata"]["name"]: o["rules"] for o in objects if o["kind"] == "Role"}
+    assert roles["ct-releaser"] == [{"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"],
+                                     "verbs": ["get", "patch"]}]
+    bindings = {o["metadata"]["name"]: o for o in objects if o["kind"] == "RoleBinding"}
+    assert bindings["ct-releaser"]["subjects"][0]["name"] == "ct-releaser"
 
 
 @needs_kubectl
@@ -128,7 +146,7 @@ def test_base_uses_the_image_tags_the_pipeline_uses():
     used = {c["image"] for o in objects if o["kind"] == "Deployment"
             for c in o["spec"]["template"]["spec"]["containers"]}
     ours = {image for image in used if image.rsplit(":", 1)[0].rsplit("/", 1)[0].endswith("kfp-ct")}
-    assert ours == {images.image("monitor"), images.image("dev"), images.image("feature")}
+    assert ours == {images.image("monitor"), images.image("dev"), images.image("feature"), images.image("serve")}
     assert used - ours == {"docker.io/library/redis:7.4.2"}  # the online store
 
 

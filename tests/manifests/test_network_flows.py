@@ -174,9 +174,11 @@ def model(overlay, objects=None, predictor_labels=None):
     if config["mesh"]:
         app_labels["istio-injection"] = "enabled"  # profile_controller.go, v1.10.0
     pipeline_ns = config["pipeline_namespace"] or app
-    apiserver_cidr = next((o["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"] for o in objects
-                           if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "allow-pipeline-to-apiserver"),
-                          "10.0.0.1/32")
+    # Every policy to the API server names the same control plane (the overlay sets it once per policy).
+    apiserver_cidrs = {o["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"] for o in objects
+                       if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("-to-apiserver")}
+    assert len(apiserver_cidrs) == 1, f"{overlay}: the policies to the API server name {apiserver_cidrs}"
+    apiserver_cidr = apiserver_cidrs.pop()
     executors = pipeline_pod_labels(overlay)
     pods = {
         "dns": Pod("dns", "kube-system", {"k8s-app": "kube-dns"}),
@@ -206,6 +208,7 @@ def model(overlay, objects=None, predictor_labels=None):
                          service_account="ct-serving"),
         "monitor": _ours(objects, "monitor"),
         "watcher": _ours(objects, "watcher"),
+        "releaser": _ours(objects, "releaser"),
         "notebook": Pod("notebook", app, {"notebook-name": "scratch"}, service_account="default-editor"),
         "monitor-client": Pod("monitor-client", app, {"kfp-ct/monitor-client": "true"}),
         "inference-client": Pod("inference-client", app, {"kfp-ct/inference-client": "true"}),
@@ -250,6 +253,9 @@ def flows(overlay):
         # Not ours, not fenced by us: the user's pods and other pipelines keep their egress.
         ("notebook", "internet", 443, "TCP"), ("other-pipeline-task", "internet", 443, "TCP"),
         ("pipeline-driver", "ml-pipeline", 8887, "TCP"), ("pipeline-driver", "mlmd", 8080, "TCP"),
+        # The releaser applies experiment decisions: the registry, then the InferenceService.
+        ("releaser", "dns", 53, "UDP"), ("releaser", store, store_port, "TCP"),
+        ("releaser", "apiserver", 6443, "TCP"), ("releaser", "apiserver", 443, "TCP"),
     ]
     forbidden = [
         ("notebook", "monitor", 8080, "TCP"), ("notebook", "predictor", 8080, "TCP"),
@@ -265,6 +271,11 @@ def flows(overlay):
         ("feature-server", "internet", 443, "TCP"), ("redis", "internet", 443, "TCP"),
         ("pipeline-task", "redis", 6379, "TCP"), ("internet", "feature-server", 6566, "TCP"),
         ("other-pipeline-task", "redis", 6379, "TCP"), ("other-pipeline-task", "monitor", 8080, "TCP"),
+        # The releaser receives nothing and reaches only the registry and the API server.
+        ("releaser", "internet", 443, "TCP"), ("releaser", "monitor", 8080, "TCP"), ("releaser", "mlmd", 8080, "TCP"),
+        ("releaser", "ml-pipeline", 8888, "TCP"), ("releaser", "predictor", 8080, "TCP"),
+        ("releaser", "redis", 6379, "TCP"), ("notebook", "releaser", 8080, "TCP"),
+        ("monitor", "releaser", 8080, "TCP"), ("predictor", "releaser", 8080, "TCP"),
     ]
     if OVERLAYS[overlay]["mesh"]:
         required += [

@@ -4,6 +4,7 @@ import json
 import time
 
 import numpy as np
+import pytest
 from conftest import flights
 from starlette.testclient import TestClient
 
@@ -121,3 +122,15 @@ def test_a_window_served_by_two_versions_judges_production_on_its_own_rows(tmp_p
     assert window["rows"] == 600 and window["rows_by_version"] == {"v0001": 200, "v0002": 400}
     assert window["model_version"] == "v0001" and window["labeled_rows"] == 200
     assert window["auc"] < 0.7  # production's own rows: the candidate's perfect answers are not mixed in
+
+
+def test_a_decision_is_recorded_once_for_the_running_candidate_only(tmp_path, registry_dir):
+    store, canary = _candidate(tmp_path, registry_dir)
+    with pytest.raises(ValueError, match="v0001 is not in an experiment"):
+        store.decide_experiment(MODEL, "v0001", {"outcome": "promote"})
+    decided = store.decide_experiment(MODEL, "v0002", {"outcome": "roll_back", "reason": "worse"})
+    assert decided["experiment"]["decision"] == {"outcome": "roll_back", "reason": "worse"}
+    assert store.canary(MODEL) == decided and store.current(MODEL)["version"] == "v0001"  # no traffic moved
+    with pytest.raises(ValueError, match="decided already: roll_back"):
+        store.decide_experiment(MODEL, "v0002", {"outcome": "promote"})
+    assert [h["event"] for h in store.history(MODEL)][-2:] == ["experiment_started", "experiment_decided"]

@@ -8,7 +8,7 @@ import pytest
 from fake_kubernetes import FakeKubernetesApi
 
 from components import registry
-from components.deploy import release
+from components.deploy import deploy, release
 from components.deploy.deploy import deploy_to_cluster
 
 IMAGE = "localhost/kfp-ct/serve:0.1.0"
@@ -17,7 +17,8 @@ IMAGE = "localhost/kfp-ct/serve:0.1.0"
 @pytest.fixture
 def fake_api(monkeypatch):
     api = FakeKubernetesApi()
-    monkeypatch.setattr(release, "_api", api.custom_objects_api)
+    # What the CLI's in-cluster or kubeconfig client would be: the FAKE API's.
+    monkeypatch.setattr(deploy, "cluster_api", lambda given=None: given or api.custom_objects_api())
     yield api
     api.close()
 
