@@ -50,6 +50,10 @@ class BatchedSqliteOnlineStore(SqliteOnlineStore):
             for feature_name, value in values.items():
                 value_text, _ = extract_text_and_num(value, False)
                 rows.append((key, feature_name, value.SerializeToString(), value_text, timestamp, created_ts))
+        # In primary-key order SQLite appends to its index instead of seeking for every row (210k rows
+        # of random keys: 1.24 -> 0.66 s; Feast's batch, grouped by entity already: 1.05 -> 0.91 s with
+        # the sort). The sort is stable: of two writes of one key in a batch the later still lands last.
+        rows.sort(key=lambda row: (row[0], row[1]))
         with conn:
             conn.executemany(upsert, rows)
         if progress:

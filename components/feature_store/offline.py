@@ -291,7 +291,12 @@ def join_views(store, frames: list, view, spec, known: set) -> list:
     unique = pd.concat(asked, ignore_index=True).drop_duplicates() if asked else pd.DataFrame()
     result = None
     if not unique.empty:
-        result = store.get_historical_features(entity_df=unique, features=feature_refs(view)).to_df()
+        import dask
+
+        # Feast's file store computes with dask; its thread pool only waits on locks for a few
+        # hundred thousand rows (measured 1.79 -> 1.64 s for four months, the same rows out).
+        with dask.config.set(scheduler="synchronous"):
+            result = store.get_historical_features(entity_df=unique, features=feature_refs(view)).to_df()
         result["event_timestamp"] = utc(result["event_timestamp"])
         result = result.drop_duplicates([*names, "event_timestamp"], keep="last")
     for joined, entities in zip(joined_frames, entity_frames):
