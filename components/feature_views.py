@@ -5,8 +5,8 @@ from a row of the main feed (``row``) and from a row of the view's feed (``feed`
 derivation is a column as it is (``{column = "origin"}``) or the local hour of date parts
 (``{hour_of = {year = ..., month = ..., day = ..., hour = ... | hhmm = ...}}``, the key
 ``YYYY-MM-DDTHH``). Training (the point-in-time join), the offline and online stores, serving
-and the monitor all form keys here, so they cannot disagree. Standard library only (numpy only
-for columns that are numpy arrays already): the model server and the monitor use it too.
+and the monitor all form keys here, so they cannot disagree. Standard library only: the model
+server and the monitor use it too.
 """
 
 from __future__ import annotations
@@ -82,57 +82,12 @@ def derive_keys(columns: Mapping[str, Sequence], derivation: Mapping[str, Any], 
     if "column" in derivation:
         return [key_text(value) for value in values(derivation["column"])]
     parts = derivation["hour_of"]
-    fast = _numeric_hour_keys(columns, parts, rows, defaults)
-    if fast is not None:
-        return fast
     year = values(parts["year"]) if "year" in parts else [defaults.get("year")] * rows
     if "hour" in parts:
         hours = values(parts["hour"])
     else:
         hours = [_hour_of_hhmm(value) for value in values(parts["hhmm"])]
     return [hour_key(*row) for row in zip(year, values(parts["month"]), values(parts["day"]), hours)]
-
-
-_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-
-
-def _numeric_hour_keys(columns: Mapping[str, Sequence], parts: Mapping[str, str], rows: int,
-                       defaults: Mapping[str, Any]) -> Optional[list[Optional[str]]]:
-    """``hour_key`` of every row at once when each part is a numeric array (a training span's columns).
-
-    The same keys as the row-by-row path (a test compares them on every kind of bad value): whole,
-    finite numbers in range, a day the month has. None when a part is not an int or float array
-    (lists, objects, a missing default): the row-by-row path then decides.
-    """
-    sources = [parts.get("year"), parts["month"], parts["day"], parts.get("hour", parts.get("hhmm"))]
-    if sources[0] is None and "year" not in defaults:
-        return None
-    if any(name is not None and not hasattr(columns.get(name), "dtype") for name in sources):
-        return None
-    import numpy as np
-
-    arrays = []
-    for name in sources:
-        array = np.asarray(columns[name]) if name is not None else np.full(rows, defaults["year"])
-        if array.dtype.kind not in "iuf" or array.shape != (rows,):
-            return None
-        arrays.append(array.astype(np.float64))
-    year, month, day, hour = arrays
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if "hour" not in parts:
-            hour = np.floor_divide(hour, 100)  # as _hour_of_hhmm: float // 100
-        whole = np.ones(rows, dtype=bool)
-        for array in (year, month, day, hour):
-            whole &= np.isfinite(array) & (array == np.trunc(array))
-        valid = whole & (year >= 1) & (year <= 9999) & (month >= 1) & (month <= 12) & (hour >= 0) & (hour <= 23) \
-            & (day >= 1)
-        y = np.where(valid, year, 2000).astype(np.int64)
-        m = np.where(valid, month, 1).astype(np.int64)
-        leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-        valid &= day <= np.asarray(_DAYS_IN_MONTH)[m - 1] + (leap & (m == 2))
-    d, h = np.where(valid, day, 1).astype(np.int64), np.where(valid, hour, 0).astype(np.int64)
-    return [f"{a:04d}-{b:02d}-{c:02d}T{e:02d}" if ok else None
-            for a, b, c, e, ok in zip(y.tolist(), m.tolist(), d.tolist(), h.tolist(), valid.tolist())]
 
 
 def _hour_of_hhmm(value: Any) -> Optional[float]:

@@ -59,13 +59,17 @@ def test_hour_keys_of_numeric_columns_at_once_equal_the_row_by_row_ones(derivati
     frame["month"] = frame["month"].where(rng.random(rows) < 0.5, 2.0)  # February's 28 and 29
     # The same as integer columns (no missing values, nothing infinite or beyond int64).
     whole = frame.where(np.isfinite(frame) & (frame.abs() < 1e15), -7).astype(np.int64)
+    for data in (frame, whole):  # the view's other entities' columns (an airport)
+        data[[entity[side]["column"] for entity in VIEW.entities for side in ("row", "feed")
+              if "column" in entity[side]]] = "JFK"
     defaults = {"year": 2012}
     for data in (frame, whole):
-        arrays = derive_keys(data, HOUR[derivation], rows, defaults)
-        as_lists = {name: data[name].tolist() for name in data.columns}  # lists take the row-by-row path
-        assert arrays == derive_keys(as_lists, HOUR[derivation], rows, defaults)
+        arrays = offline.entity_columns(data, VIEW, derivation, defaults)[HOUR["name"]]
+        assert arrays == offline.numeric_hour_keys(data, HOUR[derivation]["hour_of"], rows, defaults)
+        assert arrays == derive_keys(data, HOUR[derivation], rows, defaults)  # row by row
         assert any(arrays) and None in arrays
-    assert sum(key is not None and key[5:10] == "02-29" for key in derive_keys(frame, HOUR["feed"], rows)) > 0
+    assert sum(key is not None and key[5:10] == "02-29"
+               for key in offline.entity_columns(frame, VIEW, "feed")[HOUR["name"]]) > 0
 
 
 def test_the_point_in_time_join_equals_the_plain_join_bit_for_bit(source, repo):
