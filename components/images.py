@@ -21,6 +21,12 @@ DEFAULT_REGISTRY = "localhost/kfp-ct"
 VERSION = "0.1.0"
 
 
+#: The scikit-learn modules a trained model's pickle needs (train's pipeline: ColumnTransformer with an
+#: OrdinalEncoder, then HistGradientBoosting): train imports them to fit it; infra_validate and deploy
+#: preload them so the model servers they fork load a model in 0.04 s, not 0.7 s (measured).
+MODEL_MODULES = ("sklearn.ensemble", "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing")
+
+
 @dataclass(frozen=True)
 class PodSettings:
     """What a step's pod needs on a cluster (kfp.local ignores it); declared in the step's ``component.py``.

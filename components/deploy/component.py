@@ -3,12 +3,12 @@
 from kfp import dsl
 
 from components.container_spec import program_spec
-from components.images import PodSettings
+from components.images import MODEL_MODULES, PodSettings
 
 #: Its pod on a cluster: CPU and memory (request, limit), and the S3 endpoint and credentials.
 POD = PodSettings(cpu=("100m", "500m"), memory=("512Mi", "1Gi"), s3=True,
                   # Locally, forked from its warm runtime, it forks the model server with these imported.
-                  preload=("components.model_server.server",))
+                  preload=("components.model_server.server", *MODEL_MODULES))
 
 
 @dsl.container_component

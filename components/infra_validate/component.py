@@ -3,12 +3,12 @@
 from kfp import dsl
 
 from components.container_spec import program_spec
-from components.images import PodSettings
+from components.images import MODEL_MODULES, PodSettings
 
 #: Its pod on a cluster: CPU and memory (request, limit).
 POD = PodSettings(cpu=("500m", "1"), memory=("1Gi", "2Gi"),
                   # Locally, forked from its warm runtime, it forks the model server with these imported.
-                  preload=("components.model_server.server",))
+                  preload=("components.model_server.server", *MODEL_MODULES))
 
 
 @dsl.container_component

@@ -3,12 +3,11 @@
 from kfp import dsl
 
 from components.container_spec import program_spec
-from components.images import PodSettings
+from components.images import MODEL_MODULES, PodSettings
 
 #: Its pod on a cluster: CPU and memory (request, limit).
 POD = PodSettings(cpu=("1", "2"), memory=("2Gi", "8Gi"),
-                  preload=("sklearn.ensemble", "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing",
-                           "joblib", "pandas"))
+                  preload=(*MODEL_MODULES, "joblib", "pandas"))
 
 
 @dsl.container_component

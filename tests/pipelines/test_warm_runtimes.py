@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from components import images
 from pipelines.local import warm
 
 TASK = '''
@@ -121,7 +122,8 @@ def test_each_runtime_preloads_what_its_steps_declare():
     preloads = warm_preloads(PIPELINE_YAML)
     assert "tensorflow_data_validation" in preloads["data"] and "feast" in preloads["feature"]
     assert "sklearn.ensemble" in preloads["train"]
-    assert preloads["serve"] == ["components.model_server.server"]  # infra-validate and deploy fork the server
+    # infra-validate and deploy fork the model server, which loads the model (tests/unit/serve checks what it needs).
+    assert preloads["serve"] == ["components.model_server.server", *images.MODEL_MODULES]
     # A step that declares nothing starts afresh (no wait on its runtime's imports); a program that is no
     # step (None) forks from the server when there is one.
     from pipelines.local.runner import _preloads

@@ -56,3 +56,15 @@ def test_unless_asked_to_fork_a_server_is_a_fresh_interpreter(trained, tmp_path)
         control.wait_ready(f"http://127.0.0.1:{port}", "m", 60, process)
     finally:
         control.stop_process(process.pid)
+
+
+def test_the_preloaded_modules_are_all_a_trained_model_needs(trained):
+    """infra_validate and deploy preload images.MODEL_MODULES: loading a model after them imports nothing more."""
+    script = ("import importlib, sys; from components.images import MODEL_MODULES; "
+              "import components.model_server.server; [importlib.import_module(m) for m in MODEL_MODULES]; "
+              "before = set(sys.modules); from components.model_server.model import LoadedModel; "
+              "LoadedModel(sys.argv[1], 'v1', 1, True); print(sorted(set(sys.modules) - before))")
+    result = subprocess.run([sys.executable, "-c", script, trained[0]], capture_output=True, text=True, timeout=120,
+                            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
