@@ -370,8 +370,8 @@ def _executor_programs(pipeline_yaml: str) -> dict[str, tuple[str, str]]:
     return programs
 
 
-def artifact_downstream(pipeline_yaml: str) -> dict[str, set[str]]:
-    """Per cacheable container task that writes artifacts: the container tasks downstream of it, in nested DAGs too.
+def _container_upstream(pipeline_yaml: str) -> tuple[dict[str, set[str]], set[str]]:
+    """(container task -> the container tasks it depends on, the cacheable tasks that write artifacts).
 
     A task inside a DAG task (a condition, say) depends on what that DAG task depends on; a
     dependency on a DAG task is one on every task inside it.
@@ -401,7 +401,12 @@ def artifact_downstream(pipeline_yaml: str) -> dict[str, set[str]]:
         return inside
 
     walk(spec["root"].get("dag") or {}, set())
-    direct = {task: set().union(set(), *(members.get(d, {d}) for d in deps)) for task, deps in upstream.items()}
+    return {task: set().union(set(), *(members.get(d, {d}) for d in deps)) for task, deps in upstream.items()}, writes
+
+
+def artifact_downstream(pipeline_yaml: str) -> dict[str, set[str]]:
+    """Per cacheable container task that writes artifacts: the container tasks downstream of it, in nested DAGs too."""
+    direct, writes = _container_upstream(pipeline_yaml)
     downstream: dict[str, set[str]] = {}
     for task in writes:
         found, frontier = set(), {task}
@@ -435,17 +440,38 @@ def spec_declares_feature_views(arguments: dict[str, Any]) -> bool:
 
 
 def warm_plan(pipeline_yaml: str, feature_views: bool = True) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Task name -> (runtime, the modules its step declares: ``PodSettings.preload``), for the steps' tasks.
+    """Task name -> (runtime, the modules its step declares: ``PodSettings.preload``), in the order the run needs them.
 
     ``feature_views``: whether the run's spec declares any; without, the steps that open the feature
     store pass the spans through or have nothing to materialize, and need none of Feast.
     """
     plan = {}
-    for name, (runtime, program) in _executor_programs(pipeline_yaml).items():
+    depth = task_depths(pipeline_yaml)
+    programs = _executor_programs(pipeline_yaml)
+    for name in sorted(programs, key=lambda task: (depth.get(task, 0), task)):
+        runtime, program = programs[name]
         declared = _preloads(program) if program.startswith("components.") else None
         if declared is not None:
             plan[name] = (runtime, () if not feature_views and _opens_feature_store(program) else declared)
     return plan
+
+
+def task_depths(pipeline_yaml: str) -> dict[str, int]:
+    """Container task -> the length of its longest chain of upstream tasks (0: it depends on none).
+
+    The order the run needs the tasks in, near enough: kfp.local runs a task once all it depends on has run.
+    """
+    direct, _ = _container_upstream(pipeline_yaml)
+    depths: dict[str, int] = {}
+
+    def depth(task: str) -> int:
+        if task not in depths:
+            depths[task] = 1 + max((depth(up) for up in direct.get(task, ()) if up in direct), default=-1)
+        return depths[task]
+
+    for task in direct:
+        depth(task)
+    return depths
 
 
 def warm_preloads(pipeline_yaml: str, feature_views: bool = True) -> dict[str, list[str]]:

@@ -72,6 +72,8 @@ def _serve_one(listener: socket.socket) -> Optional[dict]:
             request = json.loads(message)
             if request.get("op") == "stop":
                 return None
+            if request.get("op") == "import":  # no task: imports for the runtime's later tasks, now
+                return {"op": "import", "then_import": request.get("modules", [])}
             [out_fd] = fds
         except (OSError, ValueError) as error:
             print(f"[warm] bad request: {error}", file=sys.stderr, flush=True)
@@ -115,6 +117,9 @@ def serve(socket_path: str, preload: list[str]) -> int:
         if request is None:
             return False
         queue.extend(m for m in request.get("then_import", []) if m not in queue and m not in imported)
+        if request.get("op") == "import" and not queue:  # all imported already: say so at once
+            print(json.dumps({"preloaded": imported, "seconds": round(time.perf_counter() - started, 3)}),
+                  file=sys.stderr, flush=True)
         return True
 
     with selectors.DefaultSelector() as pending:
@@ -201,16 +206,37 @@ class WarmRuntime:
             return None
         return None
 
-    def preloaded(self) -> Optional[dict]:
-        """{"preloaded": modules, "seconds": ...} when the server last had nothing left to import, else None."""
+    def preloaded(self, after: int = 0) -> Optional[dict]:
+        """{"preloaded": modules, "seconds": ...} when the server last had nothing left to import, else None.
+
+        ``after``: only a report beyond the first ``after`` (``preload_reports``), i.e. of imports asked since.
+        """
+        reports = self._preload_lines()
+        return json.loads(reports[-1]) if len(reports) > after else None
+
+    def preload_reports(self) -> int:
+        """How many times the server reported its imports done so far."""
+        return len(self._preload_lines())
+
+    def _preload_lines(self) -> list[str]:
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as log:
-                for line in reversed(log.read().splitlines()):
-                    if line.startswith('{"preloaded"'):
-                        return json.loads(line)
-        except (OSError, ValueError):
-            return None
-        return None
+                return [line for line in log.read().splitlines() if line.startswith('{"preloaded"')]
+        except OSError:
+            return []
+
+    def import_now(self, modules: list[str]) -> bool:
+        """Asks the server to import ``modules`` with no task (once it is free, between tasks); whether it was asked.
+
+        Its next import report (``preloaded(after=...)``) says they are done.
+        """
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.connect(self.socket_path)
+                connection.sendall(json.dumps({"op": "import", "modules": modules}).encode())
+            return True
+        except OSError:
+            return False
 
     @property
     def alive(self) -> bool:
@@ -271,10 +297,15 @@ class WarmPool:
     runtime that runs, or ahead of it: a task that writes artifacts makes every task downstream
     of it run (their inputs are new, so kfp.local's cache cannot serve them), and the servers of
     their runtimes start then and import what those tasks declare while the run goes on (the
-    feature runtime imports Feast while extract runs). After each task a server imports what the
-    run's later tasks of its runtime declare: none once they have run or were served from the
-    cache (a rerun after a deployment runs resolve-baseline alone of the data runtime: importing
-    TensorFlow then would only slow the evaluation running beside it).
+    feature runtime imports Feast while extract runs). Those ahead of their tasks import one
+    runtime at a time, in the order the run needs them (the runtime of the earliest task first):
+    on two cores, four runtimes importing at once beside a task made each the last to be ready,
+    Feast's import (3.4 s alone) included, which join_features then waited for; a server whose
+    first task came early (resolve-baseline's) waits its turn for its later imports too. After
+    each task a server imports what the run's later tasks of its runtime declare: none once they
+    have run or were served from the cache (a rerun after a deployment runs resolve-baseline
+    alone of the data runtime: importing TensorFlow then would only slow the evaluation running
+    beside it).
     """
 
     def __init__(self, preloads: dict[str, list[str]], python_of: Callable[[str], str], folder: str,
@@ -302,6 +333,15 @@ class WarmPool:
         self._checked: set[str] = set()
         self._started_tasks: set[str] = set()
         self._lock = threading.Lock()
+        #: Runtimes to start ahead of their tasks, earliest needed first: (plan position, runtime, modules, why).
+        #: A runtime whose server runs already (its first task came) waits here with why = "" for its later
+        #: imports, which it is sent (``import_now``) when its turn comes.
+        self._queue: list[tuple[int, str, list[str], str]] = []
+        self._ahead: Optional[WarmRuntime] = None  # the server importing ahead of its tasks now
+        self._ahead_reports = 0  # its import reports when it began them: a later one says they are done
+        self._ahead_until_task = False  # started ahead of its tasks: its first task's arrival also ends its turn
+        self._advancer: Optional[threading.Thread] = None
+        self._stopping = threading.Event()
 
     def _still_to_run(self) -> set[str]:
         return set(self.plan or {}) - self._started_tasks - set(self.passed_over())
@@ -314,14 +354,39 @@ class WarmPool:
             if task:
                 self._started_tasks.add(task)
             pending = self._still_to_run()
-        return _modules(self.plan, pending, runtime)
+            modules = _modules(self.plan, pending, runtime)
+            # Another runtime imports ahead of a task the run needs sooner: these wait for their turn.
+            mine = [index for index, name in enumerate(self.plan) if name in pending and self.plan[name][0] == runtime]
+            if modules and mine and self._ahead_busy() and self._ahead.runtime != runtime and \
+                    self._queue_position(self._ahead.runtime) < min(mine):
+                self._queue = [queued for queued in self._queue if queued[1] != runtime]
+                self._queue.append((min(mine), runtime, modules, ""))
+                self._queue.sort()
+                self._advance()  # nothing yet: makes sure the queue is watched
+                return []
+            self._queue = [queued for queued in self._queue if queued[1] != runtime or queued[3]]
+        return modules
+
+    def _ahead_busy(self) -> bool:
+        """Whether the server importing ahead of its tasks still does (the lock held)."""
+        ahead = self._ahead
+        return ahead is not None and ahead.alive and not (self._ahead_until_task and ahead.runtime in self._checked) \
+            and ahead.preloaded(after=self._ahead_reports) is None
+
+    def _queue_position(self, runtime: str) -> int:
+        """The plan position of the first pending task of ``runtime`` (the lock held)."""
+        pending = self._still_to_run()
+        return min((index for index, name in enumerate(self.plan) if name in pending and self.plan[name][0] == runtime),
+                   default=len(self.plan))
 
     def task_starts(self, task: str) -> bool:
         """Called as each task starts: when it writes artifacts, starts the servers its downstream tasks fork from.
 
+        They start one at a time, earliest needed first (``_advance``).
+
         Returns:
-            Whether the task should run as a fresh process: its own runtime's server was just started
-            for the tasks downstream of it, and imports for them (extract runs beside TensorFlow's import).
+            Whether the task should run as a fresh process: its own runtime's server is to start for the
+            tasks downstream of it, and import for them (extract runs beside TensorFlow's import).
         """
         if self.plan is None or task not in self.downstream:
             return False
@@ -330,14 +395,51 @@ class WarmPool:
         with self._lock:
             self._started_tasks.add(task)
             coming = self.downstream[task] & self._still_to_run()
-            for runtime in sorted({self.plan[name][0] for name in coming} - set(self.servers)):
+            position = {name: index for index, name in enumerate(self.plan)}
+            first: dict[str, int] = {}
+            for name in coming:
+                runtime = self.plan[name][0]
+                first[runtime] = min(first.get(runtime, len(position)), position[name])
+            queued = {runtime for _, runtime, _, _ in self._queue}
+            for runtime in sorted(set(first) - set(self.servers) - queued):
                 modules = _modules(self.plan, coming, runtime)
                 if modules and runtime in self.preloads:
-                    self.servers[runtime] = self._start(runtime, modules)
-                    self.log(f"[warm] {task} runs, so its downstream tasks will: the {runtime} runtime's server "
-                             f"starts and imports {', '.join(modules)}")
+                    self._queue.append((first[runtime], runtime, modules, task))
                     fresh = fresh or runtime == own
+            self._queue.sort()
+            self._advance()
         return fresh
+
+    def _advance(self) -> None:
+        """Starts the next queued server once the one importing ahead of its tasks is done (the lock held).
+
+        Done: its imports are, or its first task came (what it still imports is needed now, not ahead).
+        """
+        while self._queue and not self._stopping.is_set() and not self._ahead_busy():
+            _, runtime, modules, task = self._queue.pop(0)
+            server = self.servers.get(runtime)
+            if not task:  # a running server's later imports
+                if server is not None and server.alive:
+                    reports = server.preload_reports()
+                    if server.import_now(modules):
+                        self._ahead, self._ahead_reports, self._ahead_until_task = server, reports, False
+                continue
+            if server is not None:  # its first task came and started it
+                continue
+            self.servers[runtime] = self._ahead = self._start(runtime, modules)
+            self._ahead_reports, self._ahead_until_task = 0, True
+            self.log(f"[warm] {task} runs, so its downstream tasks will: the {runtime} runtime's server "
+                     f"starts and imports {', '.join(modules)}")
+        if self._queue and self._advancer is None:
+            self._advancer = threading.Thread(target=self._advance_when_ready, daemon=True, name="warm-advance")
+            self._advancer.start()
+
+    def _advance_when_ready(self) -> None:
+        # Lives until the pool stops: a server dies with the thread that started it (_exit_with_parent's
+        # PR_SET_PDEATHSIG follows the thread, not the process).
+        while not self._stopping.wait(0.05):
+            with self._lock:
+                self._advance()
 
     def _start(self, runtime: str, preload: list[str]) -> WarmRuntime:
         os.makedirs(self.folder, exist_ok=True)
@@ -350,6 +452,8 @@ class WarmPool:
             return None
         with self._lock:
             if runtime not in self.servers:
+                # Its task is here: it starts now, queued or not (the task first, then the imports).
+                self._queue = [queued for queued in self._queue if queued[1] != runtime]
                 self.servers[runtime] = self._start(runtime, [])
             server = self.servers[runtime]
             if runtime not in self._checked:
@@ -365,6 +469,9 @@ class WarmPool:
         """Stops every server and removes the sockets' folder."""
         import shutil
 
+        self._stopping.set()
+        if self._advancer is not None:
+            self._advancer.join(5)
         for server in self.servers.values():
             server.stop()
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -117,9 +117,12 @@ def test_the_runner_falls_back_to_a_fresh_process_and_names_the_reason(package, 
 
 def test_each_runtime_preloads_what_its_steps_declare():
     from pipelines.ct.spec import PIPELINE_YAML
-    from pipelines.local.runner import warm_preloads
+    from pipelines.local.runner import warm_plan, warm_preloads
 
     preloads = warm_preloads(PIPELINE_YAML)
+    order = list(warm_plan(PIPELINE_YAML))  # the order the run needs the tasks in: servers import in it
+    assert order.index("extract") < order.index("join-features") < order.index("validate-data") \
+        < order.index("train") < order.index("infra-validate") < order.index("deploy")
     assert "tensorflow_data_validation" in preloads["data"] and "feast" in preloads["feature"]
     assert "sklearn.ensemble" in preloads["train"]
     # infra-validate and deploy fork the model server, which loads the model (tests/unit/serve checks what it needs).
@@ -223,3 +226,53 @@ def test_without_feature_views_the_feature_store_steps_import_nothing_ahead():
     assert plan["join-features"] == ("feature", ()) and plan["materialize"] == ("feature", ())
     assert "feast" in warm_plan(PIPELINE_YAML)["join-features"][1]
     assert "feature" not in warm_preloads(PIPELINE_YAML, feature_views=False)  # no feature server at all
+
+
+def test_servers_ahead_of_their_tasks_import_one_at_a_time_in_the_order_the_run_needs_them(package):
+    """Two cores: runtimes importing at once beside a task made each the last to be ready (Feast's included)."""
+    slow = os.path.join(package, "slowimport.py")
+    with open(slow, "w", encoding="utf-8") as handle:
+        handle.write("import time\ntime.sleep(1.5)\n")
+    folder = os.path.join(tempfile.gettempdir(), f"warm-order-{os.getpid()}")
+    lines = []
+    # Plan order is need order: "b" (dev) comes before "c" (other), which comes before "d" (third).
+    pool = warm.WarmPool({"dev": ["slowimport"], "other": ["wave"], "third": ["json"]},
+                         lambda runtime: sys.executable, folder,
+                         {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.getcwd()])}, lines.append,
+                         plan={"a": ("first", ()), "b": ("dev", ("slowimport",)), "c": ("other", ("wave",)),
+                               "d": ("third", ("json",))},
+                         downstream={"a": {"b", "c", "d"}})
+    try:
+        pool.task_starts("a")
+        assert list(pool.servers) == ["dev"]  # the others wait for dev's imports
+        time.sleep(0.5)
+        assert list(pool.servers) == ["dev"]
+        deadline = time.monotonic() + 30
+        while len(pool.servers) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(pool.servers) == ["dev", "other", "third"]
+        assert [line.split(": the ")[1].split(" runtime")[0] for line in lines] == ["dev", "other", "third"]
+        assert pool.servers["dev"].preloaded()["preloaded"] == ["slowimport"]  # before "other" started
+    finally:
+        pool.stop()
+    # A task arriving before its runtime's turn starts its server at once (it runs first, then imports).
+    pool = warm.WarmPool({"dev": ["slowimport"], "other": ["wave"]}, lambda runtime: sys.executable, folder,
+                         {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.getcwd()])}, lines.append,
+                         plan={"a": ("first", ()), "b": ("dev", ("slowimport",)), "c": ("other", ("wave",)),
+                               "e": ("other", ("colorsys",))},
+                         downstream={"a": {"b", "c", "e"}})
+    try:
+        pool.task_starts("a")
+        server = pool.get("other")  # c's task is here, dev still imports
+        assert server is pool.servers["other"] and set(pool.servers) == {"dev", "other"}
+        # Its later imports (e's) wait for dev's turn to end, then it is asked for them with no task.
+        assert pool.later_imports("other", "c") == []
+        code, output = _run(server, ["preloaded"])
+        assert code == 0
+        deadline = time.monotonic() + 30
+        while server.preloaded() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.servers["dev"].preloaded() is not None  # dev's first
+        assert server.preloaded()["preloaded"] == ["colorsys"]
+    finally:
+        pool.stop()
