@@ -348,12 +348,7 @@ def _compiled_spec(pipeline_yaml: str) -> dict[str, Any]:
     """The pipeline spec of a compiled YAML (its first document), read once per version of the file."""
     from pipelines.ct.spec import _spec
 
-    return _read_once(_spec, os.path.abspath(pipeline_yaml), os.stat(pipeline_yaml).st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _read_once(read, path: str, _mtime_ns: int) -> dict[str, Any]:
-    return read(path)
+    return _spec(pipeline_yaml)
 
 
 def _executor_programs(pipeline_yaml: str) -> dict[str, tuple[str, str]]:
