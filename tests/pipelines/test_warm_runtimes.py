@@ -233,15 +233,20 @@ def test_servers_ahead_of_their_tasks_import_one_at_a_time_in_the_order_the_run_
     slow = os.path.join(package, "slowimport.py")
     with open(slow, "w", encoding="utf-8") as handle:
         handle.write("import time\ntime.sleep(1.5)\n")
-    folder = os.path.join(tempfile.gettempdir(), f"warm-order-{os.getpid()}")
     lines = []
+
+    def pool_of(**later):
+        """A's downstream tasks: b (dev, a slow import) first in the plan, then ``later`` (name: (runtime, module))."""
+        preloads = {"dev": ["slowimport"], **{runtime: [module] for runtime, module in later.values()}}
+        plan = {"a": ("first", ()), "b": ("dev", ("slowimport",)),
+                **{name: (runtime, (module,)) for name, (runtime, module) in later.items()}}
+        return warm.WarmPool(preloads, lambda runtime: sys.executable,
+                             os.path.join(tempfile.gettempdir(), f"warm-order-{os.getpid()}"),
+                             {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.getcwd()])}, lines.append,
+                             plan=plan, downstream={"a": set(plan) - {"a"}})
+
     # Plan order is need order: "b" (dev) comes before "c" (other), which comes before "d" (third).
-    pool = warm.WarmPool({"dev": ["slowimport"], "other": ["wave"], "third": ["json"]},
-                         lambda runtime: sys.executable, folder,
-                         {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.getcwd()])}, lines.append,
-                         plan={"a": ("first", ()), "b": ("dev", ("slowimport",)), "c": ("other", ("wave",)),
-                               "d": ("third", ("json",))},
-                         downstream={"a": {"b", "c", "d"}})
+    pool = pool_of(c=("other", "wave"), d=("third", "json"))
     try:
         pool.task_starts("a")
         assert list(pool.servers) == ["dev"]  # the others wait for dev's imports
@@ -256,11 +261,7 @@ def test_servers_ahead_of_their_tasks_import_one_at_a_time_in_the_order_the_run_
     finally:
         pool.stop()
     # A task arriving before its runtime's turn starts its server at once (it runs first, then imports).
-    pool = warm.WarmPool({"dev": ["slowimport"], "other": ["wave"]}, lambda runtime: sys.executable, folder,
-                         {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.getcwd()])}, lines.append,
-                         plan={"a": ("first", ()), "b": ("dev", ("slowimport",)), "c": ("other", ("wave",)),
-                               "e": ("other", ("colorsys",))},
-                         downstream={"a": {"b", "c", "e"}})
+    pool = pool_of(c=("other", "wave"), e=("other", "colorsys"))
     try:
         pool.task_starts("a")
         server = pool.get("other")  # c's task is here, dev still imports
