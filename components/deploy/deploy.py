@@ -164,11 +164,8 @@ def deploy_to_cluster(model_dir: str, blessing: Optional[dict[str, Any]], infra_
 
 
 def promote_on_cluster(model_store_uri: str, model_name: str, namespace: str, api=None,
-                       ready_timeout_seconds: float = 600, poll_seconds: float = 5, event: str = "promote",
-                       **details: Any) -> dict[str, Any]:
+                       ready_timeout_seconds: float = 600, poll_seconds: float = 5) -> dict[str, Any]:
     """Sends all traffic to the canary, waits for Ready, then makes it production in the registry.
-
-    ``event`` and ``details`` (an experiment's decision) are recorded with the new production pointer.
 
     Raises:
         ValueError: There is no canary.
@@ -179,34 +176,29 @@ def promote_on_cluster(model_store_uri: str, model_name: str, namespace: str, ap
     canary = store.canary(model_name)
     if canary is None:
         raise ValueError(f"{model_name} has no canary to promote in {model_store_uri}")
-    deployer = ClusterDeployer(cluster_api(api), namespace)
+    return _promote_canary(store, ClusterDeployer(cluster_api(api), namespace), model_name, ready_timeout_seconds,
+                           poll_seconds, "promote")
+
+
+def _promote_canary(store, deployer, model_name: str, ready_timeout_seconds: float, poll_seconds: float, event: str,
+                    **details: Any) -> dict[str, Any]:
+    """All traffic to the canary revision, Ready, then the canary is production in the registry."""
     deployer.promote(model_name)  # canaries exist in Knative mode only: all traffic to the latest revision
     deployer.wait_ready(model_name, "Knative", None, "latest", ready_timeout_seconds, poll_seconds)
     return store.promote(model_name, event, **details)
 
 
-def release_experiment(registry_uri: str, model_name: str, experiment: dict[str, Any], promote: bool,
-                       summary: dict[str, Any], api=None, poll_seconds: float = 5) -> dict[str, Any]:
-    """Applies an online experiment's decision on a cluster: KServe's traffic first, then the registry.
-
-    ``experiment`` is the canary's record (``RegistryStore.start_experiment`` from ``deploy_to_cluster``:
-    namespace, mode, image, service account); ``summary`` the decision, kept with a promoted pointer.
-
-    Returns:
-        The registry pointer in production afterwards.
-    """
-    if promote:
-        return promote_on_cluster(registry_uri, model_name, experiment["namespace"], api, poll_seconds=poll_seconds,
-                                  event="experiment_promote", experiment=summary)
-    return rollback_on_cluster(registry_uri, model_name, experiment["namespace"], experiment.get("image", ""),
-                               experiment.get("service_account", ""), api=api,
-                               deployment_mode=experiment.get("deployment_mode", "Knative"),
-                               kserve_version=experiment.get("kserve_version", "0.15"), poll_seconds=poll_seconds,
-                               event="experiment_rolled_back")
+def _cancel_canary(store, deployer, model_name: str, ready_timeout_seconds: float, poll_seconds: float,
+                   event: str) -> dict[str, Any]:
+    """No traffic to the canary revision, Ready, then the registry's canary is cleared; production as it was."""
+    deployer.rollback(model_name)  # Knative mode: canary share 0
+    deployer.wait_ready(model_name, "Knative", None, "previous", ready_timeout_seconds, poll_seconds)
+    store.set_canary(model_name, None, event)
+    return store.current(model_name)
 
 
 def release_decided_experiment(registry_uri: str, model_name: str, namespace: str, api=None,
-                               poll_seconds: float = 5) -> Optional[dict[str, Any]]:
+                               poll_seconds: float = 5, ready_timeout_seconds: float = 600) -> Optional[dict[str, Any]]:
     """Applies the decision the monitor recorded for a cluster experiment, when one waits.
 
     The monitor holds no Kubernetes rights: its judge writes ``experiment.decision`` into the
@@ -220,6 +212,8 @@ def release_decided_experiment(registry_uri: str, model_name: str, namespace: st
     Raises:
         ValueError: The experiment's InferenceService is in another namespace, or the outcome is unknown.
     """
+    from components.deploy.cluster import DEFAULT_KSERVE_VERSION, ClusterDeployer
+
     store = registry.open_registry(registry_uri)
     canary = store.canary(model_name) or {}
     experiment = canary.get("experiment") or {}
@@ -231,8 +225,13 @@ def release_decided_experiment(registry_uri: str, model_name: str, namespace: st
                          f"{experiment.get('namespace')!r}, this releaser acts in {namespace!r}")
     if decision.get("outcome") not in ("promote", "roll_back"):
         raise ValueError(f"{model_name} {canary['version']}: unknown decision {decision.get('outcome')!r}")
-    pointer = release_experiment(registry_uri, model_name, experiment, decision["outcome"] == "promote", decision,
-                                 api=api, poll_seconds=poll_seconds)
+    deployer = ClusterDeployer(cluster_api(api), namespace, experiment.get("kserve_version", DEFAULT_KSERVE_VERSION))
+    if decision["outcome"] == "promote":
+        pointer = _promote_canary(store, deployer, model_name, ready_timeout_seconds, poll_seconds,
+                                  "experiment_promote", experiment=decision)
+    else:
+        pointer = _cancel_canary(store, deployer, model_name, ready_timeout_seconds, poll_seconds,
+                                 "experiment_rolled_back")
     return {"model_name": model_name, "candidate_version": canary["version"], "outcome": decision["outcome"],
             "production": pointer["version"]}
 
@@ -240,11 +239,10 @@ def release_decided_experiment(registry_uri: str, model_name: str, namespace: st
 def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, image: str, service_account: str,
                         version: Optional[str] = None, api=None, logger_url: str = "",
                         deployment_mode: str = "Standard", ready_timeout_seconds: float = 600,
-                        poll_seconds: float = 5, kserve_version: str = "0.15",
-                        event: str = "canary_rolled_back") -> dict[str, Any]:
+                        poll_seconds: float = 5, kserve_version: str = "0.15") -> dict[str, Any]:
     """Undoes a canary (all traffic back to production), or serves an earlier version again.
 
-    The registry moves only once KServe reports the service Ready (``event`` in its history).
+    The registry moves only once KServe reports the service Ready.
 
     Returns:
         The registry pointer now in production.
@@ -254,10 +252,7 @@ def rollback_on_cluster(model_store_uri: str, model_name: str, namespace: str, i
     store = registry.open_registry(model_store_uri)
     deployer = ClusterDeployer(cluster_api(api), namespace, kserve_version)
     if store.canary(model_name) is not None and version is None:
-        deployer.rollback(model_name)  # Knative mode: no traffic to the canary revision
-        deployer.wait_ready(model_name, "Knative", None, "previous", ready_timeout_seconds, poll_seconds)
-        store.set_canary(model_name, None, event)
-        return store.current(model_name)
+        return _cancel_canary(store, deployer, model_name, ready_timeout_seconds, poll_seconds, "canary_rolled_back")
     target = registry.rollback_target(model_name, store.current(model_name), version, store.versions(model_name),
                                       model_store_uri)
     before = deployer.predictor_status(model_name).get("latestCreatedRevision")

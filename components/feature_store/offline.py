@@ -64,7 +64,7 @@ def numeric_hour_keys(columns: Mapping[str, Sequence], parts: Mapping[str, str],
 
     A span's columns (pandas): the same keys as the row-by-row ``hour_key`` (a test compares them on
     every kind of bad value): whole, finite numbers in range, a day the month has; 0.5 s of Python
-    per four months of flights otherwise. None when a part is not an int or float array (objects,
+    per four months of the flights example otherwise. None when a part is not an int or float array (objects,
     a missing default): the row-by-row path then decides.
     """
     sources = [parts.get("year"), parts["month"], parts["day"], parts.get("hour", parts.get("hhmm"))]

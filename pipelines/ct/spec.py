@@ -19,7 +19,7 @@ PIPELINE_YAML = os.path.join(REPO_ROOT, "pipelines", "ct_pipeline.yaml")
 PIPELINE_NAME = "continuous-training"
 
 
-def _spec(pipeline_yaml: str) -> dict[str, Any]:
+def compiled_spec(pipeline_yaml: str) -> dict[str, Any]:
     """The pipeline spec of a compiled YAML (its first document), read once per file version (shared: read only)."""
     return _read_spec(os.path.abspath(pipeline_yaml), os.stat(pipeline_yaml).st_mtime_ns)
 
@@ -36,7 +36,7 @@ def _read_spec(path: str, _mtime_ns: int) -> dict[str, Any]:
 
 
 def _root_parameters(pipeline_yaml: str) -> dict[str, dict]:
-    return _spec(pipeline_yaml)["root"]["inputDefinitions"]["parameters"]
+    return compiled_spec(pipeline_yaml)["root"]["inputDefinitions"]["parameters"]
 
 
 def pipeline_parameters(pipeline_yaml: str = PIPELINE_YAML) -> dict[str, str]:
@@ -100,7 +100,7 @@ def steps(pipeline_yaml: str = PIPELINE_YAML) -> list[Step]:
     late as its consumers allow (resolve-baseline right before evaluate, which reads it), ties
     by name. Sub-pipelines (release) and conditions are flattened into their tasks.
     """
-    spec = _spec(pipeline_yaml)
+    spec = compiled_spec(pipeline_yaml)
     components, executors = spec["components"], spec["deploymentSpec"]["executors"]
     edges: dict[str, set[str]] = {}  # task -> tasks it depends on
     found: dict[str, Step] = {}

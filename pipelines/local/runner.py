@@ -36,6 +36,7 @@ from components.run_folder import (
     task_folders,
     write_task_record,
 )
+from pipelines.ct.spec import compiled_spec, steps
 from pipelines.local import kfp_local_compat
 from pipelines.local.backend_contract import BackendContract, ContractError
 
@@ -344,16 +345,9 @@ def _preloads(program: str) -> Optional[tuple[str, ...]]:
         return None
 
 
-def _compiled_spec(pipeline_yaml: str) -> dict[str, Any]:
-    """The pipeline spec of a compiled YAML (its first document), read once per version of the file."""
-    from pipelines.ct.spec import _spec
-
-    return _spec(pipeline_yaml)
-
-
 def _executor_programs(pipeline_yaml: str) -> dict[str, tuple[str, str]]:
     """Task name -> (runtime, program) of each container task of a compiled pipeline, in nested DAGs too."""
-    spec = _compiled_spec(pipeline_yaml)
+    spec = compiled_spec(pipeline_yaml)
     executors = spec["deploymentSpec"]["executors"]
     programs = {}
     for dag in [spec["root"].get("dag") or {}, *((c.get("dag") or {}) for c in spec["components"].values())]:
@@ -365,13 +359,13 @@ def _executor_programs(pipeline_yaml: str) -> dict[str, tuple[str, str]]:
     return programs
 
 
-def _container_upstream(pipeline_yaml: str) -> tuple[dict[str, set[str]], set[str]]:
-    """(container task -> the container tasks it depends on, the cacheable tasks that write artifacts).
+def artifact_downstream(pipeline_yaml: str) -> dict[str, set[str]]:
+    """Per cacheable container task that writes artifacts: the container tasks downstream of it, in nested DAGs too.
 
     A task inside a DAG task (a condition, say) depends on what that DAG task depends on; a
     dependency on a DAG task is one on every task inside it.
     """
-    spec = _compiled_spec(pipeline_yaml)
+    spec = compiled_spec(pipeline_yaml)
     components = spec["components"]
     upstream: dict[str, set[str]] = {}  # container task -> the task names it depends on
     members: dict[str, set[str]] = {}  # DAG task -> the container tasks inside it
@@ -396,12 +390,7 @@ def _container_upstream(pipeline_yaml: str) -> tuple[dict[str, set[str]], set[st
         return inside
 
     walk(spec["root"].get("dag") or {}, set())
-    return {task: set().union(set(), *(members.get(d, {d}) for d in deps)) for task, deps in upstream.items()}, writes
-
-
-def artifact_downstream(pipeline_yaml: str) -> dict[str, set[str]]:
-    """Per cacheable container task that writes artifacts: the container tasks downstream of it, in nested DAGs too."""
-    direct, writes = _container_upstream(pipeline_yaml)
+    direct = {task: set().union(set(), *(members.get(d, {d}) for d in deps)) for task, deps in upstream.items()}
     downstream: dict[str, set[str]] = {}
     for task in writes:
         found, frontier = set(), {task}
@@ -441,32 +430,14 @@ def warm_plan(pipeline_yaml: str, feature_views: bool = True) -> dict[str, tuple
     store pass the spans through or have nothing to materialize, and need none of Feast.
     """
     plan = {}
-    depth = task_depths(pipeline_yaml)
     programs = _executor_programs(pipeline_yaml)
-    for name in sorted(programs, key=lambda task: (depth.get(task, 0), task)):
+    order = {step.name: index for index, step in enumerate(steps(pipeline_yaml))}  # dependencies first
+    for name in sorted(programs, key=lambda task: (order.get(task, len(order)), task)):
         runtime, program = programs[name]
         declared = _preloads(program) if program.startswith("components.") else None
         if declared is not None:
             plan[name] = (runtime, () if not feature_views and _opens_feature_store(program) else declared)
     return plan
-
-
-def task_depths(pipeline_yaml: str) -> dict[str, int]:
-    """Container task -> the length of its longest chain of upstream tasks (0: it depends on none).
-
-    The order the run needs the tasks in, near enough: kfp.local runs a task once all it depends on has run.
-    """
-    direct, _ = _container_upstream(pipeline_yaml)
-    depths: dict[str, int] = {}
-
-    def depth(task: str) -> int:
-        if task not in depths:
-            depths[task] = 1 + max((depth(up) for up in direct.get(task, ()) if up in direct), default=-1)
-        return depths[task]
-
-    for task in direct:
-        depth(task)
-    return depths
 
 
 def warm_preloads(pipeline_yaml: str, feature_views: bool = True) -> dict[str, list[str]]:

@@ -356,11 +356,11 @@ class WarmPool:
             pending = self._still_to_run()
             modules = _modules(self.plan, pending, runtime)
             # Another runtime imports ahead of a task the run needs sooner: these wait for their turn.
-            mine = [index for index, name in enumerate(self.plan) if name in pending and self.plan[name][0] == runtime]
-            if modules and mine and self._ahead_busy() and self._ahead.runtime != runtime and \
-                    self._queue_position(self._ahead.runtime) < min(mine):
+            mine = self._first_position(runtime, pending)
+            if modules and self._ahead_busy() and self._ahead.runtime != runtime and \
+                    self._first_position(self._ahead.runtime, pending) < mine:
                 self._queue = [queued for queued in self._queue if queued[1] != runtime]
-                self._queue.append((min(mine), runtime, modules, ""))
+                self._queue.append((mine, runtime, modules, ""))
                 self._queue.sort()
                 self._advance()  # nothing yet: makes sure the queue is watched
                 return []
@@ -373,10 +373,10 @@ class WarmPool:
         return ahead is not None and ahead.alive and not (self._ahead_until_task and ahead.runtime in self._checked) \
             and ahead.preloaded(after=self._ahead_reports) is None
 
-    def _queue_position(self, runtime: str) -> int:
-        """The plan position of the first pending task of ``runtime`` (the lock held)."""
-        pending = self._still_to_run()
-        return min((index for index, name in enumerate(self.plan) if name in pending and self.plan[name][0] == runtime),
+    def _first_position(self, runtime: str, tasks: Iterable[str]) -> int:
+        """The plan position of the first of ``tasks`` that is of ``runtime`` (the plan's length: none)."""
+        tasks = set(tasks)
+        return min((index for index, name in enumerate(self.plan) if name in tasks and self.plan[name][0] == runtime),
                    default=len(self.plan))
 
     def task_starts(self, task: str) -> bool:
@@ -395,16 +395,11 @@ class WarmPool:
         with self._lock:
             self._started_tasks.add(task)
             coming = self.downstream[task] & self._still_to_run()
-            position = {name: index for index, name in enumerate(self.plan)}
-            first: dict[str, int] = {}
-            for name in coming:
-                runtime = self.plan[name][0]
-                first[runtime] = min(first.get(runtime, len(position)), position[name])
             queued = {runtime for _, runtime, _, _ in self._queue}
-            for runtime in sorted(set(first) - set(self.servers) - queued):
+            for runtime in sorted({self.plan[name][0] for name in coming} - set(self.servers) - queued):
                 modules = _modules(self.plan, coming, runtime)
                 if modules and runtime in self.preloads:
-                    self._queue.append((first[runtime], runtime, modules, task))
+                    self._queue.append((self._first_position(runtime, coming), runtime, modules, task))
                     fresh = fresh or runtime == own
             self._queue.sort()
             self._advance()

@@ -230,10 +230,17 @@ def test_without_feature_views_the_feature_store_steps_import_nothing_ahead():
 
 def test_servers_ahead_of_their_tasks_import_one_at_a_time_in_the_order_the_run_needs_them(package):
     """Two cores: runtimes importing at once beside a task made each the last to be ready (Feast's included)."""
-    slow = os.path.join(package, "slowimport.py")
-    with open(slow, "w", encoding="utf-8") as handle:
-        handle.write("import time\ntime.sleep(1.5)\n")
+    # dev's import lasts until the test opens the gate: what is asserted while it imports holds on a busy machine.
+    gate = os.path.join(package, "gate")
+    with open(os.path.join(package, "slowimport.py"), "w", encoding="utf-8") as handle:
+        handle.write(f"import os, time\nwhile not os.path.exists({gate!r}):\n    time.sleep(0.02)\n")
     lines = []
+
+    def wait_until(condition):
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return condition()
 
     def pool_of(**later):
         """A's downstream tasks: b (dev, a slow import) first in the plan, then ``later`` (name: (runtime, module))."""
@@ -252,15 +259,15 @@ def test_servers_ahead_of_their_tasks_import_one_at_a_time_in_the_order_the_run_
         assert list(pool.servers) == ["dev"]  # the others wait for dev's imports
         time.sleep(0.5)
         assert list(pool.servers) == ["dev"]
-        deadline = time.monotonic() + 30
-        while len(pool.servers) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        open(gate, "w").close()
+        assert wait_until(lambda: len(pool.servers) == 3)
         assert list(pool.servers) == ["dev", "other", "third"]
         assert [line.split(": the ")[1].split(" runtime")[0] for line in lines] == ["dev", "other", "third"]
         assert pool.servers["dev"].preloaded()["preloaded"] == ["slowimport"]  # before "other" started
     finally:
         pool.stop()
     # A task arriving before its runtime's turn starts its server at once (it runs first, then imports).
+    os.remove(gate)
     pool = pool_of(c=("other", "wave"), e=("other", "colorsys"))
     try:
         pool.task_starts("a")
@@ -270,10 +277,11 @@ def test_servers_ahead_of_their_tasks_import_one_at_a_time_in_the_order_the_run_
         assert pool.later_imports("other", "c") == []
         code, output = _run(server, ["preloaded"])
         assert code == 0
-        deadline = time.monotonic() + 30
-        while server.preloaded() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pool.servers["dev"].preloaded() is not None  # dev's first
+        time.sleep(0.5)
+        assert server.preloaded() is None  # not before dev's turn ends
+        open(gate, "w").close()
+        assert wait_until(lambda: server.preloaded() is not None)
+        assert pool.servers["dev"].preloaded() is not None
         assert server.preloaded()["preloaded"] == ["colorsys"]
     finally:
         pool.stop()
