@@ -32,10 +32,13 @@ $(VENVS)/%/.synced: images/%/requirements-dev.lock | $(UV)
 	@echo "Building the local '$*' runtime from images/$*/requirements-dev.lock ..."
 	@test -x $(VENVS)/$*/bin/python || $(UV) venv --quiet --python $$(command -v $(PYTHON)) $(VENVS)/$*
 	$(UV) pip sync --quiet --compile-bytecode --python $(VENVS)/$*/bin/python images/$*/requirements-dev.lock
+	@# A runtime that runs optimized (components/images.py RUNTIME_ENV) reads .opt-1.pyc files: compile those too.
+	@opt=$$($(PYTHON) -c "from components.images import RUNTIME_ENV; print(RUNTIME_ENV.get('$*', {}).get('PYTHONOPTIMIZE', ''))"); \
+	  if [ -n "$$opt" ]; then PYTHONOPTIMIZE=$$opt $(VENVS)/$*/bin/python -m compileall -q -j 0 $(VENVS)/$*/lib >/dev/null; fi
 	@touch $@
 
 setup: $(foreach r,$(RUNTIMES),$(VENVS)/$(r)/.synced) ## Build one local environment per runtime image (idempotent)
-	@$(PYTHON) -m compileall -q -j 0 components pipelines >/dev/null
+	@$(PYTHON) -m compileall -q -j 0 -o 0 -o 1 components pipelines >/dev/null
 	@echo "Local runtimes ready: $(RUNTIMES) (in $(VENVS)/)"
 
 RUNTIME ?= $(RUNTIMES)
@@ -243,7 +246,9 @@ images: base-image ## Build every runtime image with docker or podman, tagged as
 	  ref=$$($(PYTHON) -c "from components.images import image; print(image('$$r'))"); \
 	  echo "== $$ref"; start=$$(date +%s); \
 	  $(ENGINE) build --network=host $(if $(filter podman,$(ENGINE)),-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro) \
-	    --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg RUNTIME=$$r -f images/Dockerfile -t $$ref . >/tmp/kfp-ct-build-$$r.log 2>&1 \
+	    --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg RUNTIME=$$r \
+	    $$($(PYTHON) -c "from components.images import runtime_env; print(' '.join(f'--build-arg {k}={v}' for k, v in runtime_env('$$r').items()))") \
+	    -f images/Dockerfile -t $$ref . >/tmp/kfp-ct-build-$$r.log 2>&1 \
 	    || { tail -30 /tmp/kfp-ct-build-$$r.log; exit 1; }; \
 	  echo "   built in $$(( $$(date +%s) - start )) s, $$($(ENGINE) image inspect $$ref --format '{{.Size}}') bytes"; \
 	done

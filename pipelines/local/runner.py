@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any, Optional
 
-from components.images import runtime_of
+from components.images import runtime_env, runtime_of
 from components.paths import REPO_ROOT
 from components.run_folder import (
     CACHED_DIR,
@@ -109,6 +109,7 @@ class RuntimeTaskHandler:
         env["PYTHONPATH"] = REPO_ROOT
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("PYTHONHOME", None)
+        env.update(runtime_env(runtime_of(self.image)))
         return env
 
     def _execute(self, emit) -> int:

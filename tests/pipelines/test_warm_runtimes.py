@@ -24,6 +24,8 @@ if mode == "kill":
     os.kill(os.getpid(), 9)
 if mode == "crash":
     raise RuntimeError("boom")
+if mode == "flags":
+    print("optimize", sys.flags.optimize)
 if mode == "preloaded":
     print("preloaded", "json" in sys.modules and "colorsys" in sys.modules)
 sys.exit(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
@@ -151,6 +153,20 @@ def test_a_runtime_s_server_starts_with_its_first_task_and_only_then(package):
     finally:
         pool.stop()
     assert not os.path.exists(folder) and not server.alive
+
+
+def test_a_server_runs_with_its_runtime_s_environment(package):
+    """The feature runtime's server, and so every task forked from it, runs optimized (images.RUNTIME_ENV)."""
+    assert images.RUNTIME_ENV["feature"] == {"PYTHONOPTIMIZE": "1"}
+    folder = os.path.join(tempfile.gettempdir(), f"warm-env-{os.getpid()}")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"}
+    pool = warm.WarmPool({"feature": ["json"], "dev": ["json"]}, lambda runtime: sys.executable, folder,
+                         {**env, "PYTHONPATH": os.pathsep.join([package, os.getcwd()])}, lambda line: None)
+    try:
+        assert "optimize 1" in _run(pool.get("feature"), ["flags"])[1]
+        assert "optimize 0" in _run(pool.get("dev"), ["flags"])[1]
+    finally:
+        pool.stop()
 
 
 def test_a_server_imports_after_a_task_what_the_run_s_later_tasks_of_its_runtime_need(package):
