@@ -44,6 +44,9 @@ online_store:
   path: online.db
 offline_store:
   type: file
+# Feast's local engine handing the store Arrow, not a protobuf per value (arrow_engine.py).
+batch_engine:
+  type: components.feature_store.arrow_engine.ArrowLocalComputeEngine
 entity_key_serialization_version: 3
 """
 

@@ -191,10 +191,11 @@ def test_a_configuration_variable_the_environment_does_not_set_is_named(repo, mo
 
 
 def test_batched_writes_leave_the_online_store_as_feast_s_own_writer_does(source, repo, tmp_path):
-    """components/feature_store/batched_sqlite.py: one executemany, the same rows as Feast's statement per value."""
+    """batched_sqlite.py + arrow_engine.py: one executemany from Arrow, the same rows as Feast's engine and store."""
     import shutil
     import sqlite3
 
+    from components.feature_store.arrow_engine import TYPE as ENGINE
     from components.feature_store.batched_sqlite import TYPE
 
     first = materialize_new(str(source), repo, FLIGHTS)
@@ -205,7 +206,7 @@ def test_batched_writes_leave_the_online_store_as_feast_s_own_writer_does(source
     os.remove(os.path.join(feast_repo, "offline", VIEW.name, offline.MATERIALIZED_STATE))
     config = os.path.join(feast_repo, feature_repo.CONFIG_FILE)
     with open(config, encoding="utf-8") as handle:
-        text = handle.read().replace(TYPE, "sqlite")
+        text = handle.read().replace(TYPE, "sqlite").replace(ENGINE, "local")  # Feast's store and engine
     with open(config, "w", encoding="utf-8") as handle:
         handle.write(text)
     assert materialize_new(str(source), feast_repo, FLIGHTS)["online_store"] == "sqlite"
