@@ -345,8 +345,10 @@ def join_views(store, frames: list, view, spec, known: set) -> list:
         import dask
 
         # Feast's file store computes with dask; its thread pool only waits on locks for a few
-        # hundred thousand rows (measured 1.79 -> 1.64 s for four months, the same rows out).
-        with dask.config.set(scheduler="synchronous"):
+        # hundred thousand rows (measured 1.79 -> 1.64 s for four months, the same rows out), and its
+        # default shuffle for the point-in-time dedup goes through partd's files ("disk"): in memory
+        # ("tasks") join_dataset takes 1.81 -> 1.67 s, the output files byte-identical.
+        with dask.config.set({"scheduler": "synchronous", "dataframe.shuffle.method": "tasks"}):
             result = store.get_historical_features(entity_df=unique, features=feature_refs(view)).to_df()
         result["event_timestamp"] = utc(result["event_timestamp"])
         result = result.drop_duplicates([*names, "event_timestamp"], keep="last")

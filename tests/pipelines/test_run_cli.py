@@ -135,3 +135,37 @@ def test_a_second_model_or_checkout_serves_beside_the_first_on_another_port(tmp_
         finally:
             sleeper.kill()
             sleeper.wait()
+
+
+def test_the_runner_loads_a_compiled_pipeline_as_kfp_does(tmp_path):
+    """pipelines/local/runner.py load_pipeline (libyaml) gives kfp's load_component_from_file's ComponentSpec."""
+    from kfp import compiler, components, dsl
+
+    from pipelines.local.runner import load_pipeline
+
+    @dsl.component(base_image="python:3.11")
+    def step(x: int) -> int:
+        return x
+
+    @dsl.pipeline(name="described")
+    def described(x: int = 1):
+        """First line of a description.
+
+        Its second paragraph, on two
+        lines."""
+        step(x=x)
+
+    @dsl.pipeline(name="plain")
+    def plain(x: int = 1):
+        step(x=x)
+
+    paths = ["pipelines/ct_pipeline.yaml"]
+    for pipeline in (described, plain):
+        paths.append(str(tmp_path / f"{pipeline.name}.yaml"))
+        compiler.Compiler().compile(pipeline, paths[-1])
+    for path in paths:
+        ours, kfp = load_pipeline(path), components.load_component_from_file(path)
+        assert ours.component_spec == kfp.component_spec and ours.component_yaml == kfp.component_yaml
+        assert ours.component_spec.description == kfp.component_spec.description
+        assert ours.name == kfp.name
+    assert "second paragraph" in load_pipeline(paths[1]).component_spec.description
