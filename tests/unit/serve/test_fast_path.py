@@ -89,10 +89,48 @@ def test_a_pipeline_of_another_shape_is_served_by_pipeline_predict_proba(trained
 def test_a_compiled_path_that_disagrees_at_load_is_not_used(trained, monkeypatch, capsys):
     folder, _ = trained
     original = CompiledPredictor.predict
-    monkeypatch.setattr(CompiledPredictor, "predict", lambda self, columns, rows: original(self, columns, rows) + 1e-15)
+    monkeypatch.setattr(CompiledPredictor, "predict",
+                        lambda self, columns, rows, **way: original(self, columns, rows, **way) + 1e-15)
     model = LoadedModel(folder, "v")
     assert model.compiled is None
     assert "differs from Pipeline.predict_proba" in capsys.readouterr().out
+
+
+def test_a_forest_that_disagrees_at_load_is_not_used(trained, monkeypatch, capsys):
+    """The load-time probe checks the one-pass forest too, though its rows are more than the forest takes."""
+    folder, _ = trained
+    original = CompiledPredictor._through_forest
+
+    def off(self, matrix, out):
+        original(self, matrix, out)
+        out[-1, -1] += 1e-12
+
+    monkeypatch.setattr(CompiledPredictor, "_through_forest", off)
+    assert LoadedModel(folder, "v").compiled is None
+    assert "(forest)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 3, 7, 20])
+def test_the_forest_gives_each_tree_s_output_for_every_request_size(tmp_path, max_iter):
+    """One pass of the forest (routing nodes to each tree's root), tree by tree and the pipeline agree bit for bit,
+    whatever the number of trees (a power of two or not, one alone) and of rows, hostile rows included."""
+    from components.model_server.model import FOREST_BELOW_ROWS
+    from tests.unit.serve.conftest import _build_model
+
+    frame = _build_model(tmp_path, max_iter=max_iter)
+    model = LoadedModel(str(tmp_path), "v")
+    assert model.compiled is not None and len(model.compiled._trees) == max_iter, model.path_note
+    hostile = _hostile_frame(frame, 3000)  # NaN and unknown categories: columns as compare_paths builds them
+    columns = {name: (hostile[name].to_numpy(dtype="float64") if name in model.info["numeric_features"]
+                      else [None if value is None or value != value else value for value in hostile[name]])
+               for name in model.info["features"]}
+    reference = model.reference_predict(columns)
+    for rows in (1, 2, FOREST_BELOW_ROWS - 1, FOREST_BELOW_ROWS, 100, 3000):
+        part = {name: values[:rows] for name, values in columns.items()}
+        for way in (True, False, None):
+            assert np.array_equal(model.compiled.predict(part, rows, forest=way), reference[:rows]), (rows, way)
+    assert compare_paths(str(tmp_path), hostile)["differing_rows"] == 0
+    assert model.compiled.predict({name: values[:0] for name, values in columns.items()}, 0).shape == (0,)
 
 
 FEATURES = dataset.FEATURES
