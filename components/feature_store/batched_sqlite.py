@@ -49,6 +49,57 @@ def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values[first], codes
 
 
+def _entity_keys(names: list[str], columns: list[tuple[list, np.ndarray]], version: int) -> list:
+    """``serialize_entity_key`` of each row's join key values, built from each distinct value's bytes.
+
+    Feast 0.67.0's key (feast/infra/key_encoding_utils.py ``serialize_entity_key``) is the join key
+    names' prefix (``serialize_entity_key_prefix``) then, in the names' sorted order, each value's type,
+    length and bytes (``_serialize_val``): each distinct value is serialized once. Rows spread over the
+    batch are checked against Feast's function; should one differ (another Feast), every key is Feast's.
+
+    Args:
+        names: The join keys, in the view's order.
+        columns: Per join key, its distinct ``ValueProto`` and each row's index into them.
+        version: The repository's ``entity_key_serialization_version``.
+    """
+    import struct
+
+    from feast.infra.key_encoding_utils import _serialize_val, serialize_entity_key_prefix
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+
+    def part(value) -> bytes:
+        data, value_type = _serialize_val(value.WhichOneof("val"), value, entity_key_serialization_version=version)
+        return struct.pack("<I", value_type) + struct.pack("<I", len(data)) + data
+
+    prefix = serialize_entity_key_prefix(names, entity_key_serialization_version=version)
+    ordered = sorted(range(len(names)), key=lambda index: names[index])
+    parts = [_per_row([part(value) for value in columns[index][0]], columns[index][1]) for index in ordered]
+    keys = [prefix + b"".join(row) for row in zip(*parts)]
+    rows = len(keys)
+
+    def feast_key(row: int) -> bytes:
+        values = [converted[codes[row]] for converted, codes in columns]
+        return serialize_entity_key(EntityKeyProto(join_keys=names, entity_values=values),
+                                    entity_key_serialization_version=version)
+
+    if all(keys[row] == feast_key(row) for row in sorted({0, rows - 1, *range(0, rows, max(1, rows // 64))})):
+        return keys
+    print("[feature store] entity keys built value by value differ from Feast's serialize_entity_key: "
+          "serializing every key with it", flush=True)
+    return [feast_key(row) for row in range(rows)]
+
+
+def _adapted(value):
+    """What sqlite3 stores for ``value``: its registered adapter's result, once per distinct time, not per row.
+
+    Feast's sqlite.py registers an adapter for ``datetime`` (a Unix timestamp).
+    """
+    import sqlite3
+
+    adapt = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
+    return value if adapt is None else adapt(value)
+
+
 def _per_row(distinct: list, codes: np.ndarray) -> np.ndarray:
     column = np.empty(len(distinct), dtype=object)
     column[:] = distinct
@@ -90,7 +141,6 @@ class BatchedSqliteOnlineStore(SqliteOnlineStore):
             join_keys: Join key -> its ``ValueType``, as Feast's output node builds it.
         """
         import pandas as pd
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
         from feast.type_map import python_values_to_proto_values
         from feast.utils import _coerce_datetime, _convert_arrow_to_proto, _validate_vector_field_lengths
 
@@ -104,15 +154,11 @@ class BatchedSqliteOnlineStore(SqliteOnlineStore):
 
         def times(name):  # feast/utils.py _convert_arrow_fv_to_proto's timestamps, then this store's naive UTC
             distinct, codes = _distinct(batch.column(name).to_numpy(zero_copy_only=False))
-            return _per_row([to_naive_utc(_coerce_datetime(value)) for value in pd.to_datetime(distinct)], codes)
+            return _per_row([_adapted(to_naive_utc(_coerce_datetime(value))) for value in pd.to_datetime(distinct)],
+                            codes)
 
-        key_values = []
-        for name, value_type in join_keys.items():
-            converted, codes = protos(name, value_type)
-            key_values.append(_per_row(converted, codes))
-        version = config.entity_key_serialization_version
-        keys = [serialize_entity_key(EntityKeyProto(join_keys=list(join_keys), entity_values=values),
-                                     entity_key_serialization_version=version) for values in zip(*key_values)]
+        keys = _entity_keys(list(join_keys), [protos(name, value_type) for name, value_type in join_keys.items()],
+                            config.entity_key_serialization_version)
         event_ts = times(table.batch_source.timestamp_field)
         created = table.batch_source.created_timestamp_column
         created_ts = times(created) if created else None

@@ -79,7 +79,7 @@ def _rows(folder: str) -> list:
 
 
 @pytest.mark.parametrize("batch_size", [None, 97])
-def test_arrow_materialization_writes_the_rows_feast_s_engine_and_store_write(tmp_path, batch_size):
+def test_arrow_materialization_writes_the_rows_feast_s_engine_and_store_write(tmp_path, batch_size, capsys):
     data = str(tmp_path / "readings.parquet")
     _readings(3000, seed=11).to_parquet(data)
     folders = {setup: str(tmp_path / setup) for setup in SETUPS}
@@ -93,6 +93,7 @@ def test_arrow_materialization_writes_the_rows_feast_s_engine_and_store_write(tm
     keys = {(row[0]) for row in feast}
     assert len(keys) > 200 and len(feast) == len(keys) * 7  # 7 features per key
     assert _rows(folders["arrow"]) == feast and _rows(folders["fallback"]) == feast
+    assert "differ from Feast's serialize_entity_key" not in capsys.readouterr().out  # keys value by value
     # Every kind of value got through: NaN/None (empty), -0.0 apart from 0.0.
     values = {row[2] for row in feast}
     assert b"" in values and any(v.startswith(b"\x29\x00\x00\x00\x00\x00\x00\x00\x80") for v in values)
@@ -112,3 +113,18 @@ def test_distinct_values_are_told_apart_bit_for_bit():
     assert codes.tolist() == [0, 1, 2, 0, 3, 2, 1]
     strings = np.array(["a", None, "a"], dtype=object)  # left whole: converted value by value
     assert _distinct(strings)[0] is strings and _distinct(strings)[1].tolist() == [0, 1, 2]
+
+
+def test_keys_built_value_by_value_fall_back_to_feast_s_serialization_when_they_differ(tmp_path, monkeypatch, capsys):
+    """A Feast whose key layout is not names' prefix + value parts: the sampled check notices, every key is Feast's."""
+    import feast.infra.key_encoding_utils as encoding
+
+    data = str(tmp_path / "readings.parquet")
+    _readings(500, seed=5).to_parquet(data)
+    folders = {setup: str(tmp_path / setup) for setup in ("arrow", "feast")}
+    monkeypatch.setattr(encoding, "serialize_entity_key_prefix", lambda names, **_: b"another layout")
+    for setup, folder in folders.items():
+        os.makedirs(folder)
+        _store(folder, data, setup, None).materialize(START - timedelta(hours=1), START + timedelta(days=4))
+    assert "differ from Feast's serialize_entity_key" in capsys.readouterr().out
+    assert _rows(folders["arrow"]) == _rows(folders["feast"])
