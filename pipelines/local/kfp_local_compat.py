@@ -10,7 +10,8 @@ cache hits and no reader for its cache entries, so the runner:
 3. reads a cache entry file: a JSON object of outputs in which artifacts carry the marker
    ``__kfp_artifact__`` (``kfp/local/cache.py``);
 4. recognises podman's answer for a container that exited and was removed before kfp.local
-   attached to it (``no such container``, a 500 where Docker answers 404).
+   attached to it (``no such container``, a 500 where Docker answers 404);
+5. imports kfp without its API client (``import_kfp``).
 
 ``problems()`` checks each of these against the installed kfp; the runner refuses to run when
 it finds any, so an upgrade of kfp fails loudly, naming what changed.
@@ -31,6 +32,31 @@ from typing import Any, Optional
 KFP_VERSION = "2.17.3"
 _ARTIFACT_MARKER = "__kfp_artifact__"
 _CACHE_HIT = re.compile(r"Task (\S+) cache hit \(key=([0-9a-f]+)\)")
+
+
+def import_kfp() -> None:
+    """Imports the kfp package without ``kfp.client``, which a local run never uses.
+
+    kfp's ``kfp/__init__.py`` imports ``kfp.client`` (and through it the Kubernetes client: 0.2 s of
+    every local run, a cached rerun's included) unless ``_KFP_RUNTIME`` is ``true``, the switch kfp's
+    own task command sets for the same reason (``kfp/dsl/component_factory.py``). It is set only while
+    the package's ``__init__`` runs: ``kfp.dsl``, ``kfp.components`` and ``kfp.local`` are imported
+    afterwards as usual, whole, and the tasks' environments never see it. Nothing happens once kfp is
+    imported.
+    """
+    import sys
+
+    if "kfp" in sys.modules:
+        return
+    previous = os.environ.get("_KFP_RUNTIME")
+    os.environ["_KFP_RUNTIME"] = "true"
+    try:
+        import kfp  # noqa: F401 - the package alone
+    finally:
+        if previous is None:
+            del os.environ["_KFP_RUNTIME"]
+        else:
+            os.environ["_KFP_RUNTIME"] = previous
 
 
 def problems() -> list[str]:

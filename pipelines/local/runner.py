@@ -534,6 +534,7 @@ def run_pipeline_file(pipeline_yaml: str, arguments: dict[str, Any], run_dir: st
     Returns:
         True when every task that ran succeeded.
     """
+    kfp_local_compat.import_kfp()
     from kfp import local
 
     problems = kfp_local_compat.problems()

@@ -169,3 +169,26 @@ def test_the_runner_loads_a_compiled_pipeline_as_kfp_does(tmp_path):
         assert ours.component_spec.description == kfp.component_spec.description
         assert ours.name == kfp.name
     assert "second paragraph" in load_pipeline(paths[1]).component_spec.description
+
+
+def test_a_local_run_imports_kfp_without_its_client_and_leaves_no_switch_behind():
+    """kfp_local_compat.import_kfp: kfp.client (and the Kubernetes client) stay unimported; dsl, components and local
+    are whole; _KFP_RUNTIME is back as it was (absent, or the caller's value)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import os, sys; from pipelines.local import kfp_local_compat as c; c.import_kfp(); "
+             "from kfp import components, dsl, local; "
+             "print('kfp.client' in sys.modules, 'kubernetes' in sys.modules, os.environ.get('_KFP_RUNTIME'), "
+             "hasattr(dsl, 'component'), hasattr(dsl, 'pipeline'), hasattr(components, 'load_component_from_file'))")
+    env = {k: v for k, v in os.environ.items() if k != "_KFP_RUNTIME"}
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False", "None", "True", "True", "True"]
+    result = subprocess.run([sys.executable, "-c", probe], env={**env, "_KFP_RUNTIME": "kept"}, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.split()[2] == "kept"
+    # Without it, kfp's own __init__ imports the client: the probe can tell.
+    plain = probe.replace("c.import_kfp(); ", "")
+    result = subprocess.run([sys.executable, "-c", plain], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split()[:2] == ["True", "True"]
