@@ -76,6 +76,8 @@ def _entity_keys(names: list[str], columns: list[tuple[list, np.ndarray]], versi
     parts = [_per_row([part(value) for value in columns[index][0]], columns[index][1]) for index in ordered]
     keys = [prefix + b"".join(row) for row in zip(*parts)]
     rows = len(keys)
+    if not rows:
+        return keys
 
     def feast_key(row: int) -> bytes:
         values = [converted[codes[row]] for converted, codes in columns]
