@@ -128,3 +128,9 @@ def test_keys_built_value_by_value_fall_back_to_feast_s_serialization_when_they_
         _store(folder, data, setup, None).materialize(START - timedelta(hours=1), START + timedelta(days=4))
     assert "differ from Feast's serialize_entity_key" in capsys.readouterr().out
     assert _rows(folders["arrow"]) == _rows(folders["feast"])
+
+
+def test_entity_keys_of_no_row_are_none():
+    from components.feature_store.batched_sqlite import _entity_keys
+
+    assert _entity_keys(["station", "slot"], [([], np.array([], dtype=np.int64))] * 2, 3) == []
