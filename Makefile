@@ -33,7 +33,7 @@ $(VENVS)/%/.synced: images/%/requirements-dev.lock | $(UV)
 	@test -x $(VENVS)/$*/bin/python || $(UV) venv --quiet --python $$(command -v $(PYTHON)) $(VENVS)/$*
 	$(UV) pip sync --quiet --compile-bytecode --python $(VENVS)/$*/bin/python images/$*/requirements-dev.lock
 	@# A runtime that runs optimized (components/images.py RUNTIME_ENV) reads .opt-1.pyc files: compile those too.
-	@opt=$$($(PYTHON) -c "from components.images import RUNTIME_ENV; print(RUNTIME_ENV.get('$*', {}).get('PYTHONOPTIMIZE', ''))"); \
+	@opt=$$($(PYTHON) -c "from components.images import runtime_env; print(runtime_env('$*').get('PYTHONOPTIMIZE', ''))"); \
 	  if [ -n "$$opt" ]; then PYTHONOPTIMIZE=$$opt $(VENVS)/$*/bin/python -m compileall -q -j 0 $(VENVS)/$*/lib >/dev/null; fi
 	@touch $@
 

@@ -24,15 +24,21 @@ def compiled_spec(pipeline_yaml: str) -> dict[str, Any]:
     return _read_spec(os.path.abspath(pipeline_yaml), os.stat(pipeline_yaml).st_mtime_ns)
 
 
-@functools.lru_cache(maxsize=8)
-def _read_spec(path: str, _mtime_ns: int) -> dict[str, Any]:
+def yaml_documents(text: str) -> list[Any]:
+    """The documents of a compiled pipeline's YAML (a fresh copy), read with libyaml's parser where PyYAML has it.
+
+    The compiled spec (90 KB) in 0.008 s, not 0.11 s with PyYAML's pure-Python parser (same content).
+    """
     import yaml
 
-    # libyaml's parser where PyYAML has it: the compiled spec (90 KB) in 0.008 s, not 0.11 s (same content).
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_spec(path: str, _mtime_ns: int) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         # The pipeline spec is the first document; platform (Kubernetes) settings follow it.
-        return next(yaml.load_all(handle, Loader=loader))
+        return yaml_documents(handle.read())[0]
 
 
 def _root_parameters(pipeline_yaml: str) -> dict[str, dict]:

@@ -36,7 +36,7 @@ from components.run_folder import (
     task_folders,
     write_task_record,
 )
-from pipelines.ct.spec import compiled_spec, steps
+from pipelines.ct.spec import compiled_spec, steps, yaml_documents
 from pipelines.local import kfp_local_compat
 from pipelines.local.backend_contract import BackendContract, ContractError
 
@@ -482,13 +482,12 @@ def load_pipeline(pipeline_yaml: str):
     0.08 s a run for the 90 KB spec, cached reruns included; libyaml 0.008 s); this follows kfp's
     ``ComponentSpec.from_yaml_documents`` for an IR YAML: the same ``ComponentSpec`` (tested).
     """
-    import yaml
     from kfp import components
     from kfp.dsl import structures, yaml_component
 
     with open(pipeline_yaml, encoding="utf-8") as handle:
         text = handle.read()
-    documents = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    documents = yaml_documents(text)  # its own copy: from_ir_dicts may change what it reads
     if len(documents) not in (1, 2) or "implementation" in documents[0]:  # not one compiled v2 pipeline: kfp's way
         return components.load_component_from_text(text)
     spec = structures.ComponentSpec.from_ir_dicts(documents[0], documents[1] if len(documents) == 2 else {})

@@ -438,10 +438,10 @@ class WarmPool:
 
     def _start(self, runtime: str, preload: list[str]) -> WarmRuntime:
         os.makedirs(self.folder, exist_ok=True)
-        from components.images import RUNTIME_ENV  # the runner's side only: the server needs the standard library
+        from components.images import runtime_env  # the runner's side only: the server needs the standard library
 
         return WarmRuntime(runtime, self.python_of(runtime), preload, os.path.join(self.folder, f"{runtime}.sock"),
-                           {**self.env, **RUNTIME_ENV.get(runtime, {})})
+                           {**self.env, **runtime_env(runtime)})
 
     def get(self, runtime: str) -> Optional[WarmRuntime]:
         """The runtime's server, started on first use; None for a runtime with nothing to import."""
